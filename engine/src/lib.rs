@@ -1,0 +1,13 @@
+//! Vitals' engine: the domain model and the pure logic over it.
+//!
+//! No database and no network: the store persists these types, the server maps the
+//! API onto them, and the trainer and the server compute features from them, so a
+//! model is always scored on exactly what it was trained on.
+
+pub mod currency;
+pub mod domain;
+pub mod time;
+pub mod validate;
+
+pub use domain::*;
+pub use validate::{FieldViolation, Violations};

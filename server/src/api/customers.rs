@@ -1,0 +1,222 @@
+//! `vitals.v1.CustomerService`.
+
+use tonic::{Request, Response, Status, Streaming};
+use vitals_engine::time::now_micros;
+use vitals_engine::validate::check_customer;
+use vitals_engine::Violations;
+use vitals_proto::v1 as pb;
+use vitals_proto::v1::customer_service_server::CustomerService;
+use vitals_store::{CustomerFilter, Store, page};
+
+use crate::convert::{
+    self, UPDATABLE_PATHS, apply_mask, customer_data_from_proto, customer_to_proto,
+};
+use crate::error::{blocking, invalid, invalid_field};
+
+#[derive(Debug, Clone)]
+pub struct CustomerApi {
+    store: Store,
+}
+
+impl CustomerApi {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+/// Parses an etag as issued by `Customer::etag`.
+fn parse_etag(field: &str, etag: &str) -> Result<i64, Status> {
+    etag.trim_matches('"')
+        .parse::<i64>()
+        .map_err(|_| invalid_field(field, "is not an etag this server issued"))
+}
+
+fn check_lookup_id(field: &str, id: &str) -> Result<(), Status> {
+    let mut v = Violations::new();
+    vitals_engine::validate::check_id(&mut v, field, id);
+    v.into_result().map_err(|v| invalid(&v))
+}
+
+#[tonic::async_trait]
+impl CustomerService for CustomerApi {
+    #[tracing::instrument(skip_all)]
+    async fn create_customer(
+        &self,
+        request: Request<pb::CreateCustomerRequest>,
+    ) -> Result<Response<pb::Customer>, Status> {
+        let Some(customer) = request.into_inner().customer else {
+            return Err(invalid_field("customer", "is required"));
+        };
+        let now = now_micros();
+        let mut v = Violations::new();
+        let data = customer_data_from_proto(&mut v, "customer", &customer);
+        check_customer(&mut v, "customer", &data, now);
+        v.into_result().map_err(|v| invalid(&v))?;
+        let store = self.store.clone();
+        let created = blocking(move || store.create_customer(data, now)).await?;
+        Ok(Response::new(customer_to_proto(&created)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_customer(
+        &self,
+        request: Request<pb::GetCustomerRequest>,
+    ) -> Result<Response<pb::Customer>, Status> {
+        use pb::get_customer_request::Lookup;
+        let store = self.store.clone();
+        let customer = match request.into_inner().lookup {
+            Some(Lookup::Id(id)) => {
+                check_lookup_id("id", &id)?;
+                blocking(move || store.get_customer(&id)).await?
+            }
+            Some(Lookup::ExternalId(ext)) => {
+                check_lookup_id("external_id", &ext)?;
+                blocking(move || store.get_customer_by_external_id(&ext)).await?
+            }
+            None => return Err(invalid_field("id", "give id or external_id")),
+        };
+        Ok(Response::new(customer_to_proto(&customer)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_customer(
+        &self,
+        request: Request<pb::UpdateCustomerRequest>,
+    ) -> Result<Response<pb::Customer>, Status> {
+        let pb::UpdateCustomerRequest {
+            customer,
+            update_mask,
+        } = request.into_inner();
+        let Some(customer) = customer else {
+            return Err(invalid_field("customer", "is required"));
+        };
+        let mut v = Violations::new();
+        vitals_engine::validate::check_id(&mut v, "customer.id", &customer.id);
+        if customer.etag.is_empty() {
+            v.push("customer.etag", "is required: send the etag of the customer you read");
+        }
+        let paths = update_mask.map(|m| m.paths).unwrap_or_default();
+        if paths.is_empty() {
+            v.push("update_mask", "must name at least one field (or \"*\" for all)");
+        }
+        for p in &paths {
+            if p != "*" && !UPDATABLE_PATHS.contains(&p.as_str()) {
+                v.push(
+                    "update_mask",
+                    format!("{p:?} is not updatable; use {}", UPDATABLE_PATHS.join(", ")),
+                );
+            }
+        }
+        let patch = customer_data_from_proto(&mut v, "customer", &customer);
+        v.into_result().map_err(|v| invalid(&v))?;
+        let expected = parse_etag("customer.etag", &customer.etag)?;
+        let now = now_micros();
+        let store = self.store.clone();
+        let id = customer.id;
+        let updated = blocking(move || {
+            store.update_customer(&id, expected, now, |current| {
+                let next = apply_mask(current, &patch, &paths);
+                let mut v = Violations::new();
+                check_customer(&mut v, "customer", &next, now);
+                v.into_result().map(|()| next)
+            })
+        })
+        .await?;
+        Ok(Response::new(customer_to_proto(&updated)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn delete_customer(
+        &self,
+        request: Request<pb::DeleteCustomerRequest>,
+    ) -> Result<Response<pb::Customer>, Status> {
+        let pb::DeleteCustomerRequest { id, etag } = request.into_inner();
+        check_lookup_id("id", &id)?;
+        let expected = if etag.is_empty() {
+            None
+        } else {
+            Some(parse_etag("etag", &etag)?)
+        };
+        let now = now_micros();
+        let store = self.store.clone();
+        let erased = blocking(move || store.erase_customer(&id, expected, now)).await?;
+        tracing::info!(customer_id = %erased.id, "customer erased");
+        Ok(Response::new(customer_to_proto(&erased)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_customers(
+        &self,
+        request: Request<pb::ListCustomersRequest>,
+    ) -> Result<Response<pb::ListCustomersResponse>, Status> {
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let filter = CustomerFilter {
+            status: convert::status_filter(&mut v, "status", r.status),
+            region: (!r.region.is_empty()).then_some(r.region),
+            updated_after: r
+                .updated_after
+                .and_then(|t| convert::micros(&mut v, "updated_after", &t)),
+            updated_before: r
+                .updated_before
+                .and_then(|t| convert::micros(&mut v, "updated_before", &t)),
+        };
+        v.into_result().map_err(|v| invalid(&v))?;
+        let size = page::page_size(r.page_size).map_err(crate::error::from_store)?;
+        let store = self.store.clone();
+        let token = r.page_token;
+        let page = blocking(move || store.list_customers(&filter, size, &token)).await?;
+        Ok(Response::new(pb::ListCustomersResponse {
+            customers: page.items.iter().map(customer_to_proto).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn import_customers(
+        &self,
+        request: Request<Streaming<pb::ImportCustomersRequest>>,
+    ) -> Result<Response<pb::ImportCustomersResponse>, Status> {
+        let mut stream = request.into_inner();
+        let mut position: u64 = 0;
+        let mut outcome = vitals_store::UpsertOutcome::default();
+        while let Some(message) = stream.message().await? {
+            let now = now_micros();
+            let mut valid = Vec::with_capacity(message.customers.len());
+            for customer in &message.customers {
+                let mut v = Violations::new();
+                let data = customer_data_from_proto(&mut v, "", customer);
+                check_customer(&mut v, "", &data, now);
+                match v.first() {
+                    None => valid.push((position, data)),
+                    Some(first) => outcome.rejected.push(vitals_store::RejectedRow {
+                        position,
+                        external_id: customer.external_id.clone(),
+                        field: first.field.clone(),
+                        reason: v.summary(),
+                    }),
+                }
+                position += 1;
+            }
+            let store = self.store.clone();
+            outcome.absorb(blocking(move || store.upsert_customers(valid, now)).await?);
+        }
+        outcome.rejected.sort_by_key(|r| r.position);
+        Ok(Response::new(pb::ImportCustomersResponse {
+            created: outcome.created as i64,
+            updated: outcome.updated as i64,
+            unchanged: outcome.unchanged as i64,
+            rejected: outcome.rejected.len() as i64,
+            rejected_rows: outcome
+                .rejected
+                .into_iter()
+                .map(|r| pb::RejectedRow {
+                    position: r.position as i64,
+                    external_id: r.external_id,
+                    field: r.field,
+                    reason: r.reason,
+                })
+                .collect(),
+        }))
+    }
+}

@@ -1,0 +1,176 @@
+//! `vitals.v1.EventService`.
+
+use tonic::{Request, Response, Status, Streaming};
+use vitals_engine::time::now_micros;
+use vitals_engine::validate::{MAX_BATCH_EVENTS, check_event};
+use vitals_engine::Violations;
+use vitals_proto::v1 as pb;
+use vitals_proto::v1::event_service_server::EventService;
+use vitals_store::{BatchOutcome, EventFilter, RecordMode, Store, page};
+
+use crate::convert::{self, event_from_proto, event_to_proto};
+use crate::error::{blocking, from_store, invalid, invalid_field};
+
+#[derive(Debug, Clone)]
+pub struct EventApi {
+    store: Store,
+}
+
+impl EventApi {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// Validates and records one batch. Invalid events are rejected one by one; only a
+    /// batch that is too large fails as a whole.
+    async fn record_batch(&self, request: pb::RecordEventsRequest) -> Result<BatchOutcome, Status> {
+        let pb::RecordEventsRequest { events, backfill } = request;
+        if events.len() > MAX_BATCH_EVENTS {
+            return Err(invalid_field(
+                "events",
+                format!(
+                    "a batch holds at most {MAX_BATCH_EVENTS} events, got {}",
+                    events.len()
+                ),
+            ));
+        }
+        let now = now_micros();
+        let mut rejected = Vec::new();
+        let mut valid = Vec::with_capacity(events.len());
+        for (index, event) in events.into_iter().enumerate() {
+            let prefix = format!("events[{index}]");
+            let key = event.event_key.clone();
+            let mut v = Violations::new();
+            let parsed = event_from_proto(&mut v, &prefix, event);
+            if let Some(e) = &parsed {
+                check_event(&mut v, &prefix, e, now);
+            }
+            match (parsed, v.first()) {
+                (Some(e), None) => valid.push((index, e)),
+                (_, first) => rejected.push(vitals_store::RejectedEvent {
+                    index,
+                    event_key: key,
+                    field: first.map(|f| f.field.clone()).unwrap_or_default(),
+                    reason: v.summary(),
+                }),
+            }
+        }
+        let mode = if backfill {
+            RecordMode::Backfill
+        } else {
+            RecordMode::Live
+        };
+        let store = self.store.clone();
+        let mut outcome = blocking(move || store.record_events(valid, mode, now)).await?;
+        outcome.rejected.extend(rejected);
+        outcome.rejected.sort_by_key(|r| r.index);
+        Ok(outcome)
+    }
+}
+
+fn rejected_to_proto(r: vitals_store::RejectedEvent, batch_index: i32) -> pb::RejectedEvent {
+    pb::RejectedEvent {
+        index: r.index as i32,
+        event_key: r.event_key,
+        field: r.field,
+        reason: r.reason,
+        batch_index,
+    }
+}
+
+#[tonic::async_trait]
+impl EventService for EventApi {
+    #[tracing::instrument(skip_all, fields(events))]
+    async fn record_events(
+        &self,
+        request: Request<pb::RecordEventsRequest>,
+    ) -> Result<Response<pb::RecordEventsResponse>, Status> {
+        let request = request.into_inner();
+        tracing::Span::current().record("events", request.events.len());
+        let outcome = self.record_batch(request).await?;
+        Ok(Response::new(pb::RecordEventsResponse {
+            accepted: outcome.accepted as i32,
+            duplicates: outcome.duplicates as i32,
+            rejected: outcome
+                .rejected
+                .into_iter()
+                .map(|r| rejected_to_proto(r, 0))
+                .collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn stream_events(
+        &self,
+        request: Request<Streaming<pb::RecordEventsRequest>>,
+    ) -> Result<Response<pb::StreamEventsResponse>, Status> {
+        let mut stream = request.into_inner();
+        let mut response = pb::StreamEventsResponse::default();
+        let mut batch_index = 0i32;
+        while let Some(batch) = stream.message().await? {
+            let outcome = self.record_batch(batch).await?;
+            response.batches += 1;
+            response.accepted += outcome.accepted as i64;
+            response.duplicates += outcome.duplicates as i64;
+            response.rejected.extend(
+                outcome
+                    .rejected
+                    .into_iter()
+                    .map(|r| rejected_to_proto(r, batch_index)),
+            );
+            batch_index += 1;
+        }
+        Ok(Response::new(response))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_customer_events(
+        &self,
+        request: Request<pb::ListCustomerEventsRequest>,
+    ) -> Result<Response<pb::ListCustomerEventsResponse>, Status> {
+        use pb::list_customer_events_request::Customer as Who;
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let kinds = r
+            .kinds
+            .iter()
+            .enumerate()
+            .filter_map(|(i, k)| convert::event_kind_from_proto(&mut v, &format!("kinds[{i}]"), *k))
+            .collect();
+        let filter = EventFilter {
+            kinds,
+            start_time: r
+                .start_time
+                .and_then(|t| convert::micros(&mut v, "start_time", &t)),
+            end_time: r
+                .end_time
+                .and_then(|t| convert::micros(&mut v, "end_time", &t)),
+        };
+        match &r.customer {
+            Some(Who::CustomerId(id)) => vitals_engine::validate::check_id(&mut v, "customer_id", id),
+            Some(Who::CustomerExternalId(ext)) => {
+                vitals_engine::validate::check_id(&mut v, "customer_external_id", ext)
+            }
+            None => v.push("customer_id", "give customer_id or customer_external_id"),
+        }
+        v.into_result().map_err(|v| invalid(&v))?;
+        let size = page::page_size(r.page_size).map_err(from_store)?;
+        let Some(who) = r.customer else {
+            return Err(invalid_field("customer_id", "give customer_id or customer_external_id"));
+        };
+        let store = self.store.clone();
+        let token = r.page_token;
+        let page = blocking(move || {
+            let customer = match who {
+                Who::CustomerId(id) => store.get_customer(&id)?,
+                Who::CustomerExternalId(ext) => store.get_customer_by_external_id(&ext)?,
+            };
+            store.list_customer_events(&customer.id, &filter, size, &token)
+        })
+        .await?;
+        Ok(Response::new(pb::ListCustomerEventsResponse {
+            events: page.items.into_iter().map(event_to_proto).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+}

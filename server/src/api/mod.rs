@@ -1,0 +1,5 @@
+//! One file per gRPC service: convert and validate the request, call the store, convert
+//! the answer.
+
+pub mod customers;
+pub mod events;

@@ -1,0 +1,10 @@
+//! Vitals' gRPC server: the services of `vitals.v1` over the store, plus health,
+//! reflection and gRPC-Web on one port.
+
+pub mod api;
+pub mod convert;
+pub mod error;
+pub mod logging;
+pub mod server;
+
+pub use server::{ServerConfig, serve};

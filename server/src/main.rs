@@ -1,0 +1,120 @@
+//! `vitals-server`: serves the Vitals gRPC API, or applies database migrations.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use vitals_server::logging::{self, LogFormat};
+use vitals_server::{ServerConfig, serve};
+use vitals_store::{DataArgs, Store, redact_url};
+
+#[derive(Debug, Parser)]
+#[command(name = "vitals-server", version, about = "Vitals: customer evaluation over gRPC")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    #[command(flatten)]
+    data: DataArgs,
+
+    /// Address to listen on. Default: loopback only.
+    #[arg(long, env = "VITALS_LISTEN", default_value = "127.0.0.1:50051", global = true)]
+    listen: SocketAddr,
+
+    /// Log format.
+    #[arg(long, env = "VITALS_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    log_format: LogFormat,
+
+    /// Do not apply pending migrations at start.
+    #[arg(long, env = "VITALS_NO_MIGRATE", global = true)]
+    no_migrate: bool,
+
+    /// Deadline for every request, in seconds.
+    #[arg(long, env = "VITALS_REQUEST_TIMEOUT_SECS", default_value_t = 30, global = true)]
+    request_timeout_secs: u64,
+
+    /// Largest accepted request message, in MiB.
+    #[arg(long, env = "VITALS_MAX_MESSAGE_MIB", default_value_t = 16, global = true)]
+    max_message_mib: usize,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    let url = cli.data.database_url()?;
+    let store = Store::open(&url, &cli.data.pool_options())?;
+    let shown = match &url {
+        vitals_store::DatabaseUrl::Postgres(u) => redact_url(u),
+        vitals_store::DatabaseUrl::Sqlite(p) => p.display().to_string(),
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Migrate => {
+            let applied = store
+                .migrate()
+                .with_context(|| format!("migrating {shown}"))?;
+            tracing::info!(database = %shown, applied = applied.len(), "migrations applied");
+            for name in applied {
+                println!("applied {name}");
+            }
+            Ok(())
+        }
+        Command::Serve => {
+            if !cli.no_migrate {
+                let applied = store
+                    .migrate()
+                    .with_context(|| format!("migrating {shown}"))?;
+                tracing::info!(database = %shown, applied = applied.len(), "database ready");
+            }
+            let config = ServerConfig {
+                max_message_bytes: cli.max_message_mib.max(1) * 1024 * 1024,
+                request_timeout: Duration::from_secs(cli.request_timeout_secs.max(1)),
+                ..ServerConfig::default()
+            };
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async {
+                let listener = tokio::net::TcpListener::bind(cli.listen)
+                    .await
+                    .with_context(|| format!("binding {}", cli.listen))?;
+                serve(store, config, listener, shutdown_signal()).await
+            })
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested: finishing in-flight requests");
+}

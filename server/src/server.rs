@@ -1,0 +1,127 @@
+//! Assembling the gRPC server: services, health, reflection, gRPC-Web with CORS,
+//! limits, per-request tracing, graceful shutdown.
+
+use std::future::Future;
+use std::time::Duration;
+
+use http::{HeaderName, Request, Response};
+use tokio::net::TcpListener;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::Span;
+use vitals_proto::v1::customer_service_server::CustomerServiceServer;
+use vitals_proto::v1::event_service_server::EventServiceServer;
+use vitals_store::Store;
+
+use crate::api::customers::CustomerApi;
+use crate::api::events::EventApi;
+
+/// How the server behaves under load and bad clients.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest accepted request message, in bytes.
+    pub max_message_bytes: usize,
+    /// Deadline for every request.
+    pub request_timeout: Duration,
+    /// Requests in flight per connection before new ones are refused with RESOURCE_EXHAUSTED.
+    pub max_concurrent_per_connection: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            // A full batch of 10,000 events is about 1-3 MiB on the wire.
+            max_message_bytes: 16 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            max_concurrent_per_connection: 256,
+        }
+    }
+}
+
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_credentials(true)
+        .max_age(Duration::from_secs(24 * 60 * 60))
+        .allow_methods([http::Method::POST, http::Method::OPTIONS])
+        .allow_headers([
+            HeaderName::from_static("authorization"),
+            HeaderName::from_static("content-type"),
+            HeaderName::from_static("x-grpc-web"),
+            HeaderName::from_static("x-user-agent"),
+            HeaderName::from_static("grpc-timeout"),
+        ])
+        .expose_headers([
+            HeaderName::from_static("grpc-status"),
+            HeaderName::from_static("grpc-message"),
+            HeaderName::from_static("grpc-status-details-bin"),
+        ])
+}
+
+fn request_span<B>(request: &Request<B>) -> Span {
+    tracing::info_span!(
+        "request",
+        method = %request.uri().path(),
+        status = tracing::field::Empty,
+        duration_ms = tracing::field::Empty,
+    )
+}
+
+/// Serves Vitals on `listener` until `shutdown` resolves; in-flight requests finish first.
+pub async fn serve(
+    store: Store,
+    config: ServerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let customers = CustomerServiceServer::new(CustomerApi::new(store.clone()))
+        .max_decoding_message_size(config.max_message_bytes);
+    let events = EventServiceServer::new(EventApi::new(store.clone()))
+        .max_decoding_message_size(config.max_message_bytes);
+    health
+        .set_serving::<CustomerServiceServer<CustomerApi>>()
+        .await;
+    health.set_serving::<EventServiceServer<EventApi>>().await;
+
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(vitals_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, backend = store.backend_name(), "serving gRPC and gRPC-Web");
+
+    let trace = tower_http::trace::TraceLayer::new_for_grpc()
+        .make_span_with(request_span)
+        .on_request(())
+        .on_response(|response: &Response<_>, latency: Duration, span: &Span| {
+            let status = response
+                .headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("0");
+            span.record("status", status);
+            span.record("duration_ms", latency.as_secs_f64() * 1e3);
+            tracing::info!("done");
+        })
+        .on_failure(());
+
+    Server::builder()
+        .accept_http1(true)
+        .timeout(config.request_timeout)
+        .concurrency_limit_per_connection(config.max_concurrent_per_connection)
+        .load_shed(true)
+        .layer(trace)
+        .layer(cors())
+        .layer(tonic_web::GrpcWebLayer::new())
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(customers)
+        .add_service(events)
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .await?;
+    tracing::info!("server stopped");
+    Ok(())
+}

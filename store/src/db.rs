@@ -1,0 +1,282 @@
+//! Opening the database (embedded SQLite or PostgreSQL, chosen by URL), pooling
+//! connections, applying migrations, and running one piece of query code on either.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
+use diesel::sqlite::SqliteConnection;
+use diesel::{Connection, RunQueryDsl};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::error::{Result, StoreError};
+
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+
+/// Which database a URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Postgres(String),
+    /// A file path for the embedded database.
+    Sqlite(PathBuf),
+}
+
+impl DatabaseUrl {
+    /// `postgres://` or `postgresql://` URLs name PostgreSQL; `sqlite://PATH`, `sqlite:PATH`
+    /// or a bare path name an SQLite file.
+    pub fn parse(url: &str) -> Result<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(url.to_owned()));
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        if path.is_empty() || path.contains("://") {
+            return Err(StoreError::invalid(
+                "database_url",
+                format!(
+                    "expected postgres://..., sqlite://PATH or a file path, got {:?}",
+                    redact_url(url)
+                ),
+            ));
+        }
+        Ok(Self::Sqlite(PathBuf::from(path)))
+    }
+
+    /// The default embedded database inside a data directory.
+    pub fn default_in(data_dir: &Path) -> Self {
+        Self::Sqlite(data_dir.join("vitals.db"))
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Self::Postgres(_) => "postgres",
+            Self::Sqlite(_) => "sqlite",
+        }
+    }
+}
+
+/// The URL with any password replaced, safe to log.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            if userinfo.contains(':') {
+                format!("{scheme}://{user}:***@{host}")
+            } else {
+                format!("{scheme}://{user}@{host}")
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    pub max_connections: u32,
+    /// How long a caller waits for a connection before the database counts as unavailable.
+    pub checkout_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            checkout_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) enum DbPool {
+    Postgres(Pool<ConnectionManager<PgConnection>>),
+    Sqlite(Pool<ConnectionManager<SqliteConnection>>),
+}
+
+/// The database: cheap to clone, safe to share between threads. Every method blocks;
+/// async callers run them on `spawn_blocking`.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) pool: DbPool,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend_name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// SQLite settings every pooled connection needs: WAL so readers never block the writer,
+/// a busy timeout instead of immediate "database is locked", and enforced foreign keys.
+#[derive(Debug)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.batch_execute(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+             PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+        )
+        .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+impl Store {
+    /// Opens a pool on the database. Nothing is connected yet for PostgreSQL, so a server
+    /// can start while its database is briefly down; SQLite's file is created if missing.
+    pub fn open(url: &DatabaseUrl, options: &PoolOptions) -> Result<Self> {
+        let pool = match url {
+            DatabaseUrl::Postgres(url) => DbPool::Postgres(
+                Pool::builder()
+                    .max_size(options.max_connections)
+                    .min_idle(Some(0))
+                    .connection_timeout(options.checkout_timeout)
+                    .build_unchecked(ConnectionManager::new(url.clone())),
+            ),
+            DatabaseUrl::Sqlite(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                    })?;
+                }
+                let path = path.to_string_lossy().into_owned();
+                DbPool::Sqlite(
+                    Pool::builder()
+                        .max_size(options.max_connections.clamp(1, 8))
+                        .min_idle(Some(0))
+                        .connection_timeout(options.checkout_timeout)
+                        .connection_customizer(Box::new(SqlitePragmas))
+                        .build_unchecked(ConnectionManager::new(path)),
+                )
+            }
+        };
+        Ok(Self { pool })
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.pool {
+            DbPool::Postgres(_) => "postgres",
+            DbPool::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// Applies every pending migration; returns the names of those applied.
+    pub fn migrate(&self) -> Result<Vec<String>> {
+        let applied = match &self.pool {
+            DbPool::Postgres(pool) => {
+                let mut conn = pool.get()?;
+                conn.run_pending_migrations(PG_MIGRATIONS)
+                    .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect()
+            }
+            DbPool::Sqlite(pool) => {
+                let mut conn = pool.get()?;
+                conn.run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect()
+            }
+        };
+        Ok(applied)
+    }
+
+    /// Checks that the database answers.
+    pub fn ping(&self) -> Result<()> {
+        with_conn!(self, conn => {
+            diesel::sql_query("SELECT 1").execute(conn)?;
+            Ok(())
+        })
+    }
+}
+
+/// Runs `$body` with `$conn` bound to a pooled connection of whichever backend the
+/// store uses. The body is compiled once per backend, so one piece of query code
+/// serves both, with each backend's full diesel feature set.
+macro_rules! with_conn {
+    ($store:expr, $conn:ident => $body:expr) => {
+        match &$store.pool {
+            $crate::db::DbPool::Postgres(pool) => {
+                let mut pooled = pool.get()?;
+                let $conn: &mut ::diesel::pg::PgConnection = &mut pooled;
+                $body
+            }
+            $crate::db::DbPool::Sqlite(pool) => {
+                let mut pooled = pool.get()?;
+                let $conn: &mut ::diesel::sqlite::SqliteConnection = &mut pooled;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_conn;
+
+/// A write transaction. On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`),
+/// so two writers never deadlock upgrading read locks; on PostgreSQL it is a plain one.
+pub(crate) trait WriteTransaction: Connection {
+    fn write_transaction<T, F>(&mut self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut Self) -> Result<T>;
+}
+
+impl WriteTransaction for PgConnection {
+    fn write_transaction<T, F>(&mut self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut Self) -> Result<T>,
+    {
+        self.transaction(f)
+    }
+}
+
+impl WriteTransaction for SqliteConnection {
+    fn write_transaction<T, F>(&mut self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut Self) -> Result<T>,
+    {
+        self.immediate_transaction(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_urls() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://./vitals-data/vitals.db").ok(),
+            Some(DatabaseUrl::Sqlite("./vitals-data/vitals.db".into()))
+        );
+        assert_eq!(
+            DatabaseUrl::parse("data.db").ok(),
+            Some(DatabaseUrl::Sqlite("data.db".into()))
+        );
+        assert!(matches!(
+            DatabaseUrl::parse("postgresql://u@h/db"),
+            Ok(DatabaseUrl::Postgres(_))
+        ));
+        assert!(DatabaseUrl::parse("mysql://x").is_err());
+        assert!(DatabaseUrl::parse("").is_err());
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}

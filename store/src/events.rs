@@ -1,0 +1,536 @@
+//! Customer events: idempotent batch recording and the per-customer timeline.
+
+use std::collections::{HashMap, HashSet};
+
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use vitals_engine::time::Micros;
+use vitals_engine::{
+    CustomerRef, CustomerStatus, EventKind, EventPayload, Feedback, FeedbackKind, Interaction,
+    InteractionKind, NewEvent, Payment, Severity, StoredEvent, Transaction, content_hash,
+};
+
+use crate::db::{Store, WriteTransaction, with_conn};
+use crate::error::{Result, StoreError};
+use crate::page::{self, Page};
+use crate::schema::{events, feedback, interactions, payments, transactions};
+
+/// Rows per INSERT or per `IN (...)` list: under SQLite's 32,766 and PostgreSQL's 65,535
+/// bind parameters for the widest table.
+const CHUNK: usize = 2_000;
+
+/// When Vitals counts an event as known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordMode {
+    /// Known now: the normal case for events arriving as they happen.
+    Live,
+    /// A load of history: each event is known as of when it happened.
+    Backfill,
+}
+
+/// What a batch did: accepted events are committed together.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchOutcome {
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub rejected: Vec<RejectedEvent>,
+}
+
+/// An event refused, by its index in the batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedEvent {
+    pub index: usize,
+    pub event_key: String,
+    pub field: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = events)]
+struct EventRow {
+    customer_id: String,
+    event_key: String,
+    kind: String,
+    time: i64,
+    record_time: i64,
+    content_hash: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = transactions)]
+struct TransactionRow {
+    customer_id: String,
+    event_key: String,
+    time: i64,
+    record_time: i64,
+    amount_minor: i64,
+    currency: String,
+    quantity: i32,
+    category: String,
+    channel: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = payments)]
+struct PaymentRow {
+    customer_id: String,
+    event_key: String,
+    time: i64,
+    record_time: i64,
+    invoice_id: String,
+    amount_minor: i64,
+    currency: String,
+    due_time: Option<i64>,
+    paid_time: Option<i64>,
+    method: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = feedback)]
+struct FeedbackRow {
+    customer_id: String,
+    event_key: String,
+    time: i64,
+    record_time: i64,
+    kind: String,
+    score: i32,
+    comment: Option<String>,
+    channel: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = interactions)]
+struct InteractionRow {
+    customer_id: String,
+    event_key: String,
+    time: i64,
+    record_time: i64,
+    kind: String,
+    severity: String,
+    category: String,
+    channel: String,
+    ticket_id: String,
+    resolved_time: Option<i64>,
+}
+
+/// The rows of one batch, by table.
+#[derive(Default)]
+struct BatchRows {
+    ledger: Vec<EventRow>,
+    transactions: Vec<TransactionRow>,
+    payments: Vec<PaymentRow>,
+    feedback: Vec<FeedbackRow>,
+    interactions: Vec<InteractionRow>,
+}
+
+impl BatchRows {
+    fn push(&mut self, e: &StoredEvent, hash: String) {
+        let (customer_id, event_key, time, record_time) =
+            (e.customer_id.clone(), e.event_key.clone(), e.time, e.record_time);
+        self.ledger.push(EventRow {
+            customer_id: customer_id.clone(),
+            event_key: event_key.clone(),
+            kind: e.payload.kind().as_str().to_owned(),
+            time,
+            record_time,
+            content_hash: hash,
+        });
+        match &e.payload {
+            EventPayload::Transaction(t) => self.transactions.push(TransactionRow {
+                customer_id,
+                event_key,
+                time,
+                record_time,
+                amount_minor: t.amount_minor,
+                currency: t.currency.clone(),
+                quantity: t.quantity,
+                category: t.category.clone(),
+                channel: t.channel.clone(),
+            }),
+            EventPayload::Payment(p) => self.payments.push(PaymentRow {
+                customer_id,
+                event_key,
+                time,
+                record_time,
+                invoice_id: p.invoice_id.clone(),
+                amount_minor: p.amount_minor,
+                currency: p.currency.clone(),
+                due_time: p.due_time,
+                paid_time: p.paid_time,
+                method: p.method.clone(),
+            }),
+            EventPayload::Feedback(f) => self.feedback.push(FeedbackRow {
+                customer_id,
+                event_key,
+                time,
+                record_time,
+                kind: f.kind.as_str().to_owned(),
+                score: f.score,
+                comment: f.comment.clone(),
+                channel: f.channel.clone(),
+            }),
+            EventPayload::Interaction(i) => self.interactions.push(InteractionRow {
+                customer_id,
+                event_key,
+                time,
+                record_time,
+                kind: i.kind.as_str().to_owned(),
+                severity: i.severity.as_str().to_owned(),
+                category: i.category.clone(),
+                channel: i.channel.clone(),
+                ticket_id: i.ticket_id.clone(),
+                resolved_time: i.resolved_time,
+            }),
+        }
+    }
+}
+
+macro_rules! insert_chunked {
+    ($conn:expr, $table:expr, $rows:expr) => {
+        for chunk in $rows.chunks(CHUNK) {
+            diesel::insert_into($table).values(chunk).execute($conn)?;
+        }
+    };
+}
+
+/// Filters of a timeline listing; a page token is only valid with the filters it was issued for.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventFilter {
+    /// Only these kinds; empty means all.
+    pub kinds: Vec<EventKind>,
+    /// At or after.
+    pub start_time: Option<Micros>,
+    /// Before.
+    pub end_time: Option<Micros>,
+}
+
+#[derive(Serialize, Deserialize, PartialEq)]
+struct TimelineFilter<'a> {
+    customer_id: std::borrow::Cow<'a, str>,
+    filter: std::borrow::Cow<'a, EventFilter>,
+}
+
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Internal(format!("stored event has unknown {what} {value:?}"))
+}
+
+impl Store {
+    /// Records a batch of validated events. Events naming an unknown or erased customer
+    /// are rejected; an event whose key the customer already used is a duplicate when its
+    /// content is the same and rejected as a conflict when not. Everything accepted is
+    /// committed in one transaction.
+    pub fn record_events(
+        &self,
+        batch: Vec<(usize, NewEvent)>,
+        mode: RecordMode,
+        now: Micros,
+    ) -> Result<BatchOutcome> {
+        // Resolve customers first, outside the write transaction.
+        let mut ids = HashSet::new();
+        let mut external_ids = HashSet::new();
+        for (_, e) in &batch {
+            match &e.customer {
+                CustomerRef::Id(id) => ids.insert(id.clone()),
+                CustomerRef::ExternalId(ext) => external_ids.insert(ext.clone()),
+            };
+        }
+        let ids: Vec<String> = ids.into_iter().collect();
+        let external_ids: Vec<String> = external_ids.into_iter().collect();
+        let mut by_id = HashMap::new();
+        let mut by_external = HashMap::new();
+        for (id, ext, status) in self.customers_by_keys(&ids, &external_ids)? {
+            by_id.insert(id.clone(), status);
+            by_external.insert(ext, (id, status));
+        }
+
+        let mut outcome = BatchOutcome::default();
+        let mut candidates: Vec<(usize, StoredEvent, String)> = Vec::with_capacity(batch.len());
+        for (index, e) in batch {
+            let resolved = match &e.customer {
+                CustomerRef::Id(id) => by_id.get(id).map(|s| (id.clone(), *s)),
+                CustomerRef::ExternalId(ext) => by_external.get(ext).cloned(),
+            };
+            let (field, missing) = match &e.customer {
+                CustomerRef::Id(id) => ("customer_id", format!("customer {id:?} not found")),
+                CustomerRef::ExternalId(ext) => (
+                    "customer_external_id",
+                    format!("no customer with external_id {ext:?}"),
+                ),
+            };
+            let customer_id = match resolved {
+                None => {
+                    outcome.rejected.push(RejectedEvent {
+                        index,
+                        event_key: e.event_key,
+                        field: field.into(),
+                        reason: missing,
+                    });
+                    continue;
+                }
+                Some((_, CustomerStatus::Erased)) => {
+                    outcome.rejected.push(RejectedEvent {
+                        index,
+                        event_key: e.event_key,
+                        field: field.into(),
+                        reason: "the customer was erased: no new events are recorded".into(),
+                    });
+                    continue;
+                }
+                Some((id, _)) => id,
+            };
+            let hash = content_hash(e.time, &e.payload);
+            let record_time = match mode {
+                RecordMode::Live => now,
+                RecordMode::Backfill => e.time,
+            };
+            candidates.push((
+                index,
+                StoredEvent {
+                    customer_id,
+                    event_key: e.event_key,
+                    time: e.time,
+                    record_time,
+                    payload: e.payload,
+                },
+                hash,
+            ));
+        }
+
+        // A concurrent writer may insert one of our keys between our check and our
+        // insert; the unique key then rolls the transaction back and one retry sees it.
+        for attempt in 0..2 {
+            match self.commit_new_events(&candidates) {
+                Ok(committed) => {
+                    outcome.accepted = committed.accepted;
+                    outcome.duplicates = committed.duplicates;
+                    outcome.rejected.extend(committed.rejected);
+                    outcome.rejected.sort_by_key(|r| r.index);
+                    return Ok(outcome);
+                }
+                Err(StoreError::AlreadyExists(_)) if attempt == 0 => continue,
+                Err(StoreError::AlreadyExists(_)) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Aborted(
+            "the batch raced twice with concurrent writers of the same event keys: send it again"
+                .into(),
+        ))
+    }
+
+    /// Checks candidates against the ledger and inserts the new ones in one transaction.
+    /// A unique-key race comes back as `AlreadyExists`.
+    fn commit_new_events(&self, candidates: &[(usize, StoredEvent, String)]) -> Result<BatchOutcome> {
+        // The keys each customer's events use, to look up only those ledger rows.
+        let mut keys_by_customer: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for (_, e, _) in candidates {
+            keys_by_customer
+                .entry(e.customer_id.as_str())
+                .or_default()
+                .push(e.event_key.as_str());
+        }
+        with_conn!(self, conn => {
+            conn.write_transaction(|conn| {
+                let mut seen: HashMap<(String, String), String> = HashMap::new();
+                let mut customer_chunk: Vec<&str> = Vec::new();
+                let mut key_chunk: Vec<&str> = Vec::new();
+                let mut groups = keys_by_customer.iter().peekable();
+                while let Some((customer, keys)) = groups.next() {
+                    customer_chunk.push(customer);
+                    key_chunk.extend(keys.iter().copied());
+                    if customer_chunk.len() + key_chunk.len() >= CHUNK || groups.peek().is_none() {
+                        let rows: Vec<(String, String, String)> = events::table
+                            .filter(events::customer_id.eq_any(&customer_chunk))
+                            .filter(events::event_key.eq_any(&key_chunk))
+                            .select((events::customer_id, events::event_key, events::content_hash))
+                            .load(conn)?;
+                        for (c, k, h) in rows {
+                            seen.insert((c, k), h);
+                        }
+                        customer_chunk.clear();
+                        key_chunk.clear();
+                    }
+                }
+                let mut out = BatchOutcome::default();
+                let mut rows = BatchRows::default();
+                for (index, e, hash) in candidates {
+                    let key = (e.customer_id.clone(), e.event_key.clone());
+                    match seen.get(&key) {
+                        Some(h) if h == hash => out.duplicates += 1,
+                        Some(_) => out.rejected.push(RejectedEvent {
+                            index: *index,
+                            event_key: e.event_key.clone(),
+                            field: "event_key".into(),
+                            reason: "this event_key was already used for this customer with different content".into(),
+                        }),
+                        None => {
+                            seen.insert(key, hash.clone());
+                            rows.push(e, hash.clone());
+                            out.accepted += 1;
+                        }
+                    }
+                }
+                let written = (|| -> std::result::Result<(), diesel::result::Error> {
+                    insert_chunked!(conn, events::table, rows.ledger);
+                    insert_chunked!(conn, transactions::table, rows.transactions);
+                    insert_chunked!(conn, payments::table, rows.payments);
+                    insert_chunked!(conn, feedback::table, rows.feedback);
+                    insert_chunked!(conn, interactions::table, rows.interactions);
+                    Ok(())
+                })();
+                match written {
+                    Ok(()) => Ok(out),
+                    Err(e) if StoreError::is_unique_violation(&e) => {
+                        Err(StoreError::AlreadyExists("event key raced".into()))
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            })
+        })
+    }
+
+    /// One customer's events, newest first, with their kind-specific details.
+    pub fn list_customer_events(
+        &self,
+        customer_id: &str,
+        filter: &EventFilter,
+        page_size: usize,
+        page_token: &str,
+    ) -> Result<Page<StoredEvent>> {
+        let token_filter = TimelineFilter {
+            customer_id: customer_id.into(),
+            filter: std::borrow::Cow::Borrowed(filter),
+        };
+        let after: Option<(i64, String)> = page::decode(page_token, &token_filter)?;
+        let limit = i64::try_from(page_size + 1).unwrap_or(i64::MAX);
+        let kinds: Vec<&str> = filter.kinds.iter().map(|k| k.as_str()).collect();
+        let events = with_conn!(self, conn => {
+            let mut q = events::table
+                .filter(events::customer_id.eq(customer_id))
+                .select(EventRow::as_select())
+                .order((events::time.desc(), events::event_key.desc()))
+                .limit(limit)
+                .into_boxed();
+            if !kinds.is_empty() {
+                q = q.filter(events::kind.eq_any(kinds.clone()));
+            }
+            if let Some(t) = filter.start_time {
+                q = q.filter(events::time.ge(t));
+            }
+            if let Some(t) = filter.end_time {
+                q = q.filter(events::time.lt(t));
+            }
+            if let Some((time, key)) = &after {
+                q = q.filter(
+                    events::time
+                        .lt(*time)
+                        .or(events::time.eq(*time).and(events::event_key.lt(key.clone()))),
+                );
+            }
+            let ledger: Vec<EventRow> = q.load(conn)?;
+            let mut keys: HashMap<&str, Vec<String>> = HashMap::new();
+            for row in &ledger {
+                keys.entry(row.kind.as_str()).or_default().push(row.event_key.clone());
+            }
+            let none = Vec::new();
+            let mut payloads: HashMap<String, EventPayload> = HashMap::new();
+            let tx_keys = keys.get("transaction").unwrap_or(&none);
+            if !tx_keys.is_empty() {
+                let rows: Vec<TransactionRow> = transactions::table
+                    .filter(transactions::customer_id.eq(customer_id))
+                    .filter(transactions::event_key.eq_any(tx_keys))
+                    .select(TransactionRow::as_select())
+                    .load(conn)?;
+                for r in rows {
+                    payloads.insert(r.event_key, EventPayload::Transaction(Transaction {
+                        amount_minor: r.amount_minor,
+                        currency: r.currency,
+                        quantity: r.quantity,
+                        category: r.category,
+                        channel: r.channel,
+                    }));
+                }
+            }
+            let pay_keys = keys.get("payment").unwrap_or(&none);
+            if !pay_keys.is_empty() {
+                let rows: Vec<PaymentRow> = payments::table
+                    .filter(payments::customer_id.eq(customer_id))
+                    .filter(payments::event_key.eq_any(pay_keys))
+                    .select(PaymentRow::as_select())
+                    .load(conn)?;
+                for r in rows {
+                    payloads.insert(r.event_key, EventPayload::Payment(Payment {
+                        invoice_id: r.invoice_id,
+                        amount_minor: r.amount_minor,
+                        currency: r.currency,
+                        due_time: r.due_time,
+                        paid_time: r.paid_time,
+                        method: r.method,
+                    }));
+                }
+            }
+            let fb_keys = keys.get("feedback").unwrap_or(&none);
+            if !fb_keys.is_empty() {
+                let rows: Vec<FeedbackRow> = feedback::table
+                    .filter(feedback::customer_id.eq(customer_id))
+                    .filter(feedback::event_key.eq_any(fb_keys))
+                    .select(FeedbackRow::as_select())
+                    .load(conn)?;
+                for r in rows {
+                    let kind = FeedbackKind::parse(&r.kind)
+                        .ok_or_else(|| corrupt("feedback kind", &r.kind))?;
+                    payloads.insert(r.event_key, EventPayload::Feedback(Feedback {
+                        kind,
+                        score: r.score,
+                        comment: r.comment,
+                        channel: r.channel,
+                    }));
+                }
+            }
+            let int_keys = keys.get("interaction").unwrap_or(&none);
+            if !int_keys.is_empty() {
+                let rows: Vec<InteractionRow> = interactions::table
+                    .filter(interactions::customer_id.eq(customer_id))
+                    .filter(interactions::event_key.eq_any(int_keys))
+                    .select(InteractionRow::as_select())
+                    .load(conn)?;
+                for r in rows {
+                    let kind = InteractionKind::parse(&r.kind)
+                        .ok_or_else(|| corrupt("interaction kind", &r.kind))?;
+                    let severity = Severity::parse(&r.severity)
+                        .ok_or_else(|| corrupt("severity", &r.severity))?;
+                    payloads.insert(r.event_key, EventPayload::Interaction(Interaction {
+                        kind,
+                        severity,
+                        category: r.category,
+                        channel: r.channel,
+                        ticket_id: r.ticket_id,
+                        resolved_time: r.resolved_time,
+                    }));
+                }
+            }
+            ledger
+                .into_iter()
+                .map(|row| {
+                    let payload = payloads.remove(&row.event_key).ok_or_else(|| {
+                        StoreError::Internal(format!(
+                            "event {:?} of customer {customer_id:?} has no {} row",
+                            row.event_key, row.kind
+                        ))
+                    })?;
+                    Ok(StoredEvent {
+                        customer_id: row.customer_id,
+                        event_key: row.event_key,
+                        time: row.time,
+                        record_time: row.record_time,
+                        payload,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?
+        });
+        Ok(page::paginate(events, page_size, token_filter, |e| {
+            (e.time, e.event_key.clone())
+        }))
+    }
+}
+

@@ -1,0 +1,18 @@
+//! Vitals' storage: one code path over an embedded SQLite file (the default) and
+//! PostgreSQL, through diesel. Owns the schema, the migrations runner and every query;
+//! the server and the trainer call it and never grow a second copy.
+
+pub mod customers;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod page;
+pub mod settings;
+mod schema;
+
+pub use customers::{CustomerFilter, RejectedRow, UpsertOutcome};
+pub use db::{DatabaseUrl, PoolOptions, Store, redact_url};
+pub use error::{Result, StoreError};
+pub use events::{BatchOutcome, EventFilter, RecordMode, RejectedEvent};
+pub use page::Page;
+pub use settings::DataArgs;

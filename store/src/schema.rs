@@ -1,0 +1,98 @@
+// The tables of `migrations/{postgres,sqlite}`; both backends share this one schema.
+
+diesel::table! {
+    customers (id) {
+        id -> Text,
+        external_id -> Text,
+        display_name -> Nullable<Text>,
+        email -> Nullable<Text>,
+        phone -> Nullable<Text>,
+        region -> Text,
+        acquisition_channel -> Text,
+        status -> Text,
+        contractual -> Bool,
+        signup_time -> Nullable<BigInt>,
+        churn_time -> Nullable<BigInt>,
+        attributes -> Text,
+        version -> BigInt,
+        create_time -> BigInt,
+        update_time -> BigInt,
+    }
+}
+
+diesel::table! {
+    events (customer_id, event_key) {
+        customer_id -> Text,
+        event_key -> Text,
+        kind -> Text,
+        time -> BigInt,
+        record_time -> BigInt,
+        content_hash -> Text,
+    }
+}
+
+diesel::table! {
+    transactions (customer_id, event_key) {
+        customer_id -> Text,
+        event_key -> Text,
+        time -> BigInt,
+        record_time -> BigInt,
+        amount_minor -> BigInt,
+        currency -> Text,
+        quantity -> Integer,
+        category -> Text,
+        channel -> Text,
+    }
+}
+
+diesel::table! {
+    payments (customer_id, event_key) {
+        customer_id -> Text,
+        event_key -> Text,
+        time -> BigInt,
+        record_time -> BigInt,
+        invoice_id -> Text,
+        amount_minor -> BigInt,
+        currency -> Text,
+        due_time -> Nullable<BigInt>,
+        paid_time -> Nullable<BigInt>,
+        method -> Text,
+    }
+}
+
+diesel::table! {
+    feedback (customer_id, event_key) {
+        customer_id -> Text,
+        event_key -> Text,
+        time -> BigInt,
+        record_time -> BigInt,
+        kind -> Text,
+        score -> Integer,
+        comment -> Nullable<Text>,
+        channel -> Text,
+    }
+}
+
+diesel::table! {
+    interactions (customer_id, event_key) {
+        customer_id -> Text,
+        event_key -> Text,
+        time -> BigInt,
+        record_time -> BigInt,
+        kind -> Text,
+        severity -> Text,
+        category -> Text,
+        channel -> Text,
+        ticket_id -> Text,
+        resolved_time -> Nullable<BigInt>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    customers,
+    events,
+    transactions,
+    payments,
+    feedback,
+    interactions,
+);
