@@ -1,0 +1,226 @@
+//! The test harness: a real server on an ephemeral port over a real database (a fresh
+//! SQLite file or a fresh PostgreSQL schema per test), and real gRPC clients.
+//!
+//! PostgreSQL comes from `TEST_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`). It is never skipped: a test that cannot
+//! reach it fails.
+
+use std::net::SocketAddr;
+
+use diesel::{Connection, RunQueryDsl, pg::PgConnection};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use vitals_proto::v1::customer_service_client::CustomerServiceClient;
+use vitals_proto::v1::event_service_client::EventServiceClient;
+use vitals_server::ServerConfig;
+use vitals_store::{DatabaseUrl, PoolOptions, Store};
+
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database of its own for one test, removed when dropped.
+#[derive(Debug)]
+pub struct TestDb {
+    pub url: DatabaseUrl,
+    _dir: Option<tempfile::TempDir>,
+    pg_schema: Option<(String, String)>,
+}
+
+pub fn postgres_admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned())
+}
+
+impl TestDb {
+    pub fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::Builder::new()
+                    .prefix("vitals-test-")
+                    .tempdir()
+                    .expect("a temporary directory");
+                Self {
+                    url: DatabaseUrl::Sqlite(dir.path().join("vitals.db")),
+                    _dir: Some(dir),
+                    pg_schema: None,
+                }
+            }
+            Backend::Postgres => {
+                let admin = postgres_admin_url();
+                let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = PgConnection::establish(&admin).unwrap_or_else(|e| {
+                    panic!(
+                        "PostgreSQL is required for the tests and could not be reached at {admin} \
+                         (set TEST_DATABASE_URL): {e}"
+                    )
+                });
+                diesel::sql_query(format!("CREATE SCHEMA {schema}"))
+                    .execute(&mut conn)
+                    .expect("create a test schema");
+                let sep = if admin.contains('?') { '&' } else { '?' };
+                let url = format!("{admin}{sep}options=-csearch_path%3D{schema}");
+                Self {
+                    url: DatabaseUrl::Postgres(url),
+                    _dir: None,
+                    pg_schema: Some((admin, schema)),
+                }
+            }
+        }
+    }
+
+    pub fn store(&self) -> Store {
+        let store = Store::open(&self.url, &PoolOptions::default()).expect("open the store");
+        store.migrate().expect("migrate");
+        store
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, schema)) = &self.pg_schema
+            && let Ok(mut conn) = PgConnection::establish(admin)
+        {
+            let _ = diesel::sql_query(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .execute(&mut conn);
+        }
+    }
+}
+
+/// A running server and its database.
+#[derive(Debug)]
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub store: Store,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+    // Last, so the database outlives the server.
+    pub db: TestDb,
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> Self {
+        let db = TestDb::new(backend);
+        let store = db.store();
+        Self::start_on(db, store, ServerConfig::default()).await
+    }
+
+    pub async fn start_on(db: TestDb, store: Store, config: ServerConfig) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind an ephemeral port");
+        let addr = listener.local_addr().expect("local address");
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(vitals_server::serve(store.clone(), config, listener, async {
+            let _ = rx.await;
+        }));
+        Self {
+            addr,
+            store,
+            shutdown: Some(tx),
+            task: Some(task),
+            db,
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.endpoint())
+            .expect("a valid endpoint")
+            .connect()
+            .await
+            .expect("connect to the test server")
+    }
+
+    pub async fn customers(&self) -> CustomerServiceClient<Channel> {
+        CustomerServiceClient::new(self.channel().await)
+    }
+
+    pub async fn events(&self) -> EventServiceClient<Channel> {
+        EventServiceClient::new(self.channel().await)
+    }
+
+    /// Stops the server and waits for it to finish its in-flight requests.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("the server task does not panic")
+                .expect("the server stops cleanly");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Runs an async test body once per backend: `both_backends!(name);` declares
+/// `name::sqlite` and `name::postgres` tests calling `async fn name(Backend)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}
+
+/// The field violations of an INVALID_ARGUMENT status, as (field, description) pairs.
+pub fn violations(status: &tonic::Status) -> Vec<(String, String)> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|b| {
+            b.field_violations
+                .into_iter()
+                .map(|v| (v.field, v.description))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Asserts an INVALID_ARGUMENT status that names `field` among its violations.
+pub fn assert_invalid(result: Result<impl std::fmt::Debug, tonic::Status>, field: &str) {
+    let status = result.expect_err("the request must be refused");
+    assert_eq!(
+        status.code(),
+        tonic::Code::InvalidArgument,
+        "{field}: {status:?}"
+    );
+    let v = violations(&status);
+    assert!(
+        v.iter().any(|(f, _)| f == field),
+        "expected a violation of {field}, got {v:?}"
+    );
+}
+
+pub fn ts(seconds: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds, nanos: 0 }
+}
+
+pub fn now_seconds() -> i64 {
+    vitals_engine::time::now_micros() / 1_000_000
+}
