@@ -22,10 +22,9 @@ pub fn minor_digits(currency: &str) -> u32 {
 pub fn parse_minor_units(s: &str, digits: u32) -> Result<i64, String> {
     let bad = || format!("{s:?} is not an amount: expected a decimal number such as 12.34");
     let t = s.trim();
-    let (negative, unsigned) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
+    let (negative, unsigned) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
     };
     let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
     let all_digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
