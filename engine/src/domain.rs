@@ -362,9 +362,18 @@ mod tests {
 
     #[test]
     fn content_hash_tells_contents_apart() {
-        assert_eq!(content_hash(5, &purchase(100)), content_hash(5, &purchase(100)));
-        assert_ne!(content_hash(5, &purchase(100)), content_hash(5, &purchase(101)));
-        assert_ne!(content_hash(5, &purchase(100)), content_hash(6, &purchase(100)));
+        assert_eq!(
+            content_hash(5, &purchase(100)),
+            content_hash(5, &purchase(100))
+        );
+        assert_ne!(
+            content_hash(5, &purchase(100)),
+            content_hash(5, &purchase(101))
+        );
+        assert_ne!(
+            content_hash(5, &purchase(100)),
+            content_hash(6, &purchase(100))
+        );
     }
 
     #[test]

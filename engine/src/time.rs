@@ -45,7 +45,15 @@ mod tests {
 
     #[test]
     fn round_trips_through_parts() {
-        for m in [0, 1, 999_999, 1_000_000, -1, -1_500_000, 1_700_000_000_123_456] {
+        for m in [
+            0,
+            1,
+            999_999,
+            1_000_000,
+            -1,
+            -1_500_000,
+            1_700_000_000_123_456,
+        ] {
             let (s, n) = parts_from_micros(m);
             assert_eq!(micros_from_parts(s, n), Some(m), "{m}");
         }

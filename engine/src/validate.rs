@@ -139,8 +139,7 @@ pub fn is_email(s: &str) -> bool {
 pub fn is_phone(s: &str) -> bool {
     let digits = s.chars().filter(char::is_ascii_digit).count();
     (7..=15).contains(&digits)
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '.' | '(' | ')'))
         && s.chars().skip(1).all(|c| c != '+')
 }
@@ -228,7 +227,9 @@ pub fn check_customer(v: &mut Violations, prefix: &str, c: &CustomerData, now: M
             );
         }
         match value {
-            AttributeValue::Number(x) if !x.is_finite() => v.push(&field, "must be a finite number"),
+            AttributeValue::Number(x) if !x.is_finite() => {
+                v.push(&field, "must be a finite number")
+            }
             AttributeValue::String(s) => check_text(v, &field, s, MAX_ATTRIBUTE_STRING_LEN),
             _ => {}
         }
@@ -335,7 +336,9 @@ mod tests {
         for ok in ["a@b.co", "first.last+tag@example.co.uk", "x@müller.de"] {
             assert!(is_email(ok), "{ok}");
         }
-        for bad in ["", "a", "a@", "@b.co", "a@b", "a b@c.de", "a@b..de", "a@.b.de", "a@b@c.de"] {
+        for bad in [
+            "", "a", "a@", "@b.co", "a@b", "a b@c.de", "a@b..de", "a@.b.de", "a@b@c.de",
+        ] {
             assert!(!is_email(bad), "{bad}");
         }
     }

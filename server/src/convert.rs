@@ -8,8 +8,8 @@ use prost_types::Timestamp;
 use vitals_engine::time::{Micros, micros_from_parts, parts_from_micros};
 use vitals_engine::{
     AttributeValue, Attributes, Customer, CustomerData, CustomerRef, CustomerStatus, EventKind,
-    EventPayload, Feedback, FeedbackKind, Interaction, InteractionKind, NewEvent, Payment, Severity,
-    StoredEvent, Transaction, Violations,
+    EventPayload, Feedback, FeedbackKind, Interaction, InteractionKind, NewEvent, Payment,
+    Severity, StoredEvent, Transaction, Violations,
 };
 use vitals_proto::v1 as pb;
 
@@ -143,7 +143,11 @@ pub fn attributes_from_proto(
 }
 
 /// The client-settable data of a customer message (output-only fields are ignored).
-pub fn customer_data_from_proto(v: &mut Violations, prefix: &str, c: &pb::Customer) -> CustomerData {
+pub fn customer_data_from_proto(
+    v: &mut Violations,
+    prefix: &str,
+    c: &pb::Customer,
+) -> CustomerData {
     let pb::Customer {
         id: _,
         external_id,
@@ -335,7 +339,10 @@ pub fn event_from_proto(v: &mut Violations, prefix: &str, e: pb::Event) -> Optio
                     None
                 }
                 Err(_) => {
-                    v.push(join(&ip, "kind"), format!("unknown InteractionKind value {}", i.kind));
+                    v.push(
+                        join(&ip, "kind"),
+                        format!("unknown InteractionKind value {}", i.kind),
+                    );
                     None
                 }
             };
@@ -346,11 +353,15 @@ pub fn event_from_proto(v: &mut Violations, prefix: &str, e: pb::Event) -> Optio
                 Ok(pb::Severity::High) => Some(Severity::High),
                 Ok(pb::Severity::Critical) => Some(Severity::Critical),
                 Err(_) => {
-                    v.push(join(&ip, "severity"), format!("unknown Severity value {}", i.severity));
+                    v.push(
+                        join(&ip, "severity"),
+                        format!("unknown Severity value {}", i.severity),
+                    );
                     None
                 }
             };
-            let resolved_time = opt_micros(v, &join(&ip, "resolved_time"), i.resolved_time.as_ref());
+            let resolved_time =
+                opt_micros(v, &join(&ip, "resolved_time"), i.resolved_time.as_ref());
             match (kind, severity) {
                 (Some(kind), Some(severity)) => Some(EventPayload::Interaction(Interaction {
                     kind,

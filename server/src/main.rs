@@ -10,7 +10,11 @@ use vitals_server::{ServerConfig, serve};
 use vitals_store::{DataArgs, Store, redact_url};
 
 #[derive(Debug, Parser)]
-#[command(name = "vitals-server", version, about = "Vitals: customer evaluation over gRPC")]
+#[command(
+    name = "vitals-server",
+    version,
+    about = "Vitals: customer evaluation over gRPC"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -19,11 +23,22 @@ struct Cli {
     data: DataArgs,
 
     /// Address to listen on. Default: loopback only.
-    #[arg(long, env = "VITALS_LISTEN", default_value = "127.0.0.1:50051", global = true)]
+    #[arg(
+        long,
+        env = "VITALS_LISTEN",
+        default_value = "127.0.0.1:50051",
+        global = true
+    )]
     listen: SocketAddr,
 
     /// Log format.
-    #[arg(long, env = "VITALS_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    #[arg(
+        long,
+        env = "VITALS_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
     log_format: LogFormat,
 
     /// Do not apply pending migrations at start.
@@ -31,11 +46,21 @@ struct Cli {
     no_migrate: bool,
 
     /// Deadline for every request, in seconds.
-    #[arg(long, env = "VITALS_REQUEST_TIMEOUT_SECS", default_value_t = 30, global = true)]
+    #[arg(
+        long,
+        env = "VITALS_REQUEST_TIMEOUT_SECS",
+        default_value_t = 30,
+        global = true
+    )]
     request_timeout_secs: u64,
 
     /// Largest accepted request message, in MiB.
-    #[arg(long, env = "VITALS_MAX_MESSAGE_MIB", default_value_t = 16, global = true)]
+    #[arg(
+        long,
+        env = "VITALS_MAX_MESSAGE_MIB",
+        default_value_t = 16,
+        global = true
+    )]
     max_message_mib: usize,
 }
 

@@ -191,9 +191,7 @@ impl Store {
                 .optional()?
         });
         row.ok_or_else(|| {
-            StoreError::NotFound(format!(
-                "no customer with external_id {external_id:?}"
-            ))
+            StoreError::NotFound(format!("no customer with external_id {external_id:?}"))
         })?
         .into_domain()
     }
@@ -332,7 +330,9 @@ impl Store {
             .into_iter()
             .map(CustomerRow::into_domain)
             .collect::<Result<Vec<_>>>()?;
-        Ok(page::paginate(customers, page_size, filter, |c| c.id.clone()))
+        Ok(page::paginate(customers, page_size, filter, |c| {
+            c.id.clone()
+        }))
     }
 
     /// Creates or updates customers by external id; rows must already be validated.

@@ -125,8 +125,12 @@ struct BatchRows {
 
 impl BatchRows {
     fn push(&mut self, e: &StoredEvent, hash: String) {
-        let (customer_id, event_key, time, record_time) =
-            (e.customer_id.clone(), e.event_key.clone(), e.time, e.record_time);
+        let (customer_id, event_key, time, record_time) = (
+            e.customer_id.clone(),
+            e.event_key.clone(),
+            e.time,
+            e.record_time,
+        );
         self.ledger.push(EventRow {
             customer_id: customer_id.clone(),
             event_key: event_key.clone(),
@@ -320,7 +324,10 @@ impl Store {
 
     /// Checks candidates against the ledger and inserts the new ones in one transaction.
     /// A unique-key race comes back as `AlreadyExists`.
-    fn commit_new_events(&self, candidates: &[(usize, StoredEvent, String)]) -> Result<BatchOutcome> {
+    fn commit_new_events(
+        &self,
+        candidates: &[(usize, StoredEvent, String)],
+    ) -> Result<BatchOutcome> {
         // The keys each customer's events use, to look up only those ledger rows.
         let mut keys_by_customer: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
         for (_, e, _) in candidates {
@@ -533,4 +540,3 @@ impl Store {
         }))
     }
 }
-

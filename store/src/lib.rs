@@ -7,8 +7,8 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod page;
-pub mod settings;
 mod schema;
+pub mod settings;
 
 pub use customers::{CustomerFilter, RejectedRow, UpsertOutcome};
 pub use db::{DatabaseUrl, PoolOptions, Store, redact_url};

@@ -95,7 +95,10 @@ mod tests {
         assert_eq!(key, Some(("abc".to_string(), 5)));
         assert!(decode::<(String, i64), String>(&t, &"region=US".to_string()).is_err());
         assert!(decode::<(String, i64), String>("garbage!", &String::new()).is_err());
-        assert_eq!(decode::<(String, i64), String>("", &String::new()).ok(), Some(None));
+        assert_eq!(
+            decode::<(String, i64), String>("", &String::new()).ok(),
+            Some(None)
+        );
     }
 
     #[test]

@@ -115,9 +115,14 @@ impl TestServer {
             .expect("bind an ephemeral port");
         let addr = listener.local_addr().expect("local address");
         let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(vitals_server::serve(store.clone(), config, listener, async {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(vitals_server::serve(
+            store.clone(),
+            config,
+            listener,
+            async {
+                let _ = rx.await;
+            },
+        ));
         Self {
             addr,
             store,

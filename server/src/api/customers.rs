@@ -1,9 +1,9 @@
 //! `vitals.v1.CustomerService`.
 
 use tonic::{Request, Response, Status, Streaming};
+use vitals_engine::Violations;
 use vitals_engine::time::now_micros;
 use vitals_engine::validate::check_customer;
-use vitals_engine::Violations;
 use vitals_proto::v1 as pb;
 use vitals_proto::v1::customer_service_server::CustomerService;
 use vitals_store::{CustomerFilter, Store, page};
@@ -93,11 +93,17 @@ impl CustomerService for CustomerApi {
         let mut v = Violations::new();
         vitals_engine::validate::check_id(&mut v, "customer.id", &customer.id);
         if customer.etag.is_empty() {
-            v.push("customer.etag", "is required: send the etag of the customer you read");
+            v.push(
+                "customer.etag",
+                "is required: send the etag of the customer you read",
+            );
         }
         let paths = update_mask.map(|m| m.paths).unwrap_or_default();
         if paths.is_empty() {
-            v.push("update_mask", "must name at least one field (or \"*\" for all)");
+            v.push(
+                "update_mask",
+                "must name at least one field (or \"*\" for all)",
+            );
         }
         for p in &paths {
             if p != "*" && !UPDATABLE_PATHS.contains(&p.as_str()) {

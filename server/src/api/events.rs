@@ -1,9 +1,9 @@
 //! `vitals.v1.EventService`.
 
 use tonic::{Request, Response, Status, Streaming};
+use vitals_engine::Violations;
 use vitals_engine::time::now_micros;
 use vitals_engine::validate::{MAX_BATCH_EVENTS, check_event};
-use vitals_engine::Violations;
 use vitals_proto::v1 as pb;
 use vitals_proto::v1::event_service_server::EventService;
 use vitals_store::{BatchOutcome, EventFilter, RecordMode, Store, page};
@@ -147,7 +147,9 @@ impl EventService for EventApi {
                 .and_then(|t| convert::micros(&mut v, "end_time", &t)),
         };
         match &r.customer {
-            Some(Who::CustomerId(id)) => vitals_engine::validate::check_id(&mut v, "customer_id", id),
+            Some(Who::CustomerId(id)) => {
+                vitals_engine::validate::check_id(&mut v, "customer_id", id)
+            }
             Some(Who::CustomerExternalId(ext)) => {
                 vitals_engine::validate::check_id(&mut v, "customer_external_id", ext)
             }
@@ -156,7 +158,10 @@ impl EventService for EventApi {
         v.into_result().map_err(|v| invalid(&v))?;
         let size = page::page_size(r.page_size).map_err(from_store)?;
         let Some(who) = r.customer else {
-            return Err(invalid_field("customer_id", "give customer_id or customer_external_id"));
+            return Err(invalid_field(
+                "customer_id",
+                "give customer_id or customer_external_id",
+            ));
         };
         let store = self.store.clone();
         let token = r.page_token;

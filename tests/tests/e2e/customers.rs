@@ -3,7 +3,9 @@ use std::collections::HashSet;
 use prost_types::FieldMask;
 use tonic::Code;
 use vitals_proto::v1::{self as pb, attribute_value::Value, get_customer_request::Lookup};
-use vitals_tests::{Backend, TestServer, assert_invalid, both_backends, now_seconds, ts, violations};
+use vitals_tests::{
+    Backend, TestServer, assert_invalid, both_backends, now_seconds, ts, violations,
+};
 
 fn customer(external_id: &str) -> pb::Customer {
     pb::Customer {
@@ -63,7 +65,11 @@ async fn create_then_get_by_id_and_external_id(backend: Backend) {
     assert_eq!(created.etag, "1");
     assert!(created.create_time.is_some() && created.update_time.is_some());
 
-    let got = api.get_customer(by_id(&created.id)).await.expect("got").into_inner();
+    let got = api
+        .get_customer(by_id(&created.id))
+        .await
+        .expect("got")
+        .into_inner();
     assert_eq!(got, created);
     let got = api
         .get_customer(pb::GetCustomerRequest {
@@ -83,7 +89,9 @@ async fn create_then_get_by_id_and_external_id(backend: Backend) {
 async fn duplicate_external_id_is_already_exists(backend: Backend) {
     let server = TestServer::start(backend).await;
     let mut api = server.customers().await;
-    api.create_customer(create(customer("dup"))).await.expect("first");
+    api.create_customer(create(customer("dup")))
+        .await
+        .expect("first");
     let err = api
         .create_customer(create(customer("dup")))
         .await
@@ -95,13 +103,26 @@ async fn duplicate_external_id_is_already_exists(backend: Backend) {
 async fn bad_customers_get_field_violations(backend: Backend) {
     let server = TestServer::start(backend).await;
     let mut api = server.customers().await;
-    let cases: Vec<(&str, Box<dyn Fn(&mut pb::Customer)>)> = vec![
+    type Spoil = Box<dyn Fn(&mut pb::Customer)>;
+    let cases: Vec<(&str, Spoil)> = vec![
         ("customer.external_id", Box::new(|c| c.external_id.clear())),
-        ("customer.external_id", Box::new(|c| c.external_id = "x".repeat(129))),
-        ("customer.email", Box::new(|c| c.email = "not-an-email".into())),
+        (
+            "customer.external_id",
+            Box::new(|c| c.external_id = "x".repeat(129)),
+        ),
+        (
+            "customer.email",
+            Box::new(|c| c.email = "not-an-email".into()),
+        ),
         ("customer.phone", Box::new(|c| c.phone = "12".into())),
-        ("customer.display_name", Box::new(|c| c.display_name = "n".repeat(300))),
-        ("customer.signup_time", Box::new(|c| c.signup_time = Some(ts(-10)))),
+        (
+            "customer.display_name",
+            Box::new(|c| c.display_name = "n".repeat(300)),
+        ),
+        (
+            "customer.signup_time",
+            Box::new(|c| c.signup_time = Some(ts(-10))),
+        ),
         (
             "customer.signup_time",
             Box::new(|c| c.signup_time = Some(ts(now_seconds() + 3 * 86_400))),
@@ -174,11 +195,15 @@ async fn bad_customers_get_field_violations(backend: Backend) {
 async fn unknown_customer_is_not_found(backend: Backend) {
     let server = TestServer::start(backend).await;
     let mut api = server.customers().await;
-    let err = api.get_customer(by_id("nobody")).await.expect_err("unknown");
+    let err = api
+        .get_customer(by_id("nobody"))
+        .await
+        .expect_err("unknown");
     assert_eq!(err.code(), Code::NotFound);
     assert_invalid(api.get_customer(by_id("")).await, "id");
     assert_invalid(
-        api.get_customer(pb::GetCustomerRequest { lookup: None }).await,
+        api.get_customer(pb::GetCustomerRequest { lookup: None })
+            .await,
         "id",
     );
     let err = api
@@ -238,7 +263,11 @@ async fn update_applies_the_mask_and_refuses_stale_etags(backend: Backend) {
         .await
         .expect_err("stale etag");
     assert_eq!(err.code(), Code::Aborted);
-    let now = api.get_customer(by_id(&created.id)).await.expect("get").into_inner();
+    let now = api
+        .get_customer(by_id(&created.id))
+        .await
+        .expect("get")
+        .into_inner();
     assert_eq!(now, updated);
 
     // Bad masks and bad values.
@@ -283,7 +312,9 @@ async fn update_applies_the_mask_and_refuses_stale_etags(backend: Backend) {
         "customer.etag",
     );
     // external_id can move, but not onto another customer's.
-    api.create_customer(create(customer("taken"))).await.expect("other");
+    api.create_customer(create(customer("taken")))
+        .await
+        .expect("other");
     let err = api
         .update_customer(pb::UpdateCustomerRequest {
             customer: Some(pb::Customer {
@@ -295,7 +326,11 @@ async fn update_applies_the_mask_and_refuses_stale_etags(backend: Backend) {
         .await
         .expect_err("taken");
     assert_eq!(err.code(), Code::AlreadyExists);
-    let after = api.get_customer(by_id(&created.id)).await.expect("get").into_inner();
+    let after = api
+        .get_customer(by_id(&created.id))
+        .await
+        .expect("get")
+        .into_inner();
     assert_eq!(after, updated, "failed updates change nothing");
 }
 
@@ -332,7 +367,11 @@ async fn concurrent_updates_with_one_etag_one_wins(backend: Backend) {
     }
     assert_eq!(wins.len(), 1, "exactly one writer wins");
     assert_eq!(aborted, 7);
-    let stored = api.get_customer(by_id(&created.id)).await.expect("get").into_inner();
+    let stored = api
+        .get_customer(by_id(&created.id))
+        .await
+        .expect("get")
+        .into_inner();
     assert_eq!(stored, wins[0]);
 }
 
@@ -391,7 +430,11 @@ async fn erasure_wipes_pii_for_good_and_keeps_history(backend: Backend) {
     assert_eq!(erased.region, "EU");
 
     // Stored for good: a fresh read shows no PII, the event is kept without its comment.
-    let got = api.get_customer(by_id(&created.id)).await.expect("get").into_inner();
+    let got = api
+        .get_customer(by_id(&created.id))
+        .await
+        .expect("get")
+        .into_inner();
     assert_eq!(got, erased);
     let timeline = events
         .list_customer_events(pb::ListCustomerEventsRequest {
@@ -516,15 +559,13 @@ async fn list_filters_and_bad_page_requests(backend: Backend) {
     let list = |req: pb::ListCustomersRequest| {
         let mut api = lister.clone();
         async move {
-            api.list_customers(req)
-                .await
-                .map(|r| {
-                    r.into_inner()
-                        .customers
-                        .into_iter()
-                        .map(|c| c.external_id)
-                        .collect::<Vec<_>>()
-                })
+            api.list_customers(req).await.map(|r| {
+                r.into_inner()
+                    .customers
+                    .into_iter()
+                    .map(|c| c.external_id)
+                    .collect::<Vec<_>>()
+            })
         }
     };
     let eu = list(pb::ListCustomersRequest {
@@ -630,7 +671,10 @@ async fn import_upserts_and_reports_bad_rows(backend: Backend) {
         .await
         .expect("imported")
         .into_inner();
-    assert_eq!((r.created, r.updated, r.unchanged, r.rejected), (3, 0, 0, 2));
+    assert_eq!(
+        (r.created, r.updated, r.unchanged, r.rejected),
+        (3, 0, 0, 2)
+    );
     let positions: Vec<_> = r.rejected_rows.iter().map(|x| x.position).collect();
     assert_eq!(positions, [1, 3]);
     assert_eq!(r.rejected_rows[0].field, "email");
@@ -642,7 +686,10 @@ async fn import_upserts_and_reports_bad_rows(backend: Backend) {
         .await
         .expect("again")
         .into_inner();
-    assert_eq!((r.created, r.updated, r.unchanged, r.rejected), (0, 0, 3, 2));
+    assert_eq!(
+        (r.created, r.updated, r.unchanged, r.rejected),
+        (0, 0, 3, 2)
+    );
     let mut changed = customer("imp-2");
     changed.region = "APAC".into();
     let r = api

@@ -41,7 +41,9 @@ fn batch(events: Vec<pb::Event>) -> pb::RecordEventsRequest {
 
 fn timeline_of(id: &str) -> pb::ListCustomerEventsRequest {
     pb::ListCustomerEventsRequest {
-        customer: Some(pb::list_customer_events_request::Customer::CustomerId(id.into())),
+        customer: Some(pb::list_customer_events_request::Customer::CustomerId(
+            id.into(),
+        )),
         ..Default::default()
     }
 }
@@ -141,13 +143,21 @@ async fn resending_is_idempotent_and_conflicts_are_refused(backend: Backend) {
         purchase("a", Who::CustomerId(id.clone()), t, 500),
         purchase("b", Who::CustomerId(id.clone()), t, 700),
     ];
-    let r = api.record_events(batch(first.clone())).await.expect("first").into_inner();
+    let r = api
+        .record_events(batch(first.clone()))
+        .await
+        .expect("first")
+        .into_inner();
     assert_eq!((r.accepted, r.duplicates), (2, 0));
 
     // The same events again, by id or external id: duplicates, never second rows.
     let mut again = first.clone();
     again[1].customer = Some(Who::CustomerExternalId("idem".into()));
-    let r = api.record_events(batch(again)).await.expect("again").into_inner();
+    let r = api
+        .record_events(batch(again))
+        .await
+        .expect("again")
+        .into_inner();
     assert_eq!((r.accepted, r.duplicates), (0, 2));
     assert!(r.rejected.is_empty());
 
@@ -163,7 +173,11 @@ async fn resending_is_idempotent_and_conflicts_are_refused(backend: Backend) {
         .expect("answered")
         .into_inner();
     assert_eq!((r.accepted, r.duplicates), (1, 1));
-    let rejected: Vec<_> = r.rejected.iter().map(|x| (x.index, x.field.as_str())).collect();
+    let rejected: Vec<_> = r
+        .rejected
+        .iter()
+        .map(|x| (x.index, x.field.as_str()))
+        .collect();
     assert_eq!(rejected, [(0, "event_key"), (3, "event_key")]);
 
     let listed = api
@@ -255,7 +269,11 @@ async fn bad_events_are_rejected_one_by_one(backend: Backend) {
 
     let mut events: Vec<pb::Event> = cases.iter().map(|(e, _)| e.clone()).collect();
     events.push(good());
-    let r = api.record_events(batch(events)).await.expect("answered").into_inner();
+    let r = api
+        .record_events(batch(events))
+        .await
+        .expect("answered")
+        .into_inner();
     assert_eq!(r.accepted, 1, "the good event is kept: {:?}", r.rejected);
     assert_eq!(r.rejected.len(), cases.len());
     for (i, (rejected, (_, field))) in r.rejected.iter().zip(&cases).enumerate() {
@@ -306,9 +324,14 @@ async fn record_time_is_now_or_the_event_time_for_backfills(backend: Backend) {
     let mut api = server.events().await;
     let old = now_seconds() - 90 * 86_400;
     let before = now_seconds();
-    api.record_events(batch(vec![purchase("live", Who::CustomerId(id.clone()), old, 1)]))
-        .await
-        .expect("live");
+    api.record_events(batch(vec![purchase(
+        "live",
+        Who::CustomerId(id.clone()),
+        old,
+        1,
+    )]))
+    .await
+    .expect("live");
     api.record_events(pb::RecordEventsRequest {
         events: vec![purchase("hist", Who::CustomerId(id.clone()), old - 5, 1)],
         backfill: true,
@@ -325,7 +348,10 @@ async fn record_time_is_now_or_the_event_time_for_backfills(backend: Backend) {
     assert_eq!(live.event_key, "live");
     let live_recorded = live.record_time.expect("record time").seconds;
     assert!(live_recorded >= before && live_recorded <= now_seconds());
-    assert_eq!(hist.record_time, hist.time, "a backfill is known when it happened");
+    assert_eq!(
+        hist.record_time, hist.time,
+        "a backfill is known when it happened"
+    );
 }
 
 async fn stream_events_commits_each_batch(backend: Backend) {
@@ -369,7 +395,14 @@ async fn timeline_filters_and_pages(backend: Backend) {
     let t = now_seconds() - 100_000;
     let mut events: Vec<_> = (0..30)
         // Pairs share a time, so the key breaks ties.
-        .map(|i| purchase(&format!("p{i:02}"), Who::CustomerId(id.clone()), t + i / 2, 1))
+        .map(|i| {
+            purchase(
+                &format!("p{i:02}"),
+                Who::CustomerId(id.clone()),
+                t + i / 2,
+                1,
+            )
+        })
         .collect();
     events.push(pb::Event {
         event_key: "csat".into(),

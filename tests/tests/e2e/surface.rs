@@ -38,10 +38,10 @@ async fn health_reports_each_service_serving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reflection_lists_the_services() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
 
     let server = TestServer::start(Backend::Sqlite).await;
     let mut client = ServerReflectionClient::new(server.channel().await);
@@ -68,7 +68,10 @@ async fn reflection_lists_the_services() {
         "vitals.v1.EventService",
         "grpc.health.v1.Health",
     ] {
-        assert!(names.iter().any(|n| n == expected), "{expected} in {names:?}");
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} in {names:?}"
+        );
     }
 }
 
@@ -78,7 +81,10 @@ async fn http1(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> Vec<u8> {
     stream.write_all(head.as_bytes()).await.expect("write head");
     stream.write_all(body).await.expect("write body");
     let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.expect("read response");
+    stream
+        .read_to_end(&mut response)
+        .await
+        .expect("read response");
     response
 }
 
@@ -130,7 +136,10 @@ async fn grpc_web_from_a_browser_works_on_the_same_port() {
     let text = String::from_utf8_lossy(&response);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("application/grpc-web"), "{text}");
-    assert!(text.contains("web-1"), "the customer is in the body: {text}");
+    assert!(
+        text.contains("web-1"),
+        "the customer is in the body: {text}"
+    );
     assert!(text.contains("grpc-status:0"), "trailers say OK: {text}");
 }
 
