@@ -6,6 +6,8 @@
 
 pub mod currency;
 pub mod domain;
+pub mod features;
+pub mod labels;
 pub mod time;
 pub mod validate;
 
