@@ -691,7 +691,7 @@ mod tests {
             // resolved only after T: still open at T
             ticket(
                 "t3",
-                T - 1 * DAY,
+                T - DAY,
                 "C",
                 Some(T + DAY),
                 InteractionKind::Inquiry,
