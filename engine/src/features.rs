@@ -689,13 +689,7 @@ mod tests {
             ),
             ticket("t2", T - 2 * DAY, "B", None, InteractionKind::Inquiry),
             // resolved only after T: still open at T
-            ticket(
-                "t3",
-                T - DAY,
-                "C",
-                Some(T + DAY),
-                InteractionKind::Inquiry,
-            ),
+            ticket("t3", T - DAY, "C", Some(T + DAY), InteractionKind::Inquiry),
             invoice("i1", T - 60 * DAY, "I1", T - 30 * DAY, Some(T - 20 * DAY)),
             invoice("i2", T - 40 * DAY, "I2", T - 10 * DAY, None),
             invoice("i3", T - 5 * DAY, "I3", T + 20 * DAY, None),

@@ -1,0 +1,58 @@
+//! Model formats and inference: churn classifiers and segmentation.
+//!
+//! Every model works on rows produced by a `features::FeatureSchema` (standardized `f32`,
+//! never NaN), saves itself to files the registry hashes and publishes, and loads back
+//! refusing anything whose shape does not match its schema.
+
+pub mod lbfgs;
+pub mod logistic;
+
+/// A row-major matrix of model inputs.
+#[derive(Debug, Clone, Copy)]
+pub struct Rows<'a> {
+    pub data: &'a [f32],
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl<'a> Rows<'a> {
+    pub fn new(data: &'a [f32], cols: usize) -> Result<Self, ModelError> {
+        if cols == 0 || data.len() % cols != 0 {
+            return Err(ModelError::Shape(format!(
+                "{} values do not make rows of {cols} columns",
+                data.len()
+            )));
+        }
+        Ok(Self {
+            data,
+            rows: data.len() / cols,
+            cols,
+        })
+    }
+
+    pub fn row(&self, i: usize) -> &'a [f32] {
+        &self.data[i * self.cols..(i + 1) * self.cols]
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("tensor computation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+    #[error("cannot train: {0}")]
+    Training(String),
+    #[error("model file {path}: {reason}")]
+    File { path: String, reason: String },
+}
+
+/// The logistic function, computed without overflow for any input.
+pub fn sigmoid(z: f64) -> f64 {
+    if z >= 0.0 {
+        1.0 / (1.0 + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (1.0 + e)
+    }
+}
