@@ -37,6 +37,10 @@ pub(crate) struct CustomerRow {
 }
 
 impl CustomerRow {
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
     fn from_domain(c: &Customer) -> Self {
         let d = &c.data;
         Self {
@@ -59,7 +63,7 @@ impl CustomerRow {
         }
     }
 
-    fn into_domain(self) -> Result<Customer> {
+    pub(crate) fn into_domain(self) -> Result<Customer> {
         let status = CustomerStatus::parse(&self.status).ok_or_else(|| {
             StoreError::Internal(format!(
                 "customer {} has unknown status {:?}",

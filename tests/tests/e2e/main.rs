@@ -3,4 +3,5 @@
 
 mod customers;
 mod events;
+mod history;
 mod surface;
