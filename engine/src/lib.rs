@@ -8,6 +8,9 @@ pub mod currency;
 pub mod domain;
 pub mod features;
 pub mod labels;
+pub mod metrics;
+pub mod models;
+pub mod registry;
 pub mod time;
 pub mod validate;
 

@@ -47,7 +47,7 @@ pub struct RejectedEvent {
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = events)]
-struct EventRow {
+pub(crate) struct EventRow {
     customer_id: String,
     event_key: String,
     kind: String,
@@ -58,7 +58,7 @@ struct EventRow {
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = transactions)]
-struct TransactionRow {
+pub(crate) struct TransactionRow {
     customer_id: String,
     event_key: String,
     time: i64,
@@ -72,7 +72,7 @@ struct TransactionRow {
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = payments)]
-struct PaymentRow {
+pub(crate) struct PaymentRow {
     customer_id: String,
     event_key: String,
     time: i64,
@@ -87,7 +87,7 @@ struct PaymentRow {
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = feedback)]
-struct FeedbackRow {
+pub(crate) struct FeedbackRow {
     customer_id: String,
     event_key: String,
     time: i64,
@@ -100,7 +100,7 @@ struct FeedbackRow {
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = interactions)]
-struct InteractionRow {
+pub(crate) struct InteractionRow {
     customer_id: String,
     event_key: String,
     time: i64,
@@ -111,6 +111,85 @@ struct InteractionRow {
     channel: String,
     ticket_id: String,
     resolved_time: Option<i64>,
+}
+
+impl TransactionRow {
+    pub(crate) fn into_event(self) -> Result<StoredEvent> {
+        Ok(StoredEvent {
+            customer_id: self.customer_id,
+            event_key: self.event_key,
+            time: self.time,
+            record_time: self.record_time,
+            payload: EventPayload::Transaction(Transaction {
+                amount_minor: self.amount_minor,
+                currency: self.currency,
+                quantity: self.quantity,
+                category: self.category,
+                channel: self.channel,
+            }),
+        })
+    }
+}
+
+impl PaymentRow {
+    pub(crate) fn into_event(self) -> Result<StoredEvent> {
+        Ok(StoredEvent {
+            customer_id: self.customer_id,
+            event_key: self.event_key,
+            time: self.time,
+            record_time: self.record_time,
+            payload: EventPayload::Payment(Payment {
+                invoice_id: self.invoice_id,
+                amount_minor: self.amount_minor,
+                currency: self.currency,
+                due_time: self.due_time,
+                paid_time: self.paid_time,
+                method: self.method,
+            }),
+        })
+    }
+}
+
+impl FeedbackRow {
+    pub(crate) fn into_event(self) -> Result<StoredEvent> {
+        let kind =
+            FeedbackKind::parse(&self.kind).ok_or_else(|| corrupt("feedback kind", &self.kind))?;
+        Ok(StoredEvent {
+            customer_id: self.customer_id,
+            event_key: self.event_key,
+            time: self.time,
+            record_time: self.record_time,
+            payload: EventPayload::Feedback(Feedback {
+                kind,
+                score: self.score,
+                comment: self.comment,
+                channel: self.channel,
+            }),
+        })
+    }
+}
+
+impl InteractionRow {
+    pub(crate) fn into_event(self) -> Result<StoredEvent> {
+        let kind = InteractionKind::parse(&self.kind)
+            .ok_or_else(|| corrupt("interaction kind", &self.kind))?;
+        let severity =
+            Severity::parse(&self.severity).ok_or_else(|| corrupt("severity", &self.severity))?;
+        Ok(StoredEvent {
+            customer_id: self.customer_id,
+            event_key: self.event_key,
+            time: self.time,
+            record_time: self.record_time,
+            payload: EventPayload::Interaction(Interaction {
+                kind,
+                severity,
+                category: self.category,
+                channel: self.channel,
+                ticket_id: self.ticket_id,
+                resolved_time: self.resolved_time,
+            }),
+        })
+    }
 }
 
 /// The rows of one batch, by table.
@@ -441,6 +520,9 @@ impl Store {
             }
             let none = Vec::new();
             let mut payloads: HashMap<String, EventPayload> = HashMap::new();
+            let mut keep = |e: StoredEvent| {
+                payloads.insert(e.event_key, e.payload);
+            };
             let tx_keys = keys.get("transaction").unwrap_or(&none);
             if !tx_keys.is_empty() {
                 let rows: Vec<TransactionRow> = transactions::table
@@ -449,13 +531,7 @@ impl Store {
                     .select(TransactionRow::as_select())
                     .load(conn)?;
                 for r in rows {
-                    payloads.insert(r.event_key, EventPayload::Transaction(Transaction {
-                        amount_minor: r.amount_minor,
-                        currency: r.currency,
-                        quantity: r.quantity,
-                        category: r.category,
-                        channel: r.channel,
-                    }));
+                    keep(r.into_event()?);
                 }
             }
             let pay_keys = keys.get("payment").unwrap_or(&none);
@@ -466,14 +542,7 @@ impl Store {
                     .select(PaymentRow::as_select())
                     .load(conn)?;
                 for r in rows {
-                    payloads.insert(r.event_key, EventPayload::Payment(Payment {
-                        invoice_id: r.invoice_id,
-                        amount_minor: r.amount_minor,
-                        currency: r.currency,
-                        due_time: r.due_time,
-                        paid_time: r.paid_time,
-                        method: r.method,
-                    }));
+                    keep(r.into_event()?);
                 }
             }
             let fb_keys = keys.get("feedback").unwrap_or(&none);
@@ -484,14 +553,7 @@ impl Store {
                     .select(FeedbackRow::as_select())
                     .load(conn)?;
                 for r in rows {
-                    let kind = FeedbackKind::parse(&r.kind)
-                        .ok_or_else(|| corrupt("feedback kind", &r.kind))?;
-                    payloads.insert(r.event_key, EventPayload::Feedback(Feedback {
-                        kind,
-                        score: r.score,
-                        comment: r.comment,
-                        channel: r.channel,
-                    }));
+                    keep(r.into_event()?);
                 }
             }
             let int_keys = keys.get("interaction").unwrap_or(&none);
@@ -502,18 +564,7 @@ impl Store {
                     .select(InteractionRow::as_select())
                     .load(conn)?;
                 for r in rows {
-                    let kind = InteractionKind::parse(&r.kind)
-                        .ok_or_else(|| corrupt("interaction kind", &r.kind))?;
-                    let severity = Severity::parse(&r.severity)
-                        .ok_or_else(|| corrupt("severity", &r.severity))?;
-                    payloads.insert(r.event_key, EventPayload::Interaction(Interaction {
-                        kind,
-                        severity,
-                        category: r.category,
-                        channel: r.channel,
-                        ticket_id: r.ticket_id,
-                        resolved_time: r.resolved_time,
-                    }));
+                    keep(r.into_event()?);
                 }
             }
             ledger

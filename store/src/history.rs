@@ -8,14 +8,12 @@
 use std::collections::HashMap;
 
 use diesel::prelude::*;
-use vitals_engine::{
-    Customer, EventPayload, Feedback, FeedbackKind, Interaction, InteractionKind, Payment,
-    Severity, StoredEvent, Transaction,
-};
+use vitals_engine::{Customer, StoredEvent};
 
 use crate::customers::CustomerRow;
 use crate::db::{Store, with_conn};
-use crate::error::{Result, StoreError};
+use crate::error::Result;
+use crate::events::{FeedbackRow, InteractionRow, PaymentRow, TransactionRow};
 use crate::schema::{customers, feedback, interactions, payments, transactions};
 
 /// One customer and everything they did, oldest event first.
@@ -23,10 +21,6 @@ use crate::schema::{customers, feedback, interactions, payments, transactions};
 pub struct History {
     pub customer: Customer,
     pub events: Vec<StoredEvent>,
-}
-
-fn corrupt(what: &str, value: &str) -> StoreError {
-    StoreError::Internal(format!("stored event has unknown {what} {value:?}"))
 }
 
 impl Store {
@@ -83,120 +77,35 @@ impl Store {
     /// Every event of the given customers, grouped by customer.
     fn events_of(&self, ids: &[&str]) -> Result<HashMap<String, Vec<StoredEvent>>> {
         let mut out: HashMap<String, Vec<StoredEvent>> = HashMap::new();
-        let mut push =
-            |customer_id: String, event_key: String, time: i64, record_time: i64, payload| {
-                out.entry(customer_id.clone())
-                    .or_default()
-                    .push(StoredEvent {
-                        customer_id,
-                        event_key,
-                        time,
-                        record_time,
-                        payload,
-                    });
-            };
+        let mut push = |e: StoredEvent| out.entry(e.customer_id.clone()).or_default().push(e);
         with_conn!(self, conn => {
-            let rows: Vec<(String, String, i64, i64, i64, String, i32, String, String)> =
-                transactions::table
-                    .filter(transactions::customer_id.eq_any(ids))
-                    .select((
-                        transactions::customer_id,
-                        transactions::event_key,
-                        transactions::time,
-                        transactions::record_time,
-                        transactions::amount_minor,
-                        transactions::currency,
-                        transactions::quantity,
-                        transactions::category,
-                        transactions::channel,
-                    ))
-                    .load(conn)?;
-            for (c, k, t, rt, amount_minor, currency, quantity, category, channel) in rows {
-                push(c, k, t, rt, EventPayload::Transaction(Transaction {
-                    amount_minor,
-                    currency,
-                    quantity,
-                    category,
-                    channel,
-                }));
+            let rows: Vec<TransactionRow> = transactions::table
+                .filter(transactions::customer_id.eq_any(ids))
+                .select(TransactionRow::as_select())
+                .load(conn)?;
+            for r in rows {
+                push(r.into_event()?);
             }
-            let rows: Vec<(String, String, i64, i64, String, i64, String, Option<i64>, Option<i64>, String)> =
-                payments::table
-                    .filter(payments::customer_id.eq_any(ids))
-                    .select((
-                        payments::customer_id,
-                        payments::event_key,
-                        payments::time,
-                        payments::record_time,
-                        payments::invoice_id,
-                        payments::amount_minor,
-                        payments::currency,
-                        payments::due_time,
-                        payments::paid_time,
-                        payments::method,
-                    ))
-                    .load(conn)?;
-            for (c, k, t, rt, invoice_id, amount_minor, currency, due_time, paid_time, method) in rows {
-                push(c, k, t, rt, EventPayload::Payment(Payment {
-                    invoice_id,
-                    amount_minor,
-                    currency,
-                    due_time,
-                    paid_time,
-                    method,
-                }));
+            let rows: Vec<PaymentRow> = payments::table
+                .filter(payments::customer_id.eq_any(ids))
+                .select(PaymentRow::as_select())
+                .load(conn)?;
+            for r in rows {
+                push(r.into_event()?);
             }
-            let rows: Vec<(String, String, i64, i64, String, i32, Option<String>, String)> =
-                feedback::table
-                    .filter(feedback::customer_id.eq_any(ids))
-                    .select((
-                        feedback::customer_id,
-                        feedback::event_key,
-                        feedback::time,
-                        feedback::record_time,
-                        feedback::kind,
-                        feedback::score,
-                        feedback::comment,
-                        feedback::channel,
-                    ))
-                    .load(conn)?;
-            for (c, k, t, rt, kind, score, comment, channel) in rows {
-                let kind = FeedbackKind::parse(&kind).ok_or_else(|| corrupt("feedback kind", &kind))?;
-                push(c, k, t, rt, EventPayload::Feedback(Feedback {
-                    kind,
-                    score,
-                    comment,
-                    channel,
-                }));
+            let rows: Vec<FeedbackRow> = feedback::table
+                .filter(feedback::customer_id.eq_any(ids))
+                .select(FeedbackRow::as_select())
+                .load(conn)?;
+            for r in rows {
+                push(r.into_event()?);
             }
-            let rows: Vec<(String, String, i64, i64, String, String, String, String, String, Option<i64>)> =
-                interactions::table
-                    .filter(interactions::customer_id.eq_any(ids))
-                    .select((
-                        interactions::customer_id,
-                        interactions::event_key,
-                        interactions::time,
-                        interactions::record_time,
-                        interactions::kind,
-                        interactions::severity,
-                        interactions::category,
-                        interactions::channel,
-                        interactions::ticket_id,
-                        interactions::resolved_time,
-                    ))
-                    .load(conn)?;
-            for (c, k, t, rt, kind, severity, category, channel, ticket_id, resolved_time) in rows {
-                let kind = InteractionKind::parse(&kind)
-                    .ok_or_else(|| corrupt("interaction kind", &kind))?;
-                let severity = Severity::parse(&severity).ok_or_else(|| corrupt("severity", &severity))?;
-                push(c, k, t, rt, EventPayload::Interaction(Interaction {
-                    kind,
-                    severity,
-                    category,
-                    channel,
-                    ticket_id,
-                    resolved_time,
-                }));
+            let rows: Vec<InteractionRow> = interactions::table
+                .filter(interactions::customer_id.eq_any(ids))
+                .select(InteractionRow::as_select())
+                .load(conn)?;
+            for r in rows {
+                push(r.into_event()?);
             }
         });
         Ok(out)

@@ -31,9 +31,13 @@ pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
     let s = s.trim();
     // `%Y` alone would also take 5-digit or signed years; insist on the plain form.
     let plain = s.len() == 10
-        && s.bytes()
-            .enumerate()
-            .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+        && s.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
     if !plain {
         return Err(format!("{s:?} is not a date: expected YYYY-MM-DD"));
     }
@@ -50,7 +54,7 @@ pub fn parse_compact_date(s: &str) -> Result<NaiveDate, String> {
 
 /// Midnight UTC at the start of `date`, in microseconds since the epoch.
 pub fn date_micros(date: NaiveDate) -> Micros {
-    let days = i64::from(date.signed_duration_since(NaiveDate::default()).num_days());
+    let days = date.signed_duration_since(NaiveDate::default()).num_days();
     // NaiveDate's range (about ±262,000 years) times a day's microseconds fits in i64.
     days * MICROS_PER_DAY
 }

@@ -6,6 +6,7 @@
 
 pub mod lbfgs;
 pub mod logistic;
+pub mod segments;
 
 /// A row-major matrix of model inputs.
 #[derive(Debug, Clone, Copy)]
@@ -17,7 +18,7 @@ pub struct Rows<'a> {
 
 impl<'a> Rows<'a> {
     pub fn new(data: &'a [f32], cols: usize) -> Result<Self, ModelError> {
-        if cols == 0 || data.len() % cols != 0 {
+        if cols == 0 || !data.len().is_multiple_of(cols) {
             return Err(ModelError::Shape(format!(
                 "{} values do not make rows of {cols} columns",
                 data.len()
