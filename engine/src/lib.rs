@@ -10,6 +10,7 @@ pub mod features;
 pub mod labels;
 pub mod metrics;
 pub mod models;
+pub mod reference;
 pub mod registry;
 pub mod time;
 pub mod validate;

@@ -431,6 +431,12 @@ impl Store {
         })
     }
 
+    /// How many customers are stored (erased ones included).
+    pub fn count_customers(&self) -> Result<u64> {
+        let n: i64 = with_conn!(self, conn => customers::table.count().get_result(conn)?);
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// Looks up many customers at once by id and by external id.
     pub(crate) fn customers_by_keys(
         &self,

@@ -6,7 +6,10 @@
 
 pub mod import;
 pub mod money;
+pub mod report;
+pub mod score;
 pub mod time;
+pub mod train;
 
 pub use import::cdnow::import_cdnow;
 pub use import::csv_generic::{import_customers, import_events};

@@ -1,8 +1,13 @@
 //! `vitals-trainer`: Vitals' offline CLI.
 //!
 //! ```text
-//! vitals-trainer [--data-dir DIR] [--database-url URL] [--log-format text|json] \
+//! vitals-trainer [--data-dir DIR] [--database-url URL] [--registry DIR] [--log-format text|json]
 //!     import <customers|events|telco|cdnow> FILE [--as-of YYYY-MM-DD] [--json]
+//!     train [--as-of DATE] [--cutoffs N --step DURATION] [--horizon DURATION]
+//!           [--churn-model auto|logistic|mlp|forest] [--segments auto|K] [--seed S]
+//!           [--activate | --activate-if-better] [--json]
+//!     score --as-of DATE --out FILE.csv [--json]
+//!     models list | show KIND VERSION [--json] | activate KIND VERSION | rollback KIND
 //! ```
 //!
 //! The database settings are the server's (`--data-dir`, `--database-url`, and the
@@ -17,8 +22,13 @@ use anyhow::Context;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
+use vitals_engine::models::churn::Algorithm;
+use vitals_engine::registry::Registry;
+use vitals_engine::time::{Micros, now_micros};
 use vitals_store::{DataArgs, DatabaseUrl, Store, redact_url};
 use vitals_trainer::import::ImportOptions;
+use vitals_trainer::score::{ScoreConfig, score};
+use vitals_trainer::train::{Activation, ChurnChoice, SegmentChoice, TrainConfig, train};
 use vitals_trainer::{ImportSummary, import_cdnow, import_customers, import_events, import_telco};
 
 /// Rejected rows listed on stderr after an import.
@@ -28,11 +38,15 @@ const SHOWN_REJECTIONS: usize = 20;
 #[command(
     name = "vitals-trainer",
     version,
-    about = "Vitals' offline CLI: import history into the database"
+    about = "Vitals' offline CLI: import history, train, score, manage models"
 )]
 struct Cli {
     #[command(flatten)]
     data: DataArgs,
+
+    /// The model registry. Default: `<data-dir>/models`, where the server looks too.
+    #[arg(long, env = "VITALS_REGISTRY", global = true)]
+    registry: Option<PathBuf>,
 
     /// Log format (logs go to stderr; the level comes from RUST_LOG, default `info`).
     #[arg(
@@ -59,6 +73,87 @@ enum Command {
     /// Import customers or events from a file. Rows that fail validation are reported and
     /// skipped; re-importing the same file changes nothing.
     Import(ImportArgs),
+    /// Build a point-in-time training set, fit churn and segment models, measure them on
+    /// held-out customers, write a report and publish new model versions.
+    Train(TrainArgs),
+    /// Score every customer eligible at a date with the active models into a CSV file.
+    Score(ScoreArgs),
+    /// List, inspect, activate and roll back model versions.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct TrainArgs {
+    /// The (last) cutoff: features use what was known before it, labels the horizon
+    /// after it. Default: the latest date whose horizon has fully passed.
+    #[arg(long, value_parser = parse_as_of)]
+    as_of: Option<NaiveDate>,
+    /// Number of cutoffs, `--step` apart, ending at `--as-of`. With more than one, the
+    /// last cutoff is the (out-of-time) validation set.
+    #[arg(long, default_value_t = 1)]
+    cutoffs: usize,
+    /// Distance between cutoffs, e.g. `30d`, `4w`.
+    #[arg(long, value_parser = parse_duration, default_value = "30d")]
+    step: Micros,
+    /// How far ahead churn is predicted, e.g. `30d`, `26w`, `90d`.
+    #[arg(long, value_parser = parse_duration, default_value = "90d")]
+    horizon: Micros,
+    /// The churn algorithm; `auto` fits all three and keeps the best validation ROC-AUC.
+    #[arg(long, default_value = "logistic", value_parser = ["auto", "logistic", "mlp", "forest"])]
+    churn_model: String,
+    /// Number of segments, or `auto` (3 to 8, by silhouette).
+    #[arg(long, default_value = "auto")]
+    segments: String,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Share of customers held out for validation with a single cutoff.
+    #[arg(long, default_value_t = 0.2)]
+    validation_share: f64,
+    /// Activate the new versions.
+    #[arg(long, conflicts_with = "activate_if_better")]
+    activate: bool,
+    /// Activate only if the new churn model beats the active one on this run's validation rows.
+    #[arg(long)]
+    activate_if_better: bool,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct ScoreArgs {
+    /// Score as of this date (features from what was known before it).
+    #[arg(long, value_parser = parse_as_of)]
+    as_of: NaiveDate,
+    /// The CSV file to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Factors listed per customer.
+    #[arg(long, default_value_t = 3)]
+    top_factors: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelsCommand {
+    /// Every kind and version, with the active one marked.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One version's manifest; VERSION is a number, `active` or `latest`.
+    Show {
+        kind: String,
+        version: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a version the one the servers use (after verifying its files).
+    Activate { kind: String, version: String },
+    /// Re-activate the version that was active before the current one.
+    Rollback { kind: String },
 }
 
 #[derive(Debug, clap::Args)]
@@ -107,6 +202,16 @@ fn parse_as_of(s: &str) -> Result<NaiveDate, String> {
     vitals_trainer::time::parse_date(s)
 }
 
+fn parse_duration(s: &str) -> Result<Micros, String> {
+    vitals_trainer::time::parse_duration(s)
+}
+
+/// Midnight UTC of a date, in microseconds.
+fn date_micros(d: NaiveDate) -> Micros {
+    d.and_hms_opt(0, 0, 0)
+        .map_or(0, |t| t.and_utc().timestamp_micros())
+}
+
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -132,6 +237,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    let registry = cli
+        .registry
+        .clone()
+        .unwrap_or_else(|| cli.data.data_dir.join("models"));
+    if let Command::Models(cmd) = &cli.command {
+        return models_command(&registry, cmd);
+    }
     let url = cli.data.database_url()?;
     let shown = match &url {
         DatabaseUrl::Postgres(u) => redact_url(u),
@@ -144,7 +256,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .with_context(|| format!("migrating {shown}"))?;
     tracing::info!(database = %shown, applied = applied.len(), "database ready");
 
-    let Command::Import(args) = cli.command;
+    let progress = std::io::stderr().is_terminal();
+    let args = match cli.command {
+        Command::Import(args) => args,
+        Command::Train(args) => return train_command(&store, registry, args, progress),
+        Command::Score(args) => return score_command(&store, registry, args, progress),
+        Command::Models(_) => return Ok(()),
+    };
     let options = ImportOptions { progress: true };
     let summary = match &args.source {
         ImportSource::Customers { file } => import_customers(&store, file, &options),
@@ -177,4 +295,203 @@ fn report(summary: &ImportSummary, json: bool) {
     } else {
         println!("{summary}");
     }
+}
+
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn train_command(
+    store: &Store,
+    registry: PathBuf,
+    args: TrainArgs,
+    progress: bool,
+) -> anyhow::Result<()> {
+    let churn = match args.churn_model.as_str() {
+        "auto" => ChurnChoice::Auto,
+        other => ChurnChoice::Only(
+            Algorithm::parse(other).with_context(|| format!("unknown churn model {other:?}"))?,
+        ),
+    };
+    let segments = match args.segments.as_str() {
+        "auto" => SegmentChoice::Auto,
+        k => match k.parse::<usize>() {
+            Ok(k) if (2..=50).contains(&k) => SegmentChoice::K(k),
+            _ => anyhow::bail!("--segments takes `auto` or a number from 2 to 50, got {k:?}"),
+        },
+    };
+    if args.cutoffs == 0 || args.cutoffs > 52 {
+        anyhow::bail!("--cutoffs takes 1 to 52, got {}", args.cutoffs);
+    }
+    if !(0.05..=0.5).contains(&args.validation_share) {
+        anyhow::bail!("--validation-share takes 0.05 to 0.5");
+    }
+    let last = match args.as_of {
+        Some(d) => date_micros(d),
+        None => now_micros() - args.horizon,
+    };
+    let cutoffs: Vec<Micros> = (0..args.cutoffs)
+        .rev()
+        .map(|i| last - i as i64 * args.step)
+        .collect();
+    let config = TrainConfig {
+        registry,
+        cutoffs,
+        horizon: args.horizon,
+        churn,
+        segments,
+        seed: args.seed,
+        activation: if args.activate {
+            Activation::Always
+        } else if args.activate_if_better {
+            Activation::IfBetter
+        } else {
+            Activation::No
+        },
+        validation_share: args.validation_share,
+        progress,
+        actor: std::env::var("USER").unwrap_or_else(|_| "vitals-trainer".into()),
+    };
+    let outcome = train(store, &config)?;
+    if args.json {
+        return print_json(&outcome);
+    }
+    println!(
+        "churn model v{} ({}): ROC-AUC {:.4}, PR-AUC {:.4}, log loss {:.4}, Brier {:.4}, base rate {:.3} \
+         ({} training / {} validation rows from {} customers, {} events, {:.1} s)",
+        outcome.churn_version,
+        outcome.churn_algorithm,
+        outcome.roc_auc,
+        outcome.pr_auc,
+        outcome.log_loss,
+        outcome.brier,
+        outcome.base_rate,
+        outcome.training_rows,
+        outcome.validation_rows,
+        outcome.customers_read,
+        outcome.events_read,
+        outcome.seconds
+    );
+    if let (Some(v), Some(k)) = (outcome.segments_version, outcome.segments) {
+        println!("segments v{v}: {k} segments");
+    }
+    println!("{}", outcome.activation_note);
+    println!("report: {}", outcome.report);
+    Ok(())
+}
+
+fn score_command(
+    store: &Store,
+    registry: PathBuf,
+    args: ScoreArgs,
+    progress: bool,
+) -> anyhow::Result<()> {
+    let config = ScoreConfig {
+        registry,
+        as_of: date_micros(args.as_of),
+        out: args.out,
+        top_factors: args.top_factors,
+        progress,
+    };
+    let outcome = score(store, &config)?;
+    if args.json {
+        return print_json(&outcome);
+    }
+    println!(
+        "scored {} of {} customers with churn v{}{} into {} ({:.1} s)",
+        outcome.scored,
+        outcome.customers_read,
+        outcome.churn_version,
+        outcome
+            .segments_version
+            .map(|v| format!(" and segments v{v}"))
+            .unwrap_or_default(),
+        outcome.out,
+        outcome.seconds
+    );
+    Ok(())
+}
+
+fn models_command(root: &std::path::Path, cmd: &ModelsCommand) -> anyhow::Result<()> {
+    let registry =
+        Registry::open(root).with_context(|| format!("opening the registry {}", root.display()))?;
+    let actor = std::env::var("USER").unwrap_or_else(|_| "vitals-trainer".into());
+    match cmd {
+        ModelsCommand::List { json } => {
+            let mut rows = Vec::new();
+            for kind in registry.kinds()? {
+                let active = registry.active(&kind)?;
+                for version in registry.versions(&kind)? {
+                    let m = registry.manifest(&kind, version)?;
+                    rows.push(serde_json::json!({
+                        "kind": kind,
+                        "version": version,
+                        "active": active == Some(version),
+                        "created": m.created,
+                        "algorithm": m.algorithm,
+                        "roc_auc": m.metrics.get("roc_auc"),
+                    }));
+                }
+            }
+            if *json {
+                return print_json(&rows);
+            }
+            if rows.is_empty() {
+                println!("no models in {}", root.display());
+            }
+            for r in rows {
+                println!(
+                    "{} {:<10} v{:<4} {:<9} {:<22} {}",
+                    if r["active"] == true { "*" } else { " " },
+                    r["kind"].as_str().unwrap_or_default(),
+                    r["version"],
+                    r["algorithm"].as_str().unwrap_or_default(),
+                    r["created"].as_str().unwrap_or_default(),
+                    r["roc_auc"]
+                        .as_f64()
+                        .map(|a| format!("ROC-AUC {a:.4}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        ModelsCommand::Show {
+            kind,
+            version,
+            json,
+        } => {
+            let v = registry.resolve(kind, version)?;
+            let m = registry.manifest(kind, v)?;
+            if *json {
+                return print_json(&m);
+            }
+            println!("{kind} v{v} ({}), created {}", m.algorithm, m.created);
+            println!("active: {}", registry.active(kind)? == Some(v));
+            println!("training: {}", m.training);
+            println!("metrics: {}", serde_json::to_string_pretty(&m.metrics)?);
+            println!("files:");
+            for (name, f) in &m.files {
+                println!("  {name} ({} bytes, sha256 {})", f.bytes, f.sha256);
+            }
+            if let Some(report) = m.extra.get("report").and_then(|r| r.as_str()) {
+                println!(
+                    "report: {}",
+                    registry.version_dir(kind, v).join(report).display()
+                );
+            }
+        }
+        ModelsCommand::Activate { kind, version } => {
+            let v = registry.resolve(kind, version)?;
+            let previous = registry.activate(kind, v, &actor, "activate")?;
+            println!(
+                "{kind} v{v} is active{}",
+                previous.map(|p| format!(" (was v{p})")).unwrap_or_default()
+            );
+        }
+        ModelsCommand::Rollback { kind } => {
+            let v = registry.rollback(kind, &actor)?;
+            println!("{kind} rolled back: v{v} is active");
+        }
+    }
+    Ok(())
 }

@@ -95,3 +95,40 @@ mod tests {
         assert_eq!(parse_time("1969-12-31"), Ok(-MICROS_PER_DAY));
     }
 }
+
+/// Parses a duration such as `30d`, `26w`, `12h` or `90` (days) into microseconds.
+pub fn parse_duration(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: i64 = number
+        .parse()
+        .map_err(|_| format!("expected a duration like 30d, 26w or 12h, got {s:?}"))?;
+    let unit_micros: i64 = match unit {
+        "" | "d" | "day" | "days" => 86_400_000_000,
+        "w" | "week" | "weeks" => 7 * 86_400_000_000,
+        "h" | "hour" | "hours" => 3_600_000_000,
+        _ => return Err(format!("unknown unit {unit:?} in {s:?}: use h, d or w")),
+    };
+    if n <= 0 {
+        return Err(format!("the duration must be positive, got {s:?}"));
+    }
+    n.checked_mul(unit_micros)
+        .ok_or_else(|| format!("{s:?} is too long"))
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30d"), Ok(30 * 86_400_000_000));
+        assert_eq!(parse_duration("26w"), Ok(26 * 7 * 86_400_000_000));
+        assert_eq!(parse_duration("12h"), Ok(12 * 3_600_000_000));
+        assert_eq!(parse_duration("90"), Ok(90 * 86_400_000_000));
+        for bad in ["", "d", "0d", "-3d", "3m", "3.5d", "99999999999999w"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

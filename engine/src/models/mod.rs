@@ -4,8 +4,11 @@
 //! never NaN), saves itself to files the registry hashes and publishes, and loads back
 //! refusing anything whose shape does not match its schema.
 
+pub mod churn;
+pub mod forest;
 pub mod lbfgs;
 pub mod logistic;
+pub mod mlp;
 pub mod segments;
 
 /// A row-major matrix of model inputs.

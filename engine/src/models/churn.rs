@@ -1,0 +1,179 @@
+//! The churn model in service: one of three algorithms behind one interface, with the
+//! feature schema it was trained on, loaded from a verified registry version.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::forest::Forest;
+use super::logistic::LogisticRegression;
+use super::mlp::Mlp;
+use super::{ModelError, Rows, sigmoid};
+use crate::features::FeatureSchema;
+use crate::registry::{Manifest, Registry};
+
+/// The churn algorithms the trainer can fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    Logistic,
+    Mlp,
+    Forest,
+}
+
+impl Algorithm {
+    pub const ALL: [Algorithm; 3] = [Self::Logistic, Self::Mlp, Self::Forest];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Logistic => "logistic",
+            Self::Mlp => "mlp",
+            Self::Forest => "forest",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    /// The weights file inside a version directory.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Self::Logistic | Self::Mlp => "model.safetensors",
+            Self::Forest => "forest.json",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum ChurnModel {
+    Logistic(LogisticRegression),
+    Mlp(Mlp),
+    Forest(Forest),
+}
+
+fn logit(p: f64) -> f64 {
+    let p = p.clamp(1e-9, 1.0 - 1e-9);
+    (p / (1.0 - p)).ln()
+}
+
+impl ChurnModel {
+    pub fn algorithm(&self) -> Algorithm {
+        match self {
+            Self::Logistic(_) => Algorithm::Logistic,
+            Self::Mlp(_) => Algorithm::Mlp,
+            Self::Forest(_) => Algorithm::Forest,
+        }
+    }
+
+    pub fn inputs(&self) -> usize {
+        match self {
+            Self::Logistic(m) => m.inputs(),
+            Self::Mlp(m) => m.inputs(),
+            Self::Forest(m) => m.inputs(),
+        }
+    }
+
+    pub fn probability(&self, row: &[f32]) -> f64 {
+        match self {
+            Self::Logistic(m) => m.probability(row),
+            Self::Mlp(m) => m.probability(row),
+            Self::Forest(m) => m.probability(row),
+        }
+    }
+
+    pub fn probabilities(&self, x: Rows<'_>) -> Result<Vec<f64>, ModelError> {
+        match self {
+            Self::Logistic(m) => m.probabilities(x),
+            Self::Mlp(m) => m.probabilities(x),
+            Self::Forest(m) => m.probabilities(x),
+        }
+    }
+
+    /// Each input's contribution to the log-odds of churn. Exact for logistic
+    /// regression (`wᵢ·xᵢ`); for the other algorithms, the change in log-odds when the
+    /// input is set to the training average (0 after standardizing).
+    pub fn contributions(&self, row: &[f32]) -> Vec<f64> {
+        if let Self::Logistic(m) = self {
+            return m.contributions(row);
+        }
+        let base = logit(self.probability(row));
+        let mut probe = row.to_vec();
+        (0..row.len())
+            .map(|i| {
+                if row[i] == 0.0 {
+                    return 0.0;
+                }
+                probe[i] = 0.0;
+                let without = logit(self.probability(&probe));
+                probe[i] = row[i];
+                base - without
+            })
+            .collect()
+    }
+
+    /// The probability implied by a base log-odds plus contributions (logistic only).
+    pub fn probability_from_logit(z: f64) -> f64 {
+        sigmoid(z)
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
+        let path = dir.join(self.algorithm().file_name());
+        match self {
+            Self::Logistic(m) => m.save(&path),
+            Self::Mlp(m) => m.save(&path),
+            Self::Forest(m) => m.save(&path),
+        }
+    }
+
+    pub fn load(dir: &Path, algorithm: Algorithm, inputs: usize) -> Result<Self, ModelError> {
+        let path = dir.join(algorithm.file_name());
+        Ok(match algorithm {
+            Algorithm::Logistic => Self::Logistic(LogisticRegression::load(&path, inputs)?),
+            Algorithm::Mlp => Self::Mlp(Mlp::load(&path, inputs)?),
+            Algorithm::Forest => Self::Forest(Forest::load(&path, inputs)?),
+        })
+    }
+}
+
+/// A churn model with everything needed to score a customer.
+#[derive(Debug)]
+pub struct LoadedChurn {
+    pub manifest: Manifest,
+    pub schema: FeatureSchema,
+    pub model: ChurnModel,
+    /// The horizon the model predicts over, in microseconds.
+    pub horizon: i64,
+}
+
+/// Loads a churn version after verifying its files, refusing a schema or algorithm the
+/// engine does not understand.
+pub fn load_churn(registry: &Registry, version: u64) -> Result<LoadedChurn, ModelError> {
+    let bad = |reason: String| ModelError::File {
+        path: registry.version_dir("churn", version).display().to_string(),
+        reason,
+    };
+    let manifest = registry
+        .verify("churn", version)
+        .map_err(|e| bad(e.to_string()))?;
+    let algorithm = Algorithm::parse(&manifest.algorithm)
+        .ok_or_else(|| bad(format!("unknown algorithm {:?}", manifest.algorithm)))?;
+    let schema: FeatureSchema = serde_json::from_value(manifest.feature_schema.clone())
+        .map_err(|e| bad(format!("feature schema unreadable: {e}")))?;
+    let horizon = manifest
+        .training
+        .get("horizon_micros")
+        .and_then(serde_json::Value::as_i64)
+        .ok_or_else(|| bad("training.horizon_micros missing".into()))?;
+    let model = ChurnModel::load(
+        &registry.version_dir("churn", version),
+        algorithm,
+        schema.len(),
+    )?;
+    Ok(LoadedChurn {
+        manifest,
+        schema,
+        model,
+        horizon,
+    })
+}

@@ -1,0 +1,153 @@
+//! `vitals-trainer score`: the batch path. Scores every customer eligible at a cutoff
+//! with the active models and writes a CSV: for marketing lists and for checking models
+//! outside Vitals.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use vitals_engine::features::RawFeatures;
+use vitals_engine::labels::eligible;
+use vitals_engine::models::churn::load_churn;
+use vitals_engine::models::segments::SegmentModel;
+use vitals_engine::registry::Registry;
+use vitals_engine::time::Micros;
+use vitals_store::Store;
+
+use crate::train::progress_bar;
+
+#[derive(Debug, Clone)]
+pub struct ScoreConfig {
+    pub registry: PathBuf,
+    pub as_of: Micros,
+    pub out: PathBuf,
+    /// Factors listed per customer.
+    pub top_factors: usize,
+    pub progress: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScoreOutcome {
+    pub scored: usize,
+    pub customers_read: usize,
+    pub churn_version: u64,
+    pub segments_version: Option<u64>,
+    pub out: String,
+    pub seconds: f64,
+}
+
+/// A churn probability's band, as CRM screens show it.
+pub fn risk_band(p: f64) -> &'static str {
+    if p >= 0.5 {
+        "high"
+    } else if p >= 0.25 {
+        "medium"
+    } else {
+        "low"
+    }
+}
+
+pub fn score(store: &Store, config: &ScoreConfig) -> anyhow::Result<ScoreOutcome> {
+    let started = Instant::now();
+    let registry = Registry::open(&config.registry)
+        .with_context(|| format!("opening the registry {}", config.registry.display()))?;
+    let Some(churn_version) = registry.active("churn")? else {
+        bail!(
+            "no active churn model in {}: run `vitals-trainer train --activate` first",
+            config.registry.display()
+        );
+    };
+    let churn = load_churn(&registry, churn_version)
+        .with_context(|| format!("loading churn version {churn_version}"))?;
+    let segments_version = registry.active("segments")?;
+    let segments = match segments_version {
+        Some(v) => {
+            registry.verify("segments", v)?;
+            Some(SegmentModel::load(&registry.version_dir("segments", v))?)
+        }
+        None => None,
+    };
+    let names = churn.schema.names();
+    let mut out = csv::Writer::from_path(&config.out)
+        .with_context(|| format!("creating {}", config.out.display()))?;
+    out.write_record([
+        "external_id",
+        "customer_id",
+        "churn_probability",
+        "risk_band",
+        "segment_id",
+        "segment_name",
+        "top_factors",
+    ])?;
+    let total = store.count_customers()?;
+    let bar = progress_bar(config.progress, total, "scoring");
+    let mut scored = 0;
+    let mut read = 0;
+    let mut failure: Option<anyhow::Error> = None;
+    store
+        .scan_histories(2_000, |histories| {
+            for h in histories {
+                read += 1;
+                if !eligible(&h.customer.data, &h.events, config.as_of) {
+                    continue;
+                }
+                let raw = RawFeatures::of(&h.customer.data, &h.events, config.as_of);
+                let row = churn.schema.transform(&raw);
+                let p = churn.model.probability(&row);
+                let mut factors: Vec<(usize, f64)> = churn
+                    .model
+                    .contributions(&row)
+                    .into_iter()
+                    .enumerate()
+                    .collect();
+                factors.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+                let factors: Vec<String> = factors
+                    .iter()
+                    .take(config.top_factors)
+                    .filter(|(_, c)| c.abs() > 1e-6)
+                    .map(|(i, c)| format!("{}:{c:+.3}", names[*i]))
+                    .collect();
+                let (segment_id, segment_name) = match &segments {
+                    Some(s) => {
+                        let id = s.assign(&raw);
+                        let name = s
+                            .profiles
+                            .get(id)
+                            .map(|p| p.name.clone())
+                            .unwrap_or_default();
+                        (id.to_string(), name)
+                    }
+                    None => (String::new(), String::new()),
+                };
+                if let Err(e) = out.write_record([
+                    h.customer.data.external_id.as_str(),
+                    h.customer.id.as_str(),
+                    &format!("{p:.6}"),
+                    risk_band(p),
+                    &segment_id,
+                    &segment_name,
+                    &factors.join("; "),
+                ]) {
+                    failure = Some(e.into());
+                    return Err(vitals_store::StoreError::Internal(
+                        "writing the CSV failed".into(),
+                    ));
+                }
+                scored += 1;
+            }
+            bar.set_position(read as u64);
+            Ok(())
+        })
+        .map_err(|e| failure.take().unwrap_or_else(|| e.into()))?;
+    out.flush()?;
+    bar.finish_and_clear();
+    Ok(ScoreOutcome {
+        scored,
+        customers_read: read,
+        churn_version,
+        segments_version,
+        out: config.out.display().to_string(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}

@@ -1,0 +1,107 @@
+//! Building point-in-time training sets from the store.
+
+use anyhow::Context;
+use indicatif::ProgressBar;
+use sha2::{Digest, Sha256};
+use vitals_engine::features::RawFeatures;
+use vitals_engine::labels::{churned_within, eligible};
+use vitals_engine::time::Micros;
+use vitals_store::Store;
+
+/// One customer at one cutoff: what was known then, and what happened after.
+#[derive(Debug, Clone)]
+pub struct Example {
+    /// Index into [`TrainingSet::customers`].
+    pub customer: usize,
+    /// Index into the cutoffs.
+    pub cutoff: usize,
+    pub raw: RawFeatures,
+    pub label: bool,
+}
+
+/// A customer's identity, kept once however many cutoffs include them.
+#[derive(Debug, Clone)]
+pub struct CustomerKey {
+    pub id: String,
+    pub external_id: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TrainingSet {
+    pub cutoffs: Vec<Micros>,
+    pub horizon: Micros,
+    pub customers: Vec<CustomerKey>,
+    pub examples: Vec<Example>,
+    pub customers_read: usize,
+    pub events_read: usize,
+    /// sha256 over every customer's id, version, event count and newest record time.
+    pub fingerprint: String,
+}
+
+impl TrainingSet {
+    pub fn positives(&self) -> usize {
+        self.examples.iter().filter(|e| e.label).count()
+    }
+}
+
+/// Customers per read from the store: bounds memory to one chunk's events.
+const SCAN_CHUNK: usize = 2_000;
+
+/// Reads every customer's history once and keeps, for each cutoff at which the customer
+/// is eligible, their features and label. With `horizon` = 0 no labels are computed
+/// (scoring), and every label is `false`.
+pub fn build(
+    store: &Store,
+    cutoffs: &[Micros],
+    horizon: Micros,
+    progress: &ProgressBar,
+) -> anyhow::Result<TrainingSet> {
+    let mut set = TrainingSet {
+        cutoffs: cutoffs.to_vec(),
+        horizon,
+        customers: Vec::new(),
+        examples: Vec::new(),
+        customers_read: 0,
+        events_read: 0,
+        fingerprint: String::new(),
+    };
+    let mut hasher = Sha256::new();
+    store
+        .scan_histories(SCAN_CHUNK, |histories| {
+            for h in histories {
+                set.customers_read += 1;
+                set.events_read += h.events.len();
+                hasher.update(h.customer.id.as_bytes());
+                hasher.update(h.customer.version.to_le_bytes());
+                hasher.update((h.events.len() as u64).to_le_bytes());
+                let newest = h.events.iter().map(|e| e.record_time).max().unwrap_or(0);
+                hasher.update(newest.to_le_bytes());
+                let mut index = None;
+                for (c, &t) in cutoffs.iter().enumerate() {
+                    if !eligible(&h.customer.data, &h.events, t) {
+                        continue;
+                    }
+                    let customer = *index.get_or_insert_with(|| {
+                        set.customers.push(CustomerKey {
+                            id: h.customer.id.clone(),
+                            external_id: h.customer.data.external_id.clone(),
+                        });
+                        set.customers.len() - 1
+                    });
+                    let label =
+                        horizon > 0 && churned_within(&h.customer.data, &h.events, t, horizon);
+                    set.examples.push(Example {
+                        customer,
+                        cutoff: c,
+                        raw: RawFeatures::of(&h.customer.data, &h.events, t),
+                        label,
+                    });
+                }
+            }
+            progress.set_position(set.customers_read as u64);
+            Ok(())
+        })
+        .context("reading customer histories")?;
+    set.fingerprint = hex::encode(&hasher.finalize()[..16]);
+    Ok(set)
+}

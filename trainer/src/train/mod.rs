@@ -1,0 +1,513 @@
+//! `vitals-trainer train`: build the training set, hold out validation data, fit the
+//! churn candidates and the segments, measure, report, publish, and maybe activate.
+//!
+//! Honesty rules: features use only what was known at each cutoff; validation rows are
+//! never seen by any fit (not by the feature schema's normalisation either); metrics in
+//! the manifest and the report are computed on those rows only.
+
+pub mod dataset;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rand::seq::SliceRandom;
+use rand::{SeedableRng, rngs::StdRng};
+use serde::Serialize;
+use serde_json::json;
+use vitals_engine::features::{FeatureSchema, RawFeatures};
+use vitals_engine::metrics::{BinaryReport, binary_report, roc_auc};
+use vitals_engine::models::Rows;
+use vitals_engine::models::churn::{Algorithm, ChurnModel, load_churn};
+use vitals_engine::models::forest::{Forest, ForestParams};
+use vitals_engine::models::logistic::{LogisticParams, LogisticRegression};
+use vitals_engine::models::mlp::{Mlp, MlpParams};
+use vitals_engine::models::segments::{SegmentModel, fit_auto};
+use vitals_engine::reference::ReferenceStats;
+use vitals_engine::registry::{Manifest, Registry};
+use vitals_engine::time::{MICROS_PER_DAY, Micros, now_micros};
+use vitals_store::Store;
+
+use crate::report::{Candidate, ChurnSection, SegmentSection, TrainingReport, write_report};
+use dataset::TrainingSet;
+
+/// Which churn algorithm(s) to fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChurnChoice {
+    /// All three; the best validation ROC-AUC wins.
+    Auto,
+    Only(Algorithm),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentChoice {
+    /// k in 3..=8 by silhouette.
+    Auto,
+    K(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    No,
+    Always,
+    /// Only when the new churn model beats the active one on this run's validation rows.
+    IfBetter,
+}
+
+#[derive(Debug, Clone)]
+pub struct TrainConfig {
+    pub registry: PathBuf,
+    /// Ascending.
+    pub cutoffs: Vec<Micros>,
+    pub horizon: Micros,
+    pub churn: ChurnChoice,
+    pub segments: SegmentChoice,
+    pub seed: u64,
+    pub activation: Activation,
+    /// Share of customers held out when there is one cutoff.
+    pub validation_share: f64,
+    pub progress: bool,
+    /// Who activates, for the registry's history.
+    pub actor: String,
+}
+
+/// What a run did, for people and scripts.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainOutcome {
+    pub churn_version: u64,
+    pub churn_algorithm: String,
+    pub segments_version: Option<u64>,
+    pub activated: bool,
+    pub activation_note: String,
+    pub customers_read: usize,
+    pub events_read: usize,
+    pub training_rows: usize,
+    pub validation_rows: usize,
+    pub roc_auc: f64,
+    pub pr_auc: f64,
+    pub log_loss: f64,
+    pub brier: f64,
+    pub base_rate: f64,
+    pub segments: Option<usize>,
+    pub report: String,
+    pub seconds: f64,
+}
+
+pub(crate) fn progress_bar(enabled: bool, len: u64, what: &str) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({per_sec}, {eta})")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_owned());
+    bar
+}
+
+fn rfc3339(t: Micros) -> String {
+    chrono::DateTime::from_timestamp_micros(t)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+/// Training and validation example indices, and how they were chosen.
+fn split(set: &TrainingSet, share: f64, seed: u64) -> (Vec<usize>, Vec<usize>, String) {
+    if set.cutoffs.len() > 1 {
+        let last = set.cutoffs.len() - 1;
+        let (val, train): (Vec<usize>, Vec<usize>) =
+            (0..set.examples.len()).partition(|&i| set.examples[i].cutoff == last);
+        let description = format!(
+            "out-of-time: trained on {} earlier cutoff(s), validated on the last ({})",
+            last,
+            rfc3339(set.cutoffs[last])
+        );
+        return (train, val, description);
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (mut pos, mut neg): (Vec<usize>, Vec<usize>) =
+        (0..set.examples.len()).partition(|&i| set.examples[i].label);
+    pos.shuffle(&mut rng);
+    neg.shuffle(&mut rng);
+    let take = |v: &[usize]| ((v.len() as f64) * share).round() as usize;
+    let (vp, vn) = (take(&pos), take(&neg));
+    let mut val: Vec<usize> = pos[..vp].iter().chain(&neg[..vn]).copied().collect();
+    let mut train: Vec<usize> = pos[vp..].iter().chain(&neg[vn..]).copied().collect();
+    val.sort_unstable();
+    train.sort_unstable();
+    let description = format!(
+        "stratified random {:.0}% of customers held out (seed {seed})",
+        share * 100.0
+    );
+    (train, val, description)
+}
+
+fn matrix(schema: &FeatureSchema, raws: &[&RawFeatures]) -> Vec<f32> {
+    let mut x = Vec::with_capacity(raws.len() * schema.len());
+    for r in raws {
+        schema.transform_into(r, &mut x);
+    }
+    x
+}
+
+struct Fitted {
+    model: ChurnModel,
+    report: BinaryReport,
+    probabilities: Vec<f64>,
+    seconds: f64,
+}
+
+fn fit_one(
+    algorithm: Algorithm,
+    x: Rows<'_>,
+    y: &[bool],
+    xv: Rows<'_>,
+    yv: &[bool],
+    seed: u64,
+) -> anyhow::Result<Fitted> {
+    let started = Instant::now();
+    let model = match algorithm {
+        Algorithm::Logistic => {
+            let (m, info) = LogisticRegression::fit(x, y, &LogisticParams::default())?;
+            tracing::info!(
+                iterations = info.iterations,
+                converged = info.converged,
+                "logistic regression fitted"
+            );
+            ChurnModel::Logistic(m)
+        }
+        Algorithm::Mlp => {
+            let params = MlpParams {
+                seed,
+                ..MlpParams::default()
+            };
+            ChurnModel::Mlp(Mlp::fit(x, y, &params)?.0)
+        }
+        Algorithm::Forest => {
+            let params = ForestParams {
+                seed,
+                ..ForestParams::default()
+            };
+            ChurnModel::Forest(Forest::fit(x, y, &params)?)
+        }
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let probabilities = model.probabilities(xv)?;
+    let report = binary_report(yv, &probabilities)
+        .with_context(|| format!("measuring {} on the validation rows", algorithm.as_str()))?;
+    Ok(Fitted {
+        model,
+        report,
+        probabilities,
+        seconds,
+    })
+}
+
+/// Mean absolute contribution of each input over (up to 2,000) validation rows.
+fn importance(model: &ChurnModel, schema: &FeatureSchema, xv: Rows<'_>) -> Vec<(String, f64)> {
+    let n = xv.rows.min(2_000);
+    let mut sums = vec![0.0; schema.len()];
+    for i in 0..n {
+        for (s, c) in sums.iter_mut().zip(model.contributions(xv.row(i))) {
+            *s += c.abs();
+        }
+    }
+    let mut out: Vec<(String, f64)> = schema
+        .names()
+        .into_iter()
+        .zip(sums)
+        .map(|(name, s)| (name.to_owned(), s / n.max(1) as f64))
+        .collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1));
+    out
+}
+
+/// The whole run.
+pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
+    let started = Instant::now();
+    let registry = Registry::open(&config.registry)
+        .with_context(|| format!("opening the registry {}", config.registry.display()))?;
+    if config.cutoffs.is_empty() {
+        bail!("no cutoff given");
+    }
+    if config.horizon <= 0 {
+        bail!("the horizon must be positive");
+    }
+    let last = config.cutoffs[config.cutoffs.len() - 1];
+    if last + config.horizon > now_micros() {
+        bail!(
+            "the label window after the last cutoff ({} + {:.0} days) has not passed yet: pick an earlier --as-of",
+            rfc3339(last),
+            config.horizon as f64 / MICROS_PER_DAY as f64
+        );
+    }
+
+    // 1. The training set.
+    let customers_total = store.count_customers().context("counting customers")?;
+    let bar = progress_bar(config.progress, customers_total, "reading");
+    let set = dataset::build(store, &config.cutoffs, config.horizon, &bar)?;
+    bar.finish_and_clear();
+    if set.examples.is_empty() {
+        bail!(
+            "no eligible customers: nobody had signed up (or bought) before the cutoff and not yet churned; import data or pick a later --as-of"
+        );
+    }
+    let positives = set.positives();
+    if positives == 0 || positives == set.examples.len() {
+        bail!(
+            "the labels hold a single class ({} of {} churned within the horizon): pick another --as-of or --horizon",
+            positives,
+            set.examples.len()
+        );
+    }
+    let (train_idx, val_idx, validation) = split(&set, config.validation_share, config.seed);
+    let count = |idx: &[usize]| idx.iter().filter(|&&i| set.examples[i].label).count();
+    for (name, idx) in [("training", &train_idx), ("validation", &val_idx)] {
+        let p = count(idx);
+        if p == 0 || p == idx.len() {
+            bail!(
+                "the {name} rows hold a single class ({p} of {} churned): use more data, another cutoff or a longer horizon",
+                idx.len()
+            );
+        }
+    }
+    tracing::info!(
+        customers = set.customers_read,
+        events = set.events_read,
+        examples = set.examples.len(),
+        positives,
+        training = train_idx.len(),
+        validation = val_idx.len(),
+        "training set built"
+    );
+
+    // 2. Features: the schema is learned on the training rows only.
+    let train_raw: Vec<&RawFeatures> = train_idx.iter().map(|&i| &set.examples[i].raw).collect();
+    let val_raw: Vec<&RawFeatures> = val_idx.iter().map(|&i| &set.examples[i].raw).collect();
+    let schema = FeatureSchema::fit(&train_raw.iter().map(|r| (*r).clone()).collect::<Vec<_>>());
+    let x = matrix(&schema, &train_raw);
+    let xv = matrix(&schema, &val_raw);
+    let y: Vec<bool> = train_idx.iter().map(|&i| set.examples[i].label).collect();
+    let yv: Vec<bool> = val_idx.iter().map(|&i| set.examples[i].label).collect();
+    let rows = Rows::new(&x, schema.len())?;
+    let vrows = Rows::new(&xv, schema.len())?;
+
+    // 3. Churn candidates.
+    let algorithms: Vec<Algorithm> = match config.churn {
+        ChurnChoice::Auto => Algorithm::ALL.to_vec(),
+        ChurnChoice::Only(a) => vec![a],
+    };
+    let bar = progress_bar(config.progress, algorithms.len() as u64, "fitting");
+    let mut fitted: Vec<(Algorithm, Fitted)> = Vec::new();
+    for a in &algorithms {
+        bar.set_message(format!("fitting {}", a.as_str()));
+        let f = fit_one(*a, rows, &y, vrows, &yv, config.seed)
+            .with_context(|| format!("fitting the {} churn model", a.as_str()))?;
+        tracing::info!(
+            algorithm = a.as_str(),
+            roc_auc = f.report.roc_auc,
+            seconds = f.seconds,
+            "candidate fitted"
+        );
+        fitted.push((*a, f));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let best = fitted
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.1.report.roc_auc.total_cmp(&b.1.1.report.roc_auc))
+        .map(|(i, _)| i)
+        .unwrap_or(0);
+    let candidates: Vec<Candidate> = fitted
+        .iter()
+        .enumerate()
+        .map(|(i, (a, f))| Candidate {
+            algorithm: a.as_str().to_owned(),
+            roc_auc: f.report.roc_auc,
+            pr_auc: f.report.pr_auc,
+            log_loss: f.report.log_loss,
+            seconds: f.seconds,
+            chosen: i == best,
+        })
+        .collect();
+    let (algorithm, chosen) = fitted.swap_remove(best);
+    let importance = importance(&chosen.model, &schema, vrows);
+
+    // 4. Segments, on the training rows (a sample is enough to describe the population).
+    let mut sample: Vec<RawFeatures> = train_raw.iter().map(|r| (*r).clone()).collect();
+    sample.shuffle(&mut StdRng::seed_from_u64(config.seed));
+    sample.truncate(100_000);
+    let segments = match config.segments {
+        SegmentChoice::Auto => fit_auto(&sample, config.seed).map(|(m, c)| (m, c.silhouettes)),
+        SegmentChoice::K(k) => SegmentModel::fit(&sample, k, config.seed).map(|m| (m, Vec::new())),
+    };
+    let segments = match segments {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "no segments this run");
+            None
+        }
+    };
+    let reference = ReferenceStats::compute(
+        &set.examples
+            .iter()
+            .filter(|e| e.cutoff == set.cutoffs.len() - 1)
+            .map(|e| e.raw.clone())
+            .collect::<Vec<_>>(),
+    );
+
+    // 5. Publish churn (with the report) and segments (with the reference statistics).
+    let cutoffs: Vec<String> = set.cutoffs.iter().map(|&t| rfc3339(t)).collect();
+    let horizon_days = config.horizon as f64 / MICROS_PER_DAY as f64;
+    let training = json!({
+        "cutoffs": cutoffs,
+        "horizon_days": horizon_days,
+        "horizon_micros": config.horizon,
+        "customers": set.customers_read,
+        "events": set.events_read,
+        "examples": set.examples.len(),
+        "training_rows": train_idx.len(),
+        "validation_rows": val_idx.len(),
+        "validation": validation,
+        "seed": config.seed,
+    });
+    let report = TrainingReport {
+        title: format!(
+            "Churn model ({}), {}",
+            algorithm.as_str(),
+            cutoffs.join(", ")
+        ),
+        created: rfc3339(now_micros()),
+        churn: ChurnSection {
+            algorithm: algorithm.as_str().to_owned(),
+            version: registry.latest("churn")?.unwrap_or(0) + 1,
+            horizon_days,
+            cutoffs: cutoffs.clone(),
+            training_rows: train_idx.len(),
+            validation_rows: val_idx.len(),
+            validation: validation.clone(),
+            metrics: chosen.report.clone(),
+            candidates: candidates.clone(),
+            importance: importance.clone(),
+        },
+        segments: segments.as_ref().map(|(m, silhouettes)| SegmentSection {
+            k: m.k(),
+            silhouettes: silhouettes.clone(),
+            profiles: m.profiles.clone(),
+        }),
+    };
+    let staged = registry.stage("churn")?;
+    chosen.model.save(staged.dir())?;
+    write_report(staged.dir(), &report)?;
+    let mut manifest = Manifest::new("churn", algorithm.as_str());
+    manifest.training = training.clone();
+    manifest.data_fingerprint = set.fingerprint.clone();
+    manifest.feature_schema = serde_json::to_value(&schema)?;
+    let m = &chosen.report;
+    manifest.metrics = json!({
+        "roc_auc": m.roc_auc,
+        "pr_auc": m.pr_auc,
+        "log_loss": m.log_loss,
+        "brier": m.brier,
+        "base_rate": m.base_rate,
+        "lift_10": m.lift_10,
+        "lift_20": m.lift_20,
+        "calibration": m.calibration,
+        "candidates": candidates,
+        "importance": importance.iter().take(30).collect::<Vec<_>>(),
+    });
+    manifest.extra = json!({ "report": "report.html", "report_json": "report.json" });
+    let churn = staged.publish(manifest)?;
+    tracing::info!(version = churn.version, "churn model published");
+
+    let segments_version = match &segments {
+        Some((model, silhouettes)) => {
+            let staged = registry.stage("segments")?;
+            model.save(staged.dir())?;
+            std::fs::write(
+                staged.dir().join("reference.json"),
+                serde_json::to_vec_pretty(&reference)?,
+            )?;
+            let mut manifest = Manifest::new("segments", "kmeans");
+            manifest.training = training.clone();
+            manifest.data_fingerprint = set.fingerprint.clone();
+            manifest.feature_schema = serde_json::to_value(&model.inputs)?;
+            manifest.metrics = json!({ "k": model.k(), "silhouettes": silhouettes });
+            manifest.extra = json!({ "churn_version": churn.version });
+            let published = staged.publish(manifest)?;
+            Some(published.version)
+        }
+        None => None,
+    };
+
+    // 6. Activation.
+    let (activated, activation_note) = match config.activation {
+        Activation::No => (
+            false,
+            "published; not activated (use --activate or `models activate`)".to_owned(),
+        ),
+        Activation::Always => (true, "activated".to_owned()),
+        Activation::IfBetter => match registry.active("churn")? {
+            None => (true, "activated: no version was active".to_owned()),
+            Some(active) => {
+                let current = load_churn(&registry, active)
+                    .with_context(|| format!("loading the active churn version {active}"))?;
+                let xa = matrix(&current.schema, &val_raw);
+                let pa = current
+                    .model
+                    .probabilities(Rows::new(&xa, current.schema.len())?)?;
+                let old = roc_auc(&yv, &pa)?;
+                let new = roc_auc(&yv, &chosen.probabilities)?;
+                if new > old {
+                    (
+                        true,
+                        format!(
+                            "activated: ROC-AUC {new:.4} beats active version {active}'s {old:.4} on the same validation rows"
+                        ),
+                    )
+                } else {
+                    (
+                        false,
+                        format!(
+                            "not activated: ROC-AUC {new:.4} does not beat active version {active}'s {old:.4} on the same validation rows"
+                        ),
+                    )
+                }
+            }
+        },
+    };
+    if activated {
+        let reason = match config.activation {
+            Activation::IfBetter => "train --activate-if-better",
+            _ => "train --activate",
+        };
+        registry.activate("churn", churn.version, &config.actor, reason)?;
+        if let Some(v) = segments_version {
+            registry.activate("segments", v, &config.actor, reason)?;
+        }
+    }
+
+    Ok(TrainOutcome {
+        churn_version: churn.version,
+        churn_algorithm: algorithm.as_str().to_owned(),
+        segments_version,
+        activated,
+        activation_note,
+        customers_read: set.customers_read,
+        events_read: set.events_read,
+        training_rows: train_idx.len(),
+        validation_rows: val_idx.len(),
+        roc_auc: chosen.report.roc_auc,
+        pr_auc: chosen.report.pr_auc,
+        log_loss: chosen.report.log_loss,
+        brier: chosen.report.brier,
+        base_rate: chosen.report.base_rate,
+        segments: segments.as_ref().map(|(m, _)| m.k()),
+        report: churn.dir.join("report.html").display().to_string(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
