@@ -858,7 +858,7 @@ fn run_table(out: &mut String, c: &ChurnSection) -> fmt::Result {
         (
             "Churn definition",
             format!(
-                "no activity within {} days after a cutoff",
+                "churned within {} days after a cutoff (contractual customers: cancelled; others: no purchase)",
                 days(c.horizon_days)
             ),
         ),
