@@ -752,29 +752,3 @@ mod tests {
         assert_eq!(ForestParams::default().columns_per_tree(1), 1);
     }
 }
-
-#[cfg(test)]
-mod scratch_timing {
-    use super::*;
-    use crate::models::mlp::{Mlp, MlpParams};
-
-    #[test]
-    #[ignore]
-    fn scratch_timing() {
-        let (n, d) = (200_000, 20);
-        let mut rng = StdRng::seed_from_u64(1);
-        let x: Vec<f32> = (0..n * d).map(|_| rng.random_range(-2.0f32..2.0)).collect();
-        let y: Vec<bool> = x
-            .chunks_exact(d)
-            .map(|r| r[0] * r[1] + 0.5 * r[2] + rng.random_range(-1.0f32..1.0) > 0.0)
-            .collect();
-        let rows = Rows::new(&x, d).expect("rows");
-        for k in [6, 10, 20] {
-            let t = std::time::Instant::now();
-            let params = ForestParams { trees: 30, features_per_tree: Some(k), ..ForestParams::default() };
-            let f = Forest::fit(rows, &y, &params).expect("fit");
-            let p = f.probabilities(rows).expect("p");
-            eprintln!("k={k} fit+score {:?} auc {}", t.elapsed(), roc_auc(&y, &p).expect("auc"));
-        }
-    }
-}
