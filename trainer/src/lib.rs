@@ -4,6 +4,7 @@
 //! - [`import`]: loading customers and events from files into the store.
 //! - [`time`] and [`money`]: the parsing rules every importer shares.
 
+pub mod generate;
 pub mod import;
 pub mod money;
 pub mod report;

@@ -3,6 +3,7 @@
 //! ```text
 //! vitals-trainer [--data-dir DIR] [--database-url URL] [--registry DIR] [--log-format text|json]
 //!     import <customers|events|telco|cdnow> FILE [--as-of YYYY-MM-DD] [--json]
+//!     generate --customers N --seed S [--start DATE] [--end DATE] [--json]
 //!     train [--as-of DATE] [--cutoffs N --step DURATION] [--horizon DURATION]
 //!           [--churn-model auto|logistic|mlp|forest] [--segments auto|K] [--seed S]
 //!           [--activate | --activate-if-better] [--json]
@@ -73,6 +74,9 @@ enum Command {
     /// Import customers or events from a file. Rows that fail validation are reported and
     /// skipped; re-importing the same file changes nothing.
     Import(ImportArgs),
+    /// Generate synthetic customers and histories with a known churn process (for
+    /// benchmarks, load tests and model checks); re-running it changes nothing.
+    Generate(vitals_trainer::generate::GenerateArgs),
     /// Build a point-in-time training set, fit churn and segment models, measure them on
     /// held-out customers, write a report and publish new model versions.
     Train(TrainArgs),
@@ -259,6 +263,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let progress = std::io::stderr().is_terminal();
     let args = match cli.command {
         Command::Import(args) => args,
+        Command::Generate(args) => {
+            return vitals_trainer::generate::run_command(&store, &args, progress);
+        }
         Command::Train(args) => return train_command(&store, registry, args, progress),
         Command::Score(args) => return score_command(&store, registry, args, progress),
         Command::Models(_) => return Ok(()),

@@ -422,10 +422,17 @@ impl<'a> CustomerSink<'a> {
 }
 
 /// Validates events and records them in batches, in backfill mode.
+/// Batches written at once: one converts and validates the next batch while the database
+/// writes the previous ones, and PostgreSQL gets one busy connection per core.
+const WRITERS: usize = 2;
+
+type Pending = std::thread::JoinHandle<anyhow::Result<vitals_store::BatchOutcome>>;
+
 pub(crate) struct EventSink<'a> {
     store: &'a Store,
     now: Micros,
     batch: Vec<(usize, NewEvent)>,
+    in_flight: std::collections::VecDeque<Pending>,
     counts: EventCounts,
     rejections: Rejections,
     progress: ProgressBar,
@@ -438,6 +445,7 @@ impl<'a> EventSink<'a> {
             store,
             now,
             batch: Vec::with_capacity(EVENT_BATCH),
+            in_flight: std::collections::VecDeque::new(),
             counts: EventCounts::default(),
             rejections: Rejections::default(),
             progress,
@@ -471,23 +479,42 @@ impl<'a> EventSink<'a> {
         self.rejections.reject(row, key, field, reason);
     }
 
+    /// Starts writing the queued batch (in the background), after waiting for the oldest
+    /// write if `WRITERS` are already running.
     fn flush(&mut self) -> anyhow::Result<()> {
         if self.batch.is_empty() {
             return Ok(());
         }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(EVENT_BATCH));
         let (first, last) = line_range(batch.iter().map(|(row, _)| *row as u64));
-        let outcome = self
-            .store
-            .record_events(batch, RecordMode::Backfill, self.now)
-            .with_context(|| format!("writing the events of lines {first} to {last}"))?;
-        tracing::debug!(
-            first,
-            last,
-            accepted = outcome.accepted,
-            duplicates = outcome.duplicates,
-            "event batch written"
-        );
+        let store = self.store.clone();
+        let now = self.now;
+        self.in_flight.push_back(std::thread::spawn(move || {
+            let outcome = store
+                .record_events(batch, RecordMode::Backfill, now)
+                .with_context(|| format!("writing the events of lines {first} to {last}"))?;
+            tracing::debug!(
+                first,
+                last,
+                accepted = outcome.accepted,
+                duplicates = outcome.duplicates,
+                "event batch written"
+            );
+            Ok(outcome)
+        }));
+        while self.in_flight.len() >= WRITERS {
+            self.wait_oldest()?;
+        }
+        Ok(())
+    }
+
+    fn wait_oldest(&mut self) -> anyhow::Result<()> {
+        let Some(pending) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        let outcome = pending
+            .join()
+            .map_err(|_| anyhow::anyhow!("an event writer thread panicked"))??;
         self.counts.accepted += outcome.accepted;
         self.counts.duplicates += outcome.duplicates;
         self.counts.rejected += outcome.rejected.len() as u64;
@@ -502,6 +529,9 @@ impl<'a> EventSink<'a> {
 
     pub(crate) fn finish(mut self) -> anyhow::Result<(EventCounts, Rejections)> {
         self.flush()?;
+        while !self.in_flight.is_empty() {
+            self.wait_oldest()?;
+        }
         self.counts.seconds = self.started.elapsed().as_secs_f64();
         Ok((self.counts, self.rejections))
     }
