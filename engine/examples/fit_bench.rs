@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use vitals_engine::models::Rows;
+use vitals_engine::models::kmeans;
 use vitals_engine::models::logistic::{LogisticParams, LogisticRegression};
-use vitals_engine::models::segments::kmeans_assign;
 use vitals_engine::models::sigmoid;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -61,12 +61,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (_, info) = LogisticRegression::fit(matrix, &y, &LogisticParams::default())?;
     let logistic = started.elapsed().as_secs_f64();
     let started = Instant::now();
-    let assignments = kmeans_assign(&x, cols, 8, 1)?;
+    let clusters = kmeans::fit(&x, cols, 8, 1, 300, 1e-4)?;
     let kmeans = started.elapsed().as_secs_f64();
     println!(
-        "{{\"rows\": {rows}, \"cols\": {cols}, \"logistic_seconds\": {logistic:.3}, \"logistic_iterations\": {}, \"kmeans_seconds\": {kmeans:.3}, \"kmeans_points\": {}}}",
-        info.iterations,
-        assignments.len()
+        "{{\"rows\": {rows}, \"cols\": {cols}, \"logistic_seconds\": {logistic:.3}, \"logistic_iterations\": {}, \"kmeans_seconds\": {kmeans:.3}, \"kmeans_iterations\": {}, \"kmeans_inertia\": {:.0}}}",
+        info.iterations, clusters.iterations, clusters.inertia
     );
     Ok(())
 }

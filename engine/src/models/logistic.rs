@@ -27,7 +27,7 @@ impl Default for LogisticParams {
         Self {
             c: 1.0,
             max_iter: 200,
-            tol: 1e-5,
+            tol: 1e-4,
         }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod churn;
 pub mod forest;
+pub mod kmeans;
 pub mod lbfgs;
 pub mod logistic;
 pub mod mlp;

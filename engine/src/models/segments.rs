@@ -1,17 +1,14 @@
-//! Customer segments: k-means (smartcore) on standardized, log-scaled behaviour,
+//! Customer segments: k-means on standardized, log-scaled behaviour,
 //! satisfaction and numeric attributes, with a profile of each segment in plain words.
 //!
-//! smartcore fits the clustering (k-means++ seeding, Lloyd iterations over a BBD tree);
-//! the published model keeps only the centroids, so serving is a nearest-centroid lookup
-//! with no dependency on smartcore's internal format.
+//! `kmeans.rs` fits the clustering (k-means++ seeding, Lloyd iterations); the published
+//! model keeps only the centroids, so serving is a nearest-centroid lookup.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
-use smartcore::cluster::kmeans::{KMeans, KMeansParameters};
-use smartcore::linalg::basic::matrix::DenseMatrix;
 
 use super::ModelError;
 use crate::domain::AttributeValue;
@@ -363,27 +360,14 @@ fn nearest(centroids: &[Vec<f32>], x: &[f32]) -> usize {
     best.0
 }
 
-/// Runs smartcore's k-means on row-major `data` and returns each row's cluster.
+/// Runs k-means on row-major `data` and returns each row's cluster.
 pub fn kmeans_assign(
     data: &[f32],
     dims: usize,
     k: usize,
     seed: u64,
 ) -> Result<Vec<usize>, ModelError> {
-    let n = data.len() / dims.max(1);
-    let matrix = DenseMatrix::new(n, dims, data.to_vec(), false)
-        .map_err(|e| ModelError::Training(format!("cannot build the data matrix: {e}")))?;
-    let params = KMeansParameters {
-        seed: Some(seed),
-        ..KMeansParameters::default()
-    }
-    .with_k(k)
-    .with_max_iter(100);
-    let model: KMeans<f32, usize, DenseMatrix<f32>, Vec<usize>> = KMeans::fit(&matrix, params)
-        .map_err(|e| ModelError::Training(format!("k-means failed: {e}")))?;
-    model
-        .predict(&matrix)
-        .map_err(|e| ModelError::Training(format!("k-means assignment failed: {e}")))
+    Ok(super::kmeans::fit(data, dims, k, seed, 300, 1e-4)?.assignments)
 }
 
 /// The result of choosing k.
