@@ -32,6 +32,11 @@ use vitals_trainer::score::{ScoreConfig, score};
 use vitals_trainer::train::{Activation, ChurnChoice, SegmentChoice, TrainConfig, train};
 use vitals_trainer::{ImportSummary, import_cdnow, import_customers, import_events, import_telco};
 
+/// Training and bulk loads allocate many small strings (rows, keys); mimalloc does that
+/// markedly faster than the system allocator (BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Rejected rows listed on stderr after an import.
 const SHOWN_REJECTIONS: usize = 20;
 
