@@ -1,0 +1,159 @@
+//! The `vitals-server` binary as an operator runs it: configured by flags and `VITALS_*`
+//! variables, `migrate`, serving, and a SIGTERM that lets in-flight requests finish.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use vitals_proto::v1 as pb;
+use vitals_proto::v1::customer_service_client::CustomerServiceClient;
+use vitals_proto::v1::event_service_client::EventServiceClient;
+
+const BIN: &str = env!("CARGO_BIN_EXE_vitals-server");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+async fn connect(addr: &str) -> tonic::transport::Channel {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match tonic::transport::Channel::from_shared(format!("http://{addr}"))
+            .expect("endpoint")
+            .connect()
+            .await
+        {
+            Ok(c) => return c,
+            Err(e) if Instant::now() > deadline => panic!("the server did not come up: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+fn terminate(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+#[test]
+fn migrate_applies_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = || {
+        Command::new(BIN)
+            .arg("migrate")
+            .env("VITALS_DATA_DIR", dir.path())
+            .output()
+            .expect("runs")
+    };
+    let first = run();
+    assert!(first.status.success(), "{first:?}");
+    assert!(String::from_utf8_lossy(&first.stdout).contains("applied"));
+    assert!(
+        dir.path().join("vitals.db").exists(),
+        "the embedded default"
+    );
+    let second = run();
+    assert!(second.status.success());
+    assert!(second.stdout.is_empty(), "nothing left to apply");
+    let bad = Command::new(BIN)
+        .args(["--database-url", "mysql://nope", "migrate"])
+        .output()
+        .expect("runs");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("postgres://"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_requests_and_exits_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut child = Command::new(BIN)
+        .env("VITALS_DATA_DIR", dir.path())
+        .env("VITALS_LISTEN", &addr)
+        .env("VITALS_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let channel = connect(&addr).await;
+    let mut customers = CustomerServiceClient::new(channel.clone());
+    let id = customers
+        .create_customer(pb::CreateCustomerRequest {
+            customer: Some(pb::Customer {
+                external_id: "sig".into(),
+                email: "secret.person@example.com".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("created")
+        .into_inner()
+        .id;
+
+    // A full batch is in flight when SIGTERM arrives; it must still be answered.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let events: Vec<pb::Event> = (0..10_000)
+        .map(|i| pb::Event {
+            event_key: format!("k{i}"),
+            customer: Some(pb::event::Customer::CustomerId(id.clone())),
+            time: Some(prost_types::Timestamp {
+                seconds: now - 3_600,
+                nanos: 0,
+            }),
+            record_time: None,
+            payload: Some(pb::event::Payload::Transaction(pb::Transaction {
+                amount_minor: 100 + i,
+                currency: "EUR".into(),
+                ..Default::default()
+            })),
+        })
+        .collect();
+    let mut events_api = EventServiceClient::new(channel);
+    let call = tokio::spawn(async move {
+        events_api
+            .record_events(pb::RecordEventsRequest {
+                events,
+                backfill: false,
+            })
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    terminate(&child);
+    let answer = call.await.expect("task").expect("answered despite SIGTERM");
+    assert_eq!(answer.into_inner().accepted, 10_000);
+
+    let status = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                let mut logs = String::new();
+                if let Some(mut err) = child.stderr.take() {
+                    use std::io::Read;
+                    let _ = err.read_to_string(&mut logs);
+                }
+                return (status, logs);
+            }
+            assert!(Instant::now() < deadline, "the server did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await
+    .expect("waited");
+    assert!(status.0.success(), "exit status {:?}", status.0);
+    // JSON logs, one line per request, and no PII in them.
+    let logs = status.1;
+    assert!(
+        logs.lines().any(|l| l.contains("\"duration_ms\"")),
+        "{logs}"
+    );
+    assert!(!logs.contains("secret.person"), "PII in the logs: {logs}");
+}
