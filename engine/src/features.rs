@@ -336,7 +336,7 @@ impl FeatureSchema {
     /// Learns the columns from training rows: every behavioural feature (with a missing
     /// indicator where any row lacked it), every numeric or bool attribute, and a one-hot
     /// of every string attribute's common values plus "other".
-    pub fn fit(rows: &[RawFeatures]) -> Self {
+    pub fn fit(rows: &[&RawFeatures]) -> Self {
         let mut sources = Vec::new();
         for (i, name) in BEHAVIOUR.iter().enumerate() {
             sources.push(ColumnSource::Behaviour {
@@ -408,18 +408,32 @@ impl FeatureSchema {
                 })
                 .collect(),
         };
-        // Standardize on the training rows, ignoring undefined values.
-        let raw: Vec<Vec<f64>> = rows.iter().map(|r| schema.raw_values(r)).collect();
-        for c in 0..schema.columns.len() {
-            let values: Vec<f64> = raw.iter().map(|r| r[c]).filter(|v| v.is_finite()).collect();
-            let m = mean(&values);
-            let var = if values.len() > 1 {
-                values.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (values.len() - 1) as f64
+        // Standardize on the training rows, ignoring undefined values, in one streaming
+        // pass (Welford), so memory does not grow with rows × columns.
+        let width = schema.columns.len();
+        let (mut count, mut mean, mut m2) =
+            (vec![0u64; width], vec![0.0f64; width], vec![0.0f64; width]);
+        for r in rows {
+            for (c, v) in schema.raw_values(r).into_iter().enumerate() {
+                if v.is_finite() {
+                    count[c] += 1;
+                    let delta = v - mean[c];
+                    mean[c] += delta / count[c] as f64;
+                    m2[c] += delta * (v - mean[c]);
+                }
+            }
+        }
+        for (c, column) in schema.columns.iter_mut().enumerate() {
+            let var = if count[c] > 1 {
+                m2[c] / (count[c] - 1) as f64
             } else {
                 0.0
             };
-            let column = &mut schema.columns[c];
-            column.mean = if m.is_finite() { m } else { 0.0 };
+            column.mean = if count[c] > 0 && mean[c].is_finite() {
+                mean[c]
+            } else {
+                0.0
+            };
             column.std = if var.sqrt() > 1e-12 { var.sqrt() } else { 1.0 };
         }
         schema
@@ -730,7 +744,7 @@ mod tests {
                 ("senior", AttributeValue::Bool(i % 4 == 0)),
             ]));
         }
-        let schema = FeatureSchema::fit(&rows);
+        let schema = FeatureSchema::fit(&rows.iter().collect::<Vec<_>>());
         let names = schema.names();
         assert!(names.contains(&"attr.contract=monthly"));
         assert!(names.contains(&"attr.contract=yearly"));

@@ -32,7 +32,7 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
-fn column(rows: &[RawFeatures], name: &str, only_buyers: bool) -> Vec<f64> {
+fn column(rows: &[&RawFeatures], name: &str, only_buyers: bool) -> Vec<f64> {
     let Some(i) = BEHAVIOUR.iter().position(|b| *b == name) else {
         return Vec::new();
     };
@@ -50,7 +50,7 @@ fn column(rows: &[RawFeatures], name: &str, only_buyers: bool) -> Vec<f64> {
 }
 
 impl ReferenceStats {
-    pub fn compute(rows: &[RawFeatures]) -> Self {
+    pub fn compute(rows: &[&RawFeatures]) -> Self {
         let mut rfm_quintiles = BTreeMap::new();
         for (key, feature) in [
             ("recency", "recency_days"),

@@ -230,6 +230,13 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
     let started = Instant::now();
     let registry = Registry::open(&config.registry)
         .with_context(|| format!("opening the registry {}", config.registry.display()))?;
+    // Publishes that a killed trainer left behind (older than an hour: not a concurrent
+    // run still writing) are removed; readers ignore them either way.
+    for kind in ["churn", "segments"] {
+        if let Ok(removed @ 1..) = registry.sweep_temp(kind, std::time::Duration::from_secs(3600)) {
+            tracing::info!(kind, removed, "abandoned temporary publishes removed");
+        }
+    }
     if config.cutoffs.is_empty() {
         bail!("no cutoff given");
     }
@@ -287,7 +294,7 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
     // 2. Features: the schema is learned on the training rows only.
     let train_raw: Vec<&RawFeatures> = train_idx.iter().map(|&i| &set.examples[i].raw).collect();
     let val_raw: Vec<&RawFeatures> = val_idx.iter().map(|&i| &set.examples[i].raw).collect();
-    let schema = FeatureSchema::fit(&train_raw.iter().map(|r| (*r).clone()).collect::<Vec<_>>());
+    let schema = FeatureSchema::fit(&train_raw);
     let x = matrix(&schema, &train_raw);
     let xv = matrix(&schema, &val_raw);
     let y: Vec<bool> = train_idx.iter().map(|&i| set.examples[i].label).collect();
@@ -356,7 +363,7 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
         &set.examples
             .iter()
             .filter(|e| e.cutoff == set.cutoffs.len() - 1)
-            .map(|e| e.raw.clone())
+            .map(|e| &e.raw)
             .collect::<Vec<_>>(),
     );
 
@@ -384,6 +391,8 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
         created: rfc3339(now_micros()),
         churn: ChurnSection {
             algorithm: algorithm.as_str().to_owned(),
+            // The version this run expects to get; a concurrent publish may take it first,
+            // in which case the manifest (not the report) has the true number.
             version: registry.latest("churn")?.unwrap_or(0) + 1,
             horizon_days,
             cutoffs: cutoffs.clone(),
