@@ -296,6 +296,9 @@ pub enum ColumnSource {
     Missing { feature: String },
     /// A number (or bool as 0/1) attribute.
     Attribute { attribute: String },
+    /// `ln(1+x)` of a non-negative number attribute with values above 1 (money, counts,
+    /// tenures are heavy-tailed): the model gets both the linear and the log shape.
+    AttributeLog { attribute: String },
     /// 1 when a string attribute has this value; `value: None` is the "other" bucket
     /// (a value not in the training vocabulary, or no value).
     Category {
@@ -373,6 +376,18 @@ impl FeatureSchema {
                 sources.push(ColumnSource::Attribute {
                     attribute: (*name).to_owned(),
                 });
+                let numbers = rows.iter().filter_map(|r| match r.attributes.get(*name) {
+                    Some(AttributeValue::Number(x)) => Some(*x),
+                    _ => None,
+                });
+                let (min, max) = numbers.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+                    (lo.min(x), hi.max(x))
+                });
+                if min >= 0.0 && max > 1.0 {
+                    sources.push(ColumnSource::AttributeLog {
+                        attribute: (*name).to_owned(),
+                    });
+                }
             }
         }
         let min_count = ((rows.len() as f64) * MIN_CATEGORY_SHARE).ceil() as usize;
@@ -517,6 +532,7 @@ fn column_name(source: &ColumnSource) -> String {
         ColumnSource::Behaviour { feature, .. } => feature.clone(),
         ColumnSource::Missing { feature } => format!("{feature}_missing"),
         ColumnSource::Attribute { attribute } => format!("attr.{attribute}"),
+        ColumnSource::AttributeLog { attribute } => format!("attr.{attribute}.log"),
         ColumnSource::Category {
             attribute,
             value: Some(v),
@@ -540,6 +556,10 @@ impl Column {
                 let v = behaviour_index(feature).map_or(f64::NAN, |i| raw.behaviour[i]);
                 if v.is_nan() { 1.0 } else { 0.0 }
             }
+            ColumnSource::AttributeLog { attribute } => match raw.attributes.get(attribute) {
+                Some(AttributeValue::Number(x)) => x.max(0.0).ln_1p(),
+                _ => f64::NAN,
+            },
             ColumnSource::Attribute { attribute } => match raw.attributes.get(attribute) {
                 Some(AttributeValue::Number(x)) => *x,
                 Some(AttributeValue::Bool(b)) => f64::from(u8::from(*b)),
@@ -750,6 +770,11 @@ mod tests {
         assert!(names.contains(&"attr.contract=yearly"));
         assert!(names.contains(&"attr.contract=other"));
         assert!(names.contains(&"attr.charge"));
+        assert!(
+            names.contains(&"attr.charge.log"),
+            "a heavy-tailed number also enters as a log"
+        );
+        assert!(!names.contains(&"attr.senior.log"), "never for a bool");
         assert!(names.contains(&"attr.senior"));
         assert!(names.contains(&"recency_days_missing"));
         let at =
