@@ -156,3 +156,15 @@ fn clear_errors_and_nothing_half_published() -> Result<()> {
     ensure!(registry.versions("churn")?.is_empty(), "nothing published");
     Ok(())
 }
+
+#[test]
+fn out_of_time_training_never_sees_the_validation_period() -> Result<()> {
+    let (dir, store) = telco()?;
+    // Two cutoffs 10 days apart with a 30-day horizon: the earlier one's labels would
+    // look into the validation period, so there is nothing honest to train on.
+    let mut overlapping = config(dir.path(), Activation::No)?;
+    overlapping.cutoffs = vec![as_of()? - 10 * MICROS_PER_DAY, as_of()?];
+    let err = train(&store, &overlapping).err().context("refused")?;
+    ensure!(err.to_string().contains("validation period"), "{err}");
+    Ok(())
+}

@@ -118,12 +118,20 @@ fn rfc3339(t: Micros) -> String {
 fn split(set: &TrainingSet, share: f64, seed: u64) -> (Vec<usize>, Vec<usize>, String) {
     if set.cutoffs.len() > 1 {
         let last = set.cutoffs.len() - 1;
-        let (val, train): (Vec<usize>, Vec<usize>) =
-            (0..set.examples.len()).partition(|&i| set.examples[i].cutoff == last);
+        let validation_cutoff = set.cutoffs[last];
+        // A training label must be known by the validation cutoff: an earlier cutoff whose
+        // horizon reaches past it would teach the model what happened during validation.
+        let usable = |c: usize| set.cutoffs[c] + set.horizon <= validation_cutoff;
+        let val: Vec<usize> = (0..set.examples.len())
+            .filter(|&i| set.examples[i].cutoff == last)
+            .collect();
+        let train: Vec<usize> = (0..set.examples.len())
+            .filter(|&i| set.examples[i].cutoff != last && usable(set.examples[i].cutoff))
+            .collect();
+        let kept = (0..last).filter(|&c| usable(c)).count();
         let description = format!(
-            "out-of-time: trained on {} earlier cutoff(s), validated on the last ({})",
-            last,
-            rfc3339(set.cutoffs[last])
+            "out-of-time: trained on {kept} earlier cutoff(s) whose horizon ends by the last, validated on the last ({})",
+            rfc3339(validation_cutoff)
         );
         return (train, val, description);
     }
@@ -271,6 +279,11 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
         );
     }
     let (train_idx, val_idx, validation) = split(&set, config.validation_share, config.seed);
+    if train_idx.is_empty() {
+        bail!(
+            "no earlier cutoff has its horizon end by the last cutoff, so nothing can be trained without seeing the validation period: use more --cutoffs or a --step of at least the horizon"
+        );
+    }
     let count = |idx: &[usize]| idx.iter().filter(|&&i| set.examples[i].label).count();
     for (name, idx) in [("training", &train_idx), ("validation", &val_idx)] {
         let p = count(idx);
