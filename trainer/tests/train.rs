@@ -168,3 +168,24 @@ fn out_of_time_training_never_sees_the_validation_period() -> Result<()> {
     ensure!(err.to_string().contains("validation period"), "{err}");
     Ok(())
 }
+
+#[test]
+fn a_forest_is_published_calibrated_and_loads_back() -> Result<()> {
+    let (dir, store) = telco()?;
+    let mut forest = config(dir.path(), Activation::Always)?;
+    forest.churn = ChurnChoice::Only(Algorithm::Forest);
+    let outcome = train(&store, &forest)?;
+    ensure!(outcome.churn_algorithm == "forest");
+    ensure!(outcome.roc_auc > 0.8, "ROC-AUC {}", outcome.roc_auc);
+    // Calibrated: its log loss is that of a probability, not of a vote share.
+    ensure!(outcome.log_loss < 0.5, "log loss {}", outcome.log_loss);
+    let registry = Registry::open(dir.path().join("models"))?;
+    let manifest = registry.verify("churn", outcome.churn_version)?;
+    ensure!(manifest.files.contains_key("calibration.json"));
+    let loaded = load_churn(&registry, outcome.churn_version)?;
+    ensure!(loaded.model.algorithm() == Algorithm::Forest);
+    let row = vec![0.0f32; loaded.schema.len()];
+    let p = loaded.model.probability(&row);
+    ensure!(p > 0.0 && p < 1.0);
+    Ok(())
+}

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::forest::Forest;
-use super::logistic::LogisticRegression;
+use super::logistic::{LogisticParams, LogisticRegression};
 use super::mlp::Mlp;
 use super::{ModelError, Rows, sigmoid};
 use crate::features::FeatureSchema;
@@ -49,8 +49,40 @@ impl Algorithm {
 pub enum ChurnModel {
     Logistic(LogisticRegression),
     Mlp(Mlp),
-    Forest(Forest),
+    /// A forest's raw output is the share of trees voting churn: it ranks well but is not
+    /// a probability, so it is calibrated (Platt) on rows the trees did not see.
+    Forest(Forest, Option<Platt>),
 }
+
+/// Platt scaling: `p' = σ(a·logit(p) + b)`, fitted on held-out rows.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Platt {
+    pub a: f64,
+    pub b: f64,
+}
+
+impl Platt {
+    /// Fits `a` and `b` by (almost unregularised) logistic regression of the labels on
+    /// the logits of the raw scores.
+    pub fn fit(scores: &[f64], labels: &[bool]) -> Result<Self, ModelError> {
+        let x: Vec<f32> = scores.iter().map(|&p| logit(p) as f32).collect();
+        let params = LogisticParams {
+            c: 1e6,
+            ..LogisticParams::default()
+        };
+        let (m, _) = LogisticRegression::fit(Rows::new(&x, 1)?, labels, &params)?;
+        Ok(Self {
+            a: f64::from(m.weights[0]),
+            b: f64::from(m.bias),
+        })
+    }
+
+    pub fn apply(&self, p: f64) -> f64 {
+        sigmoid(self.a * logit(p) + self.b)
+    }
+}
+
+const CALIBRATION_FILE: &str = "calibration.json";
 
 fn logit(p: f64) -> f64 {
     let p = p.clamp(1e-9, 1.0 - 1e-9);
@@ -62,7 +94,7 @@ impl ChurnModel {
         match self {
             Self::Logistic(_) => Algorithm::Logistic,
             Self::Mlp(_) => Algorithm::Mlp,
-            Self::Forest(_) => Algorithm::Forest,
+            Self::Forest(..) => Algorithm::Forest,
         }
     }
 
@@ -70,7 +102,7 @@ impl ChurnModel {
         match self {
             Self::Logistic(m) => m.inputs(),
             Self::Mlp(m) => m.inputs(),
-            Self::Forest(m) => m.inputs(),
+            Self::Forest(m, _) => m.inputs(),
         }
     }
 
@@ -78,7 +110,10 @@ impl ChurnModel {
         match self {
             Self::Logistic(m) => m.probability(row),
             Self::Mlp(m) => m.probability(row),
-            Self::Forest(m) => m.probability(row),
+            Self::Forest(m, c) => {
+                let p = m.probability(row);
+                c.map_or(p, |c| c.apply(p))
+            }
         }
     }
 
@@ -86,7 +121,13 @@ impl ChurnModel {
         match self {
             Self::Logistic(m) => m.probabilities(x),
             Self::Mlp(m) => m.probabilities(x),
-            Self::Forest(m) => m.probabilities(x),
+            Self::Forest(m, c) => {
+                let p = m.probabilities(x)?;
+                Ok(match c {
+                    Some(c) => p.into_iter().map(|p| c.apply(p)).collect(),
+                    None => p,
+                })
+            }
         }
     }
 
@@ -122,7 +163,21 @@ impl ChurnModel {
         match self {
             Self::Logistic(m) => m.save(&path),
             Self::Mlp(m) => m.save(&path),
-            Self::Forest(m) => m.save(&path),
+            Self::Forest(m, c) => {
+                m.save(&path)?;
+                if let Some(c) = c {
+                    let file = dir.join(CALIBRATION_FILE);
+                    let json = serde_json::to_vec_pretty(c).map_err(|e| ModelError::File {
+                        path: file.display().to_string(),
+                        reason: e.to_string(),
+                    })?;
+                    std::fs::write(&file, json).map_err(|e| ModelError::File {
+                        path: file.display().to_string(),
+                        reason: e.to_string(),
+                    })?;
+                }
+                Ok(())
+            }
         }
     }
 
@@ -131,7 +186,25 @@ impl ChurnModel {
         Ok(match algorithm {
             Algorithm::Logistic => Self::Logistic(LogisticRegression::load(&path, inputs)?),
             Algorithm::Mlp => Self::Mlp(Mlp::load(&path, inputs)?),
-            Algorithm::Forest => Self::Forest(Forest::load(&path, inputs)?),
+            Algorithm::Forest => {
+                let file = dir.join(CALIBRATION_FILE);
+                let calibration = match std::fs::read(&file) {
+                    Ok(bytes) => Some(serde_json::from_slice::<Platt>(&bytes).map_err(|e| {
+                        ModelError::File {
+                            path: file.display().to_string(),
+                            reason: e.to_string(),
+                        }
+                    })?),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    Err(e) => {
+                        return Err(ModelError::File {
+                            path: file.display().to_string(),
+                            reason: e.to_string(),
+                        });
+                    }
+                };
+                Self::Forest(Forest::load(&path, inputs)?, calibration)
+            }
         })
     }
 }
@@ -176,4 +249,30 @@ pub fn load_churn(registry: &Registry, version: u64) -> Result<LoadedChurn, Mode
         model,
         horizon,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platt_recovers_a_known_distortion() {
+        // Scores are sigmoid(z / 3): true probability sigmoid(z). Platt should find a ≈ 3.
+        let mut scores = Vec::new();
+        let mut labels = Vec::new();
+        let mut state = 12345u64;
+        for i in 0..20_000 {
+            let z = (i % 200) as f64 / 25.0 - 4.0;
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let u = (state >> 11) as f64 / (1u64 << 53) as f64;
+            scores.push(sigmoid(z / 3.0));
+            labels.push(u < sigmoid(z));
+        }
+        let p = Platt::fit(&scores, &labels).expect("fit");
+        assert!((p.a - 3.0).abs() < 0.2, "{p:?}");
+        assert!(p.b.abs() < 0.1, "{p:?}");
+        assert!((p.apply(sigmoid(1.0 / 3.0)) - sigmoid(1.0)).abs() < 0.02);
+    }
 }

@@ -19,7 +19,7 @@ use serde_json::json;
 use vitals_engine::features::{FeatureSchema, RawFeatures};
 use vitals_engine::metrics::{BinaryReport, binary_report, roc_auc};
 use vitals_engine::models::Rows;
-use vitals_engine::models::churn::{Algorithm, ChurnModel, load_churn};
+use vitals_engine::models::churn::{Algorithm, ChurnModel, Platt, load_churn};
 use vitals_engine::models::forest::{Forest, ForestParams};
 use vitals_engine::models::logistic::{LogisticParams, LogisticRegression};
 use vitals_engine::models::mlp::{Mlp, MlpParams};
@@ -195,11 +195,33 @@ fn fit_one(
             ChurnModel::Mlp(Mlp::fit(x, y, &params)?.0)
         }
         Algorithm::Forest => {
+            // Trees on 85% of the training rows; Platt scaling on the other 15%.
+            let mut order: Vec<usize> = (0..x.rows).collect();
+            order.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x5eed));
+            let cut = x.rows - x.rows * 15 / 100;
+            let take = |idx: &[usize]| -> (Vec<f32>, Vec<bool>) {
+                let mut data = Vec::with_capacity(idx.len() * x.cols);
+                for &i in idx {
+                    data.extend_from_slice(x.row(i));
+                }
+                (data, idx.iter().map(|&i| y[i]).collect())
+            };
+            let (fit_x, fit_y) = take(&order[..cut]);
+            let (cal_x, cal_y) = take(&order[cut..]);
             let params = ForestParams {
                 seed,
                 ..ForestParams::default()
             };
-            ChurnModel::Forest(Forest::fit(x, y, &params)?)
+            let forest = Forest::fit(Rows::new(&fit_x, x.cols)?, &fit_y, &params)?;
+            let raw = forest.probabilities(Rows::new(&cal_x, x.cols)?)?;
+            let calibration = match Platt::fit(&raw, &cal_y) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::warn!(error = %e, "forest left uncalibrated");
+                    None
+                }
+            };
+            ChurnModel::Forest(forest, calibration)
         }
     };
     let seconds = started.elapsed().as_secs_f64();
