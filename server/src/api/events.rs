@@ -21,9 +21,15 @@ impl EventApi {
         Self { store }
     }
 
-    /// Validates and records one batch. Invalid events are rejected one by one; only a
-    /// batch that is too large fails as a whole.
-    async fn record_batch(&self, request: pb::RecordEventsRequest) -> Result<BatchOutcome, Status> {
+    /// Validates and records one batch. Invalid events are rejected one by one while the
+    /// valid ones are recorded. The batch fails as a whole with INVALID_ARGUMENT when it is
+    /// too large, or (with `refuse_if_all_invalid`) when not one event in it is valid:
+    /// then there is nothing to record and the violations are the whole answer.
+    async fn record_batch(
+        &self,
+        request: pb::RecordEventsRequest,
+        refuse_if_all_invalid: bool,
+    ) -> Result<BatchOutcome, Status> {
         let pb::RecordEventsRequest { events, backfill } = request;
         if events.len() > MAX_BATCH_EVENTS {
             return Err(invalid_field(
@@ -36,6 +42,7 @@ impl EventApi {
         }
         let now = now_micros();
         let mut rejected = Vec::new();
+        let mut all_violations = Violations::new();
         let mut valid = Vec::with_capacity(events.len());
         for (index, event) in events.into_iter().enumerate() {
             let prefix = format!("events[{index}]");
@@ -47,13 +54,19 @@ impl EventApi {
             }
             match (parsed, v.first()) {
                 (Some(e), None) => valid.push((index, e)),
-                (_, first) => rejected.push(vitals_store::RejectedEvent {
-                    index,
-                    event_key: key,
-                    field: first.map(|f| f.field.clone()).unwrap_or_default(),
-                    reason: v.summary(),
-                }),
+                (_, first) => {
+                    rejected.push(vitals_store::RejectedEvent {
+                        index,
+                        event_key: key,
+                        field: first.map(|f| f.field.clone()).unwrap_or_default(),
+                        reason: v.summary(),
+                    });
+                    all_violations.0.extend(v.0);
+                }
             }
+        }
+        if refuse_if_all_invalid && valid.is_empty() && !all_violations.is_empty() {
+            return Err(invalid(&all_violations));
         }
         let mode = if backfill {
             RecordMode::Backfill
@@ -87,7 +100,7 @@ impl EventService for EventApi {
     ) -> Result<Response<pb::RecordEventsResponse>, Status> {
         let request = request.into_inner();
         tracing::Span::current().record("events", request.events.len());
-        let outcome = self.record_batch(request).await?;
+        let outcome = self.record_batch(request, true).await?;
         Ok(Response::new(pb::RecordEventsResponse {
             accepted: outcome.accepted as i32,
             duplicates: outcome.duplicates as i32,
@@ -108,7 +121,8 @@ impl EventService for EventApi {
         let mut response = pb::StreamEventsResponse::default();
         let mut batch_index = 0i32;
         while let Some(batch) = stream.message().await? {
-            let outcome = self.record_batch(batch).await?;
+            // Earlier batches are committed: a bad batch is reported, not fatal.
+            let outcome = self.record_batch(batch, false).await?;
             response.batches += 1;
             response.accepted += outcome.accepted as i64;
             response.duplicates += outcome.duplicates as i64;

@@ -49,6 +49,7 @@ fn timeline_of(id: &str) -> pb::ListCustomerEventsRequest {
 }
 
 both_backends!(
+    a_batch_with_no_valid_event_is_invalid_argument,
     every_kind_is_recorded_and_listed_newest_first,
     resending_is_idempotent_and_conflicts_are_refused,
     bad_events_are_rejected_one_by_one,
@@ -292,6 +293,52 @@ async fn bad_events_are_rejected_one_by_one(backend: Backend) {
         .expect("timeline")
         .into_inner();
     assert_eq!(listed.events.len(), 1);
+}
+
+async fn a_batch_with_no_valid_event_is_invalid_argument(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let id = new_customer(&server, "inv").await;
+    let mut api = server.events().await;
+    let t = now_seconds() - 100;
+    let mut bad_score = purchase("s", Who::CustomerId(id.clone()), t, 1);
+    bad_score.payload = Some(Payload::Feedback(pb::Feedback {
+        kind: pb::FeedbackKind::Nps as i32,
+        score: 11,
+        comment: String::new(),
+        channel: String::new(),
+    }));
+    assert_invalid(
+        api.record_events(batch(vec![bad_score.clone()])).await,
+        "events[0].feedback.score",
+    );
+    let mut bad_currency = purchase("c", Who::CustomerId(id.clone()), t, 1);
+    if let Some(Payload::Transaction(tx)) = &mut bad_currency.payload {
+        tx.currency = "ZZZ".into();
+    }
+    let both = api
+        .record_events(batch(vec![bad_score, bad_currency]))
+        .await
+        .expect_err("nothing valid");
+    let fields: Vec<String> = vitals_tests::violations(&both)
+        .into_iter()
+        .map(|(f, _)| f)
+        .collect();
+    assert_eq!(
+        fields,
+        ["events[0].feedback.score", "events[1].transaction.currency"]
+    );
+    // An unknown customer is not a validation error: the batch is answered.
+    let r = api
+        .record_events(batch(vec![purchase(
+            "u",
+            Who::CustomerId("nobody".into()),
+            t,
+            1,
+        )]))
+        .await
+        .expect("answered")
+        .into_inner();
+    assert_eq!((r.accepted, r.rejected.len()), (0, 1));
 }
 
 async fn oversized_batch_is_invalid_argument(backend: Backend) {
