@@ -392,9 +392,9 @@ pub fn run_command(store: &Store, args: &GenerateArgs, progress: bool) -> anyhow
         );
     }
     if args.json {
-        println!("{}", summary.to_json_string());
+        crate::outln!("{}", summary.to_json_string());
     } else {
-        println!("{summary}");
+        crate::outln!("{summary}");
     }
     Ok(())
 }

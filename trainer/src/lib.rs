@@ -16,3 +16,23 @@ pub use import::cdnow::import_cdnow;
 pub use import::csv_generic::{import_customers, import_events};
 pub use import::telco::import_telco;
 pub use import::{ImportKind, ImportOptions, ImportSummary, Rejection};
+
+/// Writes one line to stdout. A closed pipe (`vitals-trainer models list | head`) ends
+/// the program quietly with success instead of panicking as `println!` does.
+pub fn print_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(line).and_then(|()| out.write_all(b"\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
+}
+
+/// `println!` for command output, through [`print_line`].
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::print_line(format_args!($($arg)*))
+    };
+}

@@ -303,14 +303,14 @@ fn report(summary: &ImportSummary, json: bool) {
         }
     }
     if json {
-        println!("{}", summary.to_json_string());
+        vitals_trainer::outln!("{}", summary.to_json_string());
     } else {
-        println!("{summary}");
+        vitals_trainer::outln!("{summary}");
     }
 }
 
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    vitals_trainer::outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
@@ -369,7 +369,7 @@ fn train_command(
     if args.json {
         return print_json(&outcome);
     }
-    println!(
+    vitals_trainer::outln!(
         "churn model v{} ({}): ROC-AUC {:.4}, PR-AUC {:.4}, log loss {:.4}, Brier {:.4}, base rate {:.3} \
          ({} training / {} validation rows from {} customers, {} events, {:.1} s)",
         outcome.churn_version,
@@ -386,10 +386,10 @@ fn train_command(
         outcome.seconds
     );
     if let (Some(v), Some(k)) = (outcome.segments_version, outcome.segments) {
-        println!("segments v{v}: {k} segments");
+        vitals_trainer::outln!("segments v{v}: {k} segments");
     }
-    println!("{}", outcome.activation_note);
-    println!("report: {}", outcome.report);
+    vitals_trainer::outln!("{}", outcome.activation_note);
+    vitals_trainer::outln!("report: {}", outcome.report);
     Ok(())
 }
 
@@ -410,7 +410,7 @@ fn score_command(
     if args.json {
         return print_json(&outcome);
     }
-    println!(
+    vitals_trainer::outln!(
         "scored {} of {} customers with churn v{}{} into {} ({:.1} s)",
         outcome.scored,
         outcome.customers_read,
@@ -450,10 +450,10 @@ fn models_command(root: &std::path::Path, cmd: &ModelsCommand) -> anyhow::Result
                 return print_json(&rows);
             }
             if rows.is_empty() {
-                println!("no models in {}", root.display());
+                vitals_trainer::outln!("no models in {}", root.display());
             }
             for r in rows {
-                println!(
+                vitals_trainer::outln!(
                     "{} {:<10} v{:<4} {:<9} {:<22} {}",
                     if r["active"] == true { "*" } else { " " },
                     r["kind"].as_str().unwrap_or_default(),
@@ -477,16 +477,16 @@ fn models_command(root: &std::path::Path, cmd: &ModelsCommand) -> anyhow::Result
             if *json {
                 return print_json(&m);
             }
-            println!("{kind} v{v} ({}), created {}", m.algorithm, m.created);
-            println!("active: {}", registry.active(kind)? == Some(v));
-            println!("training: {}", m.training);
-            println!("metrics: {}", serde_json::to_string_pretty(&m.metrics)?);
-            println!("files:");
+            vitals_trainer::outln!("{kind} v{v} ({}), created {}", m.algorithm, m.created);
+            vitals_trainer::outln!("active: {}", registry.active(kind)? == Some(v));
+            vitals_trainer::outln!("training: {}", m.training);
+            vitals_trainer::outln!("metrics: {}", serde_json::to_string_pretty(&m.metrics)?);
+            vitals_trainer::outln!("files:");
             for (name, f) in &m.files {
-                println!("  {name} ({} bytes, sha256 {})", f.bytes, f.sha256);
+                vitals_trainer::outln!("  {name} ({} bytes, sha256 {})", f.bytes, f.sha256);
             }
             if let Some(report) = m.extra.get("report").and_then(|r| r.as_str()) {
-                println!(
+                vitals_trainer::outln!(
                     "report: {}",
                     registry.version_dir(kind, v).join(report).display()
                 );
@@ -495,14 +495,14 @@ fn models_command(root: &std::path::Path, cmd: &ModelsCommand) -> anyhow::Result
         ModelsCommand::Activate { kind, version } => {
             let v = registry.resolve(kind, version)?;
             let previous = registry.activate(kind, v, &actor, "activate")?;
-            println!(
+            vitals_trainer::outln!(
                 "{kind} v{v} is active{}",
                 previous.map(|p| format!(" (was v{p})")).unwrap_or_default()
             );
         }
         ModelsCommand::Rollback { kind } => {
             let v = registry.rollback(kind, &actor)?;
-            println!("{kind} rolled back: v{v} is active");
+            vitals_trainer::outln!("{kind} rolled back: v{v} is active");
         }
     }
     Ok(())
