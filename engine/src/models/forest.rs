@@ -200,27 +200,7 @@ fn check_rows(x: Rows<'_>, inputs: usize) -> Result<(), ModelError> {
 impl Forest {
     /// Fits `params.trees` trees on `x` (standardized rows) and labels `y`.
     pub fn fit(x: Rows<'_>, y: &[bool], params: &ForestParams) -> Result<Self, ModelError> {
-        if y.len() != x.rows {
-            return Err(ModelError::Shape(format!(
-                "{} labels for {} rows",
-                y.len(),
-                x.rows
-            )));
-        }
-        if x.cols == 0 || x.data.len() != x.rows * x.cols {
-            return Err(ModelError::Shape(format!(
-                "{} values do not make {} rows of {} columns",
-                x.data.len(),
-                x.rows,
-                x.cols
-            )));
-        }
-        let positives = y.iter().filter(|&&v| v).count();
-        if positives == 0 || positives == y.len() {
-            return Err(ModelError::Training(
-                "the labels hold a single class: every customer churned or none did".into(),
-            ));
-        }
+        super::check_training_set(x, y)?;
         let bad = |what: &str| Err(ModelError::Training(format!("invalid settings: {what}")));
         if params.trees == 0 {
             return bad("trees must be at least 1");

@@ -54,19 +54,7 @@ impl LogisticRegression {
         y: &[bool],
         params: &LogisticParams,
     ) -> Result<(Self, FitInfo), ModelError> {
-        if y.len() != x.rows {
-            return Err(ModelError::Shape(format!(
-                "{} labels for {} rows",
-                y.len(),
-                x.rows
-            )));
-        }
-        let positives = y.iter().filter(|&&v| v).count();
-        if positives == 0 || positives == y.len() {
-            return Err(ModelError::Training(
-                "the labels hold a single class: every customer churned or none did".into(),
-            ));
-        }
+        let positives = super::check_training_set(x, y)?;
         let (n, d) = (x.rows, x.cols);
         let device = Device::Cpu;
         let xt = Tensor::from_slice(x.data, (n, d), &device)?;

@@ -188,27 +188,7 @@ impl Mlp {
         y: &[bool],
         params: &MlpParams,
     ) -> Result<(Self, MlpFitInfo), ModelError> {
-        if y.len() != x.rows {
-            return Err(ModelError::Shape(format!(
-                "{} labels for {} rows",
-                y.len(),
-                x.rows
-            )));
-        }
-        if x.cols == 0 || x.data.len() != x.rows * x.cols {
-            return Err(ModelError::Shape(format!(
-                "{} values do not make {} rows of {} columns",
-                x.data.len(),
-                x.rows,
-                x.cols
-            )));
-        }
-        let positives = y.iter().filter(|&&v| v).count();
-        if positives == 0 || positives == y.len() {
-            return Err(ModelError::Training(
-                "the labels hold a single class: every customer churned or none did".into(),
-            ));
-        }
+        super::check_training_set(x, y)?;
         check_params(params)?;
         let (n, d, h) = (x.rows, x.cols, params.hidden);
         let device = Device::Cpu;

@@ -52,6 +52,33 @@ pub enum ModelError {
     File { path: String, reason: String },
 }
 
+/// Checks labelled training rows: one label per row, whole rows, both classes present.
+/// Returns the number of positive labels.
+pub fn check_training_set(x: Rows<'_>, y: &[bool]) -> Result<usize, ModelError> {
+    if y.len() != x.rows {
+        return Err(ModelError::Shape(format!(
+            "{} labels for {} rows",
+            y.len(),
+            x.rows
+        )));
+    }
+    if x.cols == 0 || x.data.len() != x.rows * x.cols {
+        return Err(ModelError::Shape(format!(
+            "{} values do not make {} rows of {} columns",
+            x.data.len(),
+            x.rows,
+            x.cols
+        )));
+    }
+    let positives = y.iter().filter(|&&v| v).count();
+    if positives == 0 || positives == y.len() {
+        return Err(ModelError::Training(
+            "the labels hold a single class: every customer churned or none did".into(),
+        ));
+    }
+    Ok(positives)
+}
+
 /// The logistic function, computed without overflow for any input.
 pub fn sigmoid(z: f64) -> f64 {
     if z >= 0.0 {
