@@ -1,7 +1,6 @@
 //! The `vitals-server` binary as an operator runs it: configured by flags and `VITALS_*`
 //! variables, `migrate`, serving, and a SIGTERM that lets in-flight requests finish.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -10,13 +9,6 @@ use vitals_proto::v1::customer_service_client::CustomerServiceClient;
 use vitals_proto::v1::event_service_client::EventServiceClient;
 
 const BIN: &str = env!("CARGO_BIN_EXE_vitals-server");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 async fn connect(addr: &str) -> tonic::transport::Channel {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -72,15 +64,41 @@ fn migrate_applies_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_in_flight_requests_and_exits_cleanly() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let addr = format!("127.0.0.1:{}", free_port());
+    // Port 0: the server binds a free port itself and logs it, so no other test can take
+    // the port between our choosing it and the server binding it.
     let mut child = Command::new(BIN)
         .env("VITALS_DATA_DIR", dir.path())
-        .env("VITALS_LISTEN", &addr)
+        .env("VITALS_LISTEN", "127.0.0.1:0")
         .env("VITALS_LOG_FORMAT", "json")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("starts");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    let log_reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines_tx.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let addr = loop {
+        let line = lines_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server logs its address");
+        if line.contains("serving gRPC") {
+            let start = line.find("\"addr\":\"").expect("an addr field") + 8;
+            let end = line[start..].find('"').expect("end of addr") + start;
+            break line[start..end].to_owned();
+        }
+    };
     let channel = connect(&addr).await;
     let mut customers = CustomerServiceClient::new(channel.clone());
     let id = customers
@@ -135,11 +153,7 @@ async fn sigterm_finishes_in_flight_requests_and_exits_cleanly() {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = child.try_wait().expect("wait") {
-                let mut logs = String::new();
-                if let Some(mut err) = child.stderr.take() {
-                    use std::io::Read;
-                    let _ = err.read_to_string(&mut logs);
-                }
+                let logs = log_reader.join().expect("the log reader ends");
                 return (status, logs);
             }
             assert!(Instant::now() < deadline, "the server did not stop");
