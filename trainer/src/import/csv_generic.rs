@@ -185,6 +185,39 @@ pub(crate) fn cell(record: &StringRecord, i: Option<usize>) -> Option<&str> {
     i.and_then(|i| record.get(i)).filter(|s| !s.is_empty())
 }
 
+/// Hands every row of `file` to `sink`, parsed by `parse`; a row that cannot be read or
+/// parsed is rejected with its line number, its key (the cell at `key`) and the reason.
+/// Returns how many rows were read.
+pub(crate) fn load_rows<S: super::RowSink>(
+    file: &mut CsvFile,
+    path: &Path,
+    bar: &indicatif::ProgressBar,
+    sink: &mut S,
+    key: Option<usize>,
+    parse: impl Fn(&StringRecord) -> Result<S::Item, CellError>,
+) -> anyhow::Result<u64> {
+    let mut read = 0;
+    file.for_each_row(path, |line, byte, record| {
+        read += 1;
+        bar.set_position(byte);
+        let record = match record {
+            Ok(r) => r,
+            Err(why) => {
+                sink.reject(line, "", "", format!("the row {why}"));
+                return Ok(());
+            }
+        };
+        match parse(record) {
+            Ok(item) => sink.push(line, item),
+            Err((field, why)) => {
+                sink.reject(line, cell(record, key).unwrap_or_default(), field, why);
+                Ok(())
+            }
+        }
+    })?;
+    Ok(read)
+}
+
 /// An attribute cell's typed value: a finite number, a boolean, or a string.
 pub fn attribute_value(s: &str) -> AttributeValue {
     if s.eq_ignore_ascii_case("true") {
@@ -333,26 +366,14 @@ pub fn import_customers(
     let columns = CustomerColumns::of(&file, path)?;
     let bar = progress_bar(options, file.len, "customers", true);
     let mut sink = CustomerSink::new(store, now, bar.clone());
-    let mut read = 0;
-    file.for_each_row(path, |line, byte, record| {
-        read += 1;
-        bar.set_position(byte);
-        let record = match record {
-            Ok(r) => r,
-            Err(why) => {
-                sink.reject(line, "", "", format!("the row {why}"));
-                return Ok(());
-            }
-        };
-        match columns.parse(record) {
-            Ok(data) => sink.push(line, data),
-            Err((field, why)) => {
-                let key = cell(record, Some(columns.external_id)).unwrap_or_default();
-                sink.reject(line, key, field, why);
-                Ok(())
-            }
-        }
-    })?;
+    let read = load_rows(
+        &mut file,
+        path,
+        &bar,
+        &mut sink,
+        Some(columns.external_id),
+        |r| columns.parse(r),
+    )?;
     let customers = sink.finish()?;
     bar.finish_and_clear();
     Ok(ImportSummary::new(
@@ -633,25 +654,8 @@ pub fn import_events(
     let columns = EventColumns::of(&file, path)?;
     let bar = progress_bar(options, file.len, "events", true);
     let mut sink = EventSink::new(store, now, bar.clone());
-    let mut read = 0;
-    file.for_each_row(path, |line, byte, record| {
-        read += 1;
-        bar.set_position(byte);
-        let record = match record {
-            Ok(r) => r,
-            Err(why) => {
-                sink.reject(line, "", "", format!("the row {why}"));
-                return Ok(());
-            }
-        };
-        match columns.parse(record) {
-            Ok(event) => sink.push(line, event),
-            Err((field, why)) => {
-                let key = cell(record, columns.event_key).unwrap_or_default();
-                sink.reject(line, key, field, why);
-                Ok(())
-            }
-        }
+    let read = load_rows(&mut file, path, &bar, &mut sink, columns.event_key, |r| {
+        columns.parse(r)
     })?;
     let events = sink.finish()?;
     bar.finish_and_clear();

@@ -337,6 +337,33 @@ pub(crate) fn progress_bar(
 }
 
 /// Validates customers and upserts them in batches.
+/// Where parsed rows go: a customer or an event sink.
+pub(crate) trait RowSink {
+    type Item;
+    fn push(&mut self, row: u64, item: Self::Item) -> anyhow::Result<()>;
+    fn reject(&mut self, row: u64, key: &str, field: &str, reason: String);
+}
+
+impl RowSink for CustomerSink<'_> {
+    type Item = CustomerData;
+    fn push(&mut self, row: u64, item: CustomerData) -> anyhow::Result<()> {
+        CustomerSink::push(self, row, item)
+    }
+    fn reject(&mut self, row: u64, key: &str, field: &str, reason: String) {
+        CustomerSink::reject(self, row, key, field, reason);
+    }
+}
+
+impl RowSink for EventSink<'_> {
+    type Item = NewEvent;
+    fn push(&mut self, row: u64, item: NewEvent) -> anyhow::Result<()> {
+        EventSink::push(self, row, item)
+    }
+    fn reject(&mut self, row: u64, key: &str, field: &str, reason: String) {
+        EventSink::reject(self, row, key, field, reason);
+    }
+}
+
 pub(crate) struct CustomerSink<'a> {
     store: &'a Store,
     now: Micros,

@@ -36,7 +36,7 @@ use vitals_engine::time::{MICROS_PER_DAY, Micros, now_micros};
 use vitals_engine::{AttributeValue, CustomerData, CustomerStatus};
 use vitals_store::Store;
 
-use super::csv_generic::{CellError, CsvFile, cell};
+use super::csv_generic::{CellError, CsvFile, cell, load_rows};
 use super::{
     CustomerSink, ImportKind, ImportOptions, ImportSummary, check_attribute_name, progress_bar,
 };
@@ -218,26 +218,14 @@ pub fn import_telco(
     let columns = TelcoColumns::of(&file, path)?;
     let bar = progress_bar(options, file.len, "customers", true);
     let mut sink = CustomerSink::new(store, now, bar.clone());
-    let mut read = 0;
-    file.for_each_row(path, |line, byte, record| {
-        read += 1;
-        bar.set_position(byte);
-        let record = match record {
-            Ok(r) => r,
-            Err(why) => {
-                sink.reject(line, "", "", format!("the row {why}"));
-                return Ok(());
-            }
-        };
-        match columns.parse(record, as_of) {
-            Ok(data) => sink.push(line, data),
-            Err((field, why)) => {
-                let key = cell(record, Some(columns.customer_id)).unwrap_or_default();
-                sink.reject(line, key, field, why);
-                Ok(())
-            }
-        }
-    })?;
+    let read = load_rows(
+        &mut file,
+        path,
+        &bar,
+        &mut sink,
+        Some(columns.customer_id),
+        |r| columns.parse(r, as_of),
+    )?;
     let customers = sink.finish()?;
     bar.finish_and_clear();
     Ok(ImportSummary::new(
