@@ -9,7 +9,7 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 
-use super::{ModelError, Rows, lbfgs, sigmoid};
+use super::{ModelError, Rows, WeightsFile, lbfgs, sigmoid};
 
 /// Fitting settings, named as in scikit-learn so results compare directly.
 #[derive(Debug, Clone)]
@@ -179,24 +179,10 @@ impl LogisticRegression {
 
     /// Reads a model saved by `save`, refusing one that does not take `inputs` inputs.
     pub fn load(path: &Path, inputs: usize) -> Result<Self, ModelError> {
-        let bad = |reason: String| ModelError::File {
-            path: path.display().to_string(),
-            reason,
-        };
-        let tensors = candle_core::safetensors::load(path, &Device::Cpu)
-            .map_err(|e| bad(format!("not a readable safetensors file: {e}")))?;
-        let get = |name: &str| {
-            tensors
-                .get(name)
-                .ok_or_else(|| bad(format!("has no {name:?} tensor")))
-                .and_then(|t| {
-                    t.flatten_all()
-                        .and_then(|t| t.to_vec1::<f32>())
-                        .map_err(|e| bad(format!("{name:?} is not an f32 vector: {e}")))
-                })
-        };
-        let weights = get("weight")?;
-        let bias = get("bias")?;
+        let file = WeightsFile::open(path)?;
+        let bad = |reason: String| file.bad(reason);
+        let (_, weights) = file.get("weight")?;
+        let (_, bias) = file.get("bias")?;
         if weights.len() != inputs || bias.len() != 1 {
             return Err(bad(format!(
                 "holds {} weights and {} biases; the schema has {inputs} inputs",

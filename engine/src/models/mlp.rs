@@ -13,7 +13,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
-use super::{ModelError, Rows, sigmoid};
+use super::{ModelError, Rows, WeightsFile, sigmoid};
 
 /// Adam's moment decay rates and denominator guard, as in the original paper.
 const BETA1: f64 = 0.9;
@@ -420,22 +420,9 @@ impl Mlp {
 
     /// Reads a model saved by `save`, refusing one that does not take `inputs` inputs.
     pub fn load(path: &Path, inputs: usize) -> Result<Self, ModelError> {
-        let bad = |reason: String| ModelError::File {
-            path: path.display().to_string(),
-            reason,
-        };
-        let tensors = candle_core::safetensors::load(path, &Device::Cpu)
-            .map_err(|e| bad(format!("not a readable safetensors file: {e}")))?;
-        let get = |name: &str| {
-            let t = tensors
-                .get(name)
-                .ok_or_else(|| bad(format!("has no {name:?} tensor")))?;
-            let values = t
-                .flatten_all()
-                .and_then(|t| t.to_vec1::<f32>())
-                .map_err(|e| bad(format!("{name:?} is not an f32 tensor: {e}")))?;
-            Ok::<_, ModelError>((t.dims().to_vec(), values))
-        };
+        let file = WeightsFile::open(path)?;
+        let bad = |reason: String| file.bad(reason);
+        let get = |name: &str| file.get(name);
         let (w1_dims, w1) = get("w1")?;
         let (b1_dims, b1) = get("b1")?;
         let (w2_dims, w2) = get("w2")?;

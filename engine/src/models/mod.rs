@@ -52,6 +52,51 @@ pub enum ModelError {
     File { path: String, reason: String },
 }
 
+/// A safetensors model file, opened once; its tensors are read by name as `f32` values
+/// with their shape, and every problem names the file.
+pub(crate) struct WeightsFile {
+    path: String,
+    tensors: std::collections::HashMap<String, candle_core::Tensor>,
+}
+
+impl WeightsFile {
+    pub(crate) fn open(path: &std::path::Path) -> Result<Self, ModelError> {
+        let shown = path.display().to_string();
+        let tensors =
+            candle_core::safetensors::load(path, &candle_core::Device::Cpu).map_err(|e| {
+                ModelError::File {
+                    path: shown.clone(),
+                    reason: format!("not a readable safetensors file: {e}"),
+                }
+            })?;
+        Ok(Self {
+            path: shown,
+            tensors,
+        })
+    }
+
+    /// An error about this file.
+    pub(crate) fn bad(&self, reason: String) -> ModelError {
+        ModelError::File {
+            path: self.path.clone(),
+            reason,
+        }
+    }
+
+    /// The shape and the values (row-major) of tensor `name`.
+    pub(crate) fn get(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>), ModelError> {
+        let t = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| self.bad(format!("has no {name:?} tensor")))?;
+        let values = t
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(|e| self.bad(format!("{name:?} is not an f32 tensor: {e}")))?;
+        Ok((t.dims().to_vec(), values))
+    }
+}
+
 /// Checks labelled training rows: one label per row, whole rows, both classes present.
 /// Returns the number of positive labels.
 pub fn check_training_set(x: Rows<'_>, y: &[bool]) -> Result<usize, ModelError> {
