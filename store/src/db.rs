@@ -51,13 +51,6 @@ impl DatabaseUrl {
     pub fn default_in(data_dir: &Path) -> Self {
         Self::Sqlite(data_dir.join("vitals.db"))
     }
-
-    pub fn backend_name(&self) -> &'static str {
-        match self {
-            Self::Postgres(_) => "postgres",
-            Self::Sqlite(_) => "sqlite",
-        }
-    }
 }
 
 /// The URL with any password replaced, safe to log.
@@ -161,6 +154,10 @@ impl Store {
             }
         };
         Ok(Self { pool })
+    }
+
+    pub(crate) fn is_postgres(&self) -> bool {
+        matches!(self.pool, DbPool::Postgres(_))
     }
 
     pub fn backend_name(&self) -> &'static str {

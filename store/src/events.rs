@@ -504,7 +504,7 @@ impl Store {
                 .map(|(_, e, _)| (e.customer_id.as_str(), e.event_key.as_str()))
                 .collect()
         };
-        let postgres = self.backend_name() == "postgres";
+        let postgres = self.is_postgres();
         with_conn!(self, conn => {
             conn.write_transaction(|conn| {
                 let mut found: Vec<LedgerHash> = Vec::new();

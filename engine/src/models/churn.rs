@@ -153,11 +153,6 @@ impl ChurnModel {
             .collect()
     }
 
-    /// The probability implied by a base log-odds plus contributions (logistic only).
-    pub fn probability_from_logit(z: f64) -> f64 {
-        sigmoid(z)
-    }
-
     pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
         let path = dir.join(self.algorithm().file_name());
         match self {
