@@ -58,6 +58,16 @@ impl Store {
         })
     }
 
+    /// One customer's whole history, oldest event first: what a single evaluation reads.
+    pub fn customer_history(&self, customer: Customer) -> Result<History> {
+        let mut events = self
+            .events_between(&customer.id, &customer.id)?
+            .remove(&customer.id)
+            .unwrap_or_default();
+        sort_timeline(&mut events);
+        Ok(History { customer, events })
+    }
+
     /// The next `chunk` customers after `after`, with their histories; advances `after`.
     fn read_chunk(&self, chunk: usize, after: &mut Option<String>) -> Result<Vec<History>> {
         let limit = i64::try_from(chunk.max(1)).unwrap_or(i64::MAX);
@@ -86,11 +96,7 @@ impl Store {
             .into_iter()
             .map(|customer| {
                 let mut evs = events.remove(&customer.id).unwrap_or_default();
-                evs.sort_by(|a, b| {
-                    a.time
-                        .cmp(&b.time)
-                        .then_with(|| a.event_key.cmp(&b.event_key))
-                });
+                sort_timeline(&mut evs);
                 History {
                     customer,
                     events: evs,
@@ -136,4 +142,13 @@ impl Store {
         });
         Ok(out)
     }
+}
+
+/// Oldest first; ties in time broken by event key, so the order is deterministic.
+fn sort_timeline(events: &mut [StoredEvent]) {
+    events.sort_by(|a, b| {
+        a.time
+            .cmp(&b.time)
+            .then_with(|| a.event_key.cmp(&b.event_key))
+    });
 }
