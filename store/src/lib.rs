@@ -5,16 +5,20 @@
 pub mod customers;
 pub mod db;
 pub mod error;
+pub mod evaluations;
 pub mod events;
 pub mod history;
 pub mod page;
 mod schema;
+pub mod schemes;
 pub mod settings;
 
 pub use customers::{CustomerFilter, RejectedRow, UpsertOutcome};
 pub use db::{DatabaseUrl, PoolOptions, Store, redact_url};
 pub use error::{Result, StoreError};
+pub use evaluations::{AtRiskOrder, AtRiskQuery, EvaluationRecord, SegmentSummary};
 pub use events::{BatchOutcome, EventFilter, RecordMode, RejectedEvent};
 pub use history::History;
 pub use page::Page;
+pub use schemes::StoredScheme;
 pub use settings::DataArgs;

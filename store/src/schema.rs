@@ -88,6 +88,34 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    evaluations (customer_id) {
+        customer_id -> Text,
+        external_id -> Text,
+        as_of -> BigInt,
+        computed_at -> BigInt,
+        churn_probability -> Nullable<Double>,
+        value -> Nullable<Double>,
+        expected_loss -> Nullable<Double>,
+        segment_id -> Nullable<Integer>,
+        tier -> Nullable<Text>,
+        composite -> Nullable<Double>,
+        churn_version -> Nullable<BigInt>,
+        segments_version -> Nullable<BigInt>,
+        scheme_version -> BigInt,
+        body -> Text,
+    }
+}
+
+diesel::table! {
+    scoring_schemes (version) {
+        version -> BigInt,
+        body -> Text,
+        actor -> Text,
+        create_time -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     customers,
     events,
@@ -95,4 +123,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     payments,
     feedback,
     interactions,
+    evaluations,
+    scoring_schemes,
 );

@@ -4,4 +4,5 @@
 mod customers;
 mod events;
 mod history;
+mod store_evaluations;
 mod surface;

@@ -1,0 +1,2 @@
+DROP TABLE scoring_schemes;
+DROP TABLE evaluations;
