@@ -423,3 +423,38 @@ async fn concurrent_scheme_updates_from_one_version_one_wins(backend: Backend) {
         Some(9)
     );
 }
+
+/// The bulk path's speed on PostgreSQL: 100,000 snapshots with ~1 KB bodies, written
+/// fresh and then replaced. Ignored by default (it measures, it does not check much):
+/// `cargo test --release -p vitals-tests --test e2e upsert_speed -- --ignored --nocapture`
+#[test]
+#[ignore = "a measurement; run on demand"]
+fn upsert_speed_postgres() {
+    let db = TestDb::new(Backend::Postgres);
+    let store = db.store();
+    let filler = "x".repeat(1_000);
+    let rows: Vec<EvaluationRecord> = (0..100_000)
+        .map(|i| {
+            let mut r = record(
+                &format!("cust-{i:06}"),
+                Some(f64::from(i % 1000) / 1000.0),
+                Some(f64::from(i % 97)),
+            );
+            r.segment_id = Some(i % 6);
+            r.tier = Some("medium".into());
+            r.body = format!(r#"{{"customer":{i},"detail":"{filler}"}}"#);
+            r
+        })
+        .collect();
+    for pass in ["insert", "replace"] {
+        let start = std::time::Instant::now();
+        let written = store.upsert_evaluations(&rows).expect("upsert");
+        let took = start.elapsed();
+        assert_eq!(written, rows.len());
+        println!(
+            "{pass}: {written} snapshots in {took:.2?} ({:.0} rows/s)",
+            written as f64 / took.as_secs_f64()
+        );
+    }
+    assert_eq!(store.count_evaluations().expect("count"), 100_000);
+}
