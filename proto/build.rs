@@ -3,7 +3,12 @@
 
 use std::path::PathBuf;
 
-const PROTOS: &[&str] = &["vitals/v1/customer.proto", "vitals/v1/event.proto"];
+const PROTOS: &[&str] = &[
+    "vitals/v1/customer.proto",
+    "vitals/v1/event.proto",
+    "vitals/v1/evaluation.proto",
+    "vitals/v1/model.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // tonic-prost-build's emit_rerun_if_changed is a no-op in 0.14: say it ourselves.

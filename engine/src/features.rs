@@ -519,6 +519,33 @@ impl FeatureSchema {
         out
     }
 
+    /// Why this engine cannot compute the schema's inputs, if it cannot: a column that
+    /// names a behavioural feature it does not know (a model from a newer engine), or a
+    /// normalisation that would turn inputs into NaN or infinity.
+    pub fn check_compatible(&self) -> Result<(), String> {
+        if self.columns.is_empty() {
+            return Err("the feature schema has no columns".into());
+        }
+        for c in &self.columns {
+            if let ColumnSource::Behaviour { feature, .. } | ColumnSource::Missing { feature } =
+                &c.source
+                && behaviour_index(feature).is_none()
+            {
+                return Err(format!(
+                    "column {:?} needs feature {feature:?}, which this engine does not compute",
+                    c.name
+                ));
+            }
+            if !c.mean.is_finite() || !c.std.is_finite() || c.std <= 0.0 {
+                return Err(format!(
+                    "column {:?} has an unusable normalisation (mean {}, std {})",
+                    c.name, c.mean, c.std
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// A short fingerprint of the schema, to check a model and its inputs agree.
     pub fn fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};

@@ -6,6 +6,7 @@
 
 pub mod currency;
 pub mod domain;
+pub mod evaluation;
 pub mod features;
 pub mod labels;
 pub mod metrics;

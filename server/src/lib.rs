@@ -5,6 +5,7 @@ pub mod api;
 pub mod convert;
 pub mod error;
 pub mod logging;
+pub mod models;
 pub mod server;
 
 pub use server::{ServerConfig, serve};

@@ -54,6 +54,19 @@ struct Cli {
     )]
     request_timeout_secs: u64,
 
+    /// The model registry. Default: `<data-dir>/models`, where the trainer publishes.
+    #[arg(long, env = "VITALS_REGISTRY", global = true)]
+    registry: Option<std::path::PathBuf>,
+
+    /// Seconds between checks of the registry for a newly activated model.
+    #[arg(
+        long,
+        env = "VITALS_MODEL_POLL_SECS",
+        default_value_t = 5.0,
+        global = true
+    )]
+    model_poll_secs: f64,
+
     /// Largest accepted request message, in MiB.
     #[arg(
         long,
@@ -102,6 +115,13 @@ fn main() -> anyhow::Result<()> {
             let config = ServerConfig {
                 max_message_bytes: cli.max_message_mib.max(1) * 1024 * 1024,
                 request_timeout: Duration::from_secs(cli.request_timeout_secs.max(1)),
+                registry: cli
+                    .registry
+                    .clone()
+                    .unwrap_or_else(|| cli.data.data_dir.join("models")),
+                model_poll_interval: Duration::from_secs_f64(
+                    cli.model_poll_secs.clamp(0.05, 3600.0),
+                ),
                 ..ServerConfig::default()
             };
             let runtime = tokio::runtime::Runtime::new()?;

@@ -2,6 +2,8 @@
 //! limits, per-request tracing, graceful shutdown.
 
 use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, Request, Response};
@@ -11,11 +13,16 @@ use tonic::transport::server::TcpIncoming;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Span;
 use vitals_proto::v1::customer_service_server::CustomerServiceServer;
+use vitals_proto::v1::evaluation_service_server::EvaluationServiceServer;
 use vitals_proto::v1::event_service_server::EventServiceServer;
+use vitals_proto::v1::model_service_server::ModelServiceServer;
 use vitals_store::Store;
 
 use crate::api::customers::CustomerApi;
+use crate::api::evaluation::{EvaluationApi, SchemeCache};
 use crate::api::events::EventApi;
+use crate::api::models::ModelApi;
+use crate::models::ModelHub;
 
 /// How the server behaves under load and bad clients.
 #[derive(Debug, Clone)]
@@ -26,6 +33,10 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// Requests in flight per connection before new ones are refused with RESOURCE_EXHAUSTED.
     pub max_concurrent_per_connection: usize,
+    /// The model registry the trainer publishes to.
+    pub registry: PathBuf,
+    /// How often the registry (and the scoring scheme) is checked for changes.
+    pub model_poll_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -35,6 +46,8 @@ impl Default for ServerConfig {
             max_message_bytes: 16 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             max_concurrent_per_connection: 256,
+            registry: PathBuf::from("./vitals-data/models"),
+            model_poll_interval: Duration::from_secs(5),
         }
     }
 }
@@ -75,15 +88,45 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    let hub = Arc::new(ModelHub::open(&config.registry)?);
+    let schemes = {
+        let (hub, store) = (hub.clone(), store.clone());
+        tokio::task::spawn_blocking(move || {
+            for kind in hub.reload() {
+                tracing::info!(kind = %kind.kind, serving = ?kind.serving, problem = ?kind.problem, "models at start");
+            }
+            SchemeCache::load(&store)
+        })
+        .await?
+    };
+    let schemes = Arc::new(schemes);
+    let poller = tokio::spawn(poll_registry(
+        hub.clone(),
+        schemes.clone(),
+        store.clone(),
+        config.model_poll_interval,
+    ));
+
     let (health, health_service) = tonic_health::server::health_reporter();
     let customers = CustomerServiceServer::new(CustomerApi::new(store.clone()))
         .max_decoding_message_size(config.max_message_bytes);
     let events = EventServiceServer::new(EventApi::new(store.clone()))
         .max_decoding_message_size(config.max_message_bytes);
+    let evaluations = EvaluationServiceServer::new(EvaluationApi::new(
+        store.clone(),
+        hub.clone(),
+        schemes.clone(),
+    ))
+    .max_decoding_message_size(config.max_message_bytes);
+    let models = ModelServiceServer::new(ModelApi::new(hub.clone()));
     health
         .set_serving::<CustomerServiceServer<CustomerApi>>()
         .await;
     health.set_serving::<EventServiceServer<EventApi>>().await;
+    health
+        .set_serving::<EvaluationServiceServer<EvaluationApi>>()
+        .await;
+    health.set_serving::<ModelServiceServer<ModelApi>>().await;
 
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(vitals_proto::FILE_DESCRIPTOR_SET)
@@ -91,7 +134,7 @@ pub async fn serve(
         .build_v1()?;
 
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, backend = store.backend_name(), "serving gRPC and gRPC-Web");
+    tracing::info!(%addr, backend = store.backend_name(), registry = %config.registry.display(), "serving gRPC and gRPC-Web");
 
     let trace = tower_http::trace::TraceLayer::new_for_grpc()
         .make_span_with(request_span)
@@ -120,8 +163,37 @@ pub async fn serve(
         .add_service(reflection)
         .add_service(customers)
         .add_service(events)
+        .add_service(evaluations)
+        .add_service(models)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
         .await?;
+    poller.abort();
     tracing::info!("server stopped");
     Ok(())
+}
+
+/// Brings the models and the scoring scheme up to date every `interval`.
+async fn poll_registry(
+    hub: Arc<ModelHub>,
+    schemes: Arc<SchemeCache>,
+    store: Store,
+    interval: Duration,
+) {
+    let mut ticks = tokio::time::interval(interval.max(Duration::from_millis(50)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let (hub, schemes, store) = (hub.clone(), schemes.clone(), store.clone());
+        let polled = tokio::task::spawn_blocking(move || {
+            hub.reload();
+            schemes.refresh(&store)
+        })
+        .await;
+        match polled {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot refresh the scoring scheme"),
+            Err(e) => tracing::error!(error = %e, "registry poll failed"),
+        }
+    }
 }

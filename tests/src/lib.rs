@@ -12,7 +12,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 use vitals_proto::v1::customer_service_client::CustomerServiceClient;
+use vitals_proto::v1::evaluation_service_client::EvaluationServiceClient;
 use vitals_proto::v1::event_service_client::EventServiceClient;
+use vitals_proto::v1::model_service_client::ModelServiceClient;
 use vitals_server::ServerConfig;
 use vitals_store::{DatabaseUrl, PoolOptions, Store};
 
@@ -96,6 +98,9 @@ impl Drop for TestDb {
 pub struct TestServer {
     pub addr: SocketAddr,
     pub store: Store,
+    /// The server's model registry: a temporary directory of its own.
+    pub registry: std::path::PathBuf,
+    _registry_dir: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
     // Last, so the database outlives the server.
@@ -109,7 +114,15 @@ impl TestServer {
         Self::start_on(db, store, ServerConfig::default()).await
     }
 
-    pub async fn start_on(db: TestDb, store: Store, config: ServerConfig) -> Self {
+    /// Starts a server over `store`; its registry is always a fresh temporary directory
+    /// (`self.registry`), whatever `config` says, and it polls it every 100 ms.
+    pub async fn start_on(db: TestDb, store: Store, mut config: ServerConfig) -> Self {
+        let registry_dir = tempfile::Builder::new()
+            .prefix("vitals-registry-")
+            .tempdir()
+            .expect("a temporary registry");
+        config.registry = registry_dir.path().to_path_buf();
+        config.model_poll_interval = std::time::Duration::from_millis(100);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind an ephemeral port");
@@ -126,6 +139,8 @@ impl TestServer {
         Self {
             addr,
             store,
+            registry: registry_dir.path().to_path_buf(),
+            _registry_dir: registry_dir,
             shutdown: Some(tx),
             task: Some(task),
             db,
@@ -150,6 +165,47 @@ impl TestServer {
 
     pub async fn events(&self) -> EventServiceClient<Channel> {
         EventServiceClient::new(self.channel().await)
+    }
+
+    pub async fn evaluations(&self) -> EvaluationServiceClient<Channel> {
+        EvaluationServiceClient::new(self.channel().await)
+    }
+
+    pub async fn models(&self) -> ModelServiceClient<Channel> {
+        ModelServiceClient::new(self.channel().await)
+    }
+
+    /// Fills the server's database with `customers` synthetic customers and their
+    /// history (seeded, so reproducible), then trains and publishes churn and segment
+    /// models into its registry, activated when `activate`. Returns the churn version.
+    pub fn train_synthetic(&self, customers: u64, activate: bool) -> u64 {
+        use vitals_engine::models::churn::Algorithm;
+        use vitals_engine::time::MICROS_PER_DAY;
+        use vitals_trainer::train::{Activation, ChurnChoice, SegmentChoice, TrainConfig};
+        if self.store.count_customers().expect("count customers") == 0 {
+            let options = vitals_trainer::generate::GenerateOptions::new(customers, 42);
+            vitals_trainer::generate::generate(&self.store, &options).expect("generate history");
+        }
+        let end = vitals_trainer::generate::GenerateOptions::new(customers, 42).end;
+        let config = TrainConfig {
+            registry: self.registry.clone(),
+            cutoffs: vec![end - 90 * MICROS_PER_DAY],
+            horizon: 90 * MICROS_PER_DAY,
+            churn: ChurnChoice::Only(Algorithm::Logistic),
+            segments: SegmentChoice::K(3),
+            seed: 7,
+            activation: if activate {
+                Activation::Always
+            } else {
+                Activation::No
+            },
+            validation_share: 0.2,
+            progress: false,
+            actor: "test".into(),
+        };
+        vitals_trainer::train::train(&self.store, &config)
+            .expect("train")
+            .churn_version
     }
 
     /// Stops the server and waits for it to finish its in-flight requests.

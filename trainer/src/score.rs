@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use serde::Serialize;
+use vitals_engine::evaluation::risk_band;
 use vitals_engine::features::RawFeatures;
 use vitals_engine::labels::eligible;
 use vitals_engine::models::churn::load_churn;
@@ -35,17 +36,6 @@ pub struct ScoreOutcome {
     pub segments_version: Option<u64>,
     pub out: String,
     pub seconds: f64,
-}
-
-/// A churn probability's band, as CRM screens show it.
-pub fn risk_band(p: f64) -> &'static str {
-    if p >= 0.5 {
-        "high"
-    } else if p >= 0.25 {
-        "medium"
-    } else {
-        "low"
-    }
 }
 
 pub fn score(store: &Store, config: &ScoreConfig) -> anyhow::Result<ScoreOutcome> {

@@ -228,6 +228,7 @@ pub fn load_churn(registry: &Registry, version: u64) -> Result<LoadedChurn, Mode
         .ok_or_else(|| bad(format!("unknown algorithm {:?}", manifest.algorithm)))?;
     let schema: FeatureSchema = serde_json::from_value(manifest.feature_schema.clone())
         .map_err(|e| bad(format!("feature schema unreadable: {e}")))?;
+    schema.check_compatible().map_err(bad)?;
     let horizon = manifest
         .training
         .get("horizon_micros")

@@ -2,4 +2,7 @@
 //! the answer.
 
 pub mod customers;
+pub mod evaluation;
+mod evaluation_proto;
 pub mod events;
+pub mod models;

@@ -2,7 +2,9 @@
 //! real database, once on SQLite and once on PostgreSQL, through the generated client.
 
 mod customers;
+mod evaluation;
 mod events;
 mod history;
+mod models;
 mod store_evaluations;
 mod surface;

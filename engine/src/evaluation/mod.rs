@@ -1,0 +1,365 @@
+//! The evaluation of one customer as of a time T: churn risk and why, segment, RFM,
+//! scorecard with composite score and tier, lifecycle stage, and the versions of every
+//! model and scheme used. The server answers with it and stores it as a snapshot; the
+//! trainer's batch scoring computes the same thing.
+//!
+//! A part that needs a model not yet trained is `Absent` with the reason, never an error
+//! for the whole evaluation.
+
+pub mod lifecycle;
+pub mod rfm;
+pub mod scheme;
+pub mod scorecard;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Customer, StoredEvent};
+use crate::features::{BEHAVIOUR, RawFeatures};
+use crate::labels::eligible;
+use crate::models::ModelError;
+use crate::models::churn::LoadedChurn;
+use crate::models::segments::SegmentModel;
+use crate::reference::ReferenceStats;
+use crate::registry::{Manifest, Registry};
+use crate::time::{MICROS_PER_DAY, Micros};
+
+pub use lifecycle::{LifecycleStage, risk_band};
+pub use rfm::Rfm;
+pub use scheme::{ScoringScheme, TierRule};
+pub use scorecard::{Dimension, DimensionScore};
+
+/// The model kinds the evaluation uses, as named in the registry.
+pub const CHURN_KIND: &str = "churn";
+pub const SEGMENTS_KIND: &str = "segments";
+/// The reference statistics file published beside the segments model.
+pub const REFERENCE_FILE: &str = "reference.json";
+/// Factors listed on each side (raising, lowering) of a churn probability.
+pub const TOP_FACTORS: usize = 5;
+
+/// A segmentation with the population statistics the scorecard and RFM are placed
+/// against (computed on the same training population).
+#[derive(Debug)]
+pub struct LoadedSegments {
+    pub manifest: Manifest,
+    pub model: SegmentModel,
+    pub reference: ReferenceStats,
+}
+
+/// Loads a segments version after verifying its files' hashes.
+pub fn load_segments(registry: &Registry, version: u64) -> Result<LoadedSegments, ModelError> {
+    let dir = registry.version_dir(SEGMENTS_KIND, version);
+    let bad = |path: &Path, reason: String| ModelError::File {
+        path: path.display().to_string(),
+        reason,
+    };
+    let manifest = registry
+        .verify(SEGMENTS_KIND, version)
+        .map_err(|e| bad(&dir, e.to_string()))?;
+    let model = SegmentModel::load(&dir)?;
+    for input in &model.inputs {
+        let known = input.name.starts_with("attr.") || BEHAVIOUR.contains(&input.name.as_str());
+        if !known {
+            return Err(bad(
+                &dir,
+                format!(
+                    "segment input {:?} is not a feature this engine computes",
+                    input.name
+                ),
+            ));
+        }
+    }
+    let path = dir.join(REFERENCE_FILE);
+    let bytes = std::fs::read(&path).map_err(|e| bad(&path, e.to_string()))?;
+    let reference: ReferenceStats =
+        serde_json::from_slice(&bytes).map_err(|e| bad(&path, e.to_string()))?;
+    Ok(LoadedSegments {
+        manifest,
+        model,
+        reference,
+    })
+}
+
+/// The models in service; each kind may be missing (not trained yet).
+#[derive(Debug, Clone, Default)]
+pub struct Models {
+    pub churn: Option<Arc<LoadedChurn>>,
+    pub segments: Option<Arc<LoadedSegments>>,
+}
+
+/// A scheme with the version the store gave it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionedScheme {
+    pub version: i64,
+    pub scheme: ScoringScheme,
+}
+
+/// A part of an evaluation, or why it is missing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Part<T> {
+    Ready(T),
+    Absent { reason: String },
+}
+
+impl<T> Part<T> {
+    pub fn ready(&self) -> Option<&T> {
+        match self {
+            Self::Ready(t) => Some(t),
+            Self::Absent { .. } => None,
+        }
+    }
+
+    fn absent(reason: impl Into<String>) -> Self {
+        Self::Absent {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// One input's pull on the churn log-odds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Factor {
+    /// The model input column (e.g. `recency_days`, `Contract=Month-to-month`).
+    pub feature: String,
+    /// The customer's value before standardizing; None when undefined.
+    pub value: Option<f64>,
+    /// Change in log-odds of churn this input causes against an average customer.
+    pub contribution: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChurnAssessment {
+    pub probability: f64,
+    pub band: String,
+    pub horizon_days: f64,
+    /// Largest contributions first.
+    pub raising: Vec<Factor>,
+    /// Most negative contributions first.
+    pub lowering: Vec<Factor>,
+    pub model_version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentAssignment {
+    pub id: usize,
+    pub name: String,
+    pub description: String,
+    pub traits: Vec<String>,
+    pub model_version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scorecard {
+    pub dimensions: Vec<DimensionScore>,
+    pub composite: f64,
+    pub tier: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Versions {
+    pub churn: Option<u64>,
+    pub segments: Option<u64>,
+    pub scheme: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub customer_id: String,
+    pub external_id: String,
+    pub as_of: Micros,
+    pub computed_at: Micros,
+    pub churn: Part<ChurnAssessment>,
+    pub segment: Part<SegmentAssignment>,
+    pub rfm: Part<Rfm>,
+    pub scorecard: Part<Scorecard>,
+    pub lifecycle: LifecycleStage,
+    /// Spend over the last 365 days (major units): the value at stake if the customer
+    /// leaves, until lifetime value is modelled.
+    pub value: f64,
+    pub versions: Versions,
+}
+
+impl Evaluation {
+    pub fn churn_probability(&self) -> Option<f64> {
+        self.churn.ready().map(|c| c.probability)
+    }
+
+    /// Probability of leaving times the value at stake.
+    pub fn expected_loss(&self) -> Option<f64> {
+        self.churn_probability().map(|p| p * self.value)
+    }
+}
+
+/// The churn probability of a feature record with its top factors each way.
+pub fn assess_churn(churn: &LoadedChurn, raw: &RawFeatures) -> ChurnAssessment {
+    let row = churn.schema.transform(raw);
+    let probability = churn.model.probability(&row);
+    let raw_values = churn.schema.raw_values(raw);
+    let mut factors: Vec<Factor> = churn
+        .model
+        .contributions(&row)
+        .into_iter()
+        .zip(&churn.schema.columns)
+        .zip(raw_values)
+        .filter(|((c, _), _)| c.abs() > 1e-6)
+        .map(|((contribution, column), value)| Factor {
+            feature: column.name.clone(),
+            value: value.is_finite().then_some(value),
+            contribution,
+        })
+        .collect();
+    factors.sort_by(|a, b| b.contribution.total_cmp(&a.contribution));
+    let raising = factors
+        .iter()
+        .take_while(|f| f.contribution > 0.0)
+        .take(TOP_FACTORS)
+        .cloned()
+        .collect();
+    let lowering = factors
+        .iter()
+        .rev()
+        .take_while(|f| f.contribution < 0.0)
+        .take(TOP_FACTORS)
+        .cloned()
+        .collect();
+    ChurnAssessment {
+        probability,
+        band: risk_band(probability).to_owned(),
+        horizon_days: churn.horizon as f64 / MICROS_PER_DAY as f64,
+        raising,
+        lowering,
+        model_version: churn.manifest.version,
+    }
+}
+
+const NO_CHURN_MODEL: &str =
+    "no churn model is active: run `vitals-trainer train --activate` (or ActivateModel)";
+const NO_SEGMENTS_MODEL: &str = "no segments model is active: run `vitals-trainer train --activate` with segments (the reference statistics ship with it)";
+
+/// Evaluates one customer from their whole history as of `as_of`; events not yet known
+/// at `as_of` are ignored.
+pub fn evaluate(
+    customer: &Customer,
+    events: &[StoredEvent],
+    as_of: Micros,
+    models: &Models,
+    scheme: &VersionedScheme,
+    computed_at: Micros,
+) -> Evaluation {
+    let raw = RawFeatures::of(&customer.data, events, as_of);
+    let feature = |name: &str| {
+        BEHAVIOUR
+            .iter()
+            .position(|b| *b == name)
+            .map_or(f64::NAN, |i| raw.behaviour[i])
+    };
+
+    let churn = match &models.churn {
+        None => Part::absent(NO_CHURN_MODEL),
+        Some(_) if !eligible(&customer.data, events, as_of) => {
+            Part::absent("not a customer at this time (not yet signed up, or already churned)")
+        }
+        Some(model) => Part::Ready(assess_churn(model, &raw)),
+    };
+    let churn_probability = churn.ready().map(|c| c.probability);
+
+    let (segment, rfm, scorecard) = match &models.segments {
+        None => (
+            Part::absent(NO_SEGMENTS_MODEL),
+            Part::absent(NO_SEGMENTS_MODEL),
+            Part::absent(NO_SEGMENTS_MODEL),
+        ),
+        Some(s) => {
+            let id = s.model.assign(&raw);
+            let segment = match s.model.profiles.get(id) {
+                Some(p) => Part::Ready(SegmentAssignment {
+                    id,
+                    name: p.name.clone(),
+                    description: p.description.clone(),
+                    traits: p.traits.iter().map(|t| t.phrase.clone()).collect(),
+                    model_version: s.manifest.version,
+                }),
+                None => Part::absent(format!("segment {id} has no profile in the model")),
+            };
+            let rfm = match rfm::rfm(&raw.behaviour, &s.reference) {
+                Ok(r) => Part::Ready(r),
+                Err(reason) => Part::Absent { reason },
+            };
+            let dimensions = scorecard::scorecard(&raw.behaviour, &s.reference);
+            let composite = scheme
+                .scheme
+                .composite(&scorecard::by_dimension(&dimensions));
+            let tier = scheme.scheme.tier(composite).unwrap_or_default().to_owned();
+            let card = Part::Ready(Scorecard {
+                dimensions,
+                composite,
+                tier,
+            });
+            (segment, rfm, card)
+        }
+    };
+
+    let monetary = feature("monetary_365d");
+    Evaluation {
+        customer_id: customer.id.clone(),
+        external_id: customer.data.external_id.clone(),
+        as_of,
+        computed_at,
+        churn,
+        segment,
+        rfm,
+        scorecard,
+        lifecycle: lifecycle::stage(
+            &customer.data,
+            events,
+            as_of,
+            feature("tenure_days"),
+            churn_probability,
+        ),
+        value: if monetary.is_finite() { monetary } else { 0.0 },
+        versions: Versions {
+            churn: models.churn.as_ref().map(|c| c.manifest.version),
+            segments: models.segments.as_ref().map(|s| s.manifest.version),
+            scheme: scheme.version,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::CustomerData;
+
+    #[test]
+    fn without_models_every_model_part_is_absent_with_a_reason() {
+        let customer = Customer {
+            id: "c1".into(),
+            data: CustomerData::new("ext-1"),
+            version: 1,
+            create_time: 0,
+            update_time: 0,
+        };
+        let scheme = VersionedScheme {
+            version: 1,
+            scheme: ScoringScheme::default(),
+        };
+        let e = evaluate(
+            &customer,
+            &[],
+            100 * MICROS_PER_DAY,
+            &Models::default(),
+            &scheme,
+            0,
+        );
+        assert!(matches!(&e.churn, Part::Absent { reason } if reason.contains("churn")));
+        assert!(matches!(&e.scorecard, Part::Absent { .. }));
+        assert_eq!(e.expected_loss(), None);
+        assert_eq!(e.versions.scheme, 1);
+        let json = serde_json::to_string(&e).expect("json");
+        let back: Evaluation = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back, e);
+    }
+}

@@ -1,0 +1,121 @@
+//! RFM: recency, frequency and monetary value, scored 1-5 against the population's
+//! quintiles, and named with the usual RFM segments.
+
+use serde::{Deserialize, Serialize};
+
+use crate::features::BEHAVIOUR;
+use crate::reference::ReferenceStats;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rfm {
+    /// Days since the last purchase.
+    pub recency_days: f64,
+    /// Purchases in the last 365 days.
+    pub frequency: f64,
+    /// Spend in the last 365 days, in major currency units.
+    pub monetary: f64,
+    pub r: u8,
+    pub f: u8,
+    pub m: u8,
+    pub segment: String,
+}
+
+fn feature(behaviour: &[f64; 28], name: &str) -> f64 {
+    BEHAVIOUR
+        .iter()
+        .position(|b| *b == name)
+        .map_or(f64::NAN, |i| behaviour[i])
+}
+
+/// The customer's RFM standing, or why there is none.
+pub fn rfm(behaviour: &[f64; 28], reference: &ReferenceStats) -> Result<Rfm, String> {
+    let recency_days = feature(behaviour, "recency_days");
+    if !recency_days.is_finite() {
+        return Err("no purchase yet: RFM needs at least one".into());
+    }
+    let frequency = feature(behaviour, "frequency_365d");
+    let monetary = feature(behaviour, "monetary_365d");
+    let cuts = |key: &str| {
+        reference
+            .rfm_quintiles
+            .get(key)
+            .filter(|c| c.len() == 4)
+            .ok_or_else(|| format!("the reference statistics have no {key} quintiles"))
+    };
+    let r = ReferenceStats::quintile_score(cuts("recency")?, recency_days, false);
+    let f = ReferenceStats::quintile_score(cuts("frequency")?, frequency, true);
+    let m = ReferenceStats::quintile_score(cuts("monetary")?, monetary, true);
+    Ok(Rfm {
+        recency_days,
+        frequency,
+        monetary,
+        r,
+        f,
+        m,
+        segment: segment_name(r, f).to_owned(),
+    })
+}
+
+/// The RFM segment from the recency and frequency scores: the widely used R×F grid
+/// (monetary value follows frequency closely and is reported beside it).
+pub fn segment_name(r: u8, f: u8) -> &'static str {
+    match (r, f) {
+        (5, 4..=5) => "Champions",
+        (3..=4, 4..=5) => "Loyal",
+        (4..=5, 2..=3) => "Potential loyalist",
+        (5, 1) => "New",
+        (4, 1) => "Promising",
+        (3, 3) => "Need attention",
+        (3, 1..=2) => "About to sleep",
+        (1..=2, 5) => "Can't lose them",
+        (1..=2, 3..=4) => "At risk",
+        (1, 1) => "Lost",
+        _ => "Hibernating",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn every_cell_of_the_grid_has_a_name() {
+        for r in 1..=5 {
+            for f in 1..=5 {
+                assert!(!segment_name(r, f).is_empty());
+            }
+        }
+        assert_eq!(segment_name(5, 5), "Champions");
+        assert_eq!(segment_name(1, 5), "Can't lose them");
+        assert_eq!(segment_name(2, 1), "Hibernating");
+        assert_eq!(segment_name(1, 1), "Lost");
+    }
+
+    #[test]
+    fn scores_against_quintiles() {
+        let mut reference = ReferenceStats {
+            population: 10,
+            rfm_quintiles: BTreeMap::new(),
+            percentiles: BTreeMap::new(),
+        };
+        reference
+            .rfm_quintiles
+            .insert("recency".into(), vec![10.0, 30.0, 60.0, 120.0]);
+        reference
+            .rfm_quintiles
+            .insert("frequency".into(), vec![1.0, 2.0, 4.0, 8.0]);
+        reference
+            .rfm_quintiles
+            .insert("monetary".into(), vec![10.0, 50.0, 100.0, 500.0]);
+        let mut b = [f64::NAN; 28];
+        assert!(rfm(&b, &reference).is_err(), "no purchase, no RFM");
+        b[0] = 5.0; // recency_days
+        b[3] = 12.0; // frequency_365d
+        b[7] = 900.0; // monetary_365d
+        let got = rfm(&b, &reference).expect("rfm");
+        assert_eq!((got.r, got.f, got.m), (5, 5, 5));
+        assert_eq!(got.segment, "Champions");
+    }
+}

@@ -1,0 +1,658 @@
+//! `vitals.v1.EvaluationService`: evaluations on demand, in batches and as stored
+//! snapshots, what-if scoring, segments, and the scoring scheme.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Code, Request, Response, Status};
+use vitals_engine::Violations;
+use vitals_engine::evaluation::{
+    Evaluation, Models, ScoringScheme, VersionedScheme, assess_churn, evaluate, risk_band,
+};
+use vitals_engine::features::RawFeatures;
+use vitals_engine::time::{Micros, now_micros};
+use vitals_engine::{Customer, StoredEvent};
+use vitals_proto::v1 as pb;
+use vitals_proto::v1::evaluation_service_server::EvaluationService;
+use vitals_store::{
+    AtRiskOrder, AtRiskQuery, EvaluationRecord, History, Store, StoreError, StoredScheme, page,
+};
+
+use super::evaluation_proto::{
+    behaviour_from_proto, evaluation_to_proto, factor_to_proto, parse_scheme, scheme_from_proto,
+    scheme_to_proto,
+};
+use crate::convert::{attributes_from_proto, micros, status_filter};
+use crate::error::{blocking, from_store, invalid, invalid_field};
+use crate::models::ModelHub;
+
+/// Most ids one EvaluateCustomers call may list.
+pub const MAX_EVALUATE_IDS: usize = 10_000;
+/// Customers read per chunk by batch evaluation and refresh.
+const SCAN_CHUNK: usize = 2_000;
+/// Header naming who makes a change, until authentication does.
+pub const ACTOR_HEADER: &str = "x-vitals-actor";
+
+/// The scoring scheme in force, cached so scoring never waits on the database; replaced
+/// on update and on every registry poll (another server may have updated it).
+#[derive(Debug)]
+pub struct SchemeCache {
+    current: ArcSwap<(VersionedScheme, StoredScheme)>,
+}
+
+impl SchemeCache {
+    /// Reads the latest scheme, storing the default as version 1 on a new database. A
+    /// database that cannot be reached at start does not stop the server: the built-in
+    /// default serves as version 0 until a poll reads the stored one.
+    pub fn load(store: &Store) -> Self {
+        let current = latest_or_default(store).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read the scoring scheme yet; using the built-in default as version 0");
+            (
+                VersionedScheme {
+                    version: 0,
+                    scheme: ScoringScheme::default(),
+                },
+                StoredScheme {
+                    version: 0,
+                    body: String::new(),
+                    actor: "vitals (built-in default)".into(),
+                    create_time: 0,
+                },
+            )
+        });
+        Self {
+            current: ArcSwap::from_pointee(current),
+        }
+    }
+
+    pub fn current(&self) -> Arc<(VersionedScheme, StoredScheme)> {
+        self.current.load_full()
+    }
+
+    /// Re-reads the latest version (blocking).
+    pub fn refresh(&self, store: &Store) -> Result<(), StoreError> {
+        let latest = latest_or_default(store)?;
+        if latest.1.version != self.current.load().1.version {
+            tracing::info!(version = latest.1.version, "scoring scheme in force");
+            self.current.store(Arc::new(latest));
+        }
+        Ok(())
+    }
+}
+
+fn latest_or_default(store: &Store) -> Result<(VersionedScheme, StoredScheme), StoreError> {
+    let stored = match store.latest_scoring_scheme()? {
+        Some(s) => s,
+        None => {
+            let body = serde_json::to_string(&ScoringScheme::default())
+                .map_err(|e| StoreError::Internal(e.to_string()))?;
+            match store.insert_scoring_scheme(None, &body, "vitals (default scheme)") {
+                Ok(s) => s,
+                // Another server stored version 1 first: read theirs.
+                Err(StoreError::Aborted(_) | StoreError::AlreadyExists(_)) => store
+                    .latest_scoring_scheme()?
+                    .ok_or_else(|| StoreError::Internal("scoring scheme vanished".into()))?,
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    let versioned = parse_scheme(&stored).map_err(StoreError::Internal)?;
+    Ok((versioned, stored))
+}
+
+#[derive(Debug, Clone)]
+pub struct EvaluationApi {
+    store: Store,
+    hub: Arc<ModelHub>,
+    schemes: Arc<SchemeCache>,
+    /// One refresh at a time per server: a second would only redo the same writes.
+    refreshing: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl EvaluationApi {
+    pub fn new(store: Store, hub: Arc<ModelHub>, schemes: Arc<SchemeCache>) -> Self {
+        Self {
+            store,
+            hub,
+            schemes,
+            refreshing: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+}
+
+fn as_of(field: &str, ts: Option<&prost_types::Timestamp>) -> Result<Micros, Status> {
+    match ts {
+        None => Ok(now_micros()),
+        Some(ts) => {
+            let mut v = Violations::new();
+            let m = micros(&mut v, field, ts);
+            v.into_result().map_err(|v| invalid(&v))?;
+            m.ok_or_else(|| invalid_field(field, "is not a valid timestamp"))
+        }
+    }
+}
+
+fn check_id(field: &str, id: &str) -> Result<(), Status> {
+    let mut v = Violations::new();
+    vitals_engine::validate::check_id(&mut v, field, id);
+    v.into_result().map_err(|v| invalid(&v))
+}
+
+/// The snapshot row of an evaluation.
+pub fn record_of(e: &Evaluation) -> Result<EvaluationRecord, StoreError> {
+    Ok(EvaluationRecord {
+        customer_id: e.customer_id.clone(),
+        external_id: e.external_id.clone(),
+        as_of: e.as_of,
+        computed_at: e.computed_at,
+        churn_probability: e.churn_probability(),
+        value: Some(e.value),
+        expected_loss: e.expected_loss(),
+        segment_id: e.segment.ready().and_then(|s| i32::try_from(s.id).ok()),
+        tier: e.scorecard.ready().map(|s| s.tier.clone()),
+        composite: e.scorecard.ready().map(|s| s.composite),
+        churn_version: e.versions.churn.and_then(|v| i64::try_from(v).ok()),
+        segments_version: e.versions.segments.and_then(|v| i64::try_from(v).ok()),
+        scheme_version: e.versions.scheme,
+        body: serde_json::to_string(e).map_err(|e| StoreError::Internal(e.to_string()))?,
+    })
+}
+
+fn evaluate_history(
+    h: &History,
+    as_of: Micros,
+    models: &Models,
+    scheme: &VersionedScheme,
+) -> Evaluation {
+    evaluate(&h.customer, &h.events, as_of, models, scheme, now_micros())
+}
+
+fn evaluate_one(
+    customer: &Customer,
+    events: &[StoredEvent],
+    as_of: Micros,
+    models: &Models,
+    scheme: &VersionedScheme,
+) -> pb::Evaluation {
+    evaluation_to_proto(&evaluate(
+        customer,
+        events,
+        as_of,
+        models,
+        scheme,
+        now_micros(),
+    ))
+}
+
+type EvaluationStream = ReceiverStream<Result<pb::Evaluation, Status>>;
+type ProgressStream = ReceiverStream<Result<pb::RefreshEvaluationsProgress, Status>>;
+
+fn versions(models: &Models, scheme: &VersionedScheme) -> pb::ModelVersions {
+    pb::ModelVersions {
+        churn: models.churn.as_ref().map_or(0, |c| c.manifest.version),
+        segments: models.segments.as_ref().map_or(0, |s| s.manifest.version),
+        scoring_scheme: scheme.version,
+    }
+}
+
+#[tonic::async_trait]
+impl EvaluationService for EvaluationApi {
+    #[tracing::instrument(skip_all)]
+    async fn evaluate_customer(
+        &self,
+        request: Request<pb::EvaluateCustomerRequest>,
+    ) -> Result<Response<pb::Evaluation>, Status> {
+        use pb::evaluate_customer_request::Lookup;
+        let request = request.into_inner();
+        let as_of = as_of("as_of", request.as_of.as_ref())?;
+        let lookup = match request.lookup {
+            Some(Lookup::CustomerId(id)) => {
+                check_id("customer_id", &id)?;
+                Lookup::CustomerId(id)
+            }
+            Some(Lookup::ExternalId(id)) => {
+                check_id("external_id", &id)?;
+                Lookup::ExternalId(id)
+            }
+            None => {
+                return Err(invalid_field(
+                    "customer_id",
+                    "give customer_id or external_id",
+                ));
+            }
+        };
+        let store = self.store.clone();
+        let models = self.hub.models();
+        let scheme = self.schemes.current();
+        let evaluation = blocking(move || {
+            let customer = match lookup {
+                Lookup::CustomerId(id) => store.get_customer(&id)?,
+                Lookup::ExternalId(id) => store.get_customer_by_external_id(&id)?,
+            };
+            let h = store.customer_history(customer)?;
+            Ok(evaluate_one(
+                &h.customer,
+                &h.events,
+                as_of,
+                &models,
+                &scheme.0,
+            ))
+        })
+        .await?;
+        Ok(Response::new(evaluation))
+    }
+
+    type EvaluateCustomersStream = EvaluationStream;
+
+    #[tracing::instrument(skip_all)]
+    async fn evaluate_customers(
+        &self,
+        request: Request<pb::EvaluateCustomersRequest>,
+    ) -> Result<Response<Self::EvaluateCustomersStream>, Status> {
+        let request = request.into_inner();
+        let as_of = as_of("as_of", request.as_of.as_ref())?;
+        let mut v = Violations::new();
+        let status = status_filter(&mut v, "status", request.status);
+        if request.customer_ids.len() > MAX_EVALUATE_IDS {
+            v.push(
+                "customer_ids",
+                format!(
+                    "at most {MAX_EVALUATE_IDS} ids per call, got {}",
+                    request.customer_ids.len()
+                ),
+            );
+        }
+        for (i, id) in request.customer_ids.iter().enumerate() {
+            vitals_engine::validate::check_id(&mut v, &format!("customer_ids[{i}]"), id);
+        }
+        v.into_result().map_err(|v| invalid(&v))?;
+
+        let store = self.store.clone();
+        let models = self.hub.models();
+        let scheme = self.schemes.current();
+        let ids = request.customer_ids;
+        // Every listed customer must exist before anything streams, so a typo fails the
+        // call instead of cutting a stream short.
+        let customers = if ids.is_empty() {
+            None
+        } else {
+            let store = store.clone();
+            Some(
+                blocking(move || {
+                    ids.iter()
+                        .map(|id| store.get_customer(id))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .await?,
+            )
+        };
+        let region = (!request.region.is_empty()).then_some(request.region);
+        let (tx, rx) = mpsc::channel(256);
+        tokio::task::spawn_blocking(move || {
+            let send = |e: Result<pb::Evaluation, Status>| tx.blocking_send(e).is_ok();
+            let scheme = &scheme.0;
+            if let Some(customers) = customers {
+                for customer in customers {
+                    let item = store
+                        .customer_history(customer)
+                        .map(|h| evaluate_one(&h.customer, &h.events, as_of, &models, scheme))
+                        .map_err(from_store);
+                    if !send(item) {
+                        return;
+                    }
+                }
+                return;
+            }
+            let scanned = store.scan_histories(SCAN_CHUNK, |histories| {
+                for h in histories {
+                    let wanted = status.is_none_or(|s| h.customer.data.status == s)
+                        && region.as_ref().is_none_or(|r| &h.customer.data.region == r);
+                    if wanted
+                        && !send(Ok(evaluate_one(
+                            &h.customer,
+                            &h.events,
+                            as_of,
+                            &models,
+                            scheme,
+                        )))
+                    {
+                        // The caller went away: stop reading.
+                        return Err(StoreError::Aborted("the caller cancelled".into()));
+                    }
+                }
+                Ok(())
+            });
+            if let Err(e) = scanned
+                && !matches!(e, StoreError::Aborted(_))
+            {
+                send(Err(from_store(e)));
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn score_features(
+        &self,
+        request: Request<pb::ScoreFeaturesRequest>,
+    ) -> Result<Response<pb::ScoreFeaturesResponse>, Status> {
+        let request = request.into_inner();
+        let models = self.hub.models();
+        let Some(churn) = models.churn.as_ref() else {
+            return Err(Status::failed_precondition(
+                "no churn model is active: run `vitals-trainer train --activate`, or ActivateModel",
+            ));
+        };
+        let version = churn.manifest.version;
+        if !request.model_input.is_empty() {
+            if !request.features.is_empty() || !request.attributes.is_empty() {
+                return Err(invalid_field(
+                    "model_input",
+                    "give either model_input or features/attributes, not both",
+                ));
+            }
+            let n = churn.schema.len();
+            if request.model_input.len() != n {
+                return Err(invalid_field(
+                    "model_input",
+                    format!(
+                        "churn version {version} takes {n} inputs, got {}",
+                        request.model_input.len()
+                    ),
+                ));
+            }
+            if request.model_input.iter().any(|x| !x.is_finite()) {
+                return Err(invalid_field("model_input", "every input must be finite"));
+            }
+            let row: Vec<f32> = request.model_input.iter().map(|&x| x as f32).collect();
+            let p = churn.model.probability(&row);
+            let mut factors: Vec<pb::Factor> = churn
+                .model
+                .contributions(&row)
+                .into_iter()
+                .zip(&churn.schema.columns)
+                .filter(|(c, _)| c.abs() > 1e-6)
+                .map(|(contribution, column)| pb::Factor {
+                    feature: column.name.clone(),
+                    value: None,
+                    contribution,
+                })
+                .collect();
+            factors.sort_by(|a, b| b.contribution.total_cmp(&a.contribution));
+            let top = vitals_engine::evaluation::TOP_FACTORS;
+            let lowering = factors
+                .iter()
+                .rev()
+                .take_while(|f| f.contribution < 0.0)
+                .take(top)
+                .cloned()
+                .collect();
+            factors.truncate(top);
+            factors.retain(|f| f.contribution > 0.0);
+            return Ok(Response::new(pb::ScoreFeaturesResponse {
+                churn_probability: p,
+                risk_band: risk_band(p).to_owned(),
+                raising: factors,
+                lowering,
+                model_version: version,
+            }));
+        }
+        let mut v = Violations::new();
+        let behaviour = behaviour_from_proto(&mut v, &request.features);
+        let attributes = attributes_from_proto(&mut v, "", &request.attributes);
+        v.into_result().map_err(|v| invalid(&v))?;
+        let a = assess_churn(
+            churn,
+            &RawFeatures {
+                behaviour,
+                attributes,
+            },
+        );
+        Ok(Response::new(pb::ScoreFeaturesResponse {
+            churn_probability: a.probability,
+            risk_band: a.band,
+            raising: a.raising.iter().map(factor_to_proto).collect(),
+            lowering: a.lowering.iter().map(factor_to_proto).collect(),
+            model_version: version,
+        }))
+    }
+
+    type RefreshEvaluationsStream = ProgressStream;
+
+    #[tracing::instrument(skip_all)]
+    async fn refresh_evaluations(
+        &self,
+        request: Request<pb::RefreshEvaluationsRequest>,
+    ) -> Result<Response<Self::RefreshEvaluationsStream>, Status> {
+        let as_of = as_of("as_of", request.into_inner().as_of.as_ref())?;
+        let Ok(guard) = self.refreshing.clone().try_lock_owned() else {
+            return Err(Status::failed_precondition(
+                "a refresh is already running on this server; wait for it to finish",
+            ));
+        };
+        let store = self.store.clone();
+        let models = self.hub.models();
+        let scheme = self.schemes.current();
+        let (tx, rx) = mpsc::channel(16);
+        tokio::task::spawn_blocking(move || {
+            let _guard = guard;
+            let started = Instant::now();
+            let scheme = &scheme.0;
+            let versions = versions(&models, scheme);
+            // A refresh, once started, finishes even if the caller stops listening:
+            // progress that cannot be delivered is dropped.
+            let report = |done: u64, total: u64, stored: u64, finished: bool| {
+                let _ = tx.blocking_send(Ok(pb::RefreshEvaluationsProgress {
+                    customers_done: done,
+                    customers_total: total,
+                    evaluations_stored: stored,
+                    finished,
+                    seconds: started.elapsed().as_secs_f64(),
+                    versions: Some(versions),
+                }));
+            };
+            let outcome = (|| -> Result<(u64, u64), StoreError> {
+                let total = store.count_customers()?;
+                let (mut done, mut stored) = (0u64, 0u64);
+                report(0, total, 0, false);
+                store.scan_histories(SCAN_CHUNK, |histories| {
+                    let records = histories
+                        .iter()
+                        .map(|h| record_of(&evaluate_history(h, as_of, &models, scheme)))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    stored += store.upsert_evaluations(&records)? as u64;
+                    done += histories.len() as u64;
+                    report(done, total, stored, false);
+                    Ok(())
+                })?;
+                Ok((done, stored))
+            })();
+            match outcome {
+                Ok((done, stored)) => {
+                    tracing::info!(
+                        customers = done,
+                        stored,
+                        seconds = started.elapsed().as_secs_f64(),
+                        "evaluations refreshed"
+                    );
+                    report(done, done, stored, true);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "refresh failed");
+                    let _ = tx.blocking_send(Err(from_store(e)));
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_at_risk(
+        &self,
+        request: Request<pb::ListAtRiskRequest>,
+    ) -> Result<Response<pb::ListAtRiskResponse>, Status> {
+        let request = request.into_inner();
+        let mut v = Violations::new();
+        let order = match pb::AtRiskOrder::try_from(request.order_by) {
+            Ok(pb::AtRiskOrder::Unspecified | pb::AtRiskOrder::Probability) => {
+                AtRiskOrder::Probability
+            }
+            Ok(pb::AtRiskOrder::ExpectedLoss) => AtRiskOrder::ExpectedLoss,
+            Err(_) => {
+                v.push("order_by", format!("unknown order {}", request.order_by));
+                AtRiskOrder::Probability
+            }
+        };
+        let page_size = match page::page_size(request.page_size) {
+            Ok(n) => n,
+            Err(StoreError::Invalid(bad)) => {
+                v.0.extend(bad.0);
+                0
+            }
+            Err(e) => return Err(from_store(e)),
+        };
+        v.into_result().map_err(|v| invalid(&v))?;
+        let query = AtRiskQuery {
+            order,
+            min_probability: request.min_probability,
+            segment_id: request.segment_id,
+            tier: (!request.tier.is_empty()).then_some(request.tier),
+            page_size,
+            page_token: (!request.page_token.is_empty()).then_some(request.page_token),
+        };
+        let store = self.store.clone();
+        let page = blocking(move || store.list_at_risk(&query)).await?;
+        let evaluations = page
+            .items
+            .iter()
+            .map(|r| {
+                serde_json::from_str::<Evaluation>(&r.body)
+                    .map(|e| evaluation_to_proto(&e))
+                    .map_err(|e| {
+                        tracing::error!(customer_id = %r.customer_id, error = %e, "stored evaluation unreadable");
+                        Status::new(Code::Internal, "a stored evaluation is unreadable; run RefreshEvaluations")
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Response::new(pb::ListAtRiskResponse {
+            evaluations,
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_segments(
+        &self,
+        _request: Request<pb::ListSegmentsRequest>,
+    ) -> Result<Response<pb::ListSegmentsResponse>, Status> {
+        let models = self.hub.models();
+        let Some(segments) = models.segments.clone() else {
+            return Err(Status::failed_precondition(
+                "no segments model is active: run `vitals-trainer train --activate`",
+            ));
+        };
+        let store = self.store.clone();
+        let version = segments.manifest.version;
+        let summaries = blocking(move || store.segment_summaries()).await?;
+        let out = segments
+            .model
+            .profiles
+            .iter()
+            .map(|p| {
+                let id = i32::try_from(p.id).unwrap_or(i32::MAX);
+                let summary = summaries.iter().find(|s| s.segment_id == id);
+                pb::Segment {
+                    segment_id: id,
+                    name: p.name.clone(),
+                    description: p.description.clone(),
+                    traits: p.traits.iter().map(|t| t.phrase.clone()).collect(),
+                    size: summary.map_or(p.size as u64, |s| s.customers),
+                    training_share: p.share,
+                    mean_churn_probability: summary.and_then(|s| s.mean_probability),
+                    mean_value: summary.and_then(|s| s.mean_value),
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::ListSegmentsResponse {
+            segments: out,
+            model_version: version,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_scoring_scheme(
+        &self,
+        request: Request<pb::GetScoringSchemeRequest>,
+    ) -> Result<Response<pb::ScoringScheme>, Status> {
+        let version = request.into_inner().version;
+        if version < 0 {
+            return Err(invalid_field(
+                "version",
+                "must be 0 (in force) or a version",
+            ));
+        }
+        if version == 0 {
+            let current = self.schemes.current();
+            return Ok(Response::new(scheme_to_proto(
+                &current.1,
+                &current.0.scheme,
+            )));
+        }
+        let store = self.store.clone();
+        let stored = blocking(move || {
+            store.get_scoring_scheme(version)?.ok_or_else(|| {
+                StoreError::NotFound(format!("scoring scheme version {version} does not exist"))
+            })
+        })
+        .await?;
+        let parsed = parse_scheme(&stored).map_err(|e| {
+            tracing::error!(error = %e, "stored scoring scheme unreadable");
+            Status::internal("the stored scoring scheme is unreadable")
+        })?;
+        Ok(Response::new(scheme_to_proto(&stored, &parsed.scheme)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_scoring_scheme(
+        &self,
+        request: Request<pb::UpdateScoringSchemeRequest>,
+    ) -> Result<Response<pb::ScoringScheme>, Status> {
+        let actor = request
+            .metadata()
+            .get(ACTOR_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("unknown")
+            .to_owned();
+        let Some(wire) = request.into_inner().scheme else {
+            return Err(invalid_field("scheme", "is required"));
+        };
+        let mut v = match scheme_from_proto(&wire) {
+            Ok(_) => Violations::new(),
+            Err(v) => v,
+        };
+        if wire.version <= 0 {
+            v.push(
+                "scheme.version",
+                "is required: the version being replaced (GetScoringScheme shows it)",
+            );
+        }
+        v.into_result().map_err(|v| invalid(&v))?;
+        let scheme = scheme_from_proto(&wire).map_err(|v| invalid(&v))?;
+        let body = serde_json::to_string(&scheme).map_err(|e| {
+            tracing::error!(error = %e, "cannot encode a scheme");
+            Status::internal("internal error")
+        })?;
+        let store = self.store.clone();
+        let expected = wire.version;
+        let stored =
+            blocking(move || store.insert_scoring_scheme(Some(expected), &body, &actor)).await?;
+        let store = self.store.clone();
+        let schemes = self.schemes.clone();
+        blocking(move || schemes.refresh(&store)).await?;
+        tracing::info!(version = stored.version, actor = %stored.actor, "scoring scheme updated");
+        Ok(Response::new(scheme_to_proto(&stored, &scheme)))
+    }
+}

@@ -1,0 +1,448 @@
+//! EvaluationService end to end: evaluations with and without models, snapshots, the
+//! at-risk list, segments, what-if scoring and the scoring scheme.
+
+use std::collections::HashSet;
+
+use tokio_stream::StreamExt;
+use tonic::Code;
+use vitals_proto::v1::{self as pb, evaluate_customer_request::Lookup};
+use vitals_tests::{Backend, TestServer, assert_invalid, both_backends, now_seconds, ts};
+
+fn by_external(id: &str) -> pb::EvaluateCustomerRequest {
+    pb::EvaluateCustomerRequest {
+        lookup: Some(Lookup::ExternalId(id.into())),
+        as_of: None,
+    }
+}
+
+async fn any_external_id(server: &TestServer) -> String {
+    let page = server
+        .customers()
+        .await
+        .list_customers(pb::ListCustomersRequest {
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner();
+    page.customers[0].external_id.clone()
+}
+
+fn train(server: &TestServer, activate: bool) -> u64 {
+    tokio::task::block_in_place(|| server.train_synthetic(300, activate))
+}
+
+both_backends!(
+    without_models_the_model_parts_are_absent_with_reasons,
+    a_trained_server_evaluates_refreshes_and_lists,
+    scoring_schemes_are_versioned_and_validated,
+    bad_evaluation_requests_are_refused_clearly,
+);
+
+async fn without_models_the_model_parts_are_absent_with_reasons(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    server
+        .customers()
+        .await
+        .create_customer(pb::CreateCustomerRequest {
+            customer: Some(pb::Customer {
+                external_id: "bare-1".into(),
+                signup_time: Some(ts(now_seconds() - 86_400 * 10)),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("created");
+    let mut api = server.evaluations().await;
+    let e = api
+        .evaluate_customer(by_external("bare-1"))
+        .await
+        .expect("an evaluation without models is still an answer")
+        .into_inner();
+    let churn = e.churn.expect("churn part");
+    assert!(churn.absent_reason.contains("no churn model"), "{churn:?}");
+    assert!(!e.segment.expect("segment").absent_reason.is_empty());
+    assert!(!e.scorecard.expect("scorecard").absent_reason.is_empty());
+    assert_eq!(e.lifecycle_stage, "new");
+    assert_eq!(e.versions.expect("versions").scoring_scheme, 1);
+
+    let status = api
+        .score_features(pb::ScoreFeaturesRequest::default())
+        .await
+        .expect_err("no model, no score");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(
+        status.message().contains("vitals-trainer train"),
+        "{status:?}"
+    );
+    let status = api
+        .list_segments(pb::ListSegmentsRequest {})
+        .await
+        .expect_err("no segments yet");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+}
+
+async fn a_trained_server_evaluates_refreshes_and_lists(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let version = train(&server, true);
+    let reload = server
+        .models()
+        .await
+        .reload_models(pb::ReloadModelsRequest {})
+        .await
+        .expect("reload")
+        .into_inner();
+    let churn = reload
+        .kinds
+        .iter()
+        .find(|k| k.kind == "churn")
+        .expect("churn kind");
+    assert_eq!(churn.serving_version, version, "{reload:?}");
+
+    let mut api = server.evaluations().await;
+    let external = any_external_id(&server).await;
+    let e = api
+        .evaluate_customer(by_external(&external))
+        .await
+        .expect("evaluate")
+        .into_inner();
+    assert_eq!(e.external_id, external);
+    let churn = e.churn.clone().expect("churn");
+    if churn.absent_reason.is_empty() {
+        assert!((0.0..=1.0).contains(&churn.probability), "{churn:?}");
+        assert!(["low", "medium", "high"].contains(&churn.risk_band.as_str()));
+        assert!(churn.horizon_days > 89.0 && churn.horizon_days < 91.0);
+        assert!(
+            churn.raising.iter().all(|f| f.contribution > 0.0)
+                && churn.lowering.iter().all(|f| f.contribution < 0.0)
+        );
+    }
+    let card = e.scorecard.clone().expect("scorecard");
+    assert!(card.absent_reason.is_empty(), "{card:?}");
+    assert_eq!(card.dimensions.len(), 6);
+    assert!(
+        card.dimensions
+            .iter()
+            .all(|d| (0.0..=100.0).contains(&d.score))
+    );
+    assert!(["platinum", "gold", "silver", "bronze"].contains(&card.tier.as_str()));
+    let segment = e.segment.clone().expect("segment");
+    assert!(segment.absent_reason.is_empty() && !segment.name.is_empty());
+    let versions = e.versions.expect("versions");
+    assert_eq!(versions.churn, version);
+    assert!(versions.segments > 0);
+
+    // The same evaluation by id, as of a time before the customer existed: not a customer then.
+    let by_id = api
+        .evaluate_customer(pb::EvaluateCustomerRequest {
+            lookup: Some(Lookup::CustomerId(e.customer_id.clone())),
+            as_of: Some(ts(86_400)),
+        })
+        .await
+        .expect("evaluate in 1970")
+        .into_inner();
+    assert!(
+        by_id
+            .churn
+            .expect("churn")
+            .absent_reason
+            .contains("not a customer"),
+        "in 1970 nobody was a customer"
+    );
+
+    // Refresh stores one snapshot per customer, with progress along the way.
+    let mut progress = api
+        .refresh_evaluations(pb::RefreshEvaluationsRequest { as_of: None })
+        .await
+        .expect("refresh")
+        .into_inner();
+    let mut last = None;
+    while let Some(p) = progress.next().await {
+        last = Some(p.expect("progress"));
+    }
+    let last = last.expect("at least one progress message");
+    assert!(last.finished);
+    assert_eq!(last.customers_done, 300);
+    assert_eq!(last.evaluations_stored, 300);
+
+    // The at-risk list: riskiest first, complete across pages, no repeats.
+    let mut seen = HashSet::new();
+    let mut previous = f64::INFINITY;
+    let mut token = String::new();
+    loop {
+        let page = api
+            .list_at_risk(pb::ListAtRiskRequest {
+                page_size: 40,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("list at risk")
+            .into_inner();
+        for e in &page.evaluations {
+            let p = e.churn.as_ref().expect("churn").probability;
+            assert!(p <= previous, "ordered by probability");
+            previous = p;
+            assert!(seen.insert(e.customer_id.clone()), "no repeats");
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert!(
+        seen.len() > 100,
+        "most customers have a probability: {}",
+        seen.len()
+    );
+    let high = api
+        .list_at_risk(pb::ListAtRiskRequest {
+            min_probability: Some(0.5),
+            order_by: pb::AtRiskOrder::ExpectedLoss as i32,
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("high risk by expected loss")
+        .into_inner();
+    let losses: Vec<f64> = high
+        .evaluations
+        .iter()
+        .map(|e| e.churn.as_ref().map_or(0.0, |c| c.probability) * e.value)
+        .collect();
+    assert!(losses.windows(2).all(|w| w[0] >= w[1] - 1e-9), "{losses:?}");
+    assert!(
+        high.evaluations
+            .iter()
+            .all(|e| e.churn.as_ref().is_some_and(|c| c.probability >= 0.5))
+    );
+
+    // Segments: sizes from the snapshots add up to the customers with a segment.
+    let segments = api
+        .list_segments(pb::ListSegmentsRequest {})
+        .await
+        .expect("segments")
+        .into_inner();
+    assert_eq!(segments.segments.len(), 3);
+    assert_eq!(segments.segments.iter().map(|s| s.size).sum::<u64>(), 300);
+    assert!(segments.segments.iter().all(|s| !s.name.is_empty()));
+
+    // Batch evaluation, by ids and by filter.
+    let ids: Vec<String> = seen.iter().take(5).cloned().collect();
+    let streamed: Vec<pb::Evaluation> = api
+        .evaluate_customers(pb::EvaluateCustomersRequest {
+            customer_ids: ids.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("evaluate by ids")
+        .into_inner()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .expect("stream");
+    assert_eq!(
+        streamed
+            .iter()
+            .map(|e| e.customer_id.clone())
+            .collect::<Vec<_>>(),
+        ids
+    );
+    let all = api
+        .evaluate_customers(pb::EvaluateCustomersRequest::default())
+        .await
+        .expect("evaluate all")
+        .into_inner()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .expect("stream");
+    assert_eq!(all.len(), 300);
+
+    // What-if: a recent, frequent buyer is less likely to leave than a lapsed one.
+    let what_if = |recency: f64, frequency: f64| pb::ScoreFeaturesRequest {
+        features: [
+            ("recency_days".to_string(), recency),
+            ("frequency_90d".to_string(), frequency),
+            ("frequency_365d".to_string(), frequency * 4.0),
+        ]
+        .into_iter()
+        .collect(),
+        ..Default::default()
+    };
+    let loyal = api
+        .score_features(what_if(3.0, 12.0))
+        .await
+        .expect("score")
+        .into_inner();
+    let lapsed = api
+        .score_features(what_if(200.0, 0.0))
+        .await
+        .expect("score")
+        .into_inner();
+    assert_eq!(loyal.model_version, version);
+    assert!(
+        loyal.churn_probability < lapsed.churn_probability,
+        "{loyal:?} vs {lapsed:?}"
+    );
+    assert_invalid(
+        api.score_features(pb::ScoreFeaturesRequest {
+            features: [("shoe_size".to_string(), 42.0)].into_iter().collect(),
+            ..Default::default()
+        })
+        .await,
+        "features[shoe_size]",
+    );
+    assert_invalid(
+        api.score_features(pb::ScoreFeaturesRequest {
+            model_input: vec![0.0; 3],
+            ..Default::default()
+        })
+        .await,
+        "model_input",
+    );
+}
+
+async fn scoring_schemes_are_versioned_and_validated(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let mut api = server.evaluations().await;
+    let current = api
+        .get_scoring_scheme(pb::GetScoringSchemeRequest { version: 0 })
+        .await
+        .expect("the default scheme")
+        .into_inner();
+    assert_eq!(current.version, 1);
+    let total: f64 = current.weights.values().sum();
+    assert!((total - 1.0).abs() < 1e-9);
+
+    let mut bad = current.clone();
+    bad.weights.insert("value".into(), -1.0);
+    bad.weights.insert("charisma".into(), 0.1);
+    bad.tiers[1].name = bad.tiers[0].name.clone();
+    let status = api
+        .update_scoring_scheme(pb::UpdateScoringSchemeRequest { scheme: Some(bad) })
+        .await
+        .expect_err("invalid");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let fields: Vec<String> = vitals_tests::violations(&status)
+        .into_iter()
+        .map(|v| v.0)
+        .collect();
+    for f in [
+        "scheme.weights[charisma]",
+        "scheme.weights[value]",
+        "scheme.tiers[1].name",
+    ] {
+        assert!(fields.iter().any(|x| x == f), "{f} in {fields:?}");
+    }
+
+    let mut next = current.clone();
+    next.weights.insert("value".into(), 0.45);
+    next.weights.insert("activity".into(), 0.0);
+    let updated = api
+        .update_scoring_scheme(pb::UpdateScoringSchemeRequest {
+            scheme: Some(next.clone()),
+        })
+        .await
+        .expect("update")
+        .into_inner();
+    assert_eq!(updated.version, 2);
+    // A second update from the same version lost the race.
+    let stale = api
+        .update_scoring_scheme(pb::UpdateScoringSchemeRequest { scheme: Some(next) })
+        .await
+        .expect_err("stale");
+    assert_eq!(stale.code(), Code::Aborted, "{stale:?}");
+    let v1 = api
+        .get_scoring_scheme(pb::GetScoringSchemeRequest { version: 1 })
+        .await
+        .expect("old versions stay readable")
+        .into_inner();
+    assert_eq!(v1.weights, current.weights);
+    let missing = api
+        .get_scoring_scheme(pb::GetScoringSchemeRequest { version: 99 })
+        .await
+        .expect_err("no such version");
+    assert_eq!(missing.code(), Code::NotFound);
+
+    // Evaluations say which scheme they used.
+    server
+        .customers()
+        .await
+        .create_customer(pb::CreateCustomerRequest {
+            customer: Some(pb::Customer {
+                external_id: "scheme-1".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("created");
+    let e = api
+        .evaluate_customer(by_external("scheme-1"))
+        .await
+        .expect("evaluate")
+        .into_inner();
+    assert_eq!(e.versions.expect("versions").scoring_scheme, 2);
+}
+
+async fn bad_evaluation_requests_are_refused_clearly(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let mut api = server.evaluations().await;
+    assert_invalid(
+        api.evaluate_customer(pb::EvaluateCustomerRequest::default())
+            .await,
+        "customer_id",
+    );
+    let missing = api
+        .evaluate_customer(by_external("nobody"))
+        .await
+        .expect_err("unknown customer");
+    assert_eq!(missing.code(), Code::NotFound);
+    assert_invalid(
+        api.evaluate_customer(pb::EvaluateCustomerRequest {
+            lookup: Some(Lookup::ExternalId("x".into())),
+            as_of: Some(prost_types::Timestamp {
+                seconds: i64::MAX,
+                nanos: 0,
+            }),
+        })
+        .await,
+        "as_of",
+    );
+    assert_invalid(
+        api.list_at_risk(pb::ListAtRiskRequest {
+            min_probability: Some(1.5),
+            ..Default::default()
+        })
+        .await,
+        "min_probability",
+    );
+    assert_invalid(
+        api.list_at_risk(pb::ListAtRiskRequest {
+            page_size: -1,
+            ..Default::default()
+        })
+        .await,
+        "page_size",
+    );
+    assert_invalid(
+        api.list_at_risk(pb::ListAtRiskRequest {
+            page_token: "garbage".into(),
+            ..Default::default()
+        })
+        .await,
+        "page_token",
+    );
+    let unknown_ids = api
+        .evaluate_customers(pb::EvaluateCustomersRequest {
+            customer_ids: vec!["no-such-customer".into()],
+            ..Default::default()
+        })
+        .await
+        .expect_err("unknown id fails before streaming");
+    assert_eq!(unknown_ids.code(), Code::NotFound);
+    assert_invalid(
+        api.update_scoring_scheme(pb::UpdateScoringSchemeRequest { scheme: None })
+            .await,
+        "scheme",
+    );
+}
