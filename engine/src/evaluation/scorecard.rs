@@ -1,11 +1,17 @@
 //! The scorecard: six dimensions, each 0-100 against the population, from the reference
 //! percentiles published with the segments model.
 //!
-//! A dimension's score is the mean of its inputs' scores; an input scores the share of the
-//! population the customer does at least as well as (so no complaints, when most customers
-//! have none, scores 100, not a tie-adjusted 55). Inputs the customer has no data for
-//! (no survey answered) are left out; a dimension with no input at all scores a neutral 50
-//! and says so.
+//! A dimension's score is the mean of its inputs' scores, each 0-100 against the
+//! population's percentiles:
+//! - where less is better (complaints, days late), the share of the population the
+//!   customer does at least as well as: no complaints, when most customers have none,
+//!   scores 100, since none is as good as it gets;
+//! - where more is better (spend, purchases), the percentile rank with ties counted half:
+//!   no purchase, when half the population made none, scores 25, not 50 or 100.
+//!
+//! Inputs the customer has no data for (no survey answered), and inputs on which the whole
+//! population is alike (every percentile equal: nothing to rank against), are left out;
+//! a dimension with no input left scores a neutral 50 and says so.
 
 use std::collections::BTreeMap;
 
@@ -136,15 +142,16 @@ fn share_below(points: &[f64], v: f64) -> f64 {
     }
 }
 
-/// The score (0-100) of one input value: the share of the population it does at least
-/// as well as. `None` when the value is undefined or the population has no data for it.
+/// The score (0-100) of one input value (see the module notes). `None` when the value is
+/// undefined or the population gives nothing to rank it against.
 fn input_score(reference: &ReferenceStats, feature: &str, better: Better, v: f64) -> Option<f64> {
     let points = reference.percentiles.get(feature)?;
-    if !v.is_finite() || points.is_empty() {
+    let (first, last) = (points.first()?, points.last()?);
+    if !v.is_finite() || first >= last {
         return None;
     }
     let score = match better {
-        Better::Higher => share_at_or_below(points, v),
+        Better::Higher => (share_below(points, v) + share_at_or_below(points, v)) / 2.0,
         Better::Lower => 100.0 - share_below(points, v),
     };
     Some(score.clamp(0.0, 100.0))
@@ -223,6 +230,26 @@ mod tests {
             None
         );
         assert_eq!(input_score(&r, "unknown", Better::Lower, 1.0), None);
+    }
+
+    #[test]
+    fn more_is_better_counts_ties_half() {
+        // Half the population bought nothing.
+        let p = points(|i| if i <= 10 { 0.0 } else { (i - 10) as f64 });
+        let mut r = ReferenceStats {
+            population: 100,
+            rfm_quintiles: BTreeMap::new(),
+            percentiles: BTreeMap::new(),
+        };
+        r.percentiles.insert("frequency_90d".into(), p);
+        r.percentiles.insert("flat".into(), points(|_| 0.0));
+        let none = input_score(&r, "frequency_90d", Better::Higher, 0.0).expect("score");
+        assert!((none - 25.0).abs() < 1e-9, "{none}");
+        assert_eq!(
+            input_score(&r, "frequency_90d", Better::Higher, 10.0),
+            Some(100.0)
+        );
+        assert_eq!(input_score(&r, "flat", Better::Higher, 0.0), None, "no spread");
     }
 
     #[test]
