@@ -15,7 +15,13 @@ use vitals_tests::{Backend, TestDb, TestServer};
 async fn health_reports_each_service_serving() {
     let server = TestServer::start(Backend::Sqlite).await;
     let mut health = HealthClient::new(server.channel().await);
-    for service in ["", "vitals.v1.CustomerService", "vitals.v1.EventService"] {
+    for service in [
+        "",
+        "vitals.v1.CustomerService",
+        "vitals.v1.EventService",
+        "vitals.v1.EvaluationService",
+        "vitals.v1.ModelService",
+    ] {
         let status = health
             .check(HealthCheckRequest {
                 service: service.into(),
@@ -66,6 +72,8 @@ async fn reflection_lists_the_services() {
     for expected in [
         "vitals.v1.CustomerService",
         "vitals.v1.EventService",
+        "vitals.v1.EvaluationService",
+        "vitals.v1.ModelService",
         "grpc.health.v1.Health",
     ] {
         assert!(
@@ -141,6 +149,111 @@ async fn grpc_web_from_a_browser_works_on_the_same_port() {
         "the customer is in the body: {text}"
     );
     assert!(text.contains("grpc-status:0"), "trailers say OK: {text}");
+}
+
+/// One gRPC-Web call over HTTP/1.1 as a browser makes it; returns the decoded message.
+async fn grpc_web_call<M: Message + Default>(
+    addr: std::net::SocketAddr,
+    method: &str,
+    request: &impl Message,
+) -> M {
+    let message = request.encode_to_vec();
+    let mut body = vec![0u8];
+    body.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    body.extend_from_slice(&message);
+    let head = format!(
+        "POST /{method} HTTP/1.1\r\nHost: localhost\r\n\
+         Origin: https://crm.example.com\r\nContent-Type: application/grpc-web+proto\r\n\
+         X-Grpc-Web: 1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let response = http1(addr, &head, &body).await;
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("headers end");
+    let headers = String::from_utf8_lossy(&response[..split]).to_lowercase();
+    assert!(headers.starts_with("http/1.1 200"), "{headers}");
+    assert!(headers.contains("application/grpc-web"), "{headers}");
+    let mut rest = &response[split + 4..];
+    // The body may be chunked: undo it.
+    let mut payload = Vec::new();
+    if headers.contains("transfer-encoding: chunked") {
+        loop {
+            let line_end = rest
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .expect("chunk size");
+            let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..line_end]).trim(), 16)
+                .expect("hex chunk size");
+            rest = &rest[line_end + 2..];
+            if size == 0 {
+                break;
+            }
+            payload.extend_from_slice(&rest[..size]);
+            rest = &rest[size + 2..];
+        }
+    } else {
+        payload.extend_from_slice(rest);
+    }
+    // Frames: flag byte, 4-byte length, bytes; the data frame (flag 0) comes first and
+    // the trailers frame (flag 0x80) carries grpc-status.
+    assert_eq!(payload[0], 0, "a data frame first");
+    let len = u32::from_be_bytes([payload[1], payload[2], payload[3], payload[4]]) as usize;
+    let trailers = String::from_utf8_lossy(&payload[5 + len..]);
+    assert!(trailers.contains("grpc-status:0"), "{trailers}");
+    M::decode(&payload[5..5 + len]).expect("a message")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_evaluates_and_lists_at_risk_over_grpc_web() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    tokio::task::block_in_place(|| server.train_synthetic(300, true));
+    server
+        .models()
+        .await
+        .reload_models(pb::ReloadModelsRequest {})
+        .await
+        .expect("reload");
+    let mut refresh = server
+        .evaluations()
+        .await
+        .refresh_evaluations(pb::RefreshEvaluationsRequest { as_of: None })
+        .await
+        .expect("refresh")
+        .into_inner();
+    while let Some(p) = tokio_stream::StreamExt::next(&mut refresh).await {
+        p.expect("progress");
+    }
+    let list: pb::ListAtRiskResponse = grpc_web_call(
+        server.addr,
+        "vitals.v1.EvaluationService/ListAtRisk",
+        &pb::ListAtRiskRequest {
+            page_size: 5,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(list.evaluations.len(), 5);
+    let top = &list.evaluations[0];
+    let evaluation: pb::Evaluation = grpc_web_call(
+        server.addr,
+        "vitals.v1.EvaluationService/EvaluateCustomer",
+        &pb::EvaluateCustomerRequest {
+            lookup: Some(pb::evaluate_customer_request::Lookup::ExternalId(
+                top.external_id.clone(),
+            )),
+            as_of: None,
+        },
+    )
+    .await;
+    assert_eq!(evaluation.customer_id, top.customer_id);
+    assert!(
+        evaluation
+            .churn
+            .as_ref()
+            .is_some_and(|c| c.absent_reason.is_empty() && c.probability > 0.0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
