@@ -1,0 +1,251 @@
+//! The COPY reader against the diesel reader on one PostgreSQL database: every chunk,
+//! customer and event must come out identical. Needs PostgreSQL (`TEST_DATABASE_URL`,
+//! default `postgres://postgres@127.0.0.1:5432/test`) and fails, not skips, without it.
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use vitals_engine::{
+    Customer, CustomerData, CustomerRef, EventPayload, Feedback, FeedbackKind, Interaction,
+    InteractionKind, NewEvent, Payment, Severity, Transaction,
+};
+
+use super::{History, Reader};
+use crate::{DatabaseUrl, PoolOptions, RecordMode, Store, StoreError};
+
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A schema of its own, dropped when the test ends (passed or not).
+struct Schema {
+    admin: String,
+    name: String,
+}
+
+impl Schema {
+    fn create() -> Self {
+        let admin =
+            std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+        let mut conn = PgConnection::establish(&admin).unwrap_or_else(|e| {
+            panic!("PostgreSQL is needed for this test (set TEST_DATABASE_URL): {e}")
+        });
+        let name = format!("t_hist_{}", uuid::Uuid::new_v4().simple());
+        diesel::sql_query(format!("CREATE SCHEMA {name}"))
+            .execute(&mut conn)
+            .expect("create the test schema");
+        Self { admin, name }
+    }
+
+    fn url(&self) -> String {
+        let sep = if self.admin.contains('?') { '&' } else { '?' };
+        format!("{}{sep}options=-csearch_path%3D{}", self.admin, self.name)
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        if let Ok(mut conn) = PgConnection::establish(&self.admin) {
+            let _ = diesel::sql_query(format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name))
+                .execute(&mut conn);
+        }
+    }
+}
+
+fn store(schema: &Schema) -> Store {
+    let url = DatabaseUrl::parse(&schema.url()).expect("a PostgreSQL URL");
+    let store = Store::open(&url, &PoolOptions::default()).expect("open the store");
+    store.migrate().expect("migrate");
+    store
+}
+
+const DAY: i64 = 86_400_000_000;
+
+/// Customers with a mix of every kind of event, NULLs and not, ties in time, odd text;
+/// every third customer has no events at all.
+fn load(store: &Store, customers: usize) -> Vec<Customer> {
+    let mut created = Vec::new();
+    let mut batch = Vec::new();
+    for c in 0..customers {
+        let customer = store
+            .create_customer(CustomerData::new(format!("ext-{c}")), 1_000)
+            .expect("create a customer");
+        if c % 3 != 2 {
+            for e in 0..(c % 7) * 3 + 1 {
+                // Times collide within a customer, so ties are broken by event key.
+                let time = 1_700_000_000_000_000 + (e as i64 / 2) * DAY - (c as i64);
+                let payload = match e % 4 {
+                    0 => EventPayload::Transaction(Transaction {
+                        amount_minor: if e % 8 == 0 {
+                            -1_250
+                        } else {
+                            i64::MAX - e as i64
+                        },
+                        currency: "EUR".into(),
+                        quantity: e as i32 - 3,
+                        category: if e % 8 == 0 {
+                            String::new()
+                        } else {
+                            "bücher 📚".into()
+                        },
+                        channel: "web".into(),
+                    }),
+                    1 => EventPayload::Payment(Payment {
+                        invoice_id: format!("inv-{c}-{e}"),
+                        amount_minor: 9_900,
+                        currency: "USD".into(),
+                        due_time: (e % 3 != 0).then_some(time + DAY),
+                        paid_time: (e % 5 == 1).then_some(time - 1),
+                        method: "card".into(),
+                    }),
+                    2 => EventPayload::Feedback(Feedback {
+                        kind: FeedbackKind::ALL[e % 4],
+                        score: (e % 5) as i32,
+                        comment: (e % 3 == 0).then(|| format!("it's \"fine\"\\ {c}\n\ttab")),
+                        channel: "email".into(),
+                    }),
+                    _ => EventPayload::Interaction(Interaction {
+                        kind: InteractionKind::ALL[e % 5],
+                        severity: Severity::ALL[(e + c) % 5],
+                        category: "billing".into(),
+                        channel: "phone".into(),
+                        ticket_id: format!("t{e}"),
+                        resolved_time: (e % 2 == 1).then_some(time + 3 * DAY),
+                    }),
+                };
+                batch.push((
+                    batch.len(),
+                    NewEvent {
+                        // Keys that sort differently as text and as numbers.
+                        event_key: format!("k{}", (e * 7919) % 100),
+                        customer: CustomerRef::Id(customer.id.clone()),
+                        time,
+                        payload,
+                    },
+                ));
+            }
+        }
+        created.push(customer);
+    }
+    let outcome = store
+        .record_events(batch, RecordMode::Backfill, 2_000)
+        .expect("record the events");
+    assert!(outcome.rejected.is_empty(), "{:?}", outcome.rejected);
+    created
+}
+
+/// Every chunk as the reader delivers it.
+fn scan(
+    store: &Store,
+    reader: Reader,
+    chunk: usize,
+) -> Vec<Vec<(Customer, Vec<vitals_engine::StoredEvent>)>> {
+    let mut chunks = Vec::new();
+    store
+        .scan_with(reader, chunk, |histories: Vec<History>| {
+            chunks.push(
+                histories
+                    .into_iter()
+                    .map(|h| (h.customer, h.events))
+                    .collect::<Vec<_>>(),
+            );
+            Ok(())
+        })
+        .expect("scan");
+    chunks
+}
+
+#[test]
+fn copy_reader_returns_what_diesel_returns() {
+    let schema = Schema::create();
+    let store = store(&schema);
+    let customers = load(&store, 40);
+
+    let expected = scan(&store, Reader::Diesel, 1_000);
+    assert_eq!(expected.len(), 1);
+    assert_eq!(expected[0].len(), customers.len());
+    let events: usize = expected[0].iter().map(|(_, e)| e.len()).sum();
+    assert!(events > 200, "{events} events");
+    for kind in ["transaction", "payment", "feedback", "interaction"] {
+        assert!(
+            expected[0]
+                .iter()
+                .flat_map(|(_, e)| e)
+                .any(|e| e.payload.kind().as_str() == kind),
+            "no {kind} events"
+        );
+    }
+    assert!(expected[0].iter().any(|(_, e)| e.is_empty()));
+
+    // Chunk boundaries everywhere: one customer, a few, all in one.
+    for chunk in [1, 2, 3, 7, 40, 1_000] {
+        let diesel = scan(&store, Reader::Diesel, chunk);
+        let copy = scan(&store, Reader::Copy, chunk);
+        assert_eq!(copy.len(), customers.len().div_ceil(chunk), "chunk {chunk}");
+        assert!(
+            copy == diesel,
+            "chunk {chunk}: the COPY reader differs from diesel's"
+        );
+    }
+
+    // `scan_histories` on PostgreSQL (the COPY reader) and `customer_history` agree too.
+    let mut all = Vec::new();
+    store
+        .scan_histories(5, |histories| {
+            all.extend(histories.into_iter().map(|h| (h.customer, h.events)));
+            Ok(())
+        })
+        .expect("scan_histories");
+    assert!(all == expected[0]);
+    for (customer, events) in &expected[0] {
+        let one = store
+            .customer_history(customer.clone())
+            .expect("one history");
+        assert!(&one.events == events);
+    }
+}
+
+#[test]
+fn a_bad_stored_value_is_an_error_and_the_pool_stays_usable() {
+    let schema = Schema::create();
+    let store = store(&schema);
+    load(&store, 6);
+    let mut conn = PgConnection::establish(&schema.url()).expect("connect");
+    // `severity` has no CHECK constraint: a value the domain does not know can be stored.
+    let corrupted = diesel::sql_query(
+        "UPDATE interactions SET severity = 'catastrophic' WHERE event_key = 'k57'",
+    )
+    .execute(&mut conn)
+    .expect("corrupt a row");
+    assert!(corrupted > 0);
+
+    for reader in [Reader::Diesel, Reader::Copy] {
+        let err = store
+            .scan_with(reader, 2, |_| Ok(()))
+            .expect_err("unknown severity");
+        assert!(
+            matches!(&err, StoreError::Internal(m) if m.contains("catastrophic")),
+            "{reader:?}: {err:?}"
+        );
+    }
+    // The connection that saw the error left COPY mode: the next scans work.
+    diesel::sql_query("UPDATE interactions SET severity = 'low' WHERE event_key = 'k57'")
+        .execute(&mut conn)
+        .expect("repair the row");
+    for _ in 0..20 {
+        assert_eq!(scan(&store, Reader::Copy, 2).concat().len(), 6);
+    }
+}
+
+#[test]
+fn the_consumer_stopping_early_stops_the_scan() {
+    let schema = Schema::create();
+    let store = store(&schema);
+    load(&store, 10);
+    let mut calls = 0;
+    let err = store
+        .scan_with(Reader::Copy, 2, |_| {
+            calls += 1;
+            Err(StoreError::Aborted("enough".into()))
+        })
+        .expect_err("the consumer's error");
+    assert!(matches!(err, StoreError::Aborted(_)));
+    assert_eq!(calls, 1);
+    assert_eq!(scan(&store, Reader::Copy, 3).concat().len(), 10);
+}
