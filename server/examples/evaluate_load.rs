@@ -1,0 +1,397 @@
+//! Load generator for `EvaluationService` (issue 4 measurements).
+//!
+//! ```text
+//! # N concurrent callers looping EvaluateCustomer on random customers (listed first
+//! # through ListCustomers) for a fixed time or a fixed number of requests:
+//! cargo run --release -p vitals-server --example evaluate_load -- \
+//!     --addr http://127.0.0.1:50051 --concurrency 16 --duration-secs 30
+//! # the same while activating churn versions 1 and 2 alternately, 10 times:
+//! cargo run --release -p vitals-server --example evaluate_load -- \
+//!     --concurrency 16 --duration-secs 33 --swap-versions 1,2 --swaps 10
+//! # RefreshEvaluations over every customer, printing its progress:
+//! cargo run --release -p vitals-server --example evaluate_load -- --refresh
+//! ```
+//!
+//! Prints requests/s, latency percentiles (p50/p90/p99/max, measured by the client, from
+//! sending the request to having decoded the answer) and errors by gRPC status code (an
+//! answer for another customer than asked counts as an error too), the churn model
+//! version of each answer, and answers without a churn part by their reason.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use tonic::transport::{Channel, Endpoint};
+use vitals_proto::v1 as pb;
+use vitals_proto::v1::customer_service_client::CustomerServiceClient;
+use vitals_proto::v1::evaluation_service_client::EvaluationServiceClient;
+use vitals_proto::v1::model_service_client::ModelServiceClient;
+
+#[derive(Debug, Parser)]
+#[command(name = "evaluate_load", about = "Load generator for EvaluationService")]
+struct Args {
+    /// The server.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    addr: String,
+    /// Concurrent callers, each with one request in flight.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// HTTP/2 connections the callers share (round robin).
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// How long to run (ignored with --requests).
+    #[arg(long, default_value_t = 30.0)]
+    duration_secs: f64,
+    /// Stop after this many requests instead of after --duration-secs.
+    #[arg(long)]
+    requests: Option<u64>,
+    /// Requests in the first this many seconds are sent but not counted.
+    #[arg(long, default_value_t = 2.0)]
+    warmup_secs: f64,
+    /// Pick among at most this many listed customers (0: all of them).
+    #[arg(long, default_value_t = 0)]
+    max_customers: usize,
+    /// Seed of the callers' random customer choice.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Deadline of each request, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    timeout_ms: u64,
+    /// Call RefreshEvaluations instead and report its progress.
+    #[arg(long)]
+    refresh: bool,
+    /// During the run, activate these versions of --swap-kind in turn.
+    #[arg(long, value_delimiter = ',')]
+    swap_versions: Vec<u64>,
+    /// How many activations (spread evenly over the run).
+    #[arg(long, default_value_t = 10)]
+    swaps: u32,
+    /// Model kind the swaps activate.
+    #[arg(long, default_value = "churn")]
+    swap_kind: String,
+}
+
+/// xorshift64*: enough randomness to pick customers, no dependency.
+#[derive(Debug)]
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as usize % n.max(1)
+    }
+}
+
+/// What one caller saw.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Microseconds of each successful counted request.
+    latencies_us: Vec<u32>,
+    /// Errors by gRPC code name (and our own checks).
+    errors: BTreeMap<String, u64>,
+    /// Successful answers by the churn model version that served them.
+    churn_versions: BTreeMap<u64, u64>,
+    /// Successful answers without a churn part, by the reason given (e.g. the customer has
+    /// already churned): not errors, but a swap must never cause one.
+    churn_absent: BTreeMap<String, u64>,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    if args.concurrency == 0 || args.connections == 0 {
+        bail!("--concurrency and --connections must be at least 1");
+    }
+    let mut channels = Vec::with_capacity(args.connections);
+    for _ in 0..args.connections {
+        let channel = Endpoint::from_shared(args.addr.clone())
+            .context("--addr")?
+            .connect()
+            .await
+            .with_context(|| format!("connecting to {}", args.addr))?;
+        channels.push(channel);
+    }
+    if args.refresh {
+        return refresh(channels[0].clone()).await;
+    }
+
+    let ids = list_customers(channels[0].clone(), args.max_customers).await?;
+    if ids.is_empty() {
+        bail!("the server lists no customers");
+    }
+    println!("{} customers listed", ids.len());
+    let ids = Arc::new(ids);
+
+    let started = Instant::now();
+    let warmup = Duration::from_secs_f64(args.warmup_secs.max(0.0));
+    let run_for = Duration::from_secs_f64(args.duration_secs.max(0.1));
+    let deadline = started + warmup + run_for;
+    let issued = Arc::new(AtomicU64::new(0));
+    let timeout = Duration::from_millis(args.timeout_ms.max(1));
+
+    let swapper = if args.swap_versions.is_empty() {
+        None
+    } else {
+        // Swaps spread over the counted part of the run, the last one well before its end.
+        let every = run_for / (args.swaps + 1);
+        Some(tokio::spawn(swap_models(
+            channels[0].clone(),
+            args.swap_kind.clone(),
+            args.swap_versions.clone(),
+            args.swaps,
+            started + warmup,
+            every,
+        )))
+    };
+
+    let mut callers = Vec::with_capacity(args.concurrency);
+    for i in 0..args.concurrency {
+        let client = EvaluationServiceClient::new(channels[i % channels.len()].clone());
+        let ids = ids.clone();
+        let issued = issued.clone();
+        let limit = args.requests;
+        let mut rng = Rng::new(args.seed.wrapping_add(i as u64 + 1));
+        callers.push(tokio::spawn(async move {
+            let mut client = client;
+            let mut tally = Tally::default();
+            loop {
+                let now = Instant::now();
+                match limit {
+                    Some(n) => {
+                        if issued.fetch_add(1, Ordering::Relaxed) >= n {
+                            break;
+                        }
+                    }
+                    None => {
+                        if now >= deadline {
+                            break;
+                        }
+                    }
+                }
+                let id = &ids[rng.below(ids.len())];
+                let mut request = tonic::Request::new(pb::EvaluateCustomerRequest {
+                    lookup: Some(pb::evaluate_customer_request::Lookup::CustomerId(
+                        id.clone(),
+                    )),
+                    as_of: None,
+                });
+                request.set_timeout(timeout);
+                let result = client.evaluate_customer(request).await;
+                let counted = now >= started + warmup || limit.is_some();
+                if !counted {
+                    continue;
+                }
+                let latency = now.elapsed();
+                match result {
+                    Ok(response) => {
+                        let e = response.into_inner();
+                        let absent = e
+                            .churn
+                            .as_ref()
+                            .map_or("no churn part", |c| &c.absent_reason);
+                        let version = e.versions.as_ref().map_or(0, |v| v.churn);
+                        if e.customer_id != *id {
+                            *tally.errors.entry("WRONG_CUSTOMER".into()).or_default() += 1;
+                        } else {
+                            if !absent.is_empty() {
+                                *tally.churn_absent.entry(absent.to_owned()).or_default() += 1;
+                            }
+                            tally
+                                .latencies_us
+                                .push(u32::try_from(latency.as_micros()).unwrap_or(u32::MAX));
+                            *tally.churn_versions.entry(version).or_default() += 1;
+                        }
+                    }
+                    Err(status) => {
+                        *tally
+                            .errors
+                            .entry(format!("{:?}", status.code()))
+                            .or_default() += 1;
+                    }
+                }
+            }
+            tally
+        }));
+    }
+
+    let mut latencies = Vec::new();
+    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    let mut versions: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut absent: BTreeMap<String, u64> = BTreeMap::new();
+    for caller in callers {
+        let tally = caller.await.context("a caller panicked")?;
+        latencies.extend(tally.latencies_us);
+        for (k, v) in tally.errors {
+            *errors.entry(k).or_default() += v;
+        }
+        for (k, v) in tally.churn_versions {
+            *versions.entry(k).or_default() += v;
+        }
+        for (k, v) in tally.churn_absent {
+            *absent.entry(k).or_default() += v;
+        }
+    }
+    let measured = if args.requests.is_some() {
+        started.elapsed()
+    } else {
+        started.elapsed().saturating_sub(warmup)
+    };
+    let swap_errors = match swapper {
+        Some(handle) => Some(handle.await.context("the swapper panicked")?),
+        None => None,
+    };
+
+    latencies.sort_unstable();
+    let ok = latencies.len() as u64;
+    let failed: u64 = errors.values().sum();
+    let q = |p: f64| -> f64 {
+        if latencies.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((p * latencies.len() as f64) as usize).min(latencies.len() - 1);
+        f64::from(latencies[i]) / 1000.0
+    };
+    let secs = measured.as_secs_f64();
+    println!(
+        "EvaluateCustomer: {} ok, {} errors in {:.1} s; {:.0} requests/s; concurrency {} over {} connections",
+        ok,
+        failed,
+        secs,
+        (ok + failed) as f64 / secs,
+        args.concurrency,
+        args.connections
+    );
+    println!(
+        "latency ms: p50={:.3} p90={:.3} p99={:.3} p99.9={:.3} max={:.3}",
+        q(0.50),
+        q(0.90),
+        q(0.99),
+        q(0.999),
+        latencies
+            .last()
+            .map_or(f64::NAN, |&m| f64::from(m) / 1000.0)
+    );
+    println!("errors by code: {errors:?}");
+    println!("answers by churn version: {versions:?}");
+    println!("answers without a churn part, by reason: {absent:?}");
+    if let Some(swap_errors) = swap_errors {
+        println!("activation errors: {swap_errors}");
+    }
+    Ok(())
+}
+
+/// Every customer id the server lists, page by page (at most `max`, 0 meaning all).
+async fn list_customers(channel: Channel, max: usize) -> Result<Vec<String>> {
+    let mut client = CustomerServiceClient::new(channel);
+    let mut ids = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = client
+            .list_customers(pb::ListCustomersRequest {
+                page_size: 1000,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .context("ListCustomers")?
+            .into_inner();
+        ids.extend(page.customers.into_iter().map(|c| c.id));
+        if page.next_page_token.is_empty() || (max > 0 && ids.len() >= max) {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    if max > 0 {
+        ids.truncate(max);
+    }
+    Ok(ids)
+}
+
+/// Activates `versions` in turn, `swaps` times, one every `every` from `start`; returns
+/// how many activations failed.
+async fn swap_models(
+    channel: Channel,
+    kind: String,
+    versions: Vec<u64>,
+    swaps: u32,
+    start: Instant,
+    every: Duration,
+) -> u64 {
+    let mut client = ModelServiceClient::new(channel);
+    let mut failed = 0;
+    for i in 0..swaps {
+        tokio::time::sleep_until((start + every * (i + 1)).into()).await;
+        let version = versions[i as usize % versions.len()];
+        let t = Instant::now();
+        let answer = client
+            .activate_model(pb::ActivateModelRequest {
+                kind: kind.clone(),
+                version,
+                reason: "evaluate_load swap test".into(),
+                actor: "evaluate_load".into(),
+            })
+            .await;
+        match answer {
+            Ok(r) => println!(
+                "swap {}: {kind} {} -> {version} in {:.1} ms",
+                i + 1,
+                r.into_inner().previous_version,
+                t.elapsed().as_secs_f64() * 1e3
+            ),
+            Err(status) => {
+                failed += 1;
+                println!("swap {}: {kind} -> {version} failed: {status}", i + 1);
+            }
+        }
+    }
+    failed
+}
+
+/// Runs RefreshEvaluations, printing every tenth progress message and the last.
+async fn refresh(channel: Channel) -> Result<()> {
+    let mut client = EvaluationServiceClient::new(channel);
+    let t = Instant::now();
+    let mut stream = client
+        .refresh_evaluations(pb::RefreshEvaluationsRequest { as_of: None })
+        .await
+        .context("RefreshEvaluations")?
+        .into_inner();
+    let mut n = 0u64;
+    let mut last = None;
+    while let Some(progress) = stream.message().await.context("refresh progress")? {
+        if n.is_multiple_of(10) || progress.finished {
+            println!(
+                "{} / {} customers, {} stored, {:.2} s{}",
+                progress.customers_done,
+                progress.customers_total,
+                progress.evaluations_stored,
+                progress.seconds,
+                if progress.finished { ", finished" } else { "" }
+            );
+        }
+        n += 1;
+        last = Some(progress);
+    }
+    let Some(last) = last.filter(|p| p.finished) else {
+        bail!("the refresh stream ended without a finished message");
+    };
+    println!(
+        "refresh: {} customers, {} evaluations stored, server {:.2} s, client {:.2} s",
+        last.customers_done,
+        last.evaluations_stored,
+        last.seconds,
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
