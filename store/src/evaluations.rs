@@ -340,10 +340,14 @@ impl Store {
 
     /// Per segment (rows without one are left out): how many customers, their mean churn
     /// probability and mean value, ordered by segment id.
-    pub fn segment_summaries(&self) -> Result<Vec<SegmentSummary>> {
+    ///
+    /// Only snapshots assigned by `segments_version` count: segment ids of another
+    /// segmentation name other groups.
+    pub fn segment_summaries(&self, segments_version: i64) -> Result<Vec<SegmentSummary>> {
         let rows: Vec<SegmentRow> = with_conn!(self, conn => {
             evaluations::table
                 .filter(evaluations::segment_id.is_not_null())
+                .filter(evaluations::segments_version.eq(segments_version))
                 .group_by(evaluations::segment_id)
                 .select((
                     evaluations::segment_id,

@@ -12,6 +12,7 @@ pub mod page;
 mod schema;
 pub mod schemes;
 pub mod settings;
+pub mod snapshots;
 
 pub use customers::{CustomerFilter, RejectedRow, UpsertOutcome};
 pub use db::{DatabaseUrl, PoolOptions, Store, redact_url};
@@ -22,3 +23,4 @@ pub use history::History;
 pub use page::Page;
 pub use schemes::StoredScheme;
 pub use settings::DataArgs;
+pub use snapshots::RefreshProgress;

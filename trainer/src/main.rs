@@ -131,13 +131,18 @@ struct TrainArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("output").required(true).multiple(true).args(["out", "store"])))]
 struct ScoreArgs {
-    /// Score as of this date (features from what was known before it).
+    /// Score as of this date (features from what was known before it). Default: now.
     #[arg(long, value_parser = parse_as_of)]
-    as_of: NaiveDate,
+    as_of: Option<NaiveDate>,
     /// The CSV file to write.
     #[arg(long)]
-    out: PathBuf,
+    out: Option<PathBuf>,
+    /// Store every customer's evaluation snapshot in the database, as the server's
+    /// RefreshEvaluations does (for ListAtRisk and ListSegments).
+    #[arg(long)]
+    store: bool,
     /// Factors listed per customer.
     #[arg(long, default_value_t = 3)]
     top_factors: usize,
@@ -399,29 +404,53 @@ fn score_command(
     args: ScoreArgs,
     progress: bool,
 ) -> anyhow::Result<()> {
-    let config = ScoreConfig {
-        registry,
-        as_of: date_micros(args.as_of),
-        out: args.out,
-        top_factors: args.top_factors,
-        progress,
-    };
-    let outcome = score(store, &config)?;
-    if args.json {
-        return print_json(&outcome);
+    let as_of = args
+        .as_of
+        .map_or_else(vitals_engine::time::now_micros, date_micros);
+    let mut outcomes = serde_json::Map::new();
+    if let Some(out) = args.out {
+        let config = ScoreConfig {
+            registry: registry.clone(),
+            as_of,
+            out,
+            top_factors: args.top_factors,
+            progress,
+        };
+        let outcome = score(store, &config)?;
+        if !args.json {
+            vitals_trainer::outln!(
+                "scored {} of {} customers with churn v{}{} into {} ({:.1} s)",
+                outcome.scored,
+                outcome.customers_read,
+                outcome.churn_version,
+                outcome
+                    .segments_version
+                    .map(|v| format!(" and segments v{v}"))
+                    .unwrap_or_default(),
+                outcome.out,
+                outcome.seconds
+            );
+        }
+        outcomes.insert("csv".into(), serde_json::to_value(&outcome)?);
     }
-    vitals_trainer::outln!(
-        "scored {} of {} customers with churn v{}{} into {} ({:.1} s)",
-        outcome.scored,
-        outcome.customers_read,
-        outcome.churn_version,
-        outcome
-            .segments_version
-            .map(|v| format!(" and segments v{v}"))
-            .unwrap_or_default(),
-        outcome.out,
-        outcome.seconds
-    );
+    if args.store {
+        let outcome = vitals_trainer::score::store_snapshots(store, &registry, as_of, progress)?;
+        if !args.json {
+            vitals_trainer::outln!(
+                "stored {} evaluations of {} customers (churn v{}, segments v{}, scheme v{}) in {:.1} s",
+                outcome.stored,
+                outcome.customers,
+                outcome.churn_version.unwrap_or(0),
+                outcome.segments_version.unwrap_or(0),
+                outcome.scheme_version,
+                outcome.seconds
+            );
+        }
+        outcomes.insert("store".into(), serde_json::to_value(&outcome)?);
+    }
+    if args.json {
+        return print_json(&outcomes);
+    }
     Ok(())
 }
 

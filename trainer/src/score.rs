@@ -3,11 +3,12 @@
 //! outside Vitals.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use serde::Serialize;
-use vitals_engine::evaluation::risk_band;
+use vitals_engine::evaluation::{CHURN_KIND, Models, SEGMENTS_KIND, load_segments, risk_band};
 use vitals_engine::features::RawFeatures;
 use vitals_engine::labels::eligible;
 use vitals_engine::models::churn::load_churn;
@@ -139,5 +140,62 @@ pub fn score(store: &Store, config: &ScoreConfig) -> anyhow::Result<ScoreOutcome
         segments_version,
         out: config.out.display().to_string(),
         seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// What `score --store` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreOutcome {
+    pub customers: u64,
+    pub stored: u64,
+    pub churn_version: Option<u64>,
+    pub segments_version: Option<u64>,
+    pub scheme_version: i64,
+    pub seconds: f64,
+}
+
+/// The active models of the registry, loaded and verified as the server loads them; a
+/// kind with no active version is absent.
+pub fn active_models(registry: &Registry) -> anyhow::Result<Models> {
+    let churn = match registry.active(CHURN_KIND)? {
+        Some(v) => Some(Arc::new(
+            load_churn(registry, v).with_context(|| format!("loading churn version {v}"))?,
+        )),
+        None => None,
+    };
+    let segments = match registry.active(SEGMENTS_KIND)? {
+        Some(v) => Some(Arc::new(
+            load_segments(registry, v).with_context(|| format!("loading segments version {v}"))?,
+        )),
+        None => None,
+    };
+    Ok(Models { churn, segments })
+}
+
+/// `score --store`: the server's `RefreshEvaluations`, offline. Evaluates every customer
+/// as of `as_of` with the active models and the scheme in force and stores the snapshots
+/// that `ListAtRisk` and `ListSegments` read.
+pub fn store_snapshots(
+    store: &Store,
+    registry: &std::path::Path,
+    as_of: Micros,
+    progress: bool,
+) -> anyhow::Result<StoreOutcome> {
+    let registry = Registry::open(registry)
+        .with_context(|| format!("opening the registry {}", registry.display()))?;
+    let models = active_models(&registry)?;
+    let (scheme, _) = store.scheme_in_force()?;
+    let bar = progress_bar(progress, store.count_customers()?, "evaluating");
+    let done = store.refresh_evaluations(as_of, &models, &scheme, |p| {
+        bar.set_position(p.customers_done);
+    })?;
+    bar.finish_and_clear();
+    Ok(StoreOutcome {
+        customers: done.customers_done,
+        stored: done.evaluations_stored,
+        churn_version: models.churn.as_ref().map(|c| c.manifest.version),
+        segments_version: models.segments.as_ref().map(|s| s.manifest.version),
+        scheme_version: scheme.version,
+        seconds: done.seconds,
     })
 }

@@ -118,6 +118,24 @@ fn telco_trains_publishes_activates_and_scores() -> Result<()> {
         );
     }
 
+    // `score --store`: every customer's snapshot, as the server's RefreshEvaluations.
+    let stored = vitals_trainer::score::store_snapshots(
+        &store,
+        &dir.path().join("models"),
+        as_of()?,
+        false,
+    )?;
+    ensure!(
+        stored.customers == 7043 && stored.stored == 7043,
+        "{stored:?}"
+    );
+    ensure!(stored.churn_version == Some(1) && stored.scheme_version == 1);
+    ensure!(store.count_evaluations()? == 7043);
+    let snapshot = store
+        .get_evaluation(&store.list_customers(&Default::default(), 1, "")?.items[0].id)?
+        .context("a snapshot")?;
+    ensure!(snapshot.churn_probability.is_some() && snapshot.tier.is_some());
+
     // The same data and seed again is not better: not activated; then a rollback.
     let again = train(&store, &config(dir.path(), Activation::IfBetter)?)?;
     ensure!(again.churn_version == 2);

@@ -17,17 +17,15 @@ use vitals_engine::time::{Micros, now_micros};
 use vitals_engine::{Customer, StoredEvent};
 use vitals_proto::v1 as pb;
 use vitals_proto::v1::evaluation_service_server::EvaluationService;
-use vitals_store::{
-    AtRiskOrder, AtRiskQuery, EvaluationRecord, History, Store, StoreError, StoredScheme, page,
-};
+use vitals_store::{AtRiskOrder, AtRiskQuery, Store, StoreError, StoredScheme, page};
 
 use super::evaluation_proto::{
-    behaviour_from_proto, evaluation_to_proto, factor_to_proto, parse_scheme, scheme_from_proto,
-    scheme_to_proto,
+    behaviour_from_proto, evaluation_to_proto, factor_to_proto, scheme_from_proto, scheme_to_proto,
 };
 use crate::convert::{attributes_from_proto, micros, status_filter};
 use crate::error::{blocking, from_store, invalid, invalid_field};
 use crate::models::ModelHub;
+use vitals_store::snapshots::parse_scheme;
 
 /// Most ids one EvaluateCustomers call may list.
 pub const MAX_EVALUATE_IDS: usize = 10_000;
@@ -48,7 +46,7 @@ impl SchemeCache {
     /// database that cannot be reached at start does not stop the server: the built-in
     /// default serves as version 0 until a poll reads the stored one.
     pub fn load(store: &Store) -> Self {
-        let current = latest_or_default(store).unwrap_or_else(|e| {
+        let current = store.scheme_in_force().unwrap_or_else(|e| {
             tracing::warn!(error = %e, "cannot read the scoring scheme yet; using the built-in default as version 0");
             (
                 VersionedScheme {
@@ -74,33 +72,13 @@ impl SchemeCache {
 
     /// Re-reads the latest version (blocking).
     pub fn refresh(&self, store: &Store) -> Result<(), StoreError> {
-        let latest = latest_or_default(store)?;
+        let latest = store.scheme_in_force()?;
         if latest.1.version != self.current.load().1.version {
             tracing::info!(version = latest.1.version, "scoring scheme in force");
             self.current.store(Arc::new(latest));
         }
         Ok(())
     }
-}
-
-fn latest_or_default(store: &Store) -> Result<(VersionedScheme, StoredScheme), StoreError> {
-    let stored = match store.latest_scoring_scheme()? {
-        Some(s) => s,
-        None => {
-            let body = serde_json::to_string(&ScoringScheme::default())
-                .map_err(|e| StoreError::Internal(e.to_string()))?;
-            match store.insert_scoring_scheme(None, &body, "vitals (default scheme)") {
-                Ok(s) => s,
-                // Another server stored version 1 first: read theirs.
-                Err(StoreError::Aborted(_) | StoreError::AlreadyExists(_)) => store
-                    .latest_scoring_scheme()?
-                    .ok_or_else(|| StoreError::Internal("scoring scheme vanished".into()))?,
-                Err(e) => return Err(e),
-            }
-        }
-    };
-    let versioned = parse_scheme(&stored).map_err(StoreError::Internal)?;
-    Ok((versioned, stored))
 }
 
 #[derive(Debug, Clone)]
@@ -139,35 +117,6 @@ fn check_id(field: &str, id: &str) -> Result<(), Status> {
     let mut v = Violations::new();
     vitals_engine::validate::check_id(&mut v, field, id);
     v.into_result().map_err(|v| invalid(&v))
-}
-
-/// The snapshot row of an evaluation.
-pub fn record_of(e: &Evaluation) -> Result<EvaluationRecord, StoreError> {
-    Ok(EvaluationRecord {
-        customer_id: e.customer_id.clone(),
-        external_id: e.external_id.clone(),
-        as_of: e.as_of,
-        computed_at: e.computed_at,
-        churn_probability: e.churn_probability(),
-        value: Some(e.value),
-        expected_loss: e.expected_loss(),
-        segment_id: e.segment.ready().and_then(|s| i32::try_from(s.id).ok()),
-        tier: e.scorecard.ready().map(|s| s.tier.clone()),
-        composite: e.scorecard.ready().map(|s| s.composite),
-        churn_version: e.versions.churn.and_then(|v| i64::try_from(v).ok()),
-        segments_version: e.versions.segments.and_then(|v| i64::try_from(v).ok()),
-        scheme_version: e.versions.scheme,
-        body: serde_json::to_string(e).map_err(|e| StoreError::Internal(e.to_string()))?,
-    })
-}
-
-fn evaluate_history(
-    h: &History,
-    as_of: Micros,
-    models: &Models,
-    scheme: &VersionedScheme,
-) -> Evaluation {
-    evaluate(&h.customer, &h.events, as_of, models, scheme, now_micros())
 }
 
 fn evaluate_one(
@@ -454,31 +403,28 @@ impl EvaluationService for EvaluationApi {
                     versions: Some(versions),
                 }));
             };
-            let outcome = (|| -> Result<(u64, u64), StoreError> {
-                let total = store.count_customers()?;
-                let (mut done, mut stored) = (0u64, 0u64);
-                report(0, total, 0, false);
-                store.scan_histories(SCAN_CHUNK, |histories| {
-                    let records = histories
-                        .iter()
-                        .map(|h| record_of(&evaluate_history(h, as_of, &models, scheme)))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    stored += store.upsert_evaluations(&records)? as u64;
-                    done += histories.len() as u64;
-                    report(done, total, stored, false);
-                    Ok(())
-                })?;
-                Ok((done, stored))
-            })();
+            let outcome = store.refresh_evaluations(as_of, &models, scheme, |p| {
+                report(
+                    p.customers_done,
+                    p.customers_total,
+                    p.evaluations_stored,
+                    false,
+                );
+            });
             match outcome {
-                Ok((done, stored)) => {
+                Ok(p) => {
                     tracing::info!(
-                        customers = done,
-                        stored,
-                        seconds = started.elapsed().as_secs_f64(),
+                        customers = p.customers_done,
+                        stored = p.evaluations_stored,
+                        seconds = p.seconds,
                         "evaluations refreshed"
                     );
-                    report(done, done, stored, true);
+                    report(
+                        p.customers_done,
+                        p.customers_total,
+                        p.evaluations_stored,
+                        true,
+                    );
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "refresh failed");
@@ -556,7 +502,9 @@ impl EvaluationService for EvaluationApi {
         };
         let store = self.store.clone();
         let version = segments.manifest.version;
-        let summaries = blocking(move || store.segment_summaries()).await?;
+        let summaries =
+            blocking(move || store.segment_summaries(i64::try_from(version).unwrap_or(i64::MAX)))
+                .await?;
         let out = segments
             .model
             .profiles

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use vitals_engine::Violations;
 use vitals_engine::evaluation::{
-    ChurnAssessment, Dimension, Evaluation, Factor, Part, ScoringScheme, TierRule, VersionedScheme,
+    ChurnAssessment, Dimension, Evaluation, Factor, Part, ScoringScheme, TierRule,
 };
 use vitals_engine::features::BEHAVIOUR;
 use vitals_proto::v1 as pb;
@@ -160,21 +160,6 @@ pub fn scheme_from_proto(s: &pb::ScoringScheme) -> Result<ScoringScheme, Violati
         }
     }
     v.into_result().map(|()| scheme)
-}
-
-/// Parses a stored scheme body.
-pub fn parse_scheme(stored: &StoredScheme) -> Result<VersionedScheme, String> {
-    serde_json::from_str(&stored.body)
-        .map(|scheme| VersionedScheme {
-            version: stored.version,
-            scheme,
-        })
-        .map_err(|e| {
-            format!(
-                "scoring scheme version {} is unreadable: {e}",
-                stored.version
-            )
-        })
 }
 
 /// Behavioural features by name into the engine's array; NaN where not given.

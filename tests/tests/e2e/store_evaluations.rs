@@ -312,7 +312,7 @@ async fn bad_at_risk_requests_are_refused(backend: Backend) {
 async fn segment_summaries_aggregate_per_segment(backend: Backend) {
     let db = TestDb::new(backend);
     let store = db.store();
-    assert!(store.segment_summaries().expect("summaries").is_empty());
+    assert!(store.segment_summaries(1).expect("summaries").is_empty());
     let mut rows = vec![
         record("a", Some(0.2), Some(10.0)),
         record("b", Some(0.4), Some(30.0)),
@@ -325,9 +325,17 @@ async fn segment_summaries_aggregate_per_segment(backend: Backend) {
     rows[2].segment_id = Some(2);
     rows[3].segment_id = Some(0);
     // rows[4] has no segment and is left out.
+    for row in &mut rows {
+        row.segments_version = Some(1);
+    }
+    // A snapshot from another segmentation does not count.
+    let mut other = record("f", Some(0.1), Some(1.0));
+    other.segment_id = Some(2);
+    other.segments_version = Some(2);
+    rows.push(other);
     store.upsert_evaluations(&rows).expect("upsert");
 
-    let s = store.segment_summaries().expect("summaries");
+    let s = store.segment_summaries(1).expect("summaries");
     assert_eq!(s.len(), 2, "{s:?}");
     assert_eq!(s[0].segment_id, 0);
     assert_eq!(s[0].customers, 1);
