@@ -38,10 +38,20 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     /// Directory for the embedded database and the model registry.
-    #[arg(long, env = "VITALS_DATA_DIR", default_value = "./vitals-data", global = true)]
+    #[arg(
+        long,
+        env = "VITALS_DATA_DIR",
+        default_value = "./vitals-data",
+        global = true
+    )]
     data_dir: PathBuf,
     /// Where the server listens (and where `evaluate` asks).
-    #[arg(long, env = "VITALS_LISTEN", default_value = "127.0.0.1:50051", global = true)]
+    #[arg(
+        long,
+        env = "VITALS_LISTEN",
+        default_value = "127.0.0.1:50051",
+        global = true
+    )]
     listen: SocketAddr,
 }
 
@@ -75,10 +85,16 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn connect(addr: SocketAddr) -> anyhow::Result<EvaluationServiceClient<tonic::transport::Channel>> {
+async fn connect(
+    addr: SocketAddr,
+) -> anyhow::Result<EvaluationServiceClient<tonic::transport::Channel>> {
     EvaluationServiceClient::connect(format!("http://{addr}"))
         .await
-        .with_context(|| format!("no Vitals server at {addr}: start one with `cargo run --release -p vitals-demo`"))
+        .with_context(|| {
+            format!(
+                "no Vitals server at {addr}: start one with `cargo run --release -p vitals-demo`"
+            )
+        })
 }
 
 async fn evaluate(
@@ -120,8 +136,7 @@ fn run(
     );
 
     step("1. Import the shipped samples (a second run changes nothing)");
-    let as_of =
-        vitals_trainer::time::parse_date(TELCO_AS_OF).map_err(anyhow::Error::msg)?;
+    let as_of = vitals_trainer::time::parse_date(TELCO_AS_OF).map_err(anyhow::Error::msg)?;
     let fixtures = Path::new(FIXTURES);
     let telco = import_telco(
         &store,
@@ -213,7 +228,9 @@ fn run(
             }
         }
 
-        step("5. The customer most at risk who has not already lapsed, as EvaluateCustomer answers");
+        step(
+            "5. The customer most at risk who has not already lapsed, as EvaluateCustomer answers",
+        );
         // CDNOW's customers have been dormant since 1998: certain to "leave", and nothing
         // to act on. The first one still active is the one worth a call.
         let at_risk = client

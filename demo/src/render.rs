@@ -10,7 +10,9 @@ fn factors(out: &mut String, title: &str, list: &[pb::Factor]) {
     }
     let _ = writeln!(out, "    {title}:");
     for f in list {
-        let value = f.value.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.2}"));
+        let value = f
+            .value
+            .map_or_else(|| "n/a".to_owned(), |v| format!("{v:.2}"));
         let _ = writeln!(
             out,
             "      {:<38} value {:>9}   {:+.3} log-odds",
@@ -23,7 +25,11 @@ pub fn evaluation(e: &pb::Evaluation) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Customer {} (id {})", e.external_id, e.customer_id);
     let _ = writeln!(out, "  lifecycle stage: {}", e.lifecycle_stage);
-    let _ = writeln!(out, "  value at stake:  {:.2} (spend in the last 365 days)", e.value);
+    let _ = writeln!(
+        out,
+        "  value at stake:  {:.2} (spend in the last 365 days)",
+        e.value
+    );
     match &e.churn {
         Some(c) if c.absent_reason.is_empty() => {
             let _ = writeln!(
@@ -43,7 +49,11 @@ pub fn evaluation(e: &pb::Evaluation) -> String {
     }
     match &e.segment {
         Some(s) if s.absent_reason.is_empty() => {
-            let _ = writeln!(out, "  segment:         {} (segment {})", s.name, s.segment_id);
+            let _ = writeln!(
+                out,
+                "  segment:         {} (segment {})",
+                s.name, s.segment_id
+            );
             for t in &s.traits {
                 let _ = writeln!(out, "    - {t}");
             }

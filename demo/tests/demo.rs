@@ -24,7 +24,10 @@ fn the_demo_runs_end_to_end_on_an_empty_directory() {
         "scorecard:",
         "evaluate ",
     ] {
-        assert!(stdout.contains(expected), "{expected:?} missing from:\n{stdout}");
+        assert!(
+            stdout.contains(expected),
+            "{expected:?} missing from:\n{stdout}"
+        );
     }
     assert!(dir.path().join("vitals.db").exists());
     assert!(dir.path().join("models/churn/ACTIVE").exists());

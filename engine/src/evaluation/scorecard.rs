@@ -249,7 +249,11 @@ mod tests {
             input_score(&r, "frequency_90d", Better::Higher, 10.0),
             Some(100.0)
         );
-        assert_eq!(input_score(&r, "flat", Better::Higher, 0.0), None, "no spread");
+        assert_eq!(
+            input_score(&r, "flat", Better::Higher, 0.0),
+            None,
+            "no spread"
+        );
     }
 
     #[test]
