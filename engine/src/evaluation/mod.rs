@@ -196,18 +196,30 @@ impl Evaluation {
 /// The churn probability of a feature record with its top factors each way.
 pub fn assess_churn(churn: &LoadedChurn, raw: &RawFeatures) -> ChurnAssessment {
     let row = churn.schema.transform(raw);
-    let probability = churn.model.probability(&row);
     let raw_values = churn.schema.raw_values(raw);
+    assess_churn_row(churn, &row, Some(&raw_values))
+}
+
+/// As [`assess_churn`], for a row already in model input form (standardized, schema
+/// order); `raw_values` are the inputs before standardizing, when known.
+pub fn assess_churn_row(
+    churn: &LoadedChurn,
+    row: &[f32],
+    raw_values: Option<&[f64]>,
+) -> ChurnAssessment {
+    let probability = churn.model.probability(row);
     let mut factors: Vec<Factor> = churn
         .model
-        .contributions(&row)
+        .contributions(row)
         .into_iter()
         .zip(&churn.schema.columns)
-        .zip(raw_values)
-        .filter(|((c, _), _)| c.abs() > 1e-6)
-        .map(|((contribution, column), value)| Factor {
+        .enumerate()
+        .filter(|(_, (c, _))| c.abs() > 1e-6)
+        .map(|(i, (contribution, column))| Factor {
             feature: column.name.clone(),
-            value: value.is_finite().then_some(value),
+            value: raw_values
+                .and_then(|v| v.get(i).copied())
+                .filter(|v| v.is_finite()),
             contribution,
         })
         .collect();

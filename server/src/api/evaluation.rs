@@ -10,7 +10,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status};
 use vitals_engine::Violations;
 use vitals_engine::evaluation::{
-    Evaluation, Models, ScoringScheme, VersionedScheme, assess_churn, evaluate, risk_band,
+    ChurnAssessment, Evaluation, Models, ScoringScheme, VersionedScheme, assess_churn,
+    assess_churn_row, evaluate,
 };
 use vitals_engine::features::RawFeatures;
 use vitals_engine::time::{Micros, now_micros};
@@ -134,6 +135,16 @@ fn evaluate_one(
         scheme,
         now_micros(),
     ))
+}
+
+fn score_response(a: &ChurnAssessment) -> pb::ScoreFeaturesResponse {
+    pb::ScoreFeaturesResponse {
+        churn_probability: a.probability,
+        risk_band: a.band.clone(),
+        raising: a.raising.iter().map(factor_to_proto).collect(),
+        lowering: a.lowering.iter().map(factor_to_proto).collect(),
+        model_version: a.model_version,
+    }
 }
 
 type EvaluationStream = ReceiverStream<Result<pb::Evaluation, Status>>;
@@ -317,56 +328,22 @@ impl EvaluationService for EvaluationApi {
                 return Err(invalid_field("model_input", "every input must be finite"));
             }
             let row: Vec<f32> = request.model_input.iter().map(|&x| x as f32).collect();
-            let p = churn.model.probability(&row);
-            let mut factors: Vec<pb::Factor> = churn
-                .model
-                .contributions(&row)
-                .into_iter()
-                .zip(&churn.schema.columns)
-                .filter(|(c, _)| c.abs() > 1e-6)
-                .map(|(contribution, column)| pb::Factor {
-                    feature: column.name.clone(),
-                    value: None,
-                    contribution,
-                })
-                .collect();
-            factors.sort_by(|a, b| b.contribution.total_cmp(&a.contribution));
-            let top = vitals_engine::evaluation::TOP_FACTORS;
-            let lowering = factors
-                .iter()
-                .rev()
-                .take_while(|f| f.contribution < 0.0)
-                .take(top)
-                .cloned()
-                .collect();
-            factors.truncate(top);
-            factors.retain(|f| f.contribution > 0.0);
-            return Ok(Response::new(pb::ScoreFeaturesResponse {
-                churn_probability: p,
-                risk_band: risk_band(p).to_owned(),
-                raising: factors,
-                lowering,
-                model_version: version,
-            }));
+            return Ok(Response::new(score_response(&assess_churn_row(
+                churn, &row, None,
+            ))));
         }
         let mut v = Violations::new();
         let behaviour = behaviour_from_proto(&mut v, &request.features);
         let attributes = attributes_from_proto(&mut v, "", &request.attributes);
         v.into_result().map_err(|v| invalid(&v))?;
-        let a = assess_churn(
+        let assessment = assess_churn(
             churn,
             &RawFeatures {
                 behaviour,
                 attributes,
             },
         );
-        Ok(Response::new(pb::ScoreFeaturesResponse {
-            churn_probability: a.probability,
-            risk_band: a.band,
-            raising: a.raising.iter().map(factor_to_proto).collect(),
-            lowering: a.lowering.iter().map(factor_to_proto).collect(),
-            model_version: version,
-        }))
+        Ok(Response::new(score_response(&assessment)))
     }
 
     type RefreshEvaluationsStream = ProgressStream;
