@@ -5,6 +5,7 @@
 //! refusing anything whose shape does not match its schema.
 
 pub mod churn;
+pub mod clv;
 pub mod forest;
 pub mod kmeans;
 pub mod lbfgs;
