@@ -3,10 +3,13 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, ensure};
-use vitals_engine::models::clv::{BgNbd, GammaGamma, RfmSummary, summarize};
+use vitals_engine::models::churn::Algorithm;
+use vitals_engine::models::clv::{BgNbd, GammaGamma, RfmSummary, load_clv, summarize};
+use vitals_engine::registry::Registry;
 use vitals_engine::time::MICROS_PER_DAY;
 use vitals_store::{DatabaseUrl, PoolOptions, Store};
-use vitals_trainer::{ImportOptions, import_cdnow};
+use vitals_trainer::train::{Activation, ChurnChoice, SegmentChoice, TrainConfig, train};
+use vitals_trainer::{ImportOptions, import_cdnow, import_telco};
 
 const CDNOW: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -19,21 +22,50 @@ fn three_digits(got: f64, paper: f64) -> bool {
     ((got / scale).round() - (paper / scale).round()).abs() < 0.5
 }
 
-/// Every CDNOW customer's summary as of 1997-10-01, in weeks (days / 7).
-fn cdnow_summaries() -> Result<Vec<RfmSummary>> {
-    let dir = tempfile::tempdir()?;
+const TELCO: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../fixtures/datasets/telco_customer_churn.csv"
+);
+
+fn store(dir: &Path) -> Result<Store> {
     let store = Store::open(
-        &DatabaseUrl::Sqlite(dir.path().join("vitals.db")),
+        &DatabaseUrl::Sqlite(dir.join("vitals.db")),
         &PoolOptions::default(),
     )?;
     store.migrate()?;
-    import_cdnow(&store, Path::new(CDNOW), &ImportOptions::default())?;
-    let as_of = vitals_trainer::time::parse_date("1997-10-01")
+    Ok(store)
+}
+
+fn midnight(date: &str) -> Result<i64> {
+    Ok(vitals_trainer::time::parse_date(date)
         .map_err(anyhow::Error::msg)?
         .and_hms_opt(0, 0, 0)
         .context("midnight")?
         .and_utc()
-        .timestamp_micros();
+        .timestamp_micros())
+}
+
+fn config(dir: &Path, as_of: &str) -> Result<TrainConfig> {
+    Ok(TrainConfig {
+        registry: dir.join("models"),
+        cutoffs: vec![midnight(as_of)?],
+        horizon: 182 * MICROS_PER_DAY,
+        churn: ChurnChoice::Only(Algorithm::Logistic),
+        segments: SegmentChoice::K(3),
+        seed: 7,
+        activation: Activation::Always,
+        validation_share: 0.2,
+        progress: false,
+        actor: "test".into(),
+    })
+}
+
+/// Every CDNOW customer's summary as of 1997-10-01, in weeks (days / 7).
+fn cdnow_summaries() -> Result<Vec<RfmSummary>> {
+    let dir = tempfile::tempdir()?;
+    let store = store(dir.path())?;
+    import_cdnow(&store, Path::new(CDNOW), &ImportOptions::default())?;
+    let as_of = midnight("1997-10-01")?;
     let mut summaries = Vec::new();
     store.scan_histories(500, |histories| {
         summaries.extend(
@@ -80,5 +112,58 @@ fn cdnow_reproduces_the_papers_estimates() -> Result<()> {
     ] {
         ensure!(three_digits(got, paper), "{name} = {got}, paper {paper}");
     }
+    Ok(())
+}
+
+#[test]
+fn training_publishes_and_activates_clv_with_a_holdout_check() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store = store(dir.path())?;
+    import_cdnow(&store, Path::new(CDNOW), &ImportOptions::default())?;
+    let outcome = train(&store, &config(dir.path(), "1997-10-01")?)?;
+    ensure!(outcome.clv_version == Some(1), "{}", outcome.clv_note);
+    let registry = Registry::open(dir.path().join("models"))?;
+    ensure!(registry.active("clv")? == Some(1));
+    let loaded = load_clv(&registry, 1)?;
+    let m = &loaded.manifest;
+    ensure!(m.training["unit"] == "week", "{}", m.training);
+    for name in ["r", "alpha", "a", "b", "p", "q", "gamma"] {
+        ensure!(
+            m.metrics["parameters"][name].is_f64(),
+            "{name} in {}",
+            m.metrics
+        );
+    }
+    ensure!(m.metrics["converged"] == true && m.metrics["iterations"].is_u64());
+    ensure!(
+        (loaded.model.bgnbd.r - 0.2426).abs() < 1e-3,
+        "{:?}",
+        loaded.model
+    );
+    // The holdout: 26 weeks after the paper's calibration period.
+    let predicted = m.metrics["holdout"]["predicted"].as_f64().unwrap_or(0.0);
+    let actual = m.metrics["holdout"]["actual"].as_f64().unwrap_or(0.0);
+    ensure!(
+        actual > 500.0 && (predicted / actual - 1.0).abs() < 0.2,
+        "predicted {predicted}, actual {actual}"
+    );
+    ensure!(m.metrics["holdout"]["by_repeats"].as_array().map(Vec::len) == Some(8));
+    let html = std::fs::read_to_string(registry.version_dir("clv", 1).join("report.html"))?;
+    ensure!(html.contains("<svg") && html.contains("7+"));
+    ensure!(m.files.contains_key("report.json") && m.files.contains_key("clv.json"));
+    Ok(())
+}
+
+#[test]
+fn training_without_transactions_skips_clv_and_says_why() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store = store(dir.path())?;
+    let as_of = vitals_trainer::time::parse_date("2025-10-01").map_err(anyhow::Error::msg)?;
+    import_telco(&store, Path::new(TELCO), as_of, &ImportOptions::default())?;
+    let mut config = config(dir.path(), "2025-10-01")?;
+    config.horizon = 30 * MICROS_PER_DAY;
+    let outcome = train(&store, &config)?;
+    ensure!(outcome.clv_version.is_none() && outcome.churn_version == 1);
+    ensure!(outcome.clv_note.contains("skipped"), "{}", outcome.clv_note);
     Ok(())
 }

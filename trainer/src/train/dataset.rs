@@ -3,9 +3,13 @@
 use anyhow::Context;
 use indicatif::ProgressBar;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
+
+use vitals_engine::domain::{EventPayload, StoredEvent};
 use vitals_engine::features::RawFeatures;
 use vitals_engine::labels::{churned_within, eligible};
-use vitals_engine::time::Micros;
+use vitals_engine::models::clv::{RfmSummary, summarize};
+use vitals_engine::time::{MICROS_PER_DAY, Micros};
 use vitals_store::Store;
 
 /// One customer at one cutoff: what was known then, and what happened after.
@@ -26,12 +30,27 @@ pub struct CustomerKey {
     pub external_id: String,
 }
 
+/// Lifetime-value models measure time in weeks (days / 7, as Fader, Hardie and Lee do).
+pub const CLV_UNIT: Micros = 7 * MICROS_PER_DAY;
+
+/// One buyer's purchase summary at the last cutoff, and what they did after it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClvRow {
+    /// In weeks ([`CLV_UNIT`]).
+    pub summary: RfmSummary,
+    /// Purchase days in the horizon after the cutoff (the holdout check's "actual").
+    pub holdout_purchases: f64,
+}
+
 #[derive(Debug, Clone)]
 pub struct TrainingSet {
     pub cutoffs: Vec<Micros>,
     pub horizon: Micros,
     pub customers: Vec<CustomerKey>,
     pub examples: Vec<Example>,
+    /// Every customer who had bought by the last cutoff, eligible for churn or not (a
+    /// lifetime-value model describes all buyers).
+    pub clv: Vec<ClvRow>,
     pub customers_read: usize,
     pub events_read: usize,
     /// sha256 over every customer's id, version, event count and newest record time.
@@ -61,6 +80,7 @@ pub fn build(
         horizon,
         customers: Vec::new(),
         examples: Vec::new(),
+        clv: Vec::new(),
         customers_read: 0,
         events_read: 0,
         fingerprint: String::new(),
@@ -76,6 +96,14 @@ pub fn build(
                 hasher.update((h.events.len() as u64).to_le_bytes());
                 let newest = h.events.iter().map(|e| e.record_time).max().unwrap_or(0);
                 hasher.update(newest.to_le_bytes());
+                if let Some(&last) = cutoffs.last()
+                    && let Some(summary) = summarize(&h.events, last, CLV_UNIT)
+                {
+                    set.clv.push(ClvRow {
+                        summary,
+                        holdout_purchases: purchase_days_after(&h.events, last, horizon),
+                    });
+                }
                 let mut index = None;
                 for (c, &t) in cutoffs.iter().enumerate() {
                     if !eligible(&h.customer.data, &h.events, t) {
@@ -104,4 +132,24 @@ pub fn build(
         .context("reading customer histories")?;
     set.fingerprint = hex::encode(&hasher.finalize()[..16]);
     Ok(set)
+}
+
+/// Distinct UTC purchase days in `[cutoff, cutoff + horizon)`, not counting a day that
+/// already holds a purchase before the cutoff (a day is one purchase, as in the summary).
+fn purchase_days_after(events: &[StoredEvent], cutoff: Micros, horizon: Micros) -> f64 {
+    let day = |t: Micros| t.div_euclid(MICROS_PER_DAY);
+    let purchases = || {
+        events
+            .iter()
+            .filter(|e| matches!(e.payload, EventPayload::Transaction(_)))
+    };
+    let mut days: BTreeSet<i64> = purchases()
+        .filter(|e| e.time >= cutoff && e.time < cutoff + horizon)
+        .map(|e| day(e.time))
+        .collect();
+    let split_day = day(cutoff - 1);
+    if purchases().any(|e| e.time < cutoff && day(e.time) == split_day) {
+        days.remove(&split_day);
+    }
+    days.len() as f64
 }

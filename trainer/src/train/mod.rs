@@ -5,6 +5,7 @@
 //! never seen by any fit (not by the feature schema's normalisation either); metrics in
 //! the manifest and the report are computed on those rows only.
 
+pub mod clv;
 pub mod dataset;
 
 use std::path::PathBuf;
@@ -78,6 +79,9 @@ pub struct TrainOutcome {
     pub churn_version: u64,
     pub churn_algorithm: String,
     pub segments_version: Option<u64>,
+    /// `None` when the data could not support a lifetime-value model (see `clv_note`).
+    pub clv_version: Option<u64>,
+    pub clv_note: String,
     pub activated: bool,
     pub activation_note: String,
     pub customers_read: usize,
@@ -262,7 +266,7 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
         .with_context(|| format!("opening the registry {}", config.registry.display()))?;
     // Publishes that a killed trainer left behind (older than an hour: not a concurrent
     // run still writing) are removed; readers ignore them either way.
-    for kind in ["churn", "segments"] {
+    for kind in ["churn", "segments", "clv"] {
         if let Ok(removed @ 1..) = registry.sweep_temp(kind, std::time::Duration::from_secs(3600)) {
             tracing::info!(kind, removed, "abandoned temporary publishes removed");
         }
@@ -488,6 +492,16 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
         None => None,
     };
 
+    // Lifetime value on every buyer at the last cutoff; skipped (not failed) when the data
+    // cannot support it, e.g. subscriptions without transactions.
+    let clv = clv::run(
+        &registry,
+        &set,
+        &rfc3339(last),
+        &rfc3339(now_micros()),
+        churn.version,
+    )?;
+
     // 6. Activation.
     let (activated, activation_note) = match config.activation {
         Activation::No => (
@@ -533,12 +547,17 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
         if let Some(v) = segments_version {
             registry.activate("segments", v, &config.actor, reason)?;
         }
+        if let Some(v) = clv.version {
+            registry.activate("clv", v, &config.actor, reason)?;
+        }
     }
 
     Ok(TrainOutcome {
         churn_version: churn.version,
         churn_algorithm: algorithm.as_str().to_owned(),
         segments_version,
+        clv_version: clv.version,
+        clv_note: clv.note,
         activated,
         activation_note,
         customers_read: set.customers_read,
