@@ -94,58 +94,58 @@ pub(crate) struct EventRow {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = transactions, treat_none_as_default_value = false)]
 pub(crate) struct TransactionRow {
-    customer_id: String,
-    event_key: String,
-    time: i64,
-    record_time: i64,
-    amount_minor: i64,
-    currency: String,
-    quantity: i32,
-    category: String,
-    channel: String,
+    pub(crate) customer_id: String,
+    pub(crate) event_key: String,
+    pub(crate) time: i64,
+    pub(crate) record_time: i64,
+    pub(crate) amount_minor: i64,
+    pub(crate) currency: String,
+    pub(crate) quantity: i32,
+    pub(crate) category: String,
+    pub(crate) channel: String,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = payments, treat_none_as_default_value = false)]
 pub(crate) struct PaymentRow {
-    customer_id: String,
-    event_key: String,
-    time: i64,
-    record_time: i64,
-    invoice_id: String,
-    amount_minor: i64,
-    currency: String,
-    due_time: Option<i64>,
-    paid_time: Option<i64>,
-    method: String,
+    pub(crate) customer_id: String,
+    pub(crate) event_key: String,
+    pub(crate) time: i64,
+    pub(crate) record_time: i64,
+    pub(crate) invoice_id: String,
+    pub(crate) amount_minor: i64,
+    pub(crate) currency: String,
+    pub(crate) due_time: Option<i64>,
+    pub(crate) paid_time: Option<i64>,
+    pub(crate) method: String,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = feedback, treat_none_as_default_value = false)]
 pub(crate) struct FeedbackRow {
-    customer_id: String,
-    event_key: String,
-    time: i64,
-    record_time: i64,
-    kind: String,
-    score: i32,
-    comment: Option<String>,
-    channel: String,
+    pub(crate) customer_id: String,
+    pub(crate) event_key: String,
+    pub(crate) time: i64,
+    pub(crate) record_time: i64,
+    pub(crate) kind: String,
+    pub(crate) score: i32,
+    pub(crate) comment: Option<String>,
+    pub(crate) channel: String,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = interactions, treat_none_as_default_value = false)]
 pub(crate) struct InteractionRow {
-    customer_id: String,
-    event_key: String,
-    time: i64,
-    record_time: i64,
-    kind: String,
-    severity: String,
-    category: String,
-    channel: String,
-    ticket_id: String,
-    resolved_time: Option<i64>,
+    pub(crate) customer_id: String,
+    pub(crate) event_key: String,
+    pub(crate) time: i64,
+    pub(crate) record_time: i64,
+    pub(crate) kind: String,
+    pub(crate) severity: String,
+    pub(crate) category: String,
+    pub(crate) channel: String,
+    pub(crate) ticket_id: String,
+    pub(crate) resolved_time: Option<i64>,
 }
 
 impl TransactionRow {

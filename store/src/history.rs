@@ -9,6 +9,7 @@
 //! diesel's row decoding; SQLite, and single-customer reads, use the diesel queries.
 
 mod copy;
+mod single;
 
 use std::collections::HashMap;
 
@@ -129,10 +130,7 @@ impl Store {
 
     /// One customer's whole history, oldest event first: what a single evaluation reads.
     pub fn customer_history(&self, customer: Customer) -> Result<History> {
-        let mut events = self
-            .events_between(&customer.id, &customer.id)?
-            .remove(&customer.id)
-            .unwrap_or_default();
+        let mut events = self.events_of_one(&customer.id)?;
         sort_timeline(&mut events);
         Ok(History { customer, events })
     }
