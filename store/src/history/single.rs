@@ -19,39 +19,7 @@ const PAYMENT: i32 = 1;
 const FEEDBACK: i32 = 2;
 const INTERACTION: i32 = 3;
 
-/// The union's row: what each kind puts where is spelled out in `SQL`.
-#[derive(QueryableByName)]
-struct UnionRow {
-    #[diesel(sql_type = Integer)]
-    source: i32,
-    #[diesel(sql_type = Text)]
-    event_key: String,
-    #[diesel(sql_type = BigInt)]
-    time: i64,
-    #[diesel(sql_type = BigInt)]
-    record_time: i64,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    amount_minor: Option<i64>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    time_a: Option<i64>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    time_b: Option<i64>,
-    #[diesel(sql_type = Nullable<Integer>)]
-    number: Option<i32>,
-    #[diesel(sql_type = Nullable<Text>)]
-    text_a: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    text_b: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    text_c: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    text_d: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    text_e: Option<String>,
-}
-
-/// `{p}` is the backend's placeholder for the customer id (`$1` or `?`); SQLite numbers
-/// `?` per occurrence, so each branch binds the id again.
+/// The union's row. What each kind puts where:
 ///
 /// | column       | transaction | payment    | feedback | interaction   |
 /// |--------------|-------------|------------|----------|---------------|
@@ -64,30 +32,56 @@ struct UnionRow {
 /// | text_c       | channel     | method     | comment  | category      |
 /// | text_d       |             |            |          | channel       |
 /// | text_e       |             |            |          | ticket_id     |
-fn sql(p: &[&str; 4]) -> String {
-    format!(
-        "SELECT {TRANSACTION} AS source, event_key, time, record_time, amount_minor, \
-           CAST(NULL AS BIGINT) AS time_a, CAST(NULL AS BIGINT) AS time_b, quantity AS number, \
-           currency AS text_a, category AS text_b, channel AS text_c, \
-           CAST(NULL AS TEXT) AS text_d, CAST(NULL AS TEXT) AS text_e \
-         FROM transactions WHERE customer_id = {} \
-         UNION ALL \
-         SELECT {PAYMENT}, event_key, time, record_time, amount_minor, due_time, paid_time, \
-           CAST(NULL AS INTEGER), currency, invoice_id, method, CAST(NULL AS TEXT), \
-           CAST(NULL AS TEXT) \
-         FROM payments WHERE customer_id = {} \
-         UNION ALL \
-         SELECT {FEEDBACK}, event_key, time, record_time, CAST(NULL AS BIGINT), \
-           CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), score, kind, channel, comment, \
-           CAST(NULL AS TEXT), CAST(NULL AS TEXT) \
-         FROM feedback WHERE customer_id = {} \
-         UNION ALL \
-         SELECT {INTERACTION}, event_key, time, record_time, CAST(NULL AS BIGINT), \
-           resolved_time, CAST(NULL AS BIGINT), CAST(NULL AS INTEGER), kind, severity, \
-           category, channel, ticket_id \
-         FROM interactions WHERE customer_id = {}",
-        p[0], p[1], p[2], p[3]
-    )
+struct UnionRow {
+    source: i32,
+    event_key: String,
+    time: i64,
+    record_time: i64,
+    amount_minor: Option<i64>,
+    time_a: Option<i64>,
+    time_b: Option<i64>,
+    number: Option<i32>,
+    text_a: Option<String>,
+    text_b: Option<String>,
+    text_c: Option<String>,
+    text_d: Option<String>,
+    text_e: Option<String>,
+}
+
+type Tuple = (
+    i32,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i32>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+impl From<Tuple> for UnionRow {
+    fn from(t: Tuple) -> Self {
+        Self {
+            source: t.0,
+            event_key: t.1,
+            time: t.2,
+            record_time: t.3,
+            amount_minor: t.4,
+            time_a: t.5,
+            time_b: t.6,
+            number: t.7,
+            text_a: t.8,
+            text_b: t.9,
+            text_c: t.10,
+            text_d: t.11,
+            text_e: t.12,
+        }
+    }
 }
 
 fn text(v: Option<String>) -> String {
@@ -153,26 +147,87 @@ impl UnionRow {
 }
 
 impl Store {
-    /// Every event of one customer, in no particular order, in one statement.
+    /// Every event of one customer, in no particular order, in one statement. Built with
+    /// diesel's query builder (not `sql_query`), so the statement is prepared once per
+    /// connection and cached.
     pub(super) fn events_of_one(&self, customer_id: &str) -> Result<Vec<StoredEvent>> {
-        let query = if self.is_postgres() {
-            sql(&["$1", "$1", "$1", "$1"])
-        } else {
-            sql(&["?", "?", "?", "?"])
-        };
-        let rows: Vec<UnionRow> = with_conn!(self, conn => {
-            let q = diesel::sql_query(query.as_str()).bind::<Text, _>(customer_id);
-            if self.is_postgres() {
-                q.load(conn)?
-            } else {
-                q.bind::<Text, _>(customer_id)
-                    .bind::<Text, _>(customer_id)
-                    .bind::<Text, _>(customer_id)
-                    .load(conn)?
-            }
+        use crate::schema::{feedback as f, interactions as i, payments as p, transactions as t};
+        let no_time = || None::<i64>.into_sql::<Nullable<BigInt>>();
+        let no_number = || None::<i32>.into_sql::<Nullable<Integer>>();
+        let no_text = || None::<String>.into_sql::<Nullable<Text>>();
+        let rows: Vec<Tuple> = with_conn!(self, conn => {
+            t::table
+                .filter(t::customer_id.eq(customer_id))
+                .select((
+                    TRANSACTION.into_sql::<Integer>(),
+                    t::event_key,
+                    t::time,
+                    t::record_time,
+                    t::amount_minor.nullable(),
+                    no_time(),
+                    no_time(),
+                    t::quantity.nullable(),
+                    t::currency.nullable(),
+                    t::category.nullable(),
+                    t::channel.nullable(),
+                    no_text(),
+                    no_text(),
+                ))
+                .union_all(
+                    p::table.filter(p::customer_id.eq(customer_id)).select((
+                        PAYMENT.into_sql::<Integer>(),
+                        p::event_key,
+                        p::time,
+                        p::record_time,
+                        p::amount_minor.nullable(),
+                        p::due_time,
+                        p::paid_time,
+                        no_number(),
+                        p::currency.nullable(),
+                        p::invoice_id.nullable(),
+                        p::method.nullable(),
+                        no_text(),
+                        no_text(),
+                    )),
+                )
+                .union_all(
+                    f::table.filter(f::customer_id.eq(customer_id)).select((
+                        FEEDBACK.into_sql::<Integer>(),
+                        f::event_key,
+                        f::time,
+                        f::record_time,
+                        no_time(),
+                        no_time(),
+                        no_time(),
+                        f::score.nullable(),
+                        f::kind.nullable(),
+                        f::channel.nullable(),
+                        f::comment,
+                        no_text(),
+                        no_text(),
+                    )),
+                )
+                .union_all(
+                    i::table.filter(i::customer_id.eq(customer_id)).select((
+                        INTERACTION.into_sql::<Integer>(),
+                        i::event_key,
+                        i::time,
+                        i::record_time,
+                        no_time(),
+                        i::resolved_time,
+                        no_time(),
+                        no_number(),
+                        i::kind.nullable(),
+                        i::severity.nullable(),
+                        i::category.nullable(),
+                        i::channel.nullable(),
+                        i::ticket_id.nullable(),
+                    )),
+                )
+                .load(conn)?
         });
         rows.into_iter()
-            .map(|r| r.into_event(customer_id))
+            .map(|r| UnionRow::from(r).into_event(customer_id))
             .collect()
     }
 }
