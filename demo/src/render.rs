@@ -25,11 +25,24 @@ pub fn evaluation(e: &pb::Evaluation) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Customer {} (id {})", e.external_id, e.customer_id);
     let _ = writeln!(out, "  lifecycle stage: {}", e.lifecycle_stage);
-    let _ = writeln!(
-        out,
-        "  value at stake:  {:.2} (spend in the last 365 days)",
-        e.value
-    );
+    match &e.lifetime_value {
+        Some(l) if l.absent_reason.is_empty() => {
+            let _ = writeln!(
+                out,
+                "  lifetime value:  {:.2} over {} months ({:.2} purchases of {:.2}; still buying with probability {:.2})",
+                l.lifetime_value,
+                l.horizon_months,
+                l.expected_purchases,
+                l.expected_spend,
+                l.probability_alive
+            );
+        }
+        Some(l) => {
+            let _ = writeln!(out, "  lifetime value:  - ({})", l.absent_reason);
+        }
+        None => {}
+    }
+    let _ = writeln!(out, "  value at stake:  {:.2}", e.value);
     match &e.churn {
         Some(c) if c.absent_reason.is_empty() => {
             let _ = writeln!(
@@ -98,8 +111,8 @@ pub fn evaluation(e: &pb::Evaluation) -> String {
     if let Some(v) = &e.versions {
         let _ = writeln!(
             out,
-            "  versions:        churn model {}, segments model {}, scoring scheme {}",
-            v.churn, v.segments, v.scoring_scheme
+            "  versions:        churn model {}, segments model {}, lifetime-value model {}, scoring scheme {}",
+            v.churn, v.segments, v.clv, v.scoring_scheme
         );
     }
     out

@@ -11,12 +11,13 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use vitals_engine::evaluation::{CHURN_KIND, Models, SEGMENTS_KIND, load_segments};
+use vitals_engine::evaluation::{CHURN_KIND, CLV_KIND, Models, SEGMENTS_KIND, load_segments};
 use vitals_engine::models::churn::load_churn;
+use vitals_engine::models::clv::load_clv;
 use vitals_engine::registry::{Registry, RegistryError};
 
 /// The kinds the server serves, in the order they are reported.
-pub const SERVED_KINDS: [&str; 2] = [CHURN_KIND, SEGMENTS_KIND];
+pub const SERVED_KINDS: [&str; 3] = [CHURN_KIND, SEGMENTS_KIND, CLV_KIND];
 
 /// What the server knows about one kind after a reload.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -81,6 +82,7 @@ impl ModelHub {
         match kind {
             CHURN_KIND => models.churn.as_ref().map(|c| c.manifest.version),
             SEGMENTS_KIND => models.segments.as_ref().map(|s| s.manifest.version),
+            CLV_KIND => models.clv.as_ref().map(|c| c.manifest.version),
             _ => None,
         }
     }
@@ -103,6 +105,11 @@ impl ModelHub {
                 let segments = load_segments(&self.registry, version)
                     .map_err(|e| unservable(e.to_string()))?;
                 next.segments = Some(Arc::new(segments));
+            }
+            CLV_KIND => {
+                let clv =
+                    load_clv(&self.registry, version).map_err(|e| unservable(e.to_string()))?;
+                next.clv = Some(Arc::new(clv));
             }
             other => {
                 return Err(unservable(format!(

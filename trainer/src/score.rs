@@ -8,10 +8,13 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use serde::Serialize;
-use vitals_engine::evaluation::{CHURN_KIND, Models, SEGMENTS_KIND, load_segments, risk_band};
+use vitals_engine::evaluation::{
+    CHURN_KIND, CLV_KIND, Models, SEGMENTS_KIND, load_segments, risk_band,
+};
 use vitals_engine::features::RawFeatures;
 use vitals_engine::labels::eligible;
 use vitals_engine::models::churn::load_churn;
+use vitals_engine::models::clv::load_clv;
 use vitals_engine::models::segments::SegmentModel;
 use vitals_engine::registry::Registry;
 use vitals_engine::time::Micros;
@@ -169,7 +172,17 @@ pub fn active_models(registry: &Registry) -> anyhow::Result<Models> {
         )),
         None => None,
     };
-    Ok(Models { churn, segments })
+    let clv = match registry.active(CLV_KIND)? {
+        Some(v) => Some(Arc::new(
+            load_clv(registry, v).with_context(|| format!("loading clv version {v}"))?,
+        )),
+        None => None,
+    };
+    Ok(Models {
+        churn,
+        segments,
+        clv,
+    })
 }
 
 /// `score --store`: the server's `RefreshEvaluations`, offline. Evaluates every customer

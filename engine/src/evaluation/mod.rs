@@ -21,6 +21,7 @@ use crate::features::{BEHAVIOUR, RawFeatures};
 use crate::labels::eligible;
 use crate::models::ModelError;
 use crate::models::churn::LoadedChurn;
+use crate::models::clv::{LoadedClv, summarize};
 use crate::models::segments::SegmentModel;
 use crate::reference::ReferenceStats;
 use crate::registry::{Manifest, Registry};
@@ -34,6 +35,13 @@ pub use scorecard::{Dimension, DimensionScore};
 /// The model kinds the evaluation uses, as named in the registry.
 pub const CHURN_KIND: &str = "churn";
 pub const SEGMENTS_KIND: &str = "segments";
+pub const CLV_KIND: &str = "clv";
+/// Lifetime value is reported over the next 12 months, discounted 1% a month, at a 100%
+/// margin (revenue): the value at stake when deciding what a retention call is worth.
+/// Margins differ by business; revenue keeps the number checkable against spend.
+pub const CLV_HORIZON_MONTHS: u32 = 12;
+pub const CLV_MONTHLY_DISCOUNT: f64 = 0.01;
+pub const CLV_MARGIN: f64 = 1.0;
 /// The reference statistics file published beside the segments model.
 pub const REFERENCE_FILE: &str = "reference.json";
 /// Factors listed on each side (raising, lowering) of a churn probability.
@@ -87,6 +95,7 @@ pub fn load_segments(registry: &Registry, version: u64) -> Result<LoadedSegments
 pub struct Models {
     pub churn: Option<Arc<LoadedChurn>>,
     pub segments: Option<Arc<LoadedSegments>>,
+    pub clv: Option<Arc<LoadedClv>>,
 }
 
 /// A scheme with the version the store gave it.
@@ -158,10 +167,27 @@ pub struct Scorecard {
     pub tier: String,
 }
 
+/// What the customer is worth, from BG/NBD (buying and silently dropping out) and
+/// Gamma-Gamma (spend per purchase).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LifetimeValue {
+    pub probability_alive: f64,
+    /// Purchases expected over the horizon.
+    pub expected_purchases: f64,
+    /// Expected spend per purchase (major units).
+    pub expected_spend: f64,
+    /// Discounted value over the horizon (major units).
+    pub lifetime_value: f64,
+    pub horizon_months: u32,
+    pub model_version: u64,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Versions {
     pub churn: Option<u64>,
     pub segments: Option<u64>,
+    #[serde(default)]
+    pub clv: Option<u64>,
     pub scheme: i64,
 }
 
@@ -175,9 +201,12 @@ pub struct Evaluation {
     pub segment: Part<SegmentAssignment>,
     pub rfm: Part<Rfm>,
     pub scorecard: Part<Scorecard>,
+    #[serde(default = "no_clv_part")]
+    pub lifetime: Part<LifetimeValue>,
     pub lifecycle: LifecycleStage,
-    /// Spend over the last 365 days (major units): the value at stake if the customer
-    /// leaves, until lifetime value is modelled.
+    /// The value at stake if the customer leaves (major units): the lifetime value over
+    /// the next 12 months when a lifetime-value model is in service, else the spend over
+    /// the last 365 days.
     pub value: f64,
     pub versions: Versions,
 }
@@ -247,6 +276,38 @@ pub fn assess_churn_row(
     }
 }
 
+fn no_clv_part() -> Part<LifetimeValue> {
+    Part::absent(NO_CLV_MODEL)
+}
+
+/// The lifetime value of one customer's history, or why there is none.
+pub fn assess_lifetime(
+    clv: &LoadedClv,
+    events: &[StoredEvent],
+    as_of: Micros,
+) -> Part<LifetimeValue> {
+    let unit = (clv.model.unit_days * MICROS_PER_DAY as f64).round() as Micros;
+    let Some(summary) = summarize(events, as_of, unit) else {
+        return Part::absent("no purchase yet: lifetime value needs at least one");
+    };
+    let model = &clv.model;
+    Part::Ready(LifetimeValue {
+        probability_alive: model.bgnbd.probability_alive(&summary),
+        expected_purchases: model
+            .expected_purchases_months(&summary, f64::from(CLV_HORIZON_MONTHS)),
+        expected_spend: model.gamma_gamma.expected_spend(&summary),
+        lifetime_value: model.lifetime_value(
+            &summary,
+            CLV_HORIZON_MONTHS,
+            CLV_MONTHLY_DISCOUNT,
+            CLV_MARGIN,
+        ),
+        horizon_months: CLV_HORIZON_MONTHS,
+        model_version: clv.manifest.version,
+    })
+}
+
+const NO_CLV_MODEL: &str = "no lifetime-value model is active: train on data with repeat purchases (`vitals-trainer train --activate`)";
 const NO_CHURN_MODEL: &str =
     "no churn model is active: run `vitals-trainer train --activate` (or ActivateModel)";
 const NO_SEGMENTS_MODEL: &str = "no segments model is active: run `vitals-trainer train --activate` with segments (the reference statistics ship with it)";
@@ -314,7 +375,16 @@ pub fn evaluate(
         }
     };
 
+    let lifetime = match &models.clv {
+        None => Part::absent(NO_CLV_MODEL),
+        Some(clv) => assess_lifetime(clv, events, as_of),
+    };
     let monetary = feature("monetary_365d");
+    let value = match lifetime.ready() {
+        Some(l) if l.lifetime_value.is_finite() => l.lifetime_value,
+        _ if monetary.is_finite() => monetary,
+        _ => 0.0,
+    };
     Evaluation {
         customer_id: customer.id.clone(),
         external_id: customer.data.external_id.clone(),
@@ -324,6 +394,7 @@ pub fn evaluate(
         segment,
         rfm,
         scorecard,
+        lifetime,
         lifecycle: lifecycle::stage(
             &customer.data,
             events,
@@ -331,10 +402,11 @@ pub fn evaluate(
             feature("tenure_days"),
             churn_probability,
         ),
-        value: if monetary.is_finite() { monetary } else { 0.0 },
+        value,
         versions: Versions {
             churn: models.churn.as_ref().map(|c| c.manifest.version),
             segments: models.segments.as_ref().map(|s| s.manifest.version),
+            clv: models.clv.as_ref().map(|c| c.manifest.version),
             scheme: scheme.version,
         },
     }

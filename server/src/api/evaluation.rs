@@ -155,6 +155,7 @@ fn versions(models: &Models, scheme: &VersionedScheme) -> pb::ModelVersions {
         churn: models.churn.as_ref().map_or(0, |c| c.manifest.version),
         segments: models.segments.as_ref().map_or(0, |s| s.manifest.version),
         scoring_scheme: scheme.version,
+        clv: models.clv.as_ref().map_or(0, |c| c.manifest.version),
     }
 }
 

@@ -84,6 +84,17 @@ pub fn evaluation_to_proto(e: &Evaluation) -> pb::Evaluation {
         scorecard.composite = s.composite;
         scorecard.tier = s.tier.clone();
     }
+    let mut lifetime = pb::LifetimeValue {
+        absent_reason: reason(&e.lifetime),
+        ..Default::default()
+    };
+    if let Some(l) = e.lifetime.ready() {
+        lifetime.probability_alive = l.probability_alive;
+        lifetime.expected_purchases = l.expected_purchases;
+        lifetime.expected_spend = l.expected_spend;
+        lifetime.lifetime_value = l.lifetime_value;
+        lifetime.horizon_months = i32::try_from(l.horizon_months).unwrap_or(i32::MAX);
+    }
     pb::Evaluation {
         customer_id: e.customer_id.clone(),
         external_id: e.external_id.clone(),
@@ -99,7 +110,9 @@ pub fn evaluation_to_proto(e: &Evaluation) -> pb::Evaluation {
             churn: e.versions.churn.unwrap_or(0),
             segments: e.versions.segments.unwrap_or(0),
             scoring_scheme: e.versions.scheme,
+            clv: e.versions.clv.unwrap_or(0),
         }),
+        lifetime_value: Some(lifetime),
     }
 }
 

@@ -132,6 +132,22 @@ async fn a_trained_server_evaluates_refreshes_and_lists(backend: Backend) {
     let versions = e.versions.expect("versions");
     assert_eq!(versions.churn, version);
     assert!(versions.segments > 0);
+    assert!(
+        versions.clv > 0,
+        "synthetic buyers repeat: a lifetime-value model is served"
+    );
+    let lifetime = e.lifetime_value.clone().expect("lifetime part");
+    if lifetime.absent_reason.is_empty() {
+        assert!(
+            (0.0..=1.0).contains(&lifetime.probability_alive),
+            "{lifetime:?}"
+        );
+        assert!(lifetime.lifetime_value >= 0.0 && lifetime.horizon_months == 12);
+        assert!(
+            (e.value - lifetime.lifetime_value).abs() < 1e-9,
+            "value at stake is the CLV"
+        );
+    }
 
     // The same evaluation by id, as of a time before the customer existed: not a customer then.
     let by_id = api
