@@ -393,6 +393,10 @@ fn train_command(
     if let (Some(v), Some(k)) = (outcome.segments_version, outcome.segments) {
         vitals_trainer::outln!("segments v{v}: {k} segments");
     }
+    match outcome.clv_version {
+        Some(v) => vitals_trainer::outln!("lifetime value (BG/NBD + Gamma-Gamma) v{v}"),
+        None => vitals_trainer::outln!("{}", outcome.clv_note),
+    }
     vitals_trainer::outln!("{}", outcome.activation_note);
     vitals_trainer::outln!("report: {}", outcome.report);
     Ok(())
@@ -437,11 +441,12 @@ fn score_command(
         let outcome = vitals_trainer::score::store_snapshots(store, &registry, as_of, progress)?;
         if !args.json {
             vitals_trainer::outln!(
-                "stored {} evaluations of {} customers (churn v{}, segments v{}, scheme v{}) in {:.1} s",
+                "stored {} evaluations of {} customers (churn v{}, segments v{}, lifetime value v{}, scheme v{}) in {:.1} s",
                 outcome.stored,
                 outcome.customers,
                 outcome.churn_version.unwrap_or(0),
                 outcome.segments_version.unwrap_or(0),
+                outcome.clv_version.unwrap_or(0),
                 outcome.scheme_version,
                 outcome.seconds
             );

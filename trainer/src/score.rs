@@ -153,6 +153,7 @@ pub struct StoreOutcome {
     pub stored: u64,
     pub churn_version: Option<u64>,
     pub segments_version: Option<u64>,
+    pub clv_version: Option<u64>,
     pub scheme_version: i64,
     pub seconds: f64,
 }
@@ -208,6 +209,7 @@ pub fn store_snapshots(
         stored: done.evaluations_stored,
         churn_version: models.churn.as_ref().map(|c| c.manifest.version),
         segments_version: models.segments.as_ref().map(|s| s.manifest.version),
+        clv_version: models.clv.as_ref().map(|c| c.manifest.version),
         scheme_version: scheme.version,
         seconds: done.seconds,
     })
