@@ -67,6 +67,16 @@ struct Cli {
     )]
     model_poll_secs: f64,
 
+    /// API keys file: one key per line, `NAME ROLE[,ROLE...] SHA256HEX` (`new-key` makes
+    /// one). Without keys every caller may do everything, so the server then listens on
+    /// loopback only.
+    #[arg(long, env = "VITALS_API_KEYS", global = true)]
+    api_keys: Option<std::path::PathBuf>,
+
+    /// Listen beyond loopback without API keys (anyone who can connect may do anything).
+    #[arg(long, env = "VITALS_INSECURE", global = true)]
+    insecure: bool,
+
     /// Largest accepted request message, in MiB.
     #[arg(
         long,
@@ -83,6 +93,15 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Make a new API key: prints the key (shown once) and the line for the keys file.
+    NewKey {
+        /// A single word naming the caller (a service, a team), logged as the actor.
+        #[arg(long)]
+        name: String,
+        /// Comma-separated roles: reader, pii-reader, writer, admin.
+        #[arg(long)]
+        roles: String,
+    },
 }
 
 /// Every request allocates many small buffers and strings (messages, rows, features);
@@ -93,13 +112,34 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     logging::init(cli.log_format);
+    if let Some(Command::NewKey { name, roles }) = &cli.command {
+        return new_key(name, roles);
+    }
     let url = cli.data.database_url()?;
     let store = Store::open(&url, &cli.data.pool_options())?;
     let shown = match &url {
         vitals_store::DatabaseUrl::Postgres(u) => redact_url(u),
         vitals_store::DatabaseUrl::Sqlite(p) => p.display().to_string(),
     };
+    let api_keys = match &cli.api_keys {
+        Some(path) => vitals_server::auth::ApiKeys::load(path).map_err(anyhow::Error::msg)?,
+        None => vitals_server::auth::ApiKeys::default(),
+    };
+    if api_keys.is_empty() {
+        if !cli.listen.ip().is_loopback() && !cli.insecure {
+            anyhow::bail!(
+                "refusing to listen on {} without API keys: anyone who can connect could read and \
+                 change everything. Give --api-keys FILE (see `vitals-server new-key`), listen on \
+                 loopback, or pass --insecure if that is really what you want",
+                cli.listen
+            );
+        }
+        tracing::warn!(listen = %cli.listen, "no API keys configured: every caller may do everything");
+    } else {
+        tracing::info!(keys = api_keys.len(), "API keys loaded");
+    }
     match cli.command.unwrap_or(Command::Serve) {
+        Command::NewKey { .. } => Ok(()),
         Command::Migrate => {
             let applied = store
                 .migrate()
@@ -138,6 +178,37 @@ fn main() -> anyhow::Result<()> {
             })
         }
     }
+}
+
+/// Prints a fresh random key and its keys-file line; the key itself is never stored.
+fn new_key(name: &str, roles: &str) -> anyhow::Result<()> {
+    use rand::RngCore;
+    if name.is_empty() || name.chars().any(char::is_whitespace) {
+        anyhow::bail!("--name must be one word");
+    }
+    let line_roles = roles
+        .split(',')
+        .map(|r| {
+            vitals_server::auth::Role::parse(r.trim())
+                .map(|role| role.as_str())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "unknown role {r:?}; roles are reader, pii-reader, writer, admin"
+                    )
+                })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?
+        .join(",");
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let key = format!("vk_{}", hex::encode(bytes));
+    println!("key (give it to the caller; it is not stored anywhere): {key}");
+    println!("line for the keys file:");
+    println!(
+        "{name} {line_roles} {}",
+        vitals_server::auth::hash_key(&key)
+    );
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

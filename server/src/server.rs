@@ -22,6 +22,7 @@ use crate::api::customers::CustomerApi;
 use crate::api::evaluation::{EvaluationApi, SchemeCache};
 use crate::api::events::EventApi;
 use crate::api::models::ModelApi;
+use crate::auth::{ApiKeys, AuthLayer};
 use crate::models::ModelHub;
 
 /// How the server behaves under load and bad clients.
@@ -37,6 +38,9 @@ pub struct ServerConfig {
     pub registry: PathBuf,
     /// How often the registry (and the scoring scheme) is checked for changes.
     pub model_poll_interval: Duration,
+    /// API keys and their roles; empty means every caller may do everything (the binary
+    /// then listens on loopback only unless told `--insecure`).
+    pub api_keys: Arc<ApiKeys>,
 }
 
 impl Default for ServerConfig {
@@ -48,6 +52,7 @@ impl Default for ServerConfig {
             max_concurrent_per_connection: 256,
             registry: PathBuf::from("./vitals-data/models"),
             model_poll_interval: Duration::from_secs(5),
+            api_keys: Arc::new(ApiKeys::default()),
         }
     }
 }
@@ -159,6 +164,8 @@ pub async fn serve(
         .layer(trace)
         .layer(cors())
         .layer(tonic_web::GrpcWebLayer::new())
+        // Inside gRPC-Web, so a refusal reaches a browser as a gRPC-Web status.
+        .layer(AuthLayer::new(config.api_keys.clone()))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(customers)

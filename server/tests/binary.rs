@@ -61,6 +61,33 @@ fn migrate_applies_once() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("postgres://"));
 }
 
+#[test]
+fn without_api_keys_it_listens_on_loopback_only_and_makes_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let open = Command::new(BIN)
+        .args(["--listen", "0.0.0.0:0", "serve"])
+        .env("VITALS_DATA_DIR", dir.path())
+        .output()
+        .expect("runs");
+    assert!(!open.status.success(), "refused: {open:?}");
+    let stderr = String::from_utf8_lossy(&open.stderr);
+    assert!(stderr.contains("without API keys"), "{stderr}");
+
+    let made = Command::new(BIN)
+        .args(["new-key", "--name", "crm", "--roles", "reader,pii-reader"])
+        .output()
+        .expect("runs");
+    assert!(made.status.success(), "{made:?}");
+    let stdout = String::from_utf8_lossy(&made.stdout);
+    let line = stdout.lines().last().expect("a keys-file line");
+    assert!(line.starts_with("crm reader,pii-reader "), "{line}");
+    let bad = Command::new(BIN)
+        .args(["new-key", "--name", "crm", "--roles", "root"])
+        .output()
+        .expect("runs");
+    assert!(!bad.status.success());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_in_flight_requests_and_exits_cleanly() {
     let dir = tempfile::tempdir().expect("tempdir");

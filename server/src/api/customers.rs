@@ -8,6 +8,7 @@ use vitals_proto::v1 as pb;
 use vitals_proto::v1::customer_service_server::CustomerService;
 use vitals_store::{CustomerFilter, Store, page};
 
+use crate::auth::{Caller, Role};
 use crate::convert::{
     self, UPDATABLE_PATHS, apply_mask, customer_data_from_proto, customer_to_proto,
 };
@@ -22,6 +23,21 @@ impl CustomerApi {
     pub fn new(store: Store) -> Self {
         Self { store }
     }
+}
+
+/// Marks PII withheld from a caller without the `pii-reader` role: the field says it
+/// exists without showing it, so a CRM screen cannot become an export of contact data.
+pub const MASKED: &str = "***";
+
+fn visible(mut c: pb::Customer, pii: bool) -> pb::Customer {
+    if !pii {
+        for field in [&mut c.display_name, &mut c.email, &mut c.phone] {
+            if !field.is_empty() {
+                *field = MASKED.to_owned();
+            }
+        }
+    }
+    c
 }
 
 /// Parses an etag as issued by `Customer::etag`.
@@ -44,6 +60,7 @@ impl CustomerService for CustomerApi {
         &self,
         request: Request<pb::CreateCustomerRequest>,
     ) -> Result<Response<pb::Customer>, Status> {
+        let pii = Caller::of(&request).can(Role::PiiReader);
         let Some(customer) = request.into_inner().customer else {
             return Err(invalid_field("customer", "is required"));
         };
@@ -54,7 +71,7 @@ impl CustomerService for CustomerApi {
         v.into_result().map_err(|v| invalid(&v))?;
         let store = self.store.clone();
         let created = blocking(move || store.create_customer(data, now)).await?;
-        Ok(Response::new(customer_to_proto(&created)))
+        Ok(Response::new(visible(customer_to_proto(&created), pii)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -62,6 +79,7 @@ impl CustomerService for CustomerApi {
         &self,
         request: Request<pb::GetCustomerRequest>,
     ) -> Result<Response<pb::Customer>, Status> {
+        let pii = Caller::of(&request).can(Role::PiiReader);
         use pb::get_customer_request::Lookup;
         let store = self.store.clone();
         let customer = match request.into_inner().lookup {
@@ -75,7 +93,7 @@ impl CustomerService for CustomerApi {
             }
             None => return Err(invalid_field("id", "give id or external_id")),
         };
-        Ok(Response::new(customer_to_proto(&customer)))
+        Ok(Response::new(visible(customer_to_proto(&customer), pii)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -83,6 +101,7 @@ impl CustomerService for CustomerApi {
         &self,
         request: Request<pb::UpdateCustomerRequest>,
     ) -> Result<Response<pb::Customer>, Status> {
+        let pii = Caller::of(&request).can(Role::PiiReader);
         let pb::UpdateCustomerRequest {
             customer,
             update_mask,
@@ -128,7 +147,7 @@ impl CustomerService for CustomerApi {
             })
         })
         .await?;
-        Ok(Response::new(customer_to_proto(&updated)))
+        Ok(Response::new(visible(customer_to_proto(&updated), pii)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -136,6 +155,7 @@ impl CustomerService for CustomerApi {
         &self,
         request: Request<pb::DeleteCustomerRequest>,
     ) -> Result<Response<pb::Customer>, Status> {
+        let pii = Caller::of(&request).can(Role::PiiReader);
         let pb::DeleteCustomerRequest { id, etag } = request.into_inner();
         check_lookup_id("id", &id)?;
         let expected = if etag.is_empty() {
@@ -147,7 +167,7 @@ impl CustomerService for CustomerApi {
         let store = self.store.clone();
         let erased = blocking(move || store.erase_customer(&id, expected, now)).await?;
         tracing::info!(customer_id = %erased.id, "customer erased");
-        Ok(Response::new(customer_to_proto(&erased)))
+        Ok(Response::new(visible(customer_to_proto(&erased), pii)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -155,6 +175,7 @@ impl CustomerService for CustomerApi {
         &self,
         request: Request<pb::ListCustomersRequest>,
     ) -> Result<Response<pb::ListCustomersResponse>, Status> {
+        let pii = Caller::of(&request).can(Role::PiiReader);
         let r = request.into_inner();
         let mut v = Violations::new();
         let filter = CustomerFilter {
@@ -173,7 +194,11 @@ impl CustomerService for CustomerApi {
         let token = r.page_token;
         let page = blocking(move || store.list_customers(&filter, size, &token)).await?;
         Ok(Response::new(pb::ListCustomersResponse {
-            customers: page.items.iter().map(customer_to_proto).collect(),
+            customers: page
+                .items
+                .iter()
+                .map(|c| visible(customer_to_proto(c), pii))
+                .collect(),
             next_page_token: page.next_page_token.unwrap_or_default(),
         }))
     }

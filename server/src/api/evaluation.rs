@@ -23,6 +23,7 @@ use vitals_store::{AtRiskOrder, AtRiskQuery, Store, StoreError, StoredScheme, pa
 use super::evaluation_proto::{
     behaviour_from_proto, evaluation_to_proto, factor_to_proto, scheme_from_proto, scheme_to_proto,
 };
+use crate::auth::Caller;
 use crate::convert::{attributes_from_proto, micros, status_filter};
 use crate::error::{blocking, from_store, invalid, invalid_field};
 use crate::models::ModelHub;
@@ -546,12 +547,17 @@ impl EvaluationService for EvaluationApi {
         &self,
         request: Request<pb::UpdateScoringSchemeRequest>,
     ) -> Result<Response<pb::ScoringScheme>, Status> {
-        let actor = request
-            .metadata()
-            .get(ACTOR_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("unknown")
-            .to_owned();
+        let caller = Caller::of(&request);
+        let actor = if caller.is_anonymous() {
+            request
+                .metadata()
+                .get(ACTOR_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("unknown")
+                .to_owned()
+        } else {
+            caller.name
+        };
         let Some(wire) = request.into_inner().scheme else {
             return Err(invalid_field("scheme", "is required"));
         };

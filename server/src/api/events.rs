@@ -8,6 +8,7 @@ use vitals_proto::v1 as pb;
 use vitals_proto::v1::event_service_server::EventService;
 use vitals_store::{BatchOutcome, EventFilter, RecordMode, Store, page};
 
+use crate::auth::{Caller, Role};
 use crate::convert::{self, event_from_proto, event_to_proto};
 use crate::error::{blocking, from_store, invalid, invalid_field};
 
@@ -142,6 +143,7 @@ impl EventService for EventApi {
         &self,
         request: Request<pb::ListCustomerEventsRequest>,
     ) -> Result<Response<pb::ListCustomerEventsResponse>, Status> {
+        let pii = Caller::of(&request).can(Role::PiiReader);
         use pb::list_customer_events_request::Customer as Who;
         let r = request.into_inner();
         let mut v = Violations::new();
@@ -188,7 +190,20 @@ impl EventService for EventApi {
         })
         .await?;
         Ok(Response::new(pb::ListCustomerEventsResponse {
-            events: page.items.into_iter().map(event_to_proto).collect(),
+            events: page
+                .items
+                .into_iter()
+                .map(|e| {
+                    let mut e = event_to_proto(e);
+                    if !pii
+                        && let Some(pb::event::Payload::Feedback(f)) = e.payload.as_mut()
+                        && !f.comment.is_empty()
+                    {
+                        f.comment = crate::api::customers::MASKED.to_owned();
+                    }
+                    e
+                })
+                .collect(),
             next_page_token: page.next_page_token.unwrap_or_default(),
         }))
     }

@@ -8,6 +8,7 @@ use vitals_proto::v1 as pb;
 use vitals_proto::v1::model_service_server::ModelService;
 
 use crate::api::evaluation::ACTOR_HEADER;
+use crate::auth::Caller;
 use crate::error::invalid_field;
 use crate::models::{HubError, ModelHub};
 
@@ -175,6 +176,7 @@ impl ModelService for ModelApi {
         &self,
         request: Request<pb::ActivateModelRequest>,
     ) -> Result<Response<pb::ActivateModelResponse>, Status> {
+        let caller = Caller::of(&request);
         let header_actor = request
             .metadata()
             .get(ACTOR_HEADER)
@@ -185,9 +187,14 @@ impl ModelService for ModelApi {
         if request.version == 0 {
             return Err(invalid_field("version", "is required"));
         }
-        let actor = header_actor
-            .or_else(|| (!request.actor.is_empty()).then(|| request.actor.clone()))
-            .unwrap_or_else(|| "unknown".to_owned());
+        // An authenticated caller is who they are; without keys, the caller may say.
+        let actor = if caller.is_anonymous() {
+            header_actor
+                .or_else(|| (!request.actor.is_empty()).then(|| request.actor.clone()))
+                .unwrap_or_else(|| "unknown".to_owned())
+        } else {
+            caller.name
+        };
         let reason = if request.reason.is_empty() {
             "ActivateModel".to_owned()
         } else {

@@ -1,6 +1,7 @@
 //! End-to-end tests: every one runs against a real server on an ephemeral port, over a
 //! real database, once on SQLite and once on PostgreSQL, through the generated client.
 
+mod auth;
 mod customers;
 mod evaluation;
 mod events;

@@ -1,0 +1,337 @@
+//! Who may call what: API keys sent as `authorization: Bearer <key>`, stored only as
+//! SHA-256 hashes, each with roles; checked by one tower layer in front of every service.
+//!
+//! Roles: `reader` (customers with PII masked, events, evaluations, models, schemes),
+//! `pii-reader` (a reader who also sees names, e-mails, phones and comments), `writer`
+//! (customers and events, refreshing snapshots), `admin` (everything: models, schemes,
+//! erasure). Health and reflection are open. A method this table does not know needs
+//! `admin`, so a new RPC is closed until someone decides who may call it.
+//!
+//! With no keys configured every caller is anonymous with every role; the server then
+//! listens on loopback only unless told `--insecure` (see `main.rs`).
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use sha2::{Digest, Sha256};
+use tonic::Status;
+
+/// The caller's name when no keys are configured. Key names are single words, so no key
+/// can take this name.
+const ANONYMOUS: &str = "anonymous (no API keys configured)";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Reader,
+    PiiReader,
+    Writer,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Self::Reader, Self::PiiReader, Self::Writer, Self::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reader => "reader",
+            Self::PiiReader => "pii-reader",
+            Self::Writer => "writer",
+            Self::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// The authenticated caller, put in every request's extensions for the services (PII
+/// masking, the actor of a change).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub name: String,
+    roles: BTreeSet<Role>,
+}
+
+impl Caller {
+    pub fn new(name: impl Into<String>, roles: impl IntoIterator<Item = Role>) -> Self {
+        Self {
+            name: name.into(),
+            roles: roles.into_iter().collect(),
+        }
+    }
+
+    /// `admin` may do anything; `pii-reader` includes `reader`.
+    pub fn can(&self, role: Role) -> bool {
+        self.roles.contains(&Role::Admin)
+            || self.roles.contains(&role)
+            || (role == Role::Reader && self.roles.contains(&Role::PiiReader))
+    }
+
+    /// The caller of a request; anonymous with every role when none was attached (a
+    /// service called without the layer, as in unit tests).
+    pub fn of<T>(request: &tonic::Request<T>) -> Caller {
+        request
+            .extensions()
+            .get::<Caller>()
+            .cloned()
+            .unwrap_or_else(Caller::anonymous)
+    }
+
+    fn anonymous() -> Caller {
+        Caller::new(ANONYMOUS, Role::ALL)
+    }
+
+    /// True when no keys are configured (or the layer was not in front of the service).
+    pub fn is_anonymous(&self) -> bool {
+        self.name == ANONYMOUS
+    }
+}
+
+/// The configured keys, by the hex SHA-256 of the key.
+#[derive(Debug, Clone, Default)]
+pub struct ApiKeys {
+    by_hash: HashMap<String, Caller>,
+}
+
+/// The hex SHA-256 of a key: what the keys file stores.
+pub fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+impl ApiKeys {
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    /// Adds a key by its hash.
+    pub fn insert(&mut self, sha256_hex: &str, caller: Caller) {
+        self.by_hash.insert(sha256_hex.to_ascii_lowercase(), caller);
+    }
+
+    /// Parses a keys file: one key per line, `NAME ROLE[,ROLE...] SHA256HEX`; blank lines
+    /// and `#` comments are skipped. Any bad line refuses the whole file (a typo must not
+    /// silently drop a key or widen a role).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut keys = Self::default();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let bad = |why: &str| format!("line {}: {why}", n + 1);
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [name, roles, hash] = fields.as_slice() else {
+                return Err(bad("expected `NAME ROLE[,ROLE...] SHA256HEX`"));
+            };
+            let roles = roles
+                .split(',')
+                .map(|r| {
+                    Role::parse(r).ok_or_else(|| {
+                        bad(&format!(
+                            "unknown role {r:?}; roles are reader, pii-reader, writer, admin"
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(bad("the key's hash must be 64 hex digits (SHA-256)"));
+            }
+            keys.insert(hash, Caller::new(*name, roles));
+        }
+        Ok(keys)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the API keys file {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// The caller for a request's headers, or why not.
+    fn authenticate(&self, headers: &http::HeaderMap) -> Result<Caller, Status> {
+        if self.is_empty() {
+            return Ok(Caller::anonymous());
+        }
+        let Some(value) = headers.get(http::header::AUTHORIZATION) else {
+            return Err(Status::unauthenticated(
+                "missing `authorization: Bearer <API key>` metadata",
+            ));
+        };
+        let key = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| Status::unauthenticated("authorization must be `Bearer <API key>`"))?;
+        self.by_hash
+            .get(&hash_key(key))
+            .cloned()
+            .ok_or_else(|| Status::unauthenticated("unknown API key"))
+    }
+}
+
+/// The role a method needs; `None` for the open services (health, reflection).
+pub fn required_role(path: &str) -> Option<Role> {
+    let path = path.trim_start_matches('/');
+    if path.starts_with("grpc.health.") || path.starts_with("grpc.reflection.") {
+        return None;
+    }
+    let (service, method) = path.split_once('/').unwrap_or((path, ""));
+    Some(match (service, method) {
+        ("vitals.v1.CustomerService", "GetCustomer" | "ListCustomers") => Role::Reader,
+        ("vitals.v1.CustomerService", "CreateCustomer" | "UpdateCustomer" | "ImportCustomers") => {
+            Role::Writer
+        }
+        ("vitals.v1.EventService", "ListCustomerEvents") => Role::Reader,
+        ("vitals.v1.EventService", "RecordEvents" | "StreamEvents") => Role::Writer,
+        ("vitals.v1.EvaluationService", "RefreshEvaluations") => Role::Writer,
+        ("vitals.v1.EvaluationService", "UpdateScoringScheme") => Role::Admin,
+        ("vitals.v1.EvaluationService", _) => Role::Reader,
+        ("vitals.v1.ModelService", "ListModels" | "GetModel" | "ListActivations") => Role::Reader,
+        // DeleteCustomer (erasure), ActivateModel, ReloadModels, and anything unknown.
+        _ => Role::Admin,
+    })
+}
+
+/// The tower layer that authenticates and authorizes every request.
+#[derive(Debug, Clone)]
+pub struct AuthLayer {
+    keys: Arc<ApiKeys>,
+}
+
+impl AuthLayer {
+    pub fn new(keys: Arc<ApiKeys>) -> Self {
+        Self { keys }
+    }
+}
+
+impl<S> tower::Layer<S> for AuthLayer {
+    type Service = Auth<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Auth {
+            inner,
+            keys: self.keys.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Auth<S> {
+    inner: S,
+    keys: Arc<ApiKeys>,
+}
+
+impl<S, B, R> tower::Service<Request<B>> for Auth<S>
+where
+    S: tower::Service<Request<B>, Response = Response<R>>,
+    S::Future: Send + 'static,
+    R: Default + Send + 'static,
+{
+    type Response = Response<R>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<R>, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        // CORS preflights carry no credentials; the CORS layer outside answers them.
+        let decision = match required_role(request.uri().path()) {
+            None => Ok(None),
+            Some(role) => self
+                .keys
+                .authenticate(request.headers())
+                .and_then(|caller| {
+                    if caller.can(role) {
+                        Ok(Some(caller))
+                    } else {
+                        Err(Status::permission_denied(format!(
+                            "{} needs the {} role; key {:?} does not have it",
+                            request.uri().path(),
+                            role.as_str(),
+                            caller.name
+                        )))
+                    }
+                }),
+        };
+        match decision {
+            Ok(caller) => {
+                if let Some(caller) = caller {
+                    request.extensions_mut().insert(caller);
+                }
+                Box::pin(self.inner.call(request))
+            }
+            Err(status) => {
+                tracing::info!(method = %request.uri().path(), code = ?status.code(), "refused");
+                Box::pin(async move { Ok(status.into_http()) })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_and_policy() {
+        let reader = Caller::new("r", [Role::Reader]);
+        let pii = Caller::new("p", [Role::PiiReader]);
+        let admin = Caller::new("a", [Role::Admin]);
+        assert!(pii.can(Role::Reader) && !reader.can(Role::PiiReader));
+        assert!(admin.can(Role::Writer) && admin.can(Role::PiiReader));
+        assert_eq!(
+            required_role("/vitals.v1.CustomerService/DeleteCustomer"),
+            Some(Role::Admin)
+        );
+        assert_eq!(
+            required_role("/vitals.v1.EvaluationService/EvaluateCustomer"),
+            Some(Role::Reader)
+        );
+        assert_eq!(
+            required_role("/vitals.v1.NewService/Anything"),
+            Some(Role::Admin),
+            "closed by default"
+        );
+        assert_eq!(required_role("/grpc.health.v1.Health/Check"), None);
+    }
+
+    #[test]
+    fn keys_file_parses_and_refuses_bad_lines() {
+        let hash = hash_key("secret");
+        let keys = ApiKeys::parse(&format!("# crm\ncrm reader,writer {hash}\n")).expect("parse");
+        assert_eq!(keys.len(), 1);
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_static("Bearer secret"),
+        );
+        let caller = keys.authenticate(&headers).expect("known key");
+        assert_eq!(caller.name, "crm");
+        assert!(caller.can(Role::Writer) && !caller.can(Role::Admin));
+        headers.insert(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_static("Bearer wrong"),
+        );
+        assert_eq!(
+            keys.authenticate(&headers).map_err(|s| s.code()),
+            Err(tonic::Code::Unauthenticated)
+        );
+        assert!(ApiKeys::parse(&format!("crm superuser {hash}")).is_err());
+        assert!(ApiKeys::parse("crm reader abc").is_err());
+        assert!(ApiKeys::parse("crm reader").is_err());
+    }
+}
