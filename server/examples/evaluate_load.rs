@@ -72,6 +72,10 @@ struct Args {
     /// Model kind the swaps activate.
     #[arg(long, default_value = "churn")]
     swap_kind: String,
+    /// API key sent as `authorization: Bearer` on the EvaluateCustomer calls (to measure
+    /// what authentication costs); the customer list is fetched with it too.
+    #[arg(long, env = "VITALS_API_KEY")]
+    api_key: Option<String>,
 }
 
 /// xorshift64*: enough randomness to pick customers, no dependency.
@@ -126,7 +130,12 @@ async fn main() -> Result<()> {
         return refresh(channels[0].clone()).await;
     }
 
-    let ids = list_customers(channels[0].clone(), args.max_customers).await?;
+    let ids = list_customers(
+        channels[0].clone(),
+        args.max_customers,
+        args.api_key.as_deref(),
+    )
+    .await?;
     if ids.is_empty() {
         bail!("the server lists no customers");
     }
@@ -155,8 +164,15 @@ async fn main() -> Result<()> {
         )))
     };
 
+    let authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> = args
+        .api_key
+        .as_ref()
+        .map(|k| format!("Bearer {k}").parse())
+        .transpose()
+        .context("the API key must be printable ASCII")?;
     let mut callers = Vec::with_capacity(args.concurrency);
     for i in 0..args.concurrency {
+        let authorization = authorization.clone();
         let client = EvaluationServiceClient::new(channels[i % channels.len()].clone());
         let ids = ids.clone();
         let issued = issued.clone();
@@ -187,6 +203,11 @@ async fn main() -> Result<()> {
                     as_of: None,
                 });
                 request.set_timeout(timeout);
+                if let Some(value) = &authorization {
+                    request
+                        .metadata_mut()
+                        .insert("authorization", value.clone());
+                }
                 let result = client.evaluate_customer(request).await;
                 let counted = now >= started + warmup || limit.is_some();
                 if !counted {
@@ -292,17 +313,26 @@ async fn main() -> Result<()> {
 }
 
 /// Every customer id the server lists, page by page (at most `max`, 0 meaning all).
-async fn list_customers(channel: Channel, max: usize) -> Result<Vec<String>> {
+async fn list_customers(channel: Channel, max: usize, key: Option<&str>) -> Result<Vec<String>> {
     let mut client = CustomerServiceClient::new(channel);
     let mut ids = Vec::new();
     let mut token = String::new();
     loop {
+        let mut request = tonic::Request::new(pb::ListCustomersRequest {
+            page_size: 1000,
+            page_token: token.clone(),
+            ..Default::default()
+        });
+        if let Some(key) = key {
+            request.metadata_mut().insert(
+                "authorization",
+                format!("Bearer {key}")
+                    .parse()
+                    .context("the API key must be printable ASCII")?,
+            );
+        }
         let page = client
-            .list_customers(pb::ListCustomersRequest {
-                page_size: 1000,
-                page_token: token.clone(),
-                ..Default::default()
-            })
+            .list_customers(request)
             .await
             .context("ListCustomers")?
             .into_inner();
