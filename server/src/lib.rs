@@ -9,4 +9,4 @@ pub mod logging;
 pub mod models;
 pub mod server;
 
-pub use server::{ServerConfig, serve};
+pub use server::{ServerConfig, TlsFiles, serve};

@@ -77,6 +77,23 @@ struct Cli {
     #[arg(long, env = "VITALS_INSECURE", global = true)]
     insecure: bool,
 
+    /// TLS certificate chain (PEM). With --tls-key, the server speaks TLS only.
+    #[arg(long, env = "VITALS_TLS_CERT", global = true, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+
+    /// TLS private key (PEM).
+    #[arg(long, env = "VITALS_TLS_KEY", global = true, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+
+    /// CA certificate (PEM) that client certificates must be signed by (mutual TLS).
+    #[arg(
+        long,
+        env = "VITALS_TLS_CLIENT_CA",
+        global = true,
+        requires = "tls_cert"
+    )]
+    tls_client_ca: Option<std::path::PathBuf>,
+
     /// Largest accepted request message, in MiB.
     #[arg(
         long,

@@ -41,6 +41,35 @@ pub struct ServerConfig {
     /// API keys and their roles; empty means every caller may do everything (the binary
     /// then listens on loopback only unless told `--insecure`).
     pub api_keys: Arc<ApiKeys>,
+    /// TLS (rustls); `None` serves plaintext.
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files for TLS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// When set, clients must present a certificate signed by this CA (mutual TLS).
+    pub client_ca: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    fn server_config(&self) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
+        use anyhow::Context;
+        use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+        let read = |p: &PathBuf, what: &str| {
+            std::fs::read(p).with_context(|| format!("reading the TLS {what} {}", p.display()))
+        };
+        let mut config = ServerTlsConfig::new().identity(Identity::from_pem(
+            read(&self.cert, "certificate")?,
+            read(&self.key, "key")?,
+        ));
+        if let Some(ca) = &self.client_ca {
+            config = config.client_ca_root(Certificate::from_pem(read(ca, "client CA")?));
+        }
+        Ok(config)
+    }
 }
 
 impl Default for ServerConfig {
@@ -53,6 +82,7 @@ impl Default for ServerConfig {
             registry: PathBuf::from("./vitals-data/models"),
             model_poll_interval: Duration::from_secs(5),
             api_keys: Arc::new(ApiKeys::default()),
+            tls: None,
         }
     }
 }
@@ -156,7 +186,12 @@ pub async fn serve(
         })
         .on_failure(());
 
-    Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = &config.tls {
+        builder = builder.tls_config(tls.server_config()?)?;
+        tracing::info!(mutual = tls.client_ca.is_some(), "TLS on");
+    }
+    builder
         .accept_http1(true)
         .timeout(config.request_timeout)
         .concurrency_limit_per_connection(config.max_concurrent_per_connection)

@@ -9,3 +9,4 @@ mod history;
 mod models;
 mod store_evaluations;
 mod surface;
+mod tls;
