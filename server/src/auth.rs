@@ -18,6 +18,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
+use vitals_engine::time::now_micros;
+use vitals_store::AuditEntry;
+
+use crate::audit::{AuditRecord, AuditSink, audited};
 use sha2::{Digest, Sha256};
 use tonic::Status;
 
@@ -204,16 +208,29 @@ pub fn required_role(path: &str) -> Option<Role> {
     })
 }
 
-/// The tower layer that authenticates and authorizes every request.
+/// The tower layer that authenticates and authorizes every request, and records the
+/// audited ones (writes, PII reads; refused attempts included) with their outcome.
 #[derive(Debug, Clone)]
 pub struct AuthLayer {
     keys: Arc<ApiKeys>,
+    audit: Option<AuditSink>,
 }
 
 impl AuthLayer {
-    pub fn new(keys: Arc<ApiKeys>) -> Self {
-        Self { keys }
+    pub fn new(keys: Arc<ApiKeys>, audit: Option<AuditSink>) -> Self {
+        Self { keys, audit }
     }
+}
+
+/// The outcome of a call as the audit trail names it: the gRPC status of a refused or
+/// failed call (it travels in the headers then), else `Ok`.
+fn outcome(headers: &http::HeaderMap) -> String {
+    let code = headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .unwrap_or(0);
+    format!("{:?}", tonic::Code::from_i32(code))
 }
 
 impl<S> tower::Layer<S> for AuthLayer {
@@ -223,6 +240,7 @@ impl<S> tower::Layer<S> for AuthLayer {
         Auth {
             inner,
             keys: self.keys.clone(),
+            audit: self.audit.clone(),
         }
     }
 }
@@ -231,6 +249,7 @@ impl<S> tower::Layer<S> for AuthLayer {
 pub struct Auth<S> {
     inner: S,
     keys: Arc<ApiKeys>,
+    audit: Option<AuditSink>,
 }
 
 impl<S, B, R> tower::Service<Request<B>> for Auth<S>
@@ -248,35 +267,67 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        // CORS preflights carry no credentials; the CORS layer outside answers them.
-        let decision = match required_role(request.uri().path()) {
+        let method = request.uri().path().trim_start_matches('/').to_owned();
+        // The caller, or the refusal and who was refused.
+        let decision = match required_role(&method) {
             None => Ok(None),
-            Some(role) => self
-                .keys
-                .authenticate(request.headers())
-                .and_then(|caller| {
-                    if caller.can(role) {
-                        Ok(Some(caller))
-                    } else {
-                        Err(Status::permission_denied(format!(
-                            "{} needs the {} role; key {:?} does not have it",
-                            request.uri().path(),
-                            role.as_str(),
-                            caller.name
-                        )))
-                    }
-                }),
+            Some(role) => match self.keys.authenticate(request.headers()) {
+                Err(status) => Err((status, "unauthenticated".to_owned())),
+                Ok(caller) if caller.can(role) => Ok(Some(caller)),
+                Ok(caller) => Err((
+                    Status::permission_denied(format!(
+                        "{method} needs the {} role; key {:?} does not have it",
+                        role.as_str(),
+                        caller.name
+                    )),
+                    caller.name,
+                )),
+            },
         };
         match decision {
             Ok(caller) => {
+                let audit = self.audit.clone().filter(|_| {
+                    required_role(&method).is_some() && audited(&method, caller.as_ref())
+                });
+                let actor = caller.as_ref().map(|c| c.name.clone()).unwrap_or_default();
                 if let Some(caller) = caller {
                     request.extensions_mut().insert(caller);
                 }
-                Box::pin(self.inner.call(request))
+                let call = self.inner.call(request);
+                Box::pin(async move {
+                    let response = call.await?;
+                    if let Some(audit) = audit {
+                        let record = response
+                            .extensions()
+                            .get::<AuditRecord>()
+                            .map(|r| r.0.clone())
+                            .unwrap_or_default();
+                        let outcome = outcome(response.headers());
+                        audit
+                            .record(AuditEntry::new(
+                                now_micros(),
+                                actor,
+                                method,
+                                record,
+                                outcome,
+                            ))
+                            .await;
+                    }
+                    Ok(response)
+                })
             }
-            Err(status) => {
-                tracing::info!(method = %request.uri().path(), code = ?status.code(), "refused");
-                Box::pin(async move { Ok(status.into_http()) })
+            Err((status, actor)) => {
+                tracing::info!(%method, code = ?status.code(), "refused");
+                let audit = self.audit.clone().filter(|_| audited(&method, None));
+                Box::pin(async move {
+                    if let Some(audit) = audit {
+                        let outcome = format!("{:?}", status.code());
+                        audit
+                            .record(AuditEntry::new(now_micros(), actor, method, "", outcome))
+                            .await;
+                    }
+                    Ok(status.into_http())
+                })
             }
         }
     }

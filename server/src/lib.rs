@@ -2,6 +2,7 @@
 //! reflection and gRPC-Web on one port.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod convert;
 pub mod error;

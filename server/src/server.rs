@@ -142,6 +142,7 @@ pub async fn serve(
         config.model_poll_interval,
     ));
 
+    let (audit, audit_writer) = crate::audit::spawn_writer(store.clone());
     let (health, health_service) = tonic_health::server::health_reporter();
     let customers = CustomerServiceServer::new(CustomerApi::new(store.clone()))
         .max_decoding_message_size(config.max_message_bytes);
@@ -200,7 +201,7 @@ pub async fn serve(
         .layer(cors())
         .layer(tonic_web::GrpcWebLayer::new())
         // Inside gRPC-Web, so a refusal reaches a browser as a gRPC-Web status.
-        .layer(AuthLayer::new(config.api_keys.clone()))
+        .layer(AuthLayer::new(config.api_keys.clone(), Some(audit.clone())))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(customers)
@@ -216,6 +217,13 @@ pub async fn serve(
         )
         .await?;
     poller.abort();
+    // The last calls' audit entries are stored before the server reports it stopped.
+    drop(audit);
+    match tokio::time::timeout(Duration::from_secs(5), audit_writer).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "the audit writer failed"),
+        Err(_) => tracing::error!("the audit writer did not finish within 5 s"),
+    }
     tracing::info!("server stopped");
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! PostgreSQL, through diesel. Owns the schema, the migrations runner and every query;
 //! the server and the trainer call it and never grow a second copy.
 
+pub mod audit;
 pub mod customers;
 pub mod db;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod schemes;
 pub mod settings;
 pub mod snapshots;
 
+pub use audit::{AuditEntry, AuditFilter};
 pub use customers::{CustomerFilter, RejectedRow, UpsertOutcome};
 pub use db::{DatabaseUrl, PoolOptions, Store, redact_url};
 pub use error::{Result, StoreError};

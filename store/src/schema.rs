@@ -116,7 +116,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    audit_log (id) {
+        id -> Text,
+        time -> BigInt,
+        actor -> Text,
+        method -> Text,
+        record -> Text,
+        outcome -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    audit_log,
     customers,
     events,
     transactions,

@@ -90,6 +90,8 @@ enum Command {
     /// List, inspect, activate and roll back model versions.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// The audit trail: who wrote what or read whose personal data, newest first.
+    Audit(AuditArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -126,6 +128,30 @@ struct TrainArgs {
     #[arg(long)]
     activate_if_better: bool,
     /// Print the outcome as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct AuditArgs {
+    /// Only this caller (the API key's name).
+    #[arg(long)]
+    actor: Option<String>,
+    /// Only methods containing this, e.g. `DeleteCustomer`.
+    #[arg(long)]
+    method: Option<String>,
+    /// Only this record, e.g. a customer id.
+    #[arg(long)]
+    record: Option<String>,
+    /// At or after this date.
+    #[arg(long, value_parser = parse_as_of)]
+    since: Option<NaiveDate>,
+    /// Before this date.
+    #[arg(long, value_parser = parse_as_of)]
+    until: Option<NaiveDate>,
+    /// Most entries shown.
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
     #[arg(long)]
     json: bool,
 }
@@ -279,6 +305,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => return train_command(&store, registry, args, progress),
         Command::Score(args) => return score_command(&store, registry, args, progress),
         Command::Models(_) => return Ok(()),
+        Command::Audit(args) => return audit_command(&store, &args),
     };
     let options = ImportOptions { progress: true };
     let summary = match &args.source {
@@ -312,6 +339,51 @@ fn report(summary: &ImportSummary, json: bool) {
     } else {
         vitals_trainer::outln!("{summary}");
     }
+}
+
+fn audit_command(store: &Store, args: &AuditArgs) -> anyhow::Result<()> {
+    let filter = vitals_store::AuditFilter {
+        actor: args.actor.clone(),
+        method: args.method.clone(),
+        record: args.record.clone(),
+        since: args.since.map(date_micros),
+        until: args.until.map(date_micros),
+    };
+    let entries = store.list_audit(&filter, args.limit)?;
+    let time = |m: Micros| {
+        chrono::DateTime::from_timestamp_micros(m)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .unwrap_or_default()
+    };
+    if args.json {
+        let rows: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "time": time(e.time),
+                    "actor": e.actor,
+                    "method": e.method,
+                    "record": e.record,
+                    "outcome": e.outcome,
+                })
+            })
+            .collect();
+        return print_json(&rows);
+    }
+    for e in &entries {
+        vitals_trainer::outln!(
+            "{}  {:<20} {:<46} {:<38} {}",
+            time(e.time),
+            e.actor,
+            e.method,
+            e.record,
+            e.outcome
+        );
+    }
+    if entries.is_empty() {
+        vitals_trainer::outln!("no audit entries match");
+    }
+    Ok(())
 }
 
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {

@@ -8,6 +8,7 @@ use vitals_proto::v1 as pb;
 use vitals_proto::v1::customer_service_server::CustomerService;
 use vitals_store::{CustomerFilter, Store, page};
 
+use crate::audit::with_record;
 use crate::auth::{Caller, Role};
 use crate::convert::{
     self, UPDATABLE_PATHS, apply_mask, customer_data_from_proto, customer_to_proto,
@@ -71,7 +72,10 @@ impl CustomerService for CustomerApi {
         v.into_result().map_err(|v| invalid(&v))?;
         let store = self.store.clone();
         let created = blocking(move || store.create_customer(data, now)).await?;
-        Ok(Response::new(visible(customer_to_proto(&created), pii)))
+        Ok(with_record(
+            Response::new(visible(customer_to_proto(&created), pii)),
+            &created.id,
+        ))
     }
 
     #[tracing::instrument(skip_all)]
@@ -93,7 +97,10 @@ impl CustomerService for CustomerApi {
             }
             None => return Err(invalid_field("id", "give id or external_id")),
         };
-        Ok(Response::new(visible(customer_to_proto(&customer), pii)))
+        Ok(with_record(
+            Response::new(visible(customer_to_proto(&customer), pii)),
+            &customer.id,
+        ))
     }
 
     #[tracing::instrument(skip_all)]
@@ -147,7 +154,10 @@ impl CustomerService for CustomerApi {
             })
         })
         .await?;
-        Ok(Response::new(visible(customer_to_proto(&updated), pii)))
+        Ok(with_record(
+            Response::new(visible(customer_to_proto(&updated), pii)),
+            &updated.id,
+        ))
     }
 
     #[tracing::instrument(skip_all)]
@@ -167,7 +177,10 @@ impl CustomerService for CustomerApi {
         let store = self.store.clone();
         let erased = blocking(move || store.erase_customer(&id, expected, now)).await?;
         tracing::info!(customer_id = %erased.id, "customer erased");
-        Ok(Response::new(visible(customer_to_proto(&erased), pii)))
+        Ok(with_record(
+            Response::new(visible(customer_to_proto(&erased), pii)),
+            &erased.id,
+        ))
     }
 
     #[tracing::instrument(skip_all)]

@@ -23,6 +23,7 @@ use vitals_store::{AtRiskOrder, AtRiskQuery, Store, StoreError, StoredScheme, pa
 use super::evaluation_proto::{
     behaviour_from_proto, evaluation_to_proto, factor_to_proto, scheme_from_proto, scheme_to_proto,
 };
+use crate::audit::with_record;
 use crate::auth::Caller;
 use crate::convert::{attributes_from_proto, micros, status_filter};
 use crate::error::{blocking, from_store, invalid, invalid_field};
@@ -585,6 +586,10 @@ impl EvaluationService for EvaluationApi {
         let schemes = self.schemes.clone();
         blocking(move || schemes.refresh(&store)).await?;
         tracing::info!(version = stored.version, actor = %stored.actor, "scoring scheme updated");
-        Ok(Response::new(scheme_to_proto(&stored, &scheme)))
+        let record = format!("scoring scheme v{}", stored.version);
+        Ok(with_record(
+            Response::new(scheme_to_proto(&stored, &scheme)),
+            record,
+        ))
     }
 }

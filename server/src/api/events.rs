@@ -8,6 +8,7 @@ use vitals_proto::v1 as pb;
 use vitals_proto::v1::event_service_server::EventService;
 use vitals_store::{BatchOutcome, EventFilter, RecordMode, Store, page};
 
+use crate::audit::with_record;
 use crate::auth::{Caller, Role};
 use crate::convert::{self, event_from_proto, event_to_proto};
 use crate::error::{blocking, from_store, invalid, invalid_field};
@@ -186,10 +187,12 @@ impl EventService for EventApi {
                 Who::CustomerId(id) => store.get_customer(&id)?,
                 Who::CustomerExternalId(ext) => store.get_customer_by_external_id(&ext)?,
             };
-            store.list_customer_events(&customer.id, &filter, size, &token)
+            let page = store.list_customer_events(&customer.id, &filter, size, &token)?;
+            Ok((customer.id, page))
         })
         .await?;
-        Ok(Response::new(pb::ListCustomerEventsResponse {
+        let (customer_id, page) = page;
+        let response = Response::new(pb::ListCustomerEventsResponse {
             events: page
                 .items
                 .into_iter()
@@ -205,6 +208,7 @@ impl EventService for EventApi {
                 })
                 .collect(),
             next_page_token: page.next_page_token.unwrap_or_default(),
-        }))
+        });
+        Ok(with_record(response, customer_id))
     }
 }

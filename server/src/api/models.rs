@@ -8,6 +8,7 @@ use vitals_proto::v1 as pb;
 use vitals_proto::v1::model_service_server::ModelService;
 
 use crate::api::evaluation::ACTOR_HEADER;
+use crate::audit::with_record;
 use crate::auth::Caller;
 use crate::error::invalid_field;
 use crate::models::{HubError, ModelHub};
@@ -200,6 +201,7 @@ impl ModelService for ModelApi {
         } else {
             request.reason.clone()
         };
+        let (kind, version) = (request.kind.clone(), request.version);
         let hub = self.hub.clone();
         let response = off_thread(move || {
             let previous = hub
@@ -215,7 +217,10 @@ impl ModelService for ModelApi {
             })
         })
         .await?;
-        Ok(Response::new(response))
+        Ok(with_record(
+            Response::new(response),
+            format!("{kind} v{version}"),
+        ))
     }
 
     async fn reload_models(

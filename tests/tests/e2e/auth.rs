@@ -151,6 +151,53 @@ async fn api_keys_decide_who_may_call_what(backend: Backend) {
         .into_inner();
     assert_eq!(updated.actor, "ops", "the key's name is the actor");
 
+    // The audit trail: every write (refused ones too) and every read that showed PII,
+    // with who, what, on which record, and how it ended; masked reads are not PII reads.
+    let entries = {
+        let mut waited = 0;
+        loop {
+            let entries = server
+                .store
+                .list_audit(&vitals_store::AuditFilter::default(), 100)
+                .expect("audit");
+            if entries.len() >= 10 || waited > 50 {
+                break entries;
+            }
+            waited += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    let seen: Vec<(String, String, String, String)> = entries
+        .iter()
+        .rev()
+        .map(|e| {
+            (
+                e.actor.clone(),
+                e.method.rsplit('/').next().unwrap_or_default().to_owned(),
+                e.record.clone(),
+                e.outcome.clone(),
+            )
+        })
+        .collect();
+    let id = created.id.clone();
+    let expected: Vec<(&str, &str, &str, &str)> = vec![
+        ("unauthenticated", "CreateCustomer", "", "Unauthenticated"),
+        ("unauthenticated", "CreateCustomer", "", "Unauthenticated"),
+        ("crm", "CreateCustomer", "", "PermissionDenied"),
+        ("ingest", "CreateCustomer", &id, "Ok"),
+        ("support", "GetCustomer", &id, "Ok"),
+        ("ingest", "DeleteCustomer", "", "PermissionDenied"),
+        ("ops", "DeleteCustomer", &id, "Ok"),
+        ("support", "ReloadModels", "", "PermissionDenied"),
+        ("ops", "ReloadModels", "", "Ok"),
+        ("ops", "UpdateScoringScheme", "scoring scheme v2", "Ok"),
+    ];
+    let expected: Vec<(String, String, String, String)> = expected
+        .into_iter()
+        .map(|(a, m, r, o)| (a.into(), m.into(), r.into(), o.into()))
+        .collect();
+    assert_eq!(seen, expected);
+
     // Health stays open, for load balancers.
     HealthClient::new(server.channel().await)
         .check(HealthCheckRequest {
