@@ -285,3 +285,89 @@ pub fn ts(seconds: i64) -> prost_types::Timestamp {
 pub fn now_seconds() -> i64 {
     vitals_engine::time::now_micros() / 1_000_000
 }
+
+/// A TCP proxy in front of PostgreSQL that a test can cut and restore: the database
+/// "stops" for the server (open connections die, new ones are dropped at once) while the
+/// real server keeps running for the other tests.
+#[derive(Debug)]
+pub struct DbProxy {
+    pub addr: SocketAddr,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    accept: JoinHandle<()>,
+}
+
+impl DbProxy {
+    /// Forwards to `upstream` (`host:port`).
+    pub async fn start(upstream: String) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let connections = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let accept = {
+            let (up, connections) = (up.clone(), connections.clone());
+            tokio::spawn(async move {
+                while let Ok((mut client, _)) = listener.accept().await {
+                    if !up.load(Ordering::SeqCst) {
+                        drop(client);
+                        continue;
+                    }
+                    let upstream = upstream.clone();
+                    let task = tokio::spawn(async move {
+                        if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        }
+                    });
+                    if let Ok(mut list) = connections.lock() {
+                        list.push(task.abort_handle());
+                    }
+                }
+            })
+        };
+        Self {
+            addr,
+            up,
+            connections,
+            accept,
+        }
+    }
+
+    /// The database goes away: every open connection is closed, new ones are refused.
+    pub fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(mut list) = self.connections.lock() {
+            for c in list.drain(..) {
+                c.abort();
+            }
+        }
+    }
+
+    /// The database is back.
+    pub fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// `url` (a PostgreSQL URL) with its host and port replaced by the proxy's, and the
+    /// host:port it named.
+    pub fn route(url: &str) -> (String, String) {
+        let (scheme, rest) = url.split_once("://").expect("a URL");
+        let (userinfo, rest) = rest.split_once('@').map_or(("", rest), |(u, r)| (u, r));
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let hostport = rest[..end].to_owned();
+        let at = if userinfo.is_empty() { "" } else { "@" };
+        (
+            format!("{scheme}://{userinfo}{at}PROXY{}", &rest[end..]),
+            hostport,
+        )
+    }
+}
+
+impl Drop for DbProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}

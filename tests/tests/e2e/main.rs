@@ -5,6 +5,7 @@ mod auth;
 mod customers;
 mod evaluation;
 mod events;
+mod faults;
 mod history;
 mod models;
 mod store_evaluations;
