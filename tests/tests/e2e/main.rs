@@ -7,6 +7,7 @@ mod evaluation;
 mod events;
 mod faults;
 mod history;
+mod limits;
 mod models;
 mod store_evaluations;
 mod surface;
