@@ -95,7 +95,8 @@ fn major(amount_minor: i64) -> f64 {
 /// The behavioural features of one customer as of `as_of`, in `BEHAVIOUR` order.
 /// `events` may hold anything, in any order; what was not known at `as_of` is ignored.
 pub fn behaviour(signup_time: Option<Micros>, events: &[StoredEvent], as_of: Micros) -> [f64; 28] {
-    let window = |d: i64| as_of - d * MICROS_PER_DAY;
+    // Saturating: stored times are arbitrary i64s, and no time difference may overflow.
+    let window = |d: i64| as_of.saturating_sub(d * MICROS_PER_DAY);
     let mut purchases: Vec<(Micros, f64)> = Vec::new();
     let mut nps: Vec<(Micros, f64)> = Vec::new();
     let mut csat = Vec::new();
@@ -178,7 +179,9 @@ pub fn behaviour(signup_time: Option<Micros>, events: &[StoredEvent], as_of: Mic
     let spend_since = |d: i64| spend_between(window(d), as_of);
     let frequency_total = purchases.len() as f64;
     let monetary_total: f64 = purchases.iter().map(|p| p.1).sum();
-    let recency = purchases.last().map_or(f64::NAN, |p| days(as_of - p.0));
+    let recency = purchases
+        .last()
+        .map_or(f64::NAN, |p| days(as_of.saturating_sub(p.0)));
     let purchase_days: BTreeSet<i64> = purchases
         .iter()
         .map(|p| p.0.div_euclid(MICROS_PER_DAY))
@@ -198,7 +201,7 @@ pub fn behaviour(signup_time: Option<Micros>, events: &[StoredEvent], as_of: Mic
     };
     let tenure = signup_time
         .or(first_event)
-        .map_or(f64::NAN, |s| days(as_of - s).max(0.0));
+        .map_or(f64::NAN, |s| days(as_of.saturating_sub(s)).max(0.0));
 
     nps.sort_by_key(|n| n.0);
     let nps_scores: Vec<f64> = nps.iter().map(|n| n.1).collect();
@@ -207,7 +210,7 @@ pub fn behaviour(signup_time: Option<Micros>, events: &[StoredEvent], as_of: Mic
     let open = tickets.values().filter(|t| t.1.is_none()).count() as f64;
     let resolution_hours: Vec<f64> = tickets
         .values()
-        .filter_map(|(opened, resolved)| resolved.map(|r| (r - opened) as f64 / 3.6e9))
+        .filter_map(|(opened, resolved)| resolved.map(|r| r.saturating_sub(*opened) as f64 / 3.6e9))
         .collect();
 
     let due: Vec<&(i64, Option<Micros>, Option<Micros>)> = invoices
@@ -226,7 +229,7 @@ pub fn behaviour(signup_time: Option<Micros>, events: &[StoredEvent], as_of: Mic
         if paid.is_none() {
             overdue += major(*amount);
         }
-        days_late.push(days(settled - due_time).max(0.0));
+        days_late.push(days(settled.saturating_sub(due_time)).max(0.0));
     }
     let late_share = if due.is_empty() {
         f64::NAN
