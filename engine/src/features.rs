@@ -93,7 +93,10 @@ fn major(amount_minor: i64) -> f64 {
 }
 
 /// The behavioural features of one customer as of `as_of`, in `BEHAVIOUR` order.
-/// `events` may hold anything, in any order; what was not known at `as_of` is ignored.
+/// `events` may hold anything; what was not known at `as_of` is ignored. Order matters in
+/// one place only: several events of one ticket or invoice are applied in slice order (the
+/// last one's resolution, amount, due and paid times win), so pass timelines oldest first,
+/// as the store returns them.
 pub fn behaviour(signup_time: Option<Micros>, events: &[StoredEvent], as_of: Micros) -> [f64; 28] {
     // Saturating: stored times are arbitrary i64s, and no time difference may overflow.
     let window = |d: i64| as_of.saturating_sub(d * MICROS_PER_DAY);

@@ -57,6 +57,13 @@ struct Args {
     /// Seed of the callers' random customer choice.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Target rate over all callers, requests/s (open loop: each caller sends on a fixed
+    /// schedule); without it every caller sends as fast as answers come.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Also report latency per window of this many seconds (to see it stay stable).
+    #[arg(long)]
+    window_secs: Option<f64>,
     /// Deadline of each request, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     timeout_ms: u64,
@@ -102,6 +109,8 @@ impl Rng {
 struct Tally {
     /// Microseconds of each successful counted request.
     latencies_us: Vec<u32>,
+    /// (window index, microseconds), with --window-secs.
+    windows: Vec<(u32, u32)>,
     /// Errors by gRPC code name (and our own checks).
     errors: BTreeMap<String, u64>,
     /// Successful answers by the churn model version that served them.
@@ -170,6 +179,12 @@ async fn main() -> Result<()> {
         .map(|k| format!("Bearer {k}").parse())
         .transpose()
         .context("the API key must be printable ASCII")?;
+    let concurrency = args.concurrency;
+    let pace = args
+        .rate
+        .filter(|r| *r > 0.0)
+        .map(|r| Duration::from_secs_f64(concurrency as f64 / r));
+    let window = args.window_secs.filter(|w| *w > 0.0);
     let mut callers = Vec::with_capacity(args.concurrency);
     for i in 0..args.concurrency {
         let authorization = authorization.clone();
@@ -181,7 +196,15 @@ async fn main() -> Result<()> {
         callers.push(tokio::spawn(async move {
             let mut client = client;
             let mut tally = Tally::default();
+            let mut sent: u64 = 0;
             loop {
+                if let Some(interval) = pace {
+                    // Caller i sends at start + offset + k·interval.
+                    let due =
+                        started + interval.mul_f64(sent as f64 + i as f64 / concurrency as f64);
+                    tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+                }
+                sent += 1;
                 let now = Instant::now();
                 match limit {
                     Some(n) => {
@@ -228,9 +251,12 @@ async fn main() -> Result<()> {
                             if !absent.is_empty() {
                                 *tally.churn_absent.entry(absent.to_owned()).or_default() += 1;
                             }
-                            tally
-                                .latencies_us
-                                .push(u32::try_from(latency.as_micros()).unwrap_or(u32::MAX));
+                            let us = u32::try_from(latency.as_micros()).unwrap_or(u32::MAX);
+                            tally.latencies_us.push(us);
+                            if let Some(w) = window {
+                                let at = now.duration_since(started).as_secs_f64();
+                                tally.windows.push(((at / w) as u32, us));
+                            }
                             *tally.churn_versions.entry(version).or_default() += 1;
                         }
                     }
@@ -247,12 +273,16 @@ async fn main() -> Result<()> {
     }
 
     let mut latencies = Vec::new();
+    let mut windows: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     let mut versions: BTreeMap<u64, u64> = BTreeMap::new();
     let mut absent: BTreeMap<String, u64> = BTreeMap::new();
     for caller in callers {
         let tally = caller.await.context("a caller panicked")?;
         latencies.extend(tally.latencies_us);
+        for (w, us) in tally.windows {
+            windows.entry(w).or_default().push(us);
+        }
         for (k, v) in tally.errors {
             *errors.entry(k).or_default() += v;
         }
@@ -303,6 +333,23 @@ async fn main() -> Result<()> {
             .last()
             .map_or(f64::NAN, |&m| f64::from(m) / 1000.0)
     );
+    if let Some(w) = window {
+        for (index, mut window) in windows {
+            window.sort_unstable();
+            let at = |p: f64| {
+                let i = ((p * window.len() as f64) as usize).min(window.len().saturating_sub(1));
+                window.get(i).map_or(f64::NAN, |&us| f64::from(us) / 1000.0)
+            };
+            println!(
+                "window {:>6.0}-{:<6.0} s: {:>7} ok, p50={:.3} ms p99={:.3} ms",
+                f64::from(index) * w,
+                f64::from(index + 1) * w,
+                window.len(),
+                at(0.50),
+                at(0.99)
+            );
+        }
+    }
     println!("errors by code: {errors:?}");
     println!("answers by churn version: {versions:?}");
     println!("answers without a churn part, by reason: {absent:?}");
