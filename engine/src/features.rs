@@ -481,7 +481,20 @@ impl FeatureSchema {
 
     /// As `transform`, appending to `out` (to fill one row of a larger matrix).
     pub fn transform_into(&self, raw: &RawFeatures, out: &mut Vec<f32>) {
-        for (c, v) in self.columns.iter().zip(self.raw_values(raw)) {
+        self.standardize_into(&self.raw_values(raw), out);
+    }
+
+    /// The model input from values `raw_values` returned: for callers that need both
+    /// (an evaluation reports the raw value beside each factor), without computing
+    /// them twice.
+    pub fn standardize(&self, raw_values: &[f64]) -> Vec<f32> {
+        let mut out = Vec::with_capacity(self.columns.len());
+        self.standardize_into(raw_values, &mut out);
+        out
+    }
+
+    fn standardize_into(&self, raw_values: &[f64], out: &mut Vec<f32>) {
+        for (c, &v) in self.columns.iter().zip(raw_values) {
             let v = if v.is_finite() { v } else { c.mean };
             out.push(((v - c.mean) / c.std) as f32);
         }

@@ -32,6 +32,13 @@ pub fn invalid_field(field: &str, description: impl Into<String>) -> Status {
     invalid(&v)
 }
 
+/// INVALID_ARGUMENT unless `id` is a well-formed identifier (as the store issues them).
+pub fn check_id(field: &str, id: &str) -> Result<(), Status> {
+    let mut v = Violations::new();
+    vitals_engine::validate::check_id(&mut v, field, id);
+    v.into_result().map_err(|v| invalid(&v))
+}
+
 fn with_reason(code: Code, reason: &str, message: String) -> Status {
     let mut d = ErrorDetails::new();
     d.set_error_info(reason, DOMAIN, []);

@@ -87,6 +87,15 @@ impl ModelHub {
         }
     }
 
+    /// Takes the reload lock. A panic while it was held leaves only the refused-version
+    /// memo behind, which is safe to keep using.
+    fn serialized(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (u64, String)>> {
+        match self.reloads.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
     /// Loads one version and swaps it in; the other kinds stay as they are.
     fn load_and_swap(&self, kind: &str, version: u64) -> Result<(), HubError> {
         let unservable = |reason: String| HubError::Unservable {
@@ -124,10 +133,7 @@ impl ModelHub {
     /// Brings every served kind to the registry's active version. Blocking (reads and
     /// hashes files): call it off the async threads.
     pub fn reload(&self) -> Vec<KindStatus> {
-        let mut refused = match self.reloads.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut refused = self.serialized();
         SERVED_KINDS
             .iter()
             .map(|&kind| {
@@ -187,10 +193,7 @@ impl ModelHub {
         actor: &str,
         reason: &str,
     ) -> Result<Option<u64>, HubError> {
-        let _serialized = match self.reloads.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let _serialized = self.serialized();
         // A version that does not exist is NOT_FOUND, not "cannot be served".
         self.registry.manifest(kind, version)?;
         // Load first: only a version that can be served becomes active.

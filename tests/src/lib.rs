@@ -178,7 +178,13 @@ impl TestServer {
     /// Fills the server's database with `customers` synthetic customers and their
     /// history (seeded, so reproducible), then trains and publishes churn and segment
     /// models into its registry, activated when `activate`. Returns the churn version.
+    /// Blocking work: called from a test on the multi-threaded runtime, it moves off the
+    /// async workers (`block_in_place`).
     pub fn train_synthetic(&self, customers: u64, activate: bool) -> u64 {
+        tokio::task::block_in_place(|| self.train_synthetic_blocking(customers, activate))
+    }
+
+    fn train_synthetic_blocking(&self, customers: u64, activate: bool) -> u64 {
         use vitals_engine::models::churn::Algorithm;
         use vitals_engine::time::MICROS_PER_DAY;
         use vitals_trainer::train::{Activation, ChurnChoice, SegmentChoice, TrainConfig};

@@ -80,7 +80,11 @@ pub struct SegmentSection {
 /// if needed.
 pub fn write_report(dir: &Path, report: &TrainingReport) -> anyhow::Result<()> {
     let json = serde_json::to_vec_pretty(report).context("serialising the training report")?;
-    let html = render_html(report)?;
+    write_pages(dir, json, render_html(report)?)
+}
+
+/// Writes a report's `report.json` and `report.html` into `dir`, creating it if needed.
+fn write_pages(dir: &Path, json: Vec<u8>, html: String) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     for (name, bytes) in [("report.json", json), ("report.html", html.into_bytes())] {
         let path = dir.join(name);
@@ -1453,13 +1457,7 @@ pub struct HoldoutRow {
 /// Writes the lifetime-value `report.json` and `report.html` into `dir`.
 pub fn write_clv_report(dir: &Path, report: &ClvReport) -> anyhow::Result<()> {
     let json = serde_json::to_vec_pretty(report).context("serialising the CLV report")?;
-    let html = render_clv_html(report)?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    for (name, bytes) in [("report.json", json), ("report.html", html.into_bytes())] {
-        let path = dir.join(name);
-        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(())
+    write_pages(dir, json, render_clv_html(report)?)
 }
 
 /// Mean holdout purchases per customer in each row, predicted and actual.

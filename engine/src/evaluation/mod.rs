@@ -224,8 +224,8 @@ impl Evaluation {
 
 /// The churn probability of a feature record with its top factors each way.
 pub fn assess_churn(churn: &LoadedChurn, raw: &RawFeatures) -> ChurnAssessment {
-    let row = churn.schema.transform(raw);
     let raw_values = churn.schema.raw_values(raw);
+    let row = churn.schema.standardize(&raw_values);
     assess_churn_row(churn, &row, Some(&raw_values))
 }
 

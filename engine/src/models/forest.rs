@@ -565,19 +565,7 @@ impl TreeShape {
 mod tests {
     use super::*;
     use crate::models::logistic::{LogisticParams, LogisticRegression};
-
-    /// `y = 1` when `x0·x1 > 0`, with 10% of labels flipped; x2, x3 are noise.
-    fn xor_like(n: usize, seed: u64) -> (Vec<f32>, Vec<bool>) {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let mut x = Vec::with_capacity(n * 4);
-        let mut y = Vec::with_capacity(n);
-        for _ in 0..n {
-            let row: [f32; 4] = std::array::from_fn(|_| rng.random_range(-1.7f32..1.7));
-            x.extend_from_slice(&row);
-            y.push((row[0] * row[1] > 0.0) != (rng.random::<f64>() < 0.1));
-        }
-        (x, y)
-    }
+    use crate::models::test_data::xor_like;
 
     #[test]
     fn learns_an_interaction_a_linear_model_cannot() {

@@ -134,3 +134,23 @@ pub fn sigmoid(z: f64) -> f64 {
         e / (1.0 + e)
     }
 }
+
+/// Data sets the model tests share.
+#[cfg(test)]
+pub(crate) mod test_data {
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+
+    /// `y = 1` when `x0·x1 > 0`, with 10% of labels flipped; x2, x3 are noise: what a
+    /// linear model cannot learn and a tree or a hidden layer can.
+    pub(crate) fn xor_like(n: usize, seed: u64) -> (Vec<f32>, Vec<bool>) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut x = Vec::with_capacity(n * 4);
+        let mut y = Vec::with_capacity(n);
+        for _ in 0..n {
+            let row: [f32; 4] = std::array::from_fn(|_| rng.random_range(-1.7f32..1.7));
+            x.extend_from_slice(&row);
+            y.push((row[0] * row[1] > 0.0) != (rng.random::<f64>() < 0.1));
+        }
+        (x, y)
+    }
+}

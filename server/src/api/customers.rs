@@ -13,7 +13,7 @@ use crate::auth::{Caller, Role};
 use crate::convert::{
     self, UPDATABLE_PATHS, apply_mask, customer_data_from_proto, customer_to_proto,
 };
-use crate::error::{blocking, invalid, invalid_field};
+use crate::error::{blocking, check_id, invalid, invalid_field};
 
 #[derive(Debug, Clone)]
 pub struct CustomerApi {
@@ -46,12 +46,6 @@ fn parse_etag(field: &str, etag: &str) -> Result<i64, Status> {
     etag.trim_matches('"')
         .parse::<i64>()
         .map_err(|_| invalid_field(field, "is not an etag this server issued"))
-}
-
-fn check_lookup_id(field: &str, id: &str) -> Result<(), Status> {
-    let mut v = Violations::new();
-    vitals_engine::validate::check_id(&mut v, field, id);
-    v.into_result().map_err(|v| invalid(&v))
 }
 
 #[tonic::async_trait]
@@ -88,11 +82,11 @@ impl CustomerService for CustomerApi {
         let store = self.store.clone();
         let customer = match request.into_inner().lookup {
             Some(Lookup::Id(id)) => {
-                check_lookup_id("id", &id)?;
+                check_id("id", &id)?;
                 blocking(move || store.get_customer(&id)).await?
             }
             Some(Lookup::ExternalId(ext)) => {
-                check_lookup_id("external_id", &ext)?;
+                check_id("external_id", &ext)?;
                 blocking(move || store.get_customer_by_external_id(&ext)).await?
             }
             None => return Err(invalid_field("id", "give id or external_id")),
@@ -167,7 +161,7 @@ impl CustomerService for CustomerApi {
     ) -> Result<Response<pb::Customer>, Status> {
         let pii = Caller::of(&request).can(Role::PiiReader);
         let pb::DeleteCustomerRequest { id, etag } = request.into_inner();
-        check_lookup_id("id", &id)?;
+        check_id("id", &id)?;
         let expected = if etag.is_empty() {
             None
         } else {

@@ -26,7 +26,7 @@ use super::evaluation_proto::{
 use crate::audit::with_record;
 use crate::auth::Caller;
 use crate::convert::{attributes_from_proto, micros, status_filter};
-use crate::error::{blocking, from_store, invalid, invalid_field};
+use crate::error::{blocking, check_id, from_store, invalid, invalid_field};
 use crate::models::ModelHub;
 use vitals_store::snapshots::parse_scheme;
 
@@ -114,12 +114,6 @@ fn as_of(field: &str, ts: Option<&prost_types::Timestamp>) -> Result<Micros, Sta
             m.ok_or_else(|| invalid_field(field, "is not a valid timestamp"))
         }
     }
-}
-
-fn check_id(field: &str, id: &str) -> Result<(), Status> {
-    let mut v = Violations::new();
-    vitals_engine::validate::check_id(&mut v, field, id);
-    v.into_result().map_err(|v| invalid(&v))
 }
 
 fn evaluate_one(

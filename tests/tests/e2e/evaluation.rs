@@ -29,10 +29,6 @@ async fn any_external_id(server: &TestServer) -> String {
     page.customers[0].external_id.clone()
 }
 
-fn train(server: &TestServer, activate: bool) -> u64 {
-    tokio::task::block_in_place(|| server.train_synthetic(300, activate))
-}
-
 both_backends!(
     without_models_the_model_parts_are_absent_with_reasons,
     a_trained_server_evaluates_refreshes_and_lists,
@@ -85,7 +81,7 @@ async fn without_models_the_model_parts_are_absent_with_reasons(backend: Backend
 
 async fn a_trained_server_evaluates_refreshes_and_lists(backend: Backend) {
     let server = TestServer::start(backend).await;
-    let version = train(&server, true);
+    let version = server.train_synthetic(300, true);
     let reload = server
         .models()
         .await

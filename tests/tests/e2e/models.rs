@@ -10,10 +10,6 @@ use vitals_tests::{Backend, TestServer, assert_invalid, both_backends};
 
 both_backends!(models_are_listed_activated_and_rolled_back);
 
-fn train(server: &TestServer, activate: bool) -> u64 {
-    tokio::task::block_in_place(|| server.train_synthetic(300, activate))
-}
-
 async fn serving(server: &TestServer, kind: &str) -> (u64, String) {
     let reload = server
         .models()
@@ -32,8 +28,8 @@ async fn serving(server: &TestServer, kind: &str) -> (u64, String) {
 
 async fn models_are_listed_activated_and_rolled_back(backend: Backend) {
     let server = TestServer::start(backend).await;
-    let v1 = train(&server, true);
-    let v2 = train(&server, false);
+    let v1 = server.train_synthetic(300, true);
+    let v2 = server.train_synthetic(300, false);
     assert_eq!((v1, v2), (1, 2));
     let mut api = server.models().await;
     assert_eq!(serving(&server, "churn").await.0, v1);
@@ -168,8 +164,8 @@ async fn models_are_listed_activated_and_rolled_back(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn activating_versions_under_load_fails_no_request() {
     let server = TestServer::start(Backend::Sqlite).await;
-    let v1 = train(&server, true);
-    let v2 = train(&server, false);
+    let v1 = server.train_synthetic(300, true);
+    let v2 = server.train_synthetic(300, false);
     assert_eq!(serving(&server, "churn").await.0, v1);
     let failures = Arc::new(AtomicUsize::new(0));
     let served = Arc::new(AtomicUsize::new(0));

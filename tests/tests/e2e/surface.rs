@@ -208,7 +208,7 @@ async fn grpc_web_call<M: Message + Default>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_evaluates_and_lists_at_risk_over_grpc_web() {
     let server = TestServer::start(Backend::Sqlite).await;
-    tokio::task::block_in_place(|| server.train_synthetic(300, true));
+    server.train_synthetic(300, true);
     server
         .models()
         .await
