@@ -15,20 +15,6 @@ fn by_external(id: &str) -> pb::EvaluateCustomerRequest {
     }
 }
 
-async fn any_external_id(server: &TestServer) -> String {
-    let page = server
-        .customers()
-        .await
-        .list_customers(pb::ListCustomersRequest {
-            page_size: 1,
-            ..Default::default()
-        })
-        .await
-        .expect("list")
-        .into_inner();
-    page.customers[0].external_id.clone()
-}
-
 both_backends!(
     without_models_the_model_parts_are_absent_with_reasons,
     a_trained_server_evaluates_refreshes_and_lists,
@@ -97,7 +83,25 @@ async fn a_trained_server_evaluates_refreshes_and_lists(backend: Backend) {
     assert_eq!(churn.serving_version, version, "{reload:?}");
 
     let mut api = server.evaluations().await;
-    let external = any_external_id(&server).await;
+    // A current customer who buys: every part of the evaluation applies to them.
+    let everyone = api
+        .evaluate_customers(pb::EvaluateCustomersRequest::default())
+        .await
+        .expect("evaluate all")
+        .into_inner()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .expect("stream");
+    let external = everyone
+        .iter()
+        .find(|e| {
+            e.churn.as_ref().is_some_and(|c| c.absent_reason.is_empty())
+                && e.lifetime_value
+                    .as_ref()
+                    .is_some_and(|l| l.absent_reason.is_empty())
+        })
+        .map(|e| e.external_id.clone())
+        .expect("a current customer with purchases");
     let e = api
         .evaluate_customer(by_external(&external))
         .await
@@ -105,15 +109,15 @@ async fn a_trained_server_evaluates_refreshes_and_lists(backend: Backend) {
         .into_inner();
     assert_eq!(e.external_id, external);
     let churn = e.churn.clone().expect("churn");
-    if churn.absent_reason.is_empty() {
-        assert!((0.0..=1.0).contains(&churn.probability), "{churn:?}");
-        assert!(["low", "medium", "high"].contains(&churn.risk_band.as_str()));
-        assert!(churn.horizon_days > 89.0 && churn.horizon_days < 91.0);
-        assert!(
-            churn.raising.iter().all(|f| f.contribution > 0.0)
-                && churn.lowering.iter().all(|f| f.contribution < 0.0)
-        );
-    }
+    assert!(churn.absent_reason.is_empty(), "{churn:?}");
+    assert!((0.0..=1.0).contains(&churn.probability), "{churn:?}");
+    assert!(["low", "medium", "high"].contains(&churn.risk_band.as_str()));
+    assert!(churn.horizon_days > 89.0 && churn.horizon_days < 91.0);
+    assert!(!churn.raising.is_empty() || !churn.lowering.is_empty());
+    assert!(
+        churn.raising.iter().all(|f| f.contribution > 0.0)
+            && churn.lowering.iter().all(|f| f.contribution < 0.0)
+    );
     let card = e.scorecard.clone().expect("scorecard");
     assert!(card.absent_reason.is_empty(), "{card:?}");
     assert_eq!(card.dimensions.len(), 6);
@@ -133,17 +137,16 @@ async fn a_trained_server_evaluates_refreshes_and_lists(backend: Backend) {
         "synthetic buyers repeat: a lifetime-value model is served"
     );
     let lifetime = e.lifetime_value.clone().expect("lifetime part");
-    if lifetime.absent_reason.is_empty() {
-        assert!(
-            (0.0..=1.0).contains(&lifetime.probability_alive),
-            "{lifetime:?}"
-        );
-        assert!(lifetime.lifetime_value >= 0.0 && lifetime.horizon_months == 12);
-        assert!(
-            (e.value - lifetime.lifetime_value).abs() < 1e-9,
-            "value at stake is the CLV"
-        );
-    }
+    assert!(lifetime.absent_reason.is_empty(), "{lifetime:?}");
+    assert!(
+        (0.0..=1.0).contains(&lifetime.probability_alive),
+        "{lifetime:?}"
+    );
+    assert!(lifetime.lifetime_value >= 0.0 && lifetime.horizon_months == 12);
+    assert!(
+        (e.value - lifetime.lifetime_value).abs() < 1e-9,
+        "value at stake is the CLV"
+    );
 
     // The same evaluation by id, as of a time before the customer existed: not a customer then.
     let by_id = api
@@ -260,15 +263,11 @@ async fn a_trained_server_evaluates_refreshes_and_lists(backend: Backend) {
             .collect::<Vec<_>>(),
         ids
     );
-    let all = api
-        .evaluate_customers(pb::EvaluateCustomersRequest::default())
-        .await
-        .expect("evaluate all")
-        .into_inner()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .expect("stream");
-    assert_eq!(all.len(), 300);
+    assert_eq!(
+        everyone.len(),
+        300,
+        "a filter-less batch evaluates everyone"
+    );
 
     // What-if: a recent, frequent buyer is less likely to leave than a lapsed one.
     let what_if = |recency: f64, frequency: f64| pb::ScoreFeaturesRequest {
