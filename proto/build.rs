@@ -8,6 +8,8 @@ const PROTOS: &[&str] = &[
     "vitals/v1/event.proto",
     "vitals/v1/evaluation.proto",
     "vitals/v1/model.proto",
+    "vitals/v1/followup.proto",
+    "vitals/v1/portfolio.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -142,14 +142,16 @@ pub enum EventKind {
     Payment,
     Feedback,
     Interaction,
+    RetentionAction,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 4] = [
+    pub const ALL: [EventKind; 5] = [
         Self::Transaction,
         Self::Payment,
         Self::Feedback,
         Self::Interaction,
+        Self::RetentionAction,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -158,6 +160,7 @@ impl EventKind {
             Self::Payment => "payment",
             Self::Feedback => "feedback",
             Self::Interaction => "interaction",
+            Self::RetentionAction => "retention_action",
         }
     }
 
@@ -173,6 +176,9 @@ pub enum EventPayload {
     Payment(Payment),
     Feedback(Feedback),
     Interaction(Interaction),
+    /// What the company did to keep the customer: part of their timeline like anything
+    /// they did themselves, and what a campaign's effect review counts as treatment.
+    RetentionAction(RetentionAction),
 }
 
 impl EventPayload {
@@ -182,8 +188,26 @@ impl EventPayload {
             Self::Payment(_) => EventKind::Payment,
             Self::Feedback(_) => EventKind::Feedback,
             Self::Interaction(_) => EventKind::Interaction,
+            Self::RetentionAction(_) => EventKind::RetentionAction,
         }
     }
+}
+
+/// A retention action: a call, a discount, an upgrade, ... with what it cost and, when it
+/// was part of one, the campaign's name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionAction {
+    /// A short label such as `call`, `discount`, `upgrade`.
+    pub kind: String,
+    /// What it cost, in minor units of `currency`; 0 when free.
+    pub cost_minor: i64,
+    pub currency: String,
+    /// The campaign it belongs to; empty when it was done on its own.
+    pub campaign: String,
+    pub channel: String,
+    /// Who did it (a person or team); empty when unknown.
+    pub actor: String,
+    pub note: Option<String>,
 }
 
 /// A purchase, order or bill. Money is exact: integer minor units and a currency.

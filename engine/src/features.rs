@@ -167,6 +167,9 @@ pub fn behaviour(signup_time: Option<Micros>, events: &[StoredEvent], as_of: Mic
                     entry.2 = paid;
                 }
             }
+            // What the company did is not what the customer did: a model that learned
+            // from actions would learn the company's targeting, not the customer.
+            EventPayload::RetentionAction(_) => {}
         }
     }
 

@@ -4,10 +4,12 @@
 //! API onto them, and the trainer and the server compute features from them, so a
 //! model is always scored on exactly what it was trained on.
 
+pub mod campaign;
 pub mod currency;
 pub mod domain;
 pub mod evaluation;
 pub mod features;
+pub mod followup;
 pub mod labels;
 pub mod metrics;
 pub mod models;

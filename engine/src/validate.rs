@@ -308,6 +308,29 @@ pub fn check_event(v: &mut Violations, prefix: &str, e: &NewEvent, now: Micros) 
                 }
             }
         }
+        EventPayload::RetentionAction(a) => {
+            let p = join(prefix, "retention_action");
+            if a.kind.trim().is_empty() {
+                v.push(
+                    join(&p, "kind"),
+                    "must name the action (call, discount, upgrade, ...)",
+                );
+            }
+            check_text(v, &join(&p, "kind"), &a.kind, MAX_LABEL_LEN);
+            if a.cost_minor < 0 {
+                v.push(join(&p, "cost_minor"), "must not be negative");
+            }
+            // A free action (a call) needs no currency.
+            if a.cost_minor != 0 || !a.currency.is_empty() {
+                check_currency(v, &join(&p, "currency"), &a.currency);
+            }
+            check_text(v, &join(&p, "campaign"), &a.campaign, MAX_LABEL_LEN);
+            check_text(v, &join(&p, "channel"), &a.channel, MAX_LABEL_LEN);
+            check_text(v, &join(&p, "actor"), &a.actor, MAX_LABEL_LEN);
+            if let Some(note) = &a.note {
+                check_multiline(v, &join(&p, "note"), note, MAX_COMMENT_LEN);
+            }
+        }
     }
 }
 

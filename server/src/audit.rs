@@ -44,6 +44,10 @@ pub fn audited(path: &str, caller: Option<&Caller>) -> bool {
             | "vitals.v1.EvaluationService/UpdateScoringScheme"
             | "vitals.v1.ModelService/ActivateModel"
             | "vitals.v1.ModelService/ReloadModels"
+            | "vitals.v1.FollowUpService/UpdateFollowUp"
+            | "vitals.v1.FollowUpService/UpdateFollowUpRules"
+            | "vitals.v1.FollowUpService/RecordRetentionAction"
+            | "vitals.v1.FollowUpService/CreateCampaign"
     );
     let pii_read = matches!(
         method,

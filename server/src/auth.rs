@@ -203,7 +203,23 @@ pub fn required_role(path: &str) -> Option<Role> {
         ("vitals.v1.EvaluationService", "UpdateScoringScheme") => Role::Admin,
         ("vitals.v1.EvaluationService", _) => Role::Reader,
         ("vitals.v1.ModelService", "ListModels" | "GetModel" | "ListActivations") => Role::Reader,
-        // DeleteCustomer (erasure), ActivateModel, ReloadModels, and anything unknown.
+        (
+            "vitals.v1.FollowUpService",
+            "ListFollowUps"
+            | "GetFollowUp"
+            | "GetFollowUpRules"
+            | "GetCampaign"
+            | "ListCampaigns"
+            | "ListCampaignMembers"
+            | "ReviewCampaign",
+        ) => Role::Reader,
+        (
+            "vitals.v1.FollowUpService",
+            "UpdateFollowUp" | "RecordRetentionAction" | "CreateCampaign",
+        ) => Role::Writer,
+        ("vitals.v1.PortfolioService", "GetPortfolioMetrics") => Role::Reader,
+        // DeleteCustomer (erasure), ActivateModel, ReloadModels, UpdateFollowUpRules, and
+        // anything unknown.
         _ => Role::Admin,
     })
 }

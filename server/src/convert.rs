@@ -243,6 +243,7 @@ pub fn event_kind_from_proto(v: &mut Violations, field: &str, raw: i32) -> Optio
         Ok(pb::EventKind::Payment) => Some(EventKind::Payment),
         Ok(pb::EventKind::Feedback) => Some(EventKind::Feedback),
         Ok(pb::EventKind::Interaction) => Some(EventKind::Interaction),
+        Ok(pb::EventKind::RetentionAction) => Some(EventKind::RetentionAction),
         Ok(pb::EventKind::Unspecified) => {
             v.push(field, "EVENT_KIND_UNSPECIFIED is not a kind");
             None
@@ -374,10 +375,13 @@ pub fn event_from_proto(v: &mut Violations, prefix: &str, e: pb::Event) -> Optio
                 _ => None,
             }
         }
+        Some(Payload::RetentionAction(a)) => Some(EventPayload::RetentionAction(
+            retention_action_from_proto(a),
+        )),
         None => {
             v.push(
                 join(prefix, "payload"),
-                "an event is one of transaction, payment, feedback or interaction",
+                "an event is one of transaction, payment, feedback, interaction or retention_action",
             );
             None
         }
@@ -439,6 +443,15 @@ pub fn event_to_proto(e: StoredEvent) -> pb::Event {
             ticket_id: i.ticket_id,
             resolved_time: i.resolved_time.map(timestamp),
         }),
+        EventPayload::RetentionAction(a) => Payload::RetentionAction(pb::RetentionAction {
+            kind: a.kind,
+            cost_minor: a.cost_minor,
+            currency: a.currency,
+            campaign: a.campaign,
+            channel: a.channel,
+            actor: a.actor,
+            note: a.note.unwrap_or_default(),
+        }),
     };
     pb::Event {
         event_key: e.event_key,
@@ -446,5 +459,18 @@ pub fn event_to_proto(e: StoredEvent) -> pb::Event {
         time: Some(timestamp(e.time)),
         record_time: Some(timestamp(e.record_time)),
         payload: Some(payload),
+    }
+}
+
+/// A retention action as the engine holds it; `check_event` validates it afterwards.
+pub fn retention_action_from_proto(a: pb::RetentionAction) -> vitals_engine::RetentionAction {
+    vitals_engine::RetentionAction {
+        kind: a.kind,
+        cost_minor: a.cost_minor,
+        currency: a.currency,
+        campaign: a.campaign,
+        channel: a.channel,
+        actor: a.actor,
+        note: (!a.note.is_empty()).then_some(a.note),
     }
 }

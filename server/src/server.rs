@@ -15,13 +15,17 @@ use tracing::Span;
 use vitals_proto::v1::customer_service_server::CustomerServiceServer;
 use vitals_proto::v1::evaluation_service_server::EvaluationServiceServer;
 use vitals_proto::v1::event_service_server::EventServiceServer;
+use vitals_proto::v1::follow_up_service_server::FollowUpServiceServer;
 use vitals_proto::v1::model_service_server::ModelServiceServer;
+use vitals_proto::v1::portfolio_service_server::PortfolioServiceServer;
 use vitals_store::Store;
 
 use crate::api::customers::CustomerApi;
 use crate::api::evaluation::{EvaluationApi, SchemeCache};
 use crate::api::events::EventApi;
+use crate::api::followups::FollowUpApi;
 use crate::api::models::ModelApi;
+use crate::api::portfolio::PortfolioApi;
 use crate::auth::{ApiKeys, AuthLayer};
 use crate::models::ModelHub;
 
@@ -155,6 +159,8 @@ pub async fn serve(
     ))
     .max_decoding_message_size(config.max_message_bytes);
     let models = ModelServiceServer::new(ModelApi::new(hub.clone()));
+    let follow_ups = FollowUpServiceServer::new(FollowUpApi::new(store.clone()));
+    let portfolio = PortfolioServiceServer::new(PortfolioApi::new(store.clone()));
     health
         .set_serving::<CustomerServiceServer<CustomerApi>>()
         .await;
@@ -163,6 +169,12 @@ pub async fn serve(
         .set_serving::<EvaluationServiceServer<EvaluationApi>>()
         .await;
     health.set_serving::<ModelServiceServer<ModelApi>>().await;
+    health
+        .set_serving::<FollowUpServiceServer<FollowUpApi>>()
+        .await;
+    health
+        .set_serving::<PortfolioServiceServer<PortfolioApi>>()
+        .await;
 
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(vitals_proto::FILE_DESCRIPTOR_SET)
@@ -208,6 +220,8 @@ pub async fn serve(
         .add_service(events)
         .add_service(evaluations)
         .add_service(models)
+        .add_service(follow_ups)
+        .add_service(portfolio)
         // TCP_NODELAY: without it Nagle's algorithm holds the tail of each response until
         // the client's delayed ACK, about 40 ms per unary call (tonic's own nodelay setting
         // does not apply to a listener passed in).

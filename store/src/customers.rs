@@ -10,7 +10,7 @@ use vitals_engine::{Attributes, Customer, CustomerData, CustomerStatus, Violatio
 use crate::db::{Store, WriteTransaction, with_conn};
 use crate::error::{Result, StoreError};
 use crate::page::{self, Page};
-use crate::schema::{customers, feedback};
+use crate::schema::{customers, feedback, retention_actions};
 
 /// Rows per statement and per transaction in bulk upserts: far below both backends'
 /// bind-parameter limits, and small enough to keep transactions short.
@@ -256,7 +256,7 @@ impl Store {
         })
     }
 
-    /// Erases a customer: PII and free-text feedback comments are wiped for good in one
+    /// Erases a customer: PII, free-text feedback comments and retention-action notes are wiped for good in one
     /// transaction, the history stays. Erasing an erased customer changes nothing.
     pub fn erase_customer(
         &self,
@@ -293,6 +293,11 @@ impl Store {
                 diesel::update(feedback::table.filter(feedback::customer_id.eq(id)))
                     .set(feedback::comment.eq(None::<String>))
                     .execute(conn)?;
+                diesel::update(
+                    retention_actions::table.filter(retention_actions::customer_id.eq(id)),
+                )
+                .set(retention_actions::note.eq(None::<String>))
+                .execute(conn)?;
                 Ok(erased)
             })
         })

@@ -11,6 +11,7 @@ use vitals_engine::time::Micros;
 
 use crate::db::{Store, WriteTransaction, with_conn};
 use crate::error::{Result, StoreError};
+use crate::followups::{CustomerSignal, OpenFollowUps};
 use crate::page::{self, Page};
 use crate::schema::evaluations;
 
@@ -198,10 +199,37 @@ impl Store {
     /// statements as large as each backend's bind-parameter limit allows: the fewer
     /// statements, the fewer round trips and plans.
     pub fn upsert_evaluations(&self, rows: &[EvaluationRecord]) -> Result<usize> {
+        Ok(self.upsert_evaluations_opening(rows, &[], 0, 0)?.0)
+    }
+
+    /// The stored churn probability of each of `customer_ids` that has one.
+    pub fn stored_probabilities(&self, customer_ids: &[String]) -> Result<HashMap<String, f64>> {
+        let mut out = HashMap::with_capacity(customer_ids.len());
+        for chunk in customer_ids.chunks(SQLITE_CHUNK * 10) {
+            let rows: Vec<(String, Option<f64>)> = with_conn!(self, conn => {
+                evaluations::table
+                    .filter(evaluations::customer_id.eq_any(chunk))
+                    .select((evaluations::customer_id, evaluations::churn_probability))
+                    .load(conn)?
+            });
+            out.extend(rows.into_iter().filter_map(|(id, p)| Some((id, p?))));
+        }
+        Ok(out)
+    }
+
+    /// Upserts snapshots and opens the follow-ups their refresh signalled, in one
+    /// transaction. Returns (snapshots written, tasks opened).
+    pub fn upsert_evaluations_opening(
+        &self,
+        rows: &[EvaluationRecord],
+        signals: &[CustomerSignal],
+        rules_version: i64,
+        now: Micros,
+    ) -> Result<(usize, usize)> {
         let rows = last_per_customer(rows);
         check_finite(&rows)?;
-        if rows.is_empty() {
-            return Ok(0);
+        if rows.is_empty() && signals.is_empty() {
+            return Ok((0, 0));
         }
         let chunk_size = if self.is_postgres() {
             PG_CHUNK
@@ -233,7 +261,12 @@ impl Store {
                     }
                     written += q.execute(conn)?;
                 }
-                Ok(written)
+                let opened = if signals.is_empty() {
+                    0
+                } else {
+                    conn.open_follow_ups(signals, rules_version, now)?
+                };
+                Ok((written, opened))
             })
         })
     }

@@ -5,16 +5,19 @@ use std::collections::{HashMap, HashSet};
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 use serde::{Deserialize, Serialize};
+use vitals_engine::followup::might_signal;
 use vitals_engine::time::Micros;
 use vitals_engine::{
     CustomerRef, CustomerStatus, EventKind, EventPayload, Feedback, FeedbackKind, Interaction,
-    InteractionKind, NewEvent, Payment, Severity, StoredEvent, Transaction, content_hash,
+    InteractionKind, NewEvent, Payment, RetentionAction, Severity, StoredEvent, Transaction,
+    content_hash,
 };
 
 use crate::db::{Store, WriteTransaction, with_conn};
 use crate::error::{Result, StoreError};
+use crate::followups::{CustomerSignal, LatestRules, OpenFollowUps, default_rules};
 use crate::page::{self, Page};
-use crate::schema::{events, feedback, interactions, payments, transactions};
+use crate::schema::{events, feedback, interactions, payments, retention_actions, transactions};
 
 /// Rows per INSERT or per `IN (...)` list: under SQLite's 32,766 and PostgreSQL's 65,535
 /// bind parameters for the widest table.
@@ -68,6 +71,8 @@ pub enum RecordMode {
 pub struct BatchOutcome {
     pub accepted: u64,
     pub duplicates: u64,
+    /// Follow-up tasks the accepted events opened (live events only).
+    pub follow_ups_opened: u64,
     pub rejected: Vec<RejectedEvent>,
 }
 
@@ -146,6 +151,42 @@ pub(crate) struct InteractionRow {
     pub(crate) channel: String,
     pub(crate) ticket_id: String,
     pub(crate) resolved_time: Option<i64>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = retention_actions, treat_none_as_default_value = false)]
+pub(crate) struct RetentionActionRow {
+    pub(crate) customer_id: String,
+    pub(crate) event_key: String,
+    pub(crate) time: i64,
+    pub(crate) record_time: i64,
+    pub(crate) kind: String,
+    pub(crate) cost_minor: i64,
+    pub(crate) currency: String,
+    pub(crate) campaign: String,
+    pub(crate) channel: String,
+    pub(crate) actor: String,
+    pub(crate) note: Option<String>,
+}
+
+impl RetentionActionRow {
+    pub(crate) fn into_event(self) -> Result<StoredEvent> {
+        Ok(StoredEvent {
+            customer_id: self.customer_id,
+            event_key: self.event_key,
+            time: self.time,
+            record_time: self.record_time,
+            payload: EventPayload::RetentionAction(RetentionAction {
+                kind: self.kind,
+                cost_minor: self.cost_minor,
+                currency: self.currency,
+                campaign: self.campaign,
+                channel: self.channel,
+                actor: self.actor,
+                note: self.note,
+            }),
+        })
+    }
 }
 
 impl TransactionRow {
@@ -235,6 +276,7 @@ struct BatchRows {
     payments: Vec<PaymentRow>,
     feedback: Vec<FeedbackRow>,
     interactions: Vec<InteractionRow>,
+    retention_actions: Vec<RetentionActionRow>,
 }
 
 impl BatchRows {
@@ -299,6 +341,19 @@ impl BatchRows {
                 ticket_id: i.ticket_id.clone(),
                 resolved_time: i.resolved_time,
             }),
+            EventPayload::RetentionAction(a) => self.retention_actions.push(RetentionActionRow {
+                customer_id,
+                event_key,
+                time,
+                record_time,
+                kind: a.kind.clone(),
+                cost_minor: a.cost_minor,
+                currency: a.currency.clone(),
+                campaign: a.campaign.clone(),
+                channel: a.channel.clone(),
+                actor: a.actor.clone(),
+                note: a.note.clone(),
+            }),
         }
     }
 }
@@ -346,6 +401,11 @@ impl BulkInsert for diesel::pg::PgConnection {
                 .from_insertable(&rows.interactions)
                 .execute(self)?;
         }
+        if !rows.retention_actions.is_empty() {
+            diesel::copy_from(retention_actions::table)
+                .from_insertable(&rows.retention_actions)
+                .execute(self)?;
+        }
         Ok(())
     }
 }
@@ -358,6 +418,7 @@ impl BulkInsert for diesel::sqlite::SqliteConnection {
         insert_chunked!(self, payments::table, rows.payments);
         insert_chunked!(self, feedback::table, rows.feedback);
         insert_chunked!(self, interactions::table, rows.interactions);
+        insert_chunked!(self, retention_actions::table, rows.retention_actions);
         Ok(())
     }
 }
@@ -470,10 +531,11 @@ impl Store {
         // roll the transaction back; the next attempt looks the keys up first. A
         // concurrent writer of the same keys can cost one more attempt.
         for (attempt, look_up) in [false, true, true].into_iter().enumerate() {
-            match self.commit_new_events(&candidates, look_up) {
+            match self.commit_new_events(&candidates, look_up, mode, now) {
                 Ok(committed) => {
                     outcome.accepted = committed.accepted;
                     outcome.duplicates = committed.duplicates;
+                    outcome.follow_ups_opened = committed.follow_ups_opened;
                     outcome.rejected.extend(committed.rejected);
                     outcome.rejected.sort_by_key(|r| r.index);
                     return Ok(outcome);
@@ -490,11 +552,14 @@ impl Store {
     }
 
     /// Checks candidates against the ledger (when `look_up`) and inserts the new ones in
-    /// one transaction. A key already in the ledger comes back as `AlreadyExists`.
+    /// one transaction, with the follow-up tasks that live events open. A key already in
+    /// the ledger comes back as `AlreadyExists`.
     fn commit_new_events(
         &self,
         candidates: &[(usize, StoredEvent, String)],
         look_up: bool,
+        mode: RecordMode,
+        now: Micros,
     ) -> Result<BatchOutcome> {
         let keys: Vec<(&str, &str)> = if !look_up {
             Vec::new()
@@ -525,6 +590,8 @@ impl Store {
                     .collect();
                 let mut out = BatchOutcome::default();
                 let mut rows = BatchRows::default();
+                // A history load (backfill) opens no tasks: its signals are long past.
+                let mut may_signal: Vec<&StoredEvent> = Vec::new();
                 for (index, e, hash) in candidates {
                     let key = (e.customer_id.as_str(), e.event_key.as_str());
                     match seen.get(&key) {
@@ -539,16 +606,39 @@ impl Store {
                             seen.insert(key, hash.as_str());
                             rows.push(e, hash.clone());
                             out.accepted += 1;
+                            if mode == RecordMode::Live && might_signal(&e.payload) {
+                                may_signal.push(e);
+                            }
                         }
                     }
                 }
                 match conn.bulk_insert(&rows) {
-                    Ok(()) => Ok(out),
+                    Ok(()) => {}
                     Err(e) if StoreError::is_unique_violation(&e) => {
-                        Err(StoreError::AlreadyExists("event key raced".into()))
+                        return Err(StoreError::AlreadyExists("event key raced".into()));
                     }
-                    Err(e) => Err(e.into()),
+                    Err(e) => return Err(e.into()),
                 }
+                // The rules are read only for the few events that could signal, so the
+                // bulk of events (purchases) pay nothing for follow-ups.
+                if !may_signal.is_empty() {
+                    let rules = conn.latest_rules()?.unwrap_or_else(default_rules);
+                    let signals: Vec<CustomerSignal> = may_signal
+                        .iter()
+                        .filter_map(|e| {
+                            rules.rules.signal_of_event(e, now).map(|signal| CustomerSignal {
+                                customer_id: e.customer_id.clone(),
+                                source: e.event_key.clone(),
+                                signal,
+                            })
+                        })
+                        .collect();
+                    if !signals.is_empty() {
+                        out.follow_ups_opened =
+                            conn.open_follow_ups(&signals, rules.version, now)? as u64;
+                    }
+                }
+                Ok(out)
             })
         })
     }
@@ -640,6 +730,17 @@ impl Store {
                     .filter(interactions::customer_id.eq(customer_id))
                     .filter(interactions::event_key.eq_any(int_keys))
                     .select(InteractionRow::as_select())
+                    .load(conn)?;
+                for r in rows {
+                    keep(r.into_event()?);
+                }
+            }
+            let action_keys = keys.get("retention_action").unwrap_or(&none);
+            if !action_keys.is_empty() {
+                let rows: Vec<RetentionActionRow> = retention_actions::table
+                    .filter(retention_actions::customer_id.eq(customer_id))
+                    .filter(retention_actions::event_key.eq_any(action_keys))
+                    .select(RetentionActionRow::as_select())
                     .load(conn)?;
                 for r in rows {
                     keep(r.into_event()?);

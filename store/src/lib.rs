@@ -3,24 +3,29 @@
 //! the server and the trainer call it and never grow a second copy.
 
 pub mod audit;
+pub mod campaigns;
 pub mod customers;
 pub mod db;
 pub mod error;
 pub mod evaluations;
 pub mod events;
+pub mod followups;
 pub mod history;
 pub mod page;
+pub mod portfolio;
 mod schema;
 pub mod schemes;
 pub mod settings;
 pub mod snapshots;
 
 pub use audit::{AuditEntry, AuditFilter};
+pub use campaigns::{CampaignMember, CampaignRecord, CampaignReview, NewCampaign};
 pub use customers::{CustomerFilter, RejectedRow, UpsertOutcome};
 pub use db::{DatabaseUrl, PoolOptions, Store, redact_url};
 pub use error::{Result, StoreError};
 pub use evaluations::{AtRiskOrder, AtRiskQuery, EvaluationRecord, SegmentSummary};
 pub use events::{BatchOutcome, EventFilter, RecordMode, RejectedEvent};
+pub use followups::{CustomerSignal, FollowUpFilter, FollowUpRecord, VersionedRules};
 pub use history::History;
 pub use page::Page;
 pub use schemes::StoredScheme;

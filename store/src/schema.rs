@@ -127,7 +127,84 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    retention_actions (customer_id, event_key) {
+        customer_id -> Text,
+        event_key -> Text,
+        time -> BigInt,
+        record_time -> BigInt,
+        kind -> Text,
+        cost_minor -> BigInt,
+        currency -> Text,
+        campaign -> Text,
+        channel -> Text,
+        actor -> Text,
+        note -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    follow_up_rules (version) {
+        version -> BigInt,
+        body -> Text,
+        actor -> Text,
+        create_time -> BigInt,
+    }
+}
+
+diesel::table! {
+    follow_ups (customer_id, id) {
+        customer_id -> Text,
+        id -> Text,
+        reason -> Text,
+        department -> Text,
+        status -> Text,
+        detail -> Text,
+        source -> Text,
+        rules_version -> BigInt,
+        assignee -> Nullable<Text>,
+        outcome -> Nullable<Text>,
+        dismiss_reason -> Nullable<Text>,
+        due_time -> BigInt,
+        create_time -> BigInt,
+        update_time -> BigInt,
+        close_time -> Nullable<BigInt>,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    campaigns (id) {
+        id -> Text,
+        name -> Text,
+        action_kind -> Text,
+        target -> Text,
+        holdout_share -> Double,
+        seed -> BigInt,
+        horizon_days -> Integer,
+        draw_time -> BigInt,
+        treated_count -> BigInt,
+        control_count -> BigInt,
+        actor -> Text,
+        create_time -> BigInt,
+    }
+}
+
+diesel::table! {
+    campaign_members (customer_id, campaign_id) {
+        customer_id -> Text,
+        campaign_id -> Text,
+        control -> Bool,
+        churn_probability -> Nullable<Double>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    retention_actions,
+    follow_up_rules,
+    follow_ups,
+    campaigns,
+    campaign_members,
     audit_log,
     customers,
     events,

@@ -14,7 +14,9 @@ use tonic::transport::Channel;
 use vitals_proto::v1::customer_service_client::CustomerServiceClient;
 use vitals_proto::v1::evaluation_service_client::EvaluationServiceClient;
 use vitals_proto::v1::event_service_client::EventServiceClient;
+use vitals_proto::v1::follow_up_service_client::FollowUpServiceClient;
 use vitals_proto::v1::model_service_client::ModelServiceClient;
+use vitals_proto::v1::portfolio_service_client::PortfolioServiceClient;
 use vitals_server::ServerConfig;
 use vitals_store::{DatabaseUrl, PoolOptions, Store};
 
@@ -169,6 +171,14 @@ impl TestServer {
 
     pub async fn evaluations(&self) -> EvaluationServiceClient<Channel> {
         EvaluationServiceClient::new(self.channel().await)
+    }
+
+    pub async fn follow_ups(&self) -> FollowUpServiceClient<Channel> {
+        FollowUpServiceClient::new(self.channel().await)
+    }
+
+    pub async fn portfolio(&self) -> PortfolioServiceClient<Channel> {
+        PortfolioServiceClient::new(self.channel().await)
     }
 
     pub async fn models(&self) -> ModelServiceClient<Channel> {

@@ -477,6 +477,8 @@ pub fn generate(store: &Store, options: &GenerateOptions) -> anyhow::Result<Gene
                     EventKind::Payment => summary.payments += 1,
                     EventKind::Feedback => summary.feedback += 1,
                     EventKind::Interaction => summary.interactions += 1,
+                    // The simulation models customers; it records no actions of the company.
+                    EventKind::RetentionAction => {}
                 }
                 events.push(ordinal, e)?;
             }
@@ -746,7 +748,7 @@ impl Generator {
         let mut out = Emitter {
             prefix: external_id.clone(),
             customer: external_id,
-            next: [0; 4],
+            next: [0; 5],
             emit,
         };
         let mut complaints: Vec<Micros> = Vec::new();
@@ -1069,7 +1071,7 @@ struct Emitter<'a> {
     prefix: String,
     customer: String,
     /// The next index of each kind, in `EventKind::ALL` order.
-    next: [u64; 4],
+    next: [u64; 5],
     emit: &'a mut dyn FnMut(NewEvent),
 }
 
@@ -1081,6 +1083,7 @@ impl Emitter<'_> {
             EventKind::Payment => 1,
             EventKind::Feedback => 2,
             EventKind::Interaction => 3,
+            EventKind::RetentionAction => 4,
         };
         let i = self.next[slot];
         self.next[slot] += 1;

@@ -37,6 +37,21 @@ const SCAN_CHUNK: usize = 2_000;
 /// Header naming who makes a change, until authentication does.
 pub const ACTOR_HEADER: &str = "x-vitals-actor";
 
+/// Who makes a change: the API key's name, or without keys the actor header.
+pub fn actor_of<T>(request: &Request<T>) -> String {
+    let caller = Caller::of(request);
+    if caller.is_anonymous() {
+        request
+            .metadata()
+            .get(ACTOR_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("unknown")
+            .to_owned()
+    } else {
+        caller.name
+    }
+}
+
 /// The scoring scheme in force, cached so scoring never waits on the database; replaced
 /// on update and on every registry poll (another server may have updated it).
 #[derive(Debug)]
@@ -367,38 +382,28 @@ impl EvaluationService for EvaluationApi {
             let versions = versions(&models, scheme);
             // A refresh, once started, finishes even if the caller stops listening:
             // progress that cannot be delivered is dropped.
-            let report = |done: u64, total: u64, stored: u64, finished: bool| {
+            let report = |p: &vitals_store::RefreshProgress, finished: bool| {
                 let _ = tx.blocking_send(Ok(pb::RefreshEvaluationsProgress {
-                    customers_done: done,
-                    customers_total: total,
-                    evaluations_stored: stored,
+                    customers_done: p.customers_done,
+                    customers_total: p.customers_total,
+                    evaluations_stored: p.evaluations_stored,
+                    follow_ups_opened: p.follow_ups_opened,
                     finished,
                     seconds: started.elapsed().as_secs_f64(),
                     versions: Some(versions),
                 }));
             };
-            let outcome = store.refresh_evaluations(as_of, &models, scheme, |p| {
-                report(
-                    p.customers_done,
-                    p.customers_total,
-                    p.evaluations_stored,
-                    false,
-                );
-            });
+            let outcome = store.refresh_evaluations(as_of, &models, scheme, |p| report(&p, false));
             match outcome {
                 Ok(p) => {
                     tracing::info!(
                         customers = p.customers_done,
                         stored = p.evaluations_stored,
+                        follow_ups_opened = p.follow_ups_opened,
                         seconds = p.seconds,
                         "evaluations refreshed"
                     );
-                    report(
-                        p.customers_done,
-                        p.customers_total,
-                        p.evaluations_stored,
-                        true,
-                    );
+                    report(&p, true);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "refresh failed");
@@ -542,17 +547,7 @@ impl EvaluationService for EvaluationApi {
         &self,
         request: Request<pb::UpdateScoringSchemeRequest>,
     ) -> Result<Response<pb::ScoringScheme>, Status> {
-        let caller = Caller::of(&request);
-        let actor = if caller.is_anonymous() {
-            request
-                .metadata()
-                .get(ACTOR_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("unknown")
-                .to_owned()
-        } else {
-            caller.name
-        };
+        let actor = actor_of(&request);
         let Some(wire) = request.into_inner().scheme else {
             return Err(invalid_field("scheme", "is required"));
         };

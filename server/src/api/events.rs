@@ -83,6 +83,20 @@ impl EventApi {
     }
 }
 
+/// Free text (feedback comments, retention-action notes) may name people: readers
+/// without the pii-reader role see it masked.
+pub fn mask_free_text(e: &mut pb::Event) {
+    use pb::event::Payload;
+    let text = match e.payload.as_mut() {
+        Some(Payload::Feedback(f)) => &mut f.comment,
+        Some(Payload::RetentionAction(a)) => &mut a.note,
+        _ => return,
+    };
+    if !text.is_empty() {
+        *text = crate::api::customers::MASKED.to_owned();
+    }
+}
+
 fn rejected_to_proto(r: vitals_store::RejectedEvent, batch_index: i32) -> pb::RejectedEvent {
     pb::RejectedEvent {
         index: r.index as i32,
@@ -106,6 +120,7 @@ impl EventService for EventApi {
         Ok(Response::new(pb::RecordEventsResponse {
             accepted: outcome.accepted as i32,
             duplicates: outcome.duplicates as i32,
+            follow_ups_opened: outcome.follow_ups_opened as i32,
             rejected: outcome
                 .rejected
                 .into_iter()
@@ -198,11 +213,8 @@ impl EventService for EventApi {
                 .into_iter()
                 .map(|e| {
                     let mut e = event_to_proto(e);
-                    if !pii
-                        && let Some(pb::event::Payload::Feedback(f)) = e.payload.as_mut()
-                        && !f.comment.is_empty()
-                    {
-                        f.comment = crate::api::customers::MASKED.to_owned();
+                    if !pii {
+                        mask_free_text(&mut e);
                     }
                     e
                 })

@@ -5,4 +5,6 @@ pub mod customers;
 pub mod evaluation;
 mod evaluation_proto;
 pub mod events;
+pub mod followups;
 pub mod models;
+pub mod portfolio;

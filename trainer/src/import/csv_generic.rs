@@ -563,6 +563,12 @@ impl EventColumns {
             })?,
         };
         let payload = match kind {
+            EventKind::RetentionAction => {
+                return Err((
+                    "kind",
+                    "retention actions are recorded as they happen (FollowUpService.RecordRetentionAction), not imported".into(),
+                ));
+            }
             EventKind::Transaction => {
                 let currency = Self::text(r, self.currency);
                 EventPayload::Transaction(Transaction {

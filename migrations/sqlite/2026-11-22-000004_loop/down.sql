@@ -1,0 +1,6 @@
+DROP TABLE campaign_members;
+DROP TABLE campaigns;
+DROP TABLE follow_ups;
+DROP TABLE follow_up_rules;
+DROP TABLE retention_actions;
+DELETE FROM events WHERE kind = 'retention_action';

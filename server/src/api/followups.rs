@@ -1,0 +1,798 @@
+//! `vitals.v1.FollowUpService`: follow-up tasks and their rules, retention actions,
+//! campaigns with a control group, and the review of their effect.
+
+use rand::Rng;
+use tonic::{Request, Response, Status};
+use vitals_engine::campaign::{DEFAULT_HOLDOUT_SHARE, TargetRule, validate_holdout};
+use vitals_engine::followup::{
+    ChurnRiskRule, ComplaintRule, DetractorRule, FollowUpRules, FollowUpStatus, Move,
+    OverduePaymentRule, Reason,
+};
+use vitals_engine::time::now_micros;
+use vitals_engine::validate::{MAX_LABEL_LEN, check_event, check_id};
+use vitals_engine::{CustomerRef, EventPayload, NewEvent, Severity, StoredEvent, Violations};
+use vitals_proto::v1 as pb;
+use vitals_proto::v1::follow_up_service_server::FollowUpService;
+use vitals_store::campaigns::{CampaignRecord, CampaignReview};
+use vitals_store::{
+    FollowUpFilter, FollowUpRecord, NewCampaign, RecordMode, Store, StoreError, VersionedRules,
+    page,
+};
+
+use super::evaluation::actor_of;
+use crate::audit::with_record;
+use crate::convert::{event_to_proto, micros, retention_action_from_proto, timestamp};
+use crate::error::{blocking, from_store, invalid, invalid_field};
+
+/// The review horizon when a request names none.
+const DEFAULT_HORIZON_DAYS: u32 = 90;
+/// The longest review horizon: two years.
+const MAX_HORIZON_DAYS: u32 = 730;
+
+#[derive(Debug, Clone)]
+pub struct FollowUpApi {
+    store: Store,
+}
+
+impl FollowUpApi {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+fn reason_to_proto(r: Reason) -> pb::FollowUpReason {
+    match r {
+        Reason::Detractor => pb::FollowUpReason::Detractor,
+        Reason::Complaint => pb::FollowUpReason::Complaint,
+        Reason::OverduePayment => pb::FollowUpReason::OverduePayment,
+        Reason::ChurnRisk => pb::FollowUpReason::ChurnRisk,
+    }
+}
+
+fn reason_from_proto(v: &mut Violations, field: &str, raw: i32) -> Option<Reason> {
+    match pb::FollowUpReason::try_from(raw) {
+        Ok(pb::FollowUpReason::Unspecified) => None,
+        Ok(pb::FollowUpReason::Detractor) => Some(Reason::Detractor),
+        Ok(pb::FollowUpReason::Complaint) => Some(Reason::Complaint),
+        Ok(pb::FollowUpReason::OverduePayment) => Some(Reason::OverduePayment),
+        Ok(pb::FollowUpReason::ChurnRisk) => Some(Reason::ChurnRisk),
+        Err(_) => {
+            v.push(field, format!("unknown FollowUpReason value {raw}"));
+            None
+        }
+    }
+}
+
+fn status_to_proto(s: FollowUpStatus) -> pb::FollowUpStatus {
+    match s {
+        FollowUpStatus::Open => pb::FollowUpStatus::Open,
+        FollowUpStatus::Assigned => pb::FollowUpStatus::Assigned,
+        FollowUpStatus::InProgress => pb::FollowUpStatus::InProgress,
+        FollowUpStatus::Resolved => pb::FollowUpStatus::Resolved,
+        FollowUpStatus::Dismissed => pb::FollowUpStatus::Dismissed,
+    }
+}
+
+fn status_from_proto(v: &mut Violations, field: &str, raw: i32) -> Option<FollowUpStatus> {
+    match pb::FollowUpStatus::try_from(raw) {
+        Ok(pb::FollowUpStatus::Open) => Some(FollowUpStatus::Open),
+        Ok(pb::FollowUpStatus::Assigned) => Some(FollowUpStatus::Assigned),
+        Ok(pb::FollowUpStatus::InProgress) => Some(FollowUpStatus::InProgress),
+        Ok(pb::FollowUpStatus::Resolved) => Some(FollowUpStatus::Resolved),
+        Ok(pb::FollowUpStatus::Dismissed) => Some(FollowUpStatus::Dismissed),
+        Ok(pb::FollowUpStatus::Unspecified) => {
+            v.push(field, "FOLLOW_UP_STATUS_UNSPECIFIED is not a status");
+            None
+        }
+        Err(_) => {
+            v.push(field, format!("unknown FollowUpStatus value {raw}"));
+            None
+        }
+    }
+}
+
+fn follow_up_to_proto(r: FollowUpRecord, now: i64) -> pb::FollowUp {
+    pb::FollowUp {
+        overdue: r.is_overdue(now),
+        etag: r.etag(),
+        id: r.id,
+        customer_id: r.customer_id,
+        reason: reason_to_proto(r.reason) as i32,
+        department: r.department,
+        status: status_to_proto(r.status) as i32,
+        detail: r.detail,
+        source: r.source,
+        rules_version: r.rules_version,
+        assignee: r.assignee.unwrap_or_default(),
+        outcome: r.outcome.unwrap_or_default(),
+        dismiss_reason: r.dismiss_reason.unwrap_or_default(),
+        due_time: Some(timestamp(r.due_time)),
+        create_time: Some(timestamp(r.create_time)),
+        update_time: Some(timestamp(r.update_time)),
+        close_time: r.close_time.map(timestamp),
+    }
+}
+
+fn severity_to_proto(s: Severity) -> pb::Severity {
+    match s {
+        Severity::Unspecified => pb::Severity::Unspecified,
+        Severity::Low => pb::Severity::Low,
+        Severity::Medium => pb::Severity::Medium,
+        Severity::High => pb::Severity::High,
+        Severity::Critical => pb::Severity::Critical,
+    }
+}
+
+fn severity_from_proto(v: &mut Violations, field: &str, raw: i32) -> Severity {
+    match pb::Severity::try_from(raw) {
+        Ok(pb::Severity::Unspecified) => Severity::Unspecified,
+        Ok(pb::Severity::Low) => Severity::Low,
+        Ok(pb::Severity::Medium) => Severity::Medium,
+        Ok(pb::Severity::High) => Severity::High,
+        Ok(pb::Severity::Critical) => Severity::Critical,
+        Err(_) => {
+            v.push(field, format!("unknown Severity value {raw}"));
+            Severity::Unspecified
+        }
+    }
+}
+
+fn routing(enabled: bool, department: &str, hours: u32) -> Option<pb::RuleRouting> {
+    Some(pb::RuleRouting {
+        enabled,
+        department: department.to_owned(),
+        service_level_hours: hours,
+    })
+}
+
+fn rules_to_proto(r: &VersionedRules) -> pb::FollowUpRules {
+    let rules = &r.rules;
+    pb::FollowUpRules {
+        version: r.version,
+        detractor: Some(pb::DetractorRule {
+            routing: routing(
+                rules.detractor.enabled,
+                &rules.detractor.department,
+                rules.detractor.service_level_hours,
+            ),
+            nps_at_most: rules.detractor.nps_at_most,
+            csat_at_most: rules.detractor.csat_at_most,
+        }),
+        complaint: Some(pb::ComplaintRule {
+            routing: routing(
+                rules.complaint.enabled,
+                &rules.complaint.department,
+                rules.complaint.service_level_hours,
+            ),
+            min_severity: severity_to_proto(rules.complaint.min_severity) as i32,
+        }),
+        overdue_payment: Some(pb::OverduePaymentRule {
+            routing: routing(
+                rules.overdue_payment.enabled,
+                &rules.overdue_payment.department,
+                rules.overdue_payment.service_level_hours,
+            ),
+            days_overdue_over: rules.overdue_payment.days_overdue_over,
+        }),
+        churn_risk: Some(pb::ChurnRiskRule {
+            routing: routing(
+                rules.churn_risk.enabled,
+                &rules.churn_risk.department,
+                rules.churn_risk.service_level_hours,
+            ),
+            probability_at_least: rules.churn_risk.probability_at_least,
+        }),
+        actor: r.actor.clone(),
+        create_time: (r.create_time > 0).then(|| timestamp(r.create_time)),
+    }
+}
+
+/// The routing of one rule; every rule must be given whole, so an update never turns a
+/// rule off by leaving it out.
+fn routing_from_proto(
+    v: &mut Violations,
+    field: &str,
+    r: Option<&pb::RuleRouting>,
+) -> (bool, String, u32) {
+    match r {
+        Some(r) => (r.enabled, r.department.clone(), r.service_level_hours),
+        None => {
+            v.push(
+                format!("{field}.routing"),
+                "is required: enabled, department and service_level_hours",
+            );
+            (false, String::new(), 0)
+        }
+    }
+}
+
+fn rules_from_proto(wire: &pb::FollowUpRules) -> Result<FollowUpRules, Violations> {
+    let mut v = Violations::new();
+    let missing = |v: &mut Violations, f: &str| v.push(format!("rules.{f}"), "is required");
+    let detractor = wire.detractor.as_ref().map(|d| {
+        let (enabled, department, service_level_hours) =
+            routing_from_proto(&mut v, "rules.detractor", d.routing.as_ref());
+        DetractorRule {
+            enabled,
+            department,
+            service_level_hours,
+            nps_at_most: d.nps_at_most,
+            csat_at_most: d.csat_at_most,
+        }
+    });
+    let complaint = wire.complaint.as_ref().map(|c| {
+        let (enabled, department, service_level_hours) =
+            routing_from_proto(&mut v, "rules.complaint", c.routing.as_ref());
+        ComplaintRule {
+            enabled,
+            department,
+            service_level_hours,
+            min_severity: severity_from_proto(
+                &mut v,
+                "rules.complaint.min_severity",
+                c.min_severity,
+            ),
+        }
+    });
+    let overdue_payment = wire.overdue_payment.as_ref().map(|o| {
+        let (enabled, department, service_level_hours) =
+            routing_from_proto(&mut v, "rules.overdue_payment", o.routing.as_ref());
+        OverduePaymentRule {
+            enabled,
+            department,
+            service_level_hours,
+            days_overdue_over: o.days_overdue_over,
+        }
+    });
+    let churn_risk = wire.churn_risk.as_ref().map(|c| {
+        let (enabled, department, service_level_hours) =
+            routing_from_proto(&mut v, "rules.churn_risk", c.routing.as_ref());
+        ChurnRiskRule {
+            enabled,
+            department,
+            service_level_hours,
+            probability_at_least: c.probability_at_least,
+        }
+    });
+    for (present, name) in [
+        (detractor.is_some(), "detractor"),
+        (complaint.is_some(), "complaint"),
+        (overdue_payment.is_some(), "overdue_payment"),
+        (churn_risk.is_some(), "churn_risk"),
+    ] {
+        if !present {
+            missing(&mut v, name);
+        }
+    }
+    // A missing rule is reported; the defaults stand in for it only so that the rules
+    // given are checked too, and every mistake is named at once.
+    let defaults = FollowUpRules::default();
+    let rules = FollowUpRules {
+        detractor: detractor.unwrap_or(defaults.detractor),
+        complaint: complaint.unwrap_or(defaults.complaint),
+        overdue_payment: overdue_payment.unwrap_or(defaults.overdue_payment),
+        churn_risk: churn_risk.unwrap_or(defaults.churn_risk),
+    };
+    if let Err(more) = rules.validate() {
+        for f in more.0 {
+            v.push(format!("rules.{}", f.field), f.description);
+        }
+    }
+    v.into_result().map(|()| rules)
+}
+
+fn campaign_to_proto(c: CampaignRecord) -> pb::Campaign {
+    pb::Campaign {
+        id: c.id,
+        name: c.name,
+        action_kind: c.action_kind,
+        target: Some(pb::CampaignTarget {
+            risk_bands: c.target.risk_bands,
+            segment_ids: c.target.segment_ids,
+            tiers: c.target.tiers,
+            min_churn_probability: c.target.min_churn_probability,
+        }),
+        holdout_share: c.holdout_share,
+        seed: c.seed,
+        horizon_days: c.horizon_days,
+        draw_time: Some(timestamp(c.draw_time)),
+        treated_count: c.treated_count,
+        control_count: c.control_count,
+        actor: c.actor,
+    }
+}
+
+fn review_to_proto(r: CampaignReview) -> pb::CampaignReview {
+    let e = &r.effect;
+    let arm = |a: &vitals_engine::campaign::Arm, rate: f64| pb::ReviewArm {
+        customers: a.customers as i64,
+        churned: a.churned as i64,
+        churn_rate: rate,
+    };
+    pb::CampaignReview {
+        campaign: r.campaign.clone(),
+        evidence: r.evidence.as_str().to_owned(),
+        treated: Some(arm(&e.treated, e.treated_churn_rate)),
+        control: Some(arm(&e.control, e.control_churn_rate)),
+        difference: e.difference,
+        ci_low: e.ci_low,
+        ci_high: e.ci_high,
+        confidence: e.confidence,
+        customers_kept: e.customers_kept,
+        treatment_cost_minor: r.treatment_cost_minor,
+        currency: r.currency.clone(),
+        cost_per_customer_kept_minor: e.cost_per_customer_kept_minor,
+        verdict: e.verdict.as_str().to_owned(),
+        summary: e.sentence.clone(),
+        not_reached: r.not_reached as i64,
+        pending: r.pending as i64,
+    }
+}
+
+fn check_label(v: &mut Violations, field: &str, value: &str) {
+    if value.trim().is_empty() {
+        v.push(field, "is required");
+    } else if value.chars().count() > MAX_LABEL_LEN || value.chars().any(char::is_control) {
+        v.push(
+            field,
+            format!("must be at most {MAX_LABEL_LEN} characters, without control characters"),
+        );
+    }
+}
+
+fn horizon(v: &mut Violations, field: &str, days: u32) -> u32 {
+    match days {
+        0 => DEFAULT_HORIZON_DAYS,
+        d if d > MAX_HORIZON_DAYS => {
+            v.push(field, format!("must be at most {MAX_HORIZON_DAYS} days"));
+            d
+        }
+        d => d,
+    }
+}
+
+#[tonic::async_trait]
+impl FollowUpService for FollowUpApi {
+    #[tracing::instrument(skip_all)]
+    async fn list_follow_ups(
+        &self,
+        request: Request<pb::ListFollowUpsRequest>,
+    ) -> Result<Response<pb::ListFollowUpsResponse>, Status> {
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let statuses = r
+            .statuses
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| status_from_proto(&mut v, &format!("statuses[{i}]"), *s))
+            .collect();
+        let reason = reason_from_proto(&mut v, "reason", r.reason);
+        if !r.customer_id.is_empty() {
+            check_id(&mut v, "customer_id", &r.customer_id);
+        }
+        if !r.department.is_empty() {
+            check_label(&mut v, "department", &r.department);
+        }
+        v.into_result().map_err(|v| invalid(&v))?;
+        let size = page::page_size(r.page_size).map_err(from_store)?;
+        let filter = FollowUpFilter {
+            statuses,
+            department: (!r.department.is_empty()).then_some(r.department),
+            customer_id: (!r.customer_id.is_empty()).then_some(r.customer_id),
+            reason,
+            overdue_only: r.overdue_only,
+        };
+        let store = self.store.clone();
+        let token = r.page_token;
+        let now = now_micros();
+        let page = blocking(move || store.list_follow_ups(&filter, size, &token, now)).await?;
+        Ok(Response::new(pb::ListFollowUpsResponse {
+            follow_ups: page
+                .items
+                .into_iter()
+                .map(|f| follow_up_to_proto(f, now))
+                .collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_follow_up(
+        &self,
+        request: Request<pb::GetFollowUpRequest>,
+    ) -> Result<Response<pb::FollowUp>, Status> {
+        let id = request.into_inner().id;
+        crate::error::check_id("id", &id)?;
+        let store = self.store.clone();
+        let found = blocking(move || {
+            store
+                .get_follow_up(&id)?
+                .ok_or_else(|| StoreError::NotFound(format!("follow-up {id:?} not found")))
+        })
+        .await?;
+        Ok(Response::new(follow_up_to_proto(found, now_micros())))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_follow_up(
+        &self,
+        request: Request<pb::UpdateFollowUpRequest>,
+    ) -> Result<Response<pb::FollowUp>, Status> {
+        use pb::update_follow_up_request::Action;
+        let r = request.into_inner();
+        crate::error::check_id("id", &r.id)?;
+        let expected =
+            r.etag.trim_matches('"').parse::<i64>().map_err(|_| {
+                invalid_field("etag", "is required: the etag of the task as last read")
+            })?;
+        let mv = match r.action {
+            Some(Action::Assign(a)) => Move::Assign {
+                assignee: a.assignee,
+            },
+            Some(Action::Start(s)) => Move::Start {
+                assignee: (!s.assignee.is_empty()).then_some(s.assignee),
+            },
+            Some(Action::Resolve(x)) => Move::Resolve { outcome: x.outcome },
+            Some(Action::Dismiss(d)) => Move::Dismiss { reason: d.reason },
+            None => {
+                return Err(invalid_field(
+                    "action",
+                    "is required: one of assign, start, resolve, dismiss",
+                ));
+            }
+        };
+        let store = self.store.clone();
+        let id = r.id;
+        let now = now_micros();
+        let updated = blocking(move || store.update_follow_up(&id, expected, &mv, now)).await?;
+        let record = format!("follow-up {}", updated.id);
+        Ok(with_record(
+            Response::new(follow_up_to_proto(updated, now)),
+            record,
+        ))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_follow_up_rules(
+        &self,
+        request: Request<pb::GetFollowUpRulesRequest>,
+    ) -> Result<Response<pb::FollowUpRules>, Status> {
+        let version = request.into_inner().version;
+        if version < 0 {
+            return Err(invalid_field(
+                "version",
+                "must be 0 (in force) or a version",
+            ));
+        }
+        let store = self.store.clone();
+        let rules = blocking(move || {
+            if version == 0 {
+                store.rules_in_force()
+            } else {
+                store.get_follow_up_rules(version)?.ok_or_else(|| {
+                    StoreError::NotFound(format!("follow-up rules version {version} do not exist"))
+                })
+            }
+        })
+        .await?;
+        Ok(Response::new(rules_to_proto(&rules)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_follow_up_rules(
+        &self,
+        request: Request<pb::UpdateFollowUpRulesRequest>,
+    ) -> Result<Response<pb::FollowUpRules>, Status> {
+        let actor = actor_of(&request);
+        let Some(wire) = request.into_inner().rules else {
+            return Err(invalid_field("rules", "is required"));
+        };
+        let mut v = match rules_from_proto(&wire) {
+            Ok(_) => Violations::new(),
+            Err(v) => v,
+        };
+        if wire.version <= 0 {
+            v.push(
+                "rules.version",
+                "is required: the version being replaced (GetFollowUpRules shows it)",
+            );
+        }
+        v.into_result().map_err(|v| invalid(&v))?;
+        let rules = rules_from_proto(&wire).map_err(|v| invalid(&v))?;
+        let store = self.store.clone();
+        let expected = wire.version;
+        let stored =
+            blocking(move || store.update_follow_up_rules(expected, &rules, &actor)).await?;
+        tracing::info!(version = stored.version, actor = %stored.actor, "follow-up rules updated");
+        let record = format!("follow-up rules v{}", stored.version);
+        Ok(with_record(Response::new(rules_to_proto(&stored)), record))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn record_retention_action(
+        &self,
+        request: Request<pb::RecordRetentionActionRequest>,
+    ) -> Result<Response<pb::RecordRetentionActionResponse>, Status> {
+        use pb::record_retention_action_request::Customer as Who;
+        let r = request.into_inner();
+        let now = now_micros();
+        let mut v = Violations::new();
+        let time = match &r.time {
+            Some(t) => micros(&mut v, "time", t),
+            None => Some(now),
+        };
+        let Some(action) = r.action else {
+            return Err(invalid_field(
+                "action",
+                "is required: kind, cost_minor, currency, ...",
+            ));
+        };
+        let action = retention_action_from_proto(action);
+        let customer = match r.customer {
+            Some(Who::CustomerId(id)) => CustomerRef::Id(id),
+            Some(Who::CustomerExternalId(ext)) => CustomerRef::ExternalId(ext),
+            None => {
+                return Err(invalid_field(
+                    "customer_id",
+                    "give customer_id or customer_external_id",
+                ));
+            }
+        };
+        let event = NewEvent {
+            event_key: r.event_key,
+            customer,
+            time: time.unwrap_or(now),
+            payload: EventPayload::RetentionAction(action),
+        };
+        // The event's own checks, with this request's field names.
+        let mut checked = Violations::new();
+        check_event(&mut checked, "", &event, now);
+        for f in checked.0 {
+            let field = f
+                .field
+                .trim_start_matches('.')
+                .replacen("retention_action", "action", 1);
+            v.push(field, f.description);
+        }
+        v.into_result().map_err(|v| invalid(&v))?;
+        let store = self.store.clone();
+        let (stored, duplicate) = blocking(move || {
+            let customer = match &event.customer {
+                CustomerRef::Id(id) => store.get_customer(id)?,
+                CustomerRef::ExternalId(ext) => store.get_customer_by_external_id(ext)?,
+            };
+            if let EventPayload::RetentionAction(a) = &event.payload
+                && !a.campaign.is_empty()
+                && store.get_campaign(&a.campaign)?.is_none()
+            {
+                return Err(StoreError::FailedPrecondition(format!(
+                    "no campaign named {:?}: create it first (CreateCampaign), or leave campaign empty",
+                    a.campaign
+                )));
+            }
+            let event = NewEvent {
+                customer: CustomerRef::Id(customer.id.clone()),
+                ..event
+            };
+            let stored = StoredEvent {
+                customer_id: customer.id,
+                event_key: event.event_key.clone(),
+                time: event.time,
+                record_time: now,
+                payload: event.payload.clone(),
+            };
+            let outcome = store.record_events(vec![(0, event)], RecordMode::Live, now)?;
+            if let Some(rejected) = outcome.rejected.into_iter().next() {
+                return Err(if rejected.field == "event_key" {
+                    StoreError::AlreadyExists(rejected.reason)
+                } else {
+                    StoreError::FailedPrecondition(rejected.reason)
+                });
+            }
+            Ok((stored, outcome.duplicates > 0))
+        })
+        .await?;
+        let record = stored.customer_id.clone();
+        Ok(with_record(
+            Response::new(pb::RecordRetentionActionResponse {
+                event: Some(event_to_proto(stored)),
+                duplicate,
+            }),
+            record,
+        ))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn create_campaign(
+        &self,
+        request: Request<pb::CreateCampaignRequest>,
+    ) -> Result<Response<pb::Campaign>, Status> {
+        let actor = actor_of(&request);
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        check_label(&mut v, "name", &r.name);
+        check_label(&mut v, "action_kind", &r.action_kind);
+        let target = r.target.unwrap_or_default();
+        let target = TargetRule {
+            risk_bands: target.risk_bands,
+            segment_ids: target.segment_ids,
+            tiers: target.tiers,
+            min_churn_probability: target.min_churn_probability,
+        };
+        if let Err(more) = target.validate() {
+            for f in more.0 {
+                v.push(format!("target.{}", f.field), f.description);
+            }
+        }
+        let holdout_share = r.holdout_share.unwrap_or(DEFAULT_HOLDOUT_SHARE);
+        if let Err(more) = validate_holdout(holdout_share) {
+            v.0.extend(more.0);
+        }
+        let horizon_days = horizon(&mut v, "horizon_days", r.horizon_days);
+        v.into_result().map_err(|v| invalid(&v))?;
+        let new = NewCampaign {
+            name: r.name.trim().to_owned(),
+            action_kind: r.action_kind.trim().to_owned(),
+            target,
+            holdout_share,
+            seed: r.seed.unwrap_or_else(|| rand::rng().random()),
+            horizon_days,
+        };
+        let store = self.store.clone();
+        let created = blocking(move || store.create_campaign(&new, &actor, now_micros())).await?;
+        tracing::info!(
+            campaign = %created.name,
+            treated = created.treated_count,
+            control = created.control_count,
+            "campaign drawn"
+        );
+        let record = format!("campaign {}", created.name);
+        Ok(with_record(
+            Response::new(campaign_to_proto(created)),
+            record,
+        ))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_campaign(
+        &self,
+        request: Request<pb::GetCampaignRequest>,
+    ) -> Result<Response<pb::Campaign>, Status> {
+        let name = request.into_inner().name;
+        let mut v = Violations::new();
+        check_label(&mut v, "name", &name);
+        v.into_result().map_err(|v| invalid(&v))?;
+        let store = self.store.clone();
+        let found = blocking(move || {
+            store
+                .get_campaign(&name)?
+                .ok_or_else(|| StoreError::NotFound(format!("no campaign named {name:?}")))
+        })
+        .await?;
+        Ok(Response::new(campaign_to_proto(found)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_campaigns(
+        &self,
+        request: Request<pb::ListCampaignsRequest>,
+    ) -> Result<Response<pb::ListCampaignsResponse>, Status> {
+        let r = request.into_inner();
+        let size = page::page_size(r.page_size).map_err(from_store)?;
+        let store = self.store.clone();
+        let token = r.page_token;
+        let page = blocking(move || store.list_campaigns(size, &token)).await?;
+        Ok(Response::new(pb::ListCampaignsResponse {
+            campaigns: page.items.into_iter().map(campaign_to_proto).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_campaign_members(
+        &self,
+        request: Request<pb::ListCampaignMembersRequest>,
+    ) -> Result<Response<pb::ListCampaignMembersResponse>, Status> {
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        check_label(&mut v, "campaign", &r.campaign);
+        let control = match pb::CampaignArm::try_from(r.arm) {
+            Ok(pb::CampaignArm::Unspecified) => None,
+            Ok(pb::CampaignArm::Treated) => Some(false),
+            Ok(pb::CampaignArm::Control) => Some(true),
+            Err(_) => {
+                v.push("arm", format!("unknown CampaignArm value {}", r.arm));
+                None
+            }
+        };
+        v.into_result().map_err(|v| invalid(&v))?;
+        let size = page::page_size(r.page_size).map_err(from_store)?;
+        let store = self.store.clone();
+        let (name, token) = (r.campaign, r.page_token);
+        let page = blocking(move || {
+            let campaign = store
+                .get_campaign(&name)?
+                .ok_or_else(|| StoreError::NotFound(format!("no campaign named {name:?}")))?;
+            store.list_campaign_members(&campaign.id, control, size, &token)
+        })
+        .await?;
+        Ok(Response::new(pb::ListCampaignMembersResponse {
+            members: page
+                .items
+                .into_iter()
+                .map(|m| pb::CampaignMember {
+                    customer_id: m.customer_id,
+                    arm: if m.control {
+                        pb::CampaignArm::Control
+                    } else {
+                        pb::CampaignArm::Treated
+                    } as i32,
+                    churn_probability: m.churn_probability,
+                })
+                .collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn review_campaign(
+        &self,
+        request: Request<pb::ReviewCampaignRequest>,
+    ) -> Result<Response<pb::CampaignReview>, Status> {
+        use pb::review_campaign_request::Subject;
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let now = now_micros();
+        let as_of = r
+            .as_of
+            .as_ref()
+            .and_then(|t| micros(&mut v, "as_of", t))
+            .unwrap_or(now);
+        let store = self.store.clone();
+        let review = match r.subject {
+            Some(Subject::Campaign(name)) => {
+                check_label(&mut v, "campaign", &name);
+                v.into_result().map_err(|v| invalid(&v))?;
+                blocking(move || store.review_campaign(&name, as_of)).await?
+            }
+            Some(Subject::Actions(a)) => {
+                let start = a
+                    .start_time
+                    .as_ref()
+                    .and_then(|t| micros(&mut v, "actions.start_time", t));
+                let end = a
+                    .end_time
+                    .as_ref()
+                    .and_then(|t| micros(&mut v, "actions.end_time", t));
+                let horizon_days = horizon(&mut v, "actions.horizon_days", a.horizon_days);
+                if a.start_time.is_none() {
+                    v.push("actions.start_time", "is required");
+                }
+                if a.end_time.is_none() {
+                    v.push("actions.end_time", "is required");
+                }
+                if let (Some(s), Some(e)) = (start, end)
+                    && e <= s
+                {
+                    v.push("actions.end_time", "must be after start_time");
+                }
+                if !a.kind.is_empty() {
+                    check_label(&mut v, "actions.kind", &a.kind);
+                }
+                v.into_result().map_err(|v| invalid(&v))?;
+                let (start, end) = (start.unwrap_or(0), end.unwrap_or(now));
+                blocking(move || {
+                    store.review_uncampaigned(&a.kind, start, end, horizon_days, as_of)
+                })
+                .await?
+            }
+            None => {
+                return Err(invalid_field(
+                    "campaign",
+                    "give a campaign name, or actions to review actions recorded without one",
+                ));
+            }
+        };
+        Ok(Response::new(review_to_proto(review)))
+    }
+}

@@ -1,0 +1,110 @@
+//! `vitals.v1.PortfolioService`: the whole portfolio's metrics by bucket and group.
+
+use tonic::{Request, Response, Status};
+use vitals_engine::Violations;
+use vitals_engine::time::now_micros;
+use vitals_proto::v1 as pb;
+use vitals_proto::v1::portfolio_service_server::PortfolioService;
+use vitals_store::Store;
+use vitals_store::portfolio::{BucketMetrics, Granularity, GroupBy};
+
+use crate::convert::{micros, timestamp};
+use crate::error::{blocking, invalid};
+
+#[derive(Debug, Clone)]
+pub struct PortfolioApi {
+    store: Store,
+}
+
+impl PortfolioApi {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+fn bucket_to_proto(m: BucketMetrics) -> pb::MetricsBucket {
+    pb::MetricsBucket {
+        start_time: Some(timestamp(m.start)),
+        end_time: Some(timestamp(m.end)),
+        nps: m.nps(),
+        mean_csat: m.mean_csat(),
+        churn_rate: m.churn_rate(),
+        retention_rate: m.retention_rate(),
+        repeat_purchase_rate: m.repeat_purchase_rate(),
+        complaint_rate: m.complaint_rate(),
+        mean_resolution_hours: m.mean_resolution_hours(),
+        group: m.group,
+        nps_answers: m.nps_answers,
+        csat_answers: m.csat_answers,
+        customers_at_start: m.customers_at_start,
+        churned: m.churned,
+        buyers: m.buyers,
+        repeat_buyers: m.repeat_buyers,
+        complaints: m.complaints,
+        complaining_customers: m.complaining_customers,
+        customers_on_books: m.customers_on_books,
+        resolved_interactions: m.resolved_interactions,
+        revenue_minor: m.revenue_minor.into_iter().collect(),
+    }
+}
+
+#[tonic::async_trait]
+impl PortfolioService for PortfolioApi {
+    #[tracing::instrument(skip_all)]
+    async fn get_portfolio_metrics(
+        &self,
+        request: Request<pb::GetPortfolioMetricsRequest>,
+    ) -> Result<Response<pb::PortfolioMetrics>, Status> {
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let start = match &r.start_time {
+            Some(t) => micros(&mut v, "start_time", t),
+            None => {
+                v.push("start_time", "is required");
+                None
+            }
+        };
+        let end = match &r.end_time {
+            Some(t) => micros(&mut v, "end_time", t),
+            None => {
+                v.push("end_time", "is required");
+                None
+            }
+        };
+        let group_by = match pb::Grouping::try_from(r.group_by) {
+            Ok(pb::Grouping::Unspecified) => GroupBy::All,
+            Ok(pb::Grouping::Segment) => GroupBy::Segment,
+            Ok(pb::Grouping::Region) => GroupBy::Region,
+            Ok(pb::Grouping::Tier) => GroupBy::Tier,
+            Err(_) => {
+                v.push("group_by", format!("unknown Grouping value {}", r.group_by));
+                GroupBy::All
+            }
+        };
+        let granularity = match pb::Granularity::try_from(r.granularity) {
+            Ok(pb::Granularity::Unspecified) => Granularity::Period,
+            Ok(pb::Granularity::Week) => Granularity::Week,
+            Ok(pb::Granularity::Month) => Granularity::Month,
+            Err(_) => {
+                v.push(
+                    "granularity",
+                    format!("unknown Granularity value {}", r.granularity),
+                );
+                Granularity::Period
+            }
+        };
+        v.into_result().map_err(|v| invalid(&v))?;
+        let (Some(start), Some(end)) = (start, end) else {
+            return Err(Status::invalid_argument(
+                "start_time and end_time are required",
+            ));
+        };
+        let store = self.store.clone();
+        let buckets =
+            blocking(move || store.portfolio_metrics(start, end, group_by, granularity)).await?;
+        Ok(Response::new(pb::PortfolioMetrics {
+            buckets: buckets.into_iter().map(bucket_to_proto).collect(),
+            compute_time: Some(timestamp(now_micros())),
+        }))
+    }
+}
