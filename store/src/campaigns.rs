@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 use vitals_engine::campaign::{Arm, Effect, Evidence, TargetRule, draw_control, review};
 use vitals_engine::evaluation::lifecycle::risk_band;
-use vitals_engine::time::{MICROS_PER_DAY, Micros};
+use vitals_engine::time::{MICROS_PER_DAY, Micros, now_micros};
 
 use crate::db::{Store, WriteTransaction, with_conn};
 use crate::error::{Result, StoreError};
@@ -154,8 +154,7 @@ struct Tally {
     pending: u64,
 }
 
-/// Whether a customer whose window starts at `start` churned within `horizon`, or
-/// `None` when they are not counted (already gone at the start, or still in the window).
+/// An empty arm.
 const NO_ONE: Arm = Arm {
     customers: 0,
     churned: 0,
@@ -174,6 +173,8 @@ impl Default for Tally {
     }
 }
 
+/// Whether a customer whose window starts at `start` churned within `horizon`, or
+/// why they are not counted (already gone at the start, or still in the window).
 fn outcome(row: &ReviewRow, start: Micros, horizon: Micros, as_of: Micros) -> Outcome {
     if row.contractual && row.churn_time.is_some_and(|c| c <= start) {
         return Outcome::Gone;
@@ -292,7 +293,41 @@ impl Store {
             )));
         }
         let control = draw_control(targets.len(), new.holdout_share, new.seed);
-        let control_count = control.iter().filter(|c| **c).count() as i64;
+        let members: Vec<CampaignMember> = targets
+            .into_iter()
+            .zip(control)
+            .map(|((customer_id, churn_probability), control)| CampaignMember {
+                customer_id,
+                control,
+                churn_probability,
+            })
+            .collect();
+        self.insert_campaign(new, now, now, actor, &members)
+    }
+
+    /// Stores a campaign whose members were drawn elsewhere (the synthetic generator
+    /// draws its own, at a time in the past), with the counts taken from `members`, in
+    /// one transaction: a name already taken is `AlreadyExists` and stores nothing.
+    /// The members' customer ids must be stored customers' ids.
+    pub fn insert_drawn_campaign(
+        &self,
+        new: &NewCampaign,
+        draw_time: Micros,
+        actor: &str,
+        members: &[CampaignMember],
+    ) -> Result<CampaignRecord> {
+        self.insert_campaign(new, draw_time, now_micros(), actor, members)
+    }
+
+    fn insert_campaign(
+        &self,
+        new: &NewCampaign,
+        draw_time: Micros,
+        create_time: Micros,
+        actor: &str,
+        members: &[CampaignMember],
+    ) -> Result<CampaignRecord> {
+        let control_count = members.iter().filter(|m| m.control).count() as i64;
         let row = CampaignRow {
             id: uuid::Uuid::now_v7().to_string(),
             name: new.name.clone(),
@@ -302,20 +337,19 @@ impl Store {
             holdout_share: new.holdout_share,
             seed: new.seed as i64,
             horizon_days: i32::try_from(new.horizon_days).unwrap_or(i32::MAX),
-            draw_time: now,
-            treated_count: targets.len() as i64 - control_count,
+            draw_time,
+            treated_count: members.len() as i64 - control_count,
             control_count,
             actor: actor.to_owned(),
-            create_time: now,
+            create_time,
         };
-        let members: Vec<MemberRow> = targets
-            .into_iter()
-            .zip(control)
-            .map(|((customer_id, churn_probability), control)| MemberRow {
-                customer_id,
+        let members: Vec<MemberRow> = members
+            .iter()
+            .map(|m| MemberRow {
+                customer_id: m.customer_id.clone(),
                 campaign_id: row.id.clone(),
-                control,
-                churn_probability,
+                control: m.control,
+                churn_probability: m.churn_probability,
             })
             .collect();
         with_conn!(self, conn => {
@@ -339,6 +373,25 @@ impl Store {
             })
         })?;
         row.into_record()
+    }
+
+    /// Stored customers' ids by external id, for the external ids given that are
+    /// stored (in chunks; any number may be asked).
+    pub fn customer_ids_by_external_id(
+        &self,
+        external_ids: &[String],
+    ) -> Result<HashMap<String, String>> {
+        let mut found = HashMap::with_capacity(external_ids.len());
+        for chunk in external_ids.chunks(MEMBER_CHUNK) {
+            let rows: Vec<(String, String)> = with_conn!(self, conn => {
+                customers::table
+                    .filter(customers::external_id.eq_any(chunk))
+                    .select((customers::external_id, customers::id))
+                    .load(conn)?
+            });
+            found.extend(rows);
+        }
+        Ok(found)
     }
 
     pub fn get_campaign(&self, name: &str) -> Result<Option<CampaignRecord>> {

@@ -99,6 +99,9 @@ pub(crate) enum DbPool {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) pool: DbPool,
+    /// The follow-up rules in force, re-read at most once a second: recording an event
+    /// that may signal must not pay a query for rules that change a few times a year.
+    pub(crate) rules: std::sync::Arc<crate::followups::RulesCache>,
 }
 
 impl std::fmt::Debug for Store {
@@ -153,7 +156,10 @@ impl Store {
                 )
             }
         };
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            rules: std::sync::Arc::default(),
+        })
     }
 
     pub(crate) fn is_postgres(&self) -> bool {

@@ -15,7 +15,7 @@ use vitals_engine::{
 
 use crate::db::{Store, WriteTransaction, with_conn};
 use crate::error::{Result, StoreError};
-use crate::followups::{CustomerSignal, LatestRules, OpenFollowUps, default_rules};
+use crate::followups::{CustomerSignal, OpenFollowUps};
 use crate::page::{self, Page};
 use crate::schema::{events, feedback, interactions, payments, retention_actions, transactions};
 
@@ -570,6 +570,15 @@ impl Store {
                 .collect()
         };
         let postgres = self.is_postgres();
+        // Read (or taken from the cache) before the transaction, only when an event could
+        // signal: the bulk of events (purchases) pay nothing for follow-ups.
+        let rules = if mode == RecordMode::Live
+            && candidates.iter().any(|(_, e, _)| might_signal(&e.payload))
+        {
+            Some(self.cached_rules()?)
+        } else {
+            None
+        };
         with_conn!(self, conn => {
             conn.write_transaction(|conn| {
                 let mut found: Vec<LedgerHash> = Vec::new();
@@ -606,7 +615,7 @@ impl Store {
                             seen.insert(key, hash.as_str());
                             rows.push(e, hash.clone());
                             out.accepted += 1;
-                            if mode == RecordMode::Live && might_signal(&e.payload) {
+                            if rules.is_some() && might_signal(&e.payload) {
                                 may_signal.push(e);
                             }
                         }
@@ -619,10 +628,7 @@ impl Store {
                     }
                     Err(e) => return Err(e.into()),
                 }
-                // The rules are read only for the few events that could signal, so the
-                // bulk of events (purchases) pay nothing for follow-ups.
-                if !may_signal.is_empty() {
-                    let rules = conn.latest_rules()?.unwrap_or_else(default_rules);
+                if let Some(rules) = rules.as_ref().filter(|_| !may_signal.is_empty()) {
                     let signals: Vec<CustomerSignal> = may_signal
                         .iter()
                         .filter_map(|e| {

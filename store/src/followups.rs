@@ -5,6 +5,9 @@
 //! "One open task per customer and reason" is a partial unique index, and every insert is
 //! `ON CONFLICT DO NOTHING`: a repeated signal, or two servers racing on one, opens one.
 
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use vitals_engine::followup::{
@@ -16,6 +19,37 @@ use crate::db::{Store, WriteTransaction, with_conn};
 use crate::error::{Result, StoreError};
 use crate::page::{self, Page};
 use crate::schema::{follow_up_rules, follow_ups};
+
+/// How long a process trusts the rules it read: a change made through another server
+/// applies here within this time; one made through this process applies at once.
+const RULES_TTL: Duration = Duration::from_secs(1);
+
+/// The rules last read, and when.
+#[derive(Debug, Default)]
+pub(crate) struct RulesCache {
+    last: Mutex<Option<(Instant, Arc<VersionedRules>)>>,
+}
+
+impl RulesCache {
+    fn fresh(&self) -> Option<Arc<VersionedRules>> {
+        let last = self.last.lock().ok()?;
+        last.as_ref()
+            .filter(|(at, _)| at.elapsed() < RULES_TTL)
+            .map(|(_, rules)| rules.clone())
+    }
+
+    fn put(&self, rules: Arc<VersionedRules>) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some((Instant::now(), rules));
+        }
+    }
+
+    fn forget(&self) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = None;
+        }
+    }
+}
 
 /// A version of the follow-up rules.
 #[derive(Debug, Clone, PartialEq)]
@@ -273,7 +307,17 @@ impl Store {
     /// The rules in force: the latest stored version, or the built-in defaults.
     pub fn rules_in_force(&self) -> Result<VersionedRules> {
         let latest = with_conn!(self, conn => conn.latest_rules()?);
-        Ok(latest.unwrap_or_else(default_rules))
+        let rules = latest.unwrap_or_else(default_rules);
+        self.rules.put(Arc::new(rules.clone()));
+        Ok(rules)
+    }
+
+    /// The rules in force as read within the last second (see `RULES_TTL`).
+    pub(crate) fn cached_rules(&self) -> Result<Arc<VersionedRules>> {
+        if let Some(rules) = self.rules.fresh() {
+            return Ok(rules);
+        }
+        self.rules_in_force().map(Arc::new)
     }
 
     /// One version; version 1 reads as the defaults while nothing is stored.
@@ -303,6 +347,7 @@ impl Store {
         actor: &str,
     ) -> Result<VersionedRules> {
         rules.validate().map_err(StoreError::Invalid)?;
+        self.rules.forget();
         let body = serde_json::to_string(rules).map_err(|e| StoreError::Internal(e.to_string()))?;
         with_conn!(self, conn => {
             conn.write_transaction(|conn| {
@@ -334,7 +379,10 @@ impl Store {
                     create_time: now_micros(),
                 };
                 match diesel::insert_into(follow_up_rules::table).values(&row).execute(conn) {
-                    Ok(_) => row.parse(),
+                    Ok(_) => {
+                        self.rules.forget();
+                        row.parse()
+                    }
                     Err(e) if StoreError::is_unique_violation(&e) => {
                         Err(stale_rules(expected_version, latest + 1))
                     }

@@ -233,6 +233,39 @@ async fn a_trained_server_evaluates_refreshes_and_lists(backend: Backend) {
             .all(|e| e.churn.as_ref().is_some_and(|c| c.probability >= 0.5))
     );
 
+    // The refresh (as of now) opened a churn-risk task for every customer whose
+    // probability reached the default threshold (0.5) from no stored value; a second
+    // refresh finds no new crossings, and the open tasks are not opened twice.
+    let risk_tasks = server
+        .follow_ups()
+        .await
+        .list_follow_ups(pb::ListFollowUpsRequest {
+            reason: pb::FollowUpReason::ChurnRisk as i32,
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("churn-risk tasks")
+        .into_inner()
+        .follow_ups;
+    assert_eq!(risk_tasks.len(), high.evaluations.len());
+    assert!(
+        risk_tasks
+            .iter()
+            .all(|t| t.department == "account_management")
+    );
+    assert!(last.follow_ups_opened as usize >= risk_tasks.len());
+    let mut again = api
+        .refresh_evaluations(pb::RefreshEvaluationsRequest { as_of: None })
+        .await
+        .expect("refresh again")
+        .into_inner();
+    let mut second = None;
+    while let Some(p) = again.next().await {
+        second = Some(p.expect("progress"));
+    }
+    assert_eq!(second.map(|p| p.follow_ups_opened), Some(0));
+
     // Segments: sizes from the snapshots add up to the customers with a segment.
     let segments = api
         .list_segments(pb::ListSegmentsRequest {})
