@@ -296,11 +296,13 @@ impl Store {
         let members: Vec<CampaignMember> = targets
             .into_iter()
             .zip(control)
-            .map(|((customer_id, churn_probability), control)| CampaignMember {
-                customer_id,
-                control,
-                churn_probability,
-            })
+            .map(
+                |((customer_id, churn_probability), control)| CampaignMember {
+                    customer_id,
+                    control,
+                    churn_probability,
+                },
+            )
             .collect();
         self.insert_campaign(new, now, now, actor, &members)
     }

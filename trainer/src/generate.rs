@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! vitals-trainer generate --customers N --seed S [--start YYYY-MM-DD] [--end YYYY-MM-DD] [--json]
+//!     [--campaign NAME [--campaign-effect E] [--campaign-holdout H] [--campaign-horizon-days D]]
 //! ```
 //!
 //! # Shape
@@ -84,6 +85,50 @@
 //! [`DRIVER_FEATURES`]), and for non-contractual customers in `recency_days` and the
 //! frequency features.
 //!
+//! # Campaign (`--campaign NAME`)
+//!
+//! Optionally, the data hold one retention campaign with a randomized control group and an
+//! effect that is known exactly, so that the effect review (`vitals-trainer review
+//! --campaign NAME`, `ReviewCampaign`) can be checked against the truth. With a horizon of
+//! `D` days (`--campaign-horizon-days`, default 90), an effect `E` (`--campaign-effect`,
+//! 0 to 1, default 0.5) and a holdout share `H` (`--campaign-holdout`, above 0 and at most
+//! 0.5, default 0.2):
+//!
+//! - the campaign is drawn at `T_c = end - (D + 30 days)` (the window must be longer than
+//!   that);
+//! - its members are the contractual customers alive at `T_c` (signed up at or before it,
+//!   not churned by it). Only contractual customers, so that churn is observed exactly, as
+//!   the stored `churn_time`;
+//! - each member is held out as control with probability `H`, independently (so the
+//!   control group is about, not exactly, `H` of the members; the campaign records the
+//!   generator's seed, but the store's `draw_control` does not reproduce this draw);
+//! - a treated member still there at their action time `T_c + uniform(0, 7 days)` gets a
+//!   retention action there: kind `call`, 15.00 USD (1500 minor units), channel `phone`,
+//!   the campaign's name, keyed `retention_action-0`. A treated member who churns before
+//!   it gets none (the review counts them as not reached);
+//! - the effect: a churn that the simulation draws for a treated customer inside
+//!   `(action, action + D days]` is cancelled with probability `E`, and a customer so kept
+//!   cannot churn again until that window ends; then the churn process goes on as before.
+//!
+//! Everything the campaign decides (the arm, the action time, whether a churn is
+//! cancelled) comes from a second per-customer random stream, seeded from `(seed, n)`
+//! apart from the first, and the first stream is drawn exactly as without a campaign: data
+//! generated without `--campaign` are unchanged, and with it a customer's history is the
+//! same up to the cancelled churn. So the true effect, in the review's own terms (churn of
+//! the treated within `D` days of their action against the control's within `D` days of
+//! `T_c`), is known: `-saved / reached`, where `reached` counts the treated members who got
+//! the action and `saved` those of them whose churn within their window was cancelled. It
+//! is reported as `true_effect` (negative: fewer churned), and its expectation is about
+//! `-E` times the members' churn rate within `D` days. The review's estimate differs from
+//! it by sampling noise between the arms, and by a little bias: treated members who churn
+//! before their call are not counted, while the control's early churners are.
+//!
+//! The campaign and its members are stored (`Store::insert_drawn_campaign`) with draw
+//! time `T_c`, an empty target rule, action kind `call`, the holdout share, the seed, the
+//! horizon and the actor `vitals-trainer generate`. Running the same command again finds
+//! the same campaign stored and leaves it; a campaign of that name drawn otherwise is an
+//! error.
+//!
 //! # Writing
 //!
 //! Customers are generated in groups of [`CUSTOMER_GROUP`]: each customer of a group is
@@ -109,12 +154,15 @@ use indicatif::ProgressBar;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
+use vitals_engine::campaign::{TargetRule, validate_holdout};
 use vitals_engine::time::{MICROS_PER_DAY, Micros, now_micros};
+use vitals_engine::validate::MAX_LABEL_LEN;
 use vitals_engine::{
     AttributeValue, CustomerData, CustomerRef, CustomerStatus, EventKind, EventPayload, Feedback,
-    FeedbackKind, Interaction, InteractionKind, NewEvent, Payment, Severity, Transaction,
+    FeedbackKind, Interaction, InteractionKind, NewEvent, Payment, RetentionAction, Severity,
+    Transaction,
 };
-use vitals_store::Store;
+use vitals_store::{CampaignMember, NewCampaign, Store, StoreError};
 
 use crate::import::{
     CustomerCounts, CustomerSink, EventCounts, EventSink, ImportOptions, group_thousands,
@@ -163,6 +211,111 @@ pub const MONTH: Micros = 2_629_800_000_000;
 const YEAR: Micros = 12 * MONTH;
 const HOUR: Micros = 3_600_000_000;
 const CURRENCY: &str = "USD";
+
+/// The generated campaign's action.
+pub const CAMPAIGN_ACTION_KIND: &str = "call";
+/// What one call costs, in minor units of USD.
+pub const CAMPAIGN_ACTION_COST_MINOR: i64 = 1_500;
+/// Who the campaign and its actions are recorded as by.
+pub const CAMPAIGN_ACTOR: &str = "vitals-trainer generate";
+/// The campaign is drawn this long before the end of its horizon's room in the window:
+/// `T_c = end - (horizon + CAMPAIGN_MARGIN)`.
+pub const CAMPAIGN_MARGIN_DAYS: i64 = 30;
+/// Treated members are called within this many days after the draw.
+pub const CAMPAIGN_ACTION_SPREAD_DAYS: i64 = 7;
+/// Defaults of `--campaign-effect`, `--campaign-holdout`, `--campaign-horizon-days`.
+pub const DEFAULT_CAMPAIGN_EFFECT: f64 = 0.5;
+pub const DEFAULT_CAMPAIGN_HOLDOUT: f64 = 0.2;
+pub const DEFAULT_CAMPAIGN_HORIZON_DAYS: u32 = 90;
+/// The longest campaign horizon, as the API allows.
+pub const MAX_CAMPAIGN_HORIZON_DAYS: u32 = 730;
+/// Mixed into the seed of the campaign's per-customer random stream, so it is apart from
+/// the customer's own stream.
+const CAMPAIGN_STREAM: u64 = 0x6361_6d70_6169_676e;
+
+/// A campaign to play out in the generated data (see the module documentation).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CampaignOptions {
+    pub name: String,
+    /// The probability that a treated customer's churn within the horizon is cancelled.
+    pub effect: f64,
+    /// The probability that a member is held out as control.
+    pub holdout_share: f64,
+    pub horizon_days: u32,
+}
+
+impl CampaignOptions {
+    /// A campaign with the default effect, holdout and horizon.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            effect: DEFAULT_CAMPAIGN_EFFECT,
+            holdout_share: DEFAULT_CAMPAIGN_HOLDOUT,
+            horizon_days: DEFAULT_CAMPAIGN_HORIZON_DAYS,
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let name = &self.name;
+        if name.trim().is_empty()
+            || name.trim() != name
+            || name.chars().count() > MAX_LABEL_LEN
+            || name.chars().any(char::is_control)
+        {
+            bail!(
+                "--campaign must be 1 to {MAX_LABEL_LEN} characters, without control characters \
+                 or leading/trailing spaces, got {name:?}"
+            );
+        }
+        if !(0.0..=1.0).contains(&self.effect) {
+            bail!(
+                "--campaign-effect must be between 0 and 1, got {}",
+                self.effect
+            );
+        }
+        if validate_holdout(self.holdout_share).is_err() {
+            bail!(
+                "--campaign-holdout must be above 0 and at most {}, got {}",
+                vitals_engine::campaign::MAX_HOLDOUT_SHARE,
+                self.holdout_share
+            );
+        }
+        if !(1..=MAX_CAMPAIGN_HORIZON_DAYS).contains(&self.horizon_days) {
+            bail!(
+                "--campaign-horizon-days must be 1 to {MAX_CAMPAIGN_HORIZON_DAYS}, got {}",
+                self.horizon_days
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The campaign as the generator played it out: who was in it and the true effect.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CampaignSummary {
+    pub name: String,
+    /// `T_c`: when the members were drawn.
+    pub draw_time: Micros,
+    pub horizon_days: u32,
+    pub holdout_share: f64,
+    /// The probability a treated customer's churn within the horizon was cancelled.
+    pub effect: f64,
+    /// Contractual customers alive at the draw.
+    pub members: u64,
+    /// Members in the treatment arm (`members - control`), reached or not.
+    pub treated: u64,
+    /// Members held out.
+    pub control: u64,
+    /// Treated members who got the action (one retention action each).
+    pub reached: u64,
+    /// Reached customers whose churn within their window was cancelled.
+    pub saved: u64,
+    /// `-saved / reached` (0 when no one was reached): the action's effect on the churn
+    /// rate of the reached treated customers, negative when fewer churned.
+    pub true_effect: f64,
+    /// False when the same campaign was stored already (a re-run).
+    pub stored: bool,
+}
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,6 +378,8 @@ pub struct GenerateSummary {
     /// Customer and event rows rejected by validation or the store.
     pub rejected: u64,
     pub seconds: f64,
+    /// The campaign played out, with `--campaign`.
+    pub campaign: Option<CampaignSummary>,
 }
 
 impl GenerateSummary {
@@ -240,7 +395,10 @@ impl GenerateSummary {
     /// midnight, else RFC 3339), `customers`, `contractual`, `churned`,
     /// `churned_contractual`, `events`, `transactions`, `payments`, `feedback`,
     /// `interactions`, `created`, `updated`, `unchanged`, `accepted`, `duplicates`,
-    /// `rejected`, `seconds` and `events_per_second`, in that order.
+    /// `rejected`, `seconds` and `events_per_second`, in that order, and with `--campaign`
+    /// last `campaign`: an object with `name`, `draw_time`, `horizon_days`,
+    /// `holdout_share`, `effect`, `members`, `treated`, `control`, `reached`, `saved`,
+    /// `true_effect` and `stored`.
     pub fn to_json_string(&self) -> String {
         serde_json::to_string(&self.flat()).unwrap_or_default()
     }
@@ -272,6 +430,20 @@ impl GenerateSummary {
             rejected: self.rejected,
             seconds: (self.seconds * 1000.0).round() / 1000.0,
             events_per_second: self.events_per_second().round(),
+            campaign: self.campaign.as_ref().map(|c| JsonCampaign {
+                name: c.name.clone(),
+                draw_time: show_time(c.draw_time),
+                horizon_days: c.horizon_days,
+                holdout_share: c.holdout_share,
+                effect: c.effect,
+                members: c.members,
+                treated: c.treated,
+                control: c.control,
+                reached: c.reached,
+                saved: c.saved,
+                true_effect: c.true_effect,
+                stored: c.stored,
+            }),
         }
     }
 }
@@ -299,6 +471,24 @@ struct JsonSummary {
     rejected: u64,
     seconds: f64,
     events_per_second: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    campaign: Option<JsonCampaign>,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonCampaign {
+    name: String,
+    draw_time: String,
+    horizon_days: u32,
+    holdout_share: f64,
+    effect: f64,
+    members: u64,
+    treated: u64,
+    control: u64,
+    reached: u64,
+    saved: u64,
+    true_effect: f64,
+    stored: bool,
 }
 
 fn show_time(t: Micros) -> String {
@@ -337,7 +527,25 @@ impl fmt::Display for GenerateSummary {
             "written: customers {} created, {} updated, {} unchanged, {} rejected; \
              events {} accepted, {} duplicates, {} rejected",
             c.created, c.updated, c.unchanged, c.rejected, e.accepted, e.duplicates, e.rejected
-        )
+        )?;
+        if let Some(k) = &self.campaign {
+            write!(
+                f,
+                "\ncampaign {:?} drawn {}: {} members ({} treated, {} held out), {} called, \
+                 {} churns prevented: true effect {:+.1} points on the churn rate within {} days{}",
+                k.name,
+                show_time(k.draw_time),
+                k.members,
+                k.treated,
+                k.control,
+                k.reached,
+                k.saved,
+                k.true_effect * 100.0,
+                k.horizon_days,
+                if k.stored { "" } else { " (stored already)" }
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -359,6 +567,21 @@ pub struct GenerateArgs {
     /// Print the summary as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Play out a retention campaign with this name: a random control group and an
+    /// effect known exactly (see `review --campaign`).
+    #[arg(long)]
+    pub campaign: Option<String>,
+    /// The probability that the campaign's action cancels a treated customer's churn
+    /// within the horizon, 0 to 1. Default: 0.5.
+    #[arg(long, requires = "campaign")]
+    pub campaign_effect: Option<f64>,
+    /// The probability that a member is held out as control, above 0 and at most 0.5.
+    /// Default: 0.2.
+    #[arg(long, requires = "campaign")]
+    pub campaign_holdout: Option<f64>,
+    /// Days after the action within which churn is compared. Default: 90.
+    #[arg(long, requires = "campaign")]
+    pub campaign_horizon_days: Option<u32>,
 }
 
 fn parse_date_arg(s: &str) -> Result<NaiveDate, String> {
@@ -383,7 +606,15 @@ pub fn run_command(store: &Store, args: &GenerateArgs, progress: bool) -> anyhow
         end: date_micros(end),
         progress,
     };
-    let summary = generate(store, &options)?;
+    let campaign = args.campaign.as_ref().map(|name| CampaignOptions {
+        name: name.clone(),
+        effect: args.campaign_effect.unwrap_or(DEFAULT_CAMPAIGN_EFFECT),
+        holdout_share: args.campaign_holdout.unwrap_or(DEFAULT_CAMPAIGN_HOLDOUT),
+        horizon_days: args
+            .campaign_horizon_days
+            .unwrap_or(DEFAULT_CAMPAIGN_HORIZON_DAYS),
+    });
+    let summary = generate_with_campaign(store, &options, campaign.as_ref())?;
     if summary.rejected > 0 {
         eprintln!(
             "{} row(s) rejected: was this seed generated before with another window? \
@@ -401,6 +632,16 @@ pub fn run_command(store: &Store, args: &GenerateArgs, progress: bool) -> anyhow
 
 /// Generates `options.customers` customers and their histories into `store`.
 pub fn generate(store: &Store, options: &GenerateOptions) -> anyhow::Result<GenerateSummary> {
+    generate_with_campaign(store, options, None)
+}
+
+/// [`generate`], playing out `campaign` when given (see the module documentation) and
+/// storing it with its members.
+pub fn generate_with_campaign(
+    store: &Store,
+    options: &GenerateOptions,
+    campaign: Option<&CampaignOptions>,
+) -> anyhow::Result<GenerateSummary> {
     let started = Instant::now();
     let now = now_micros();
     if options.customers == 0 {
@@ -412,7 +653,10 @@ pub fn generate(store: &Store, options: &GenerateOptions) -> anyhow::Result<Gene
             show_time(options.end)
         );
     }
-    let generator = Generator::new(options.seed, options.start, options.end)?;
+    let mut generator = Generator::new(options.seed, options.start, options.end)?;
+    if let Some(c) = campaign {
+        generator = generator.with_campaign(c)?;
+    }
 
     let bar = progress_bar(
         &ImportOptions {
@@ -439,7 +683,11 @@ pub fn generate(store: &Store, options: &GenerateOptions) -> anyhow::Result<Gene
         event_writes: EventCounts::default(),
         rejected: 0,
         seconds: 0.0,
+        campaign: None,
     };
+    // Campaign members by customer number (true: control), and the tally.
+    let mut members: Vec<(u64, bool)> = Vec::new();
+    let (mut reached, mut saved) = (0_u64, 0_u64);
     let mut events = EventSink::new(store, now, bar.clone());
     let mut ordinal: u64 = 0;
     let mut first = 1;
@@ -455,6 +703,11 @@ pub fn generate(store: &Store, options: &GenerateOptions) -> anyhow::Result<Gene
             summary.contractual += u64::from(life.data.contractual);
             summary.churned += u64::from(life.churn.is_some());
             summary.churned_contractual += u64::from(life.churn.is_some() && life.data.contractual);
+            if let Some(role) = life.campaign {
+                members.push((n, role.control));
+                reached += u64::from(role.action.is_some());
+                saved += u64::from(role.saved);
+            }
             customers.push(n, life.data)?;
         }
         let (counts, _) = customers.finish()?;
@@ -477,7 +730,7 @@ pub fn generate(store: &Store, options: &GenerateOptions) -> anyhow::Result<Gene
                     EventKind::Payment => summary.payments += 1,
                     EventKind::Feedback => summary.feedback += 1,
                     EventKind::Interaction => summary.interactions += 1,
-                    // The simulation models customers; it records no actions of the company.
+                    // Only the campaign's calls, counted as `reached`.
                     EventKind::RetentionAction => {}
                 }
                 events.push(ordinal, e)?;
@@ -494,6 +747,29 @@ pub fn generate(store: &Store, options: &GenerateOptions) -> anyhow::Result<Gene
     summary.events = ordinal;
     summary.rejected = summary.customer_writes.rejected + counts.rejected;
     summary.event_writes = counts;
+    if let (Some(c), Some(plan)) = (campaign, &generator.campaign) {
+        let stored = store_campaign(store, &generator, plan, &members)?;
+        let control = members.iter().filter(|(_, control)| *control).count() as u64;
+        summary.campaign = Some(CampaignSummary {
+            name: c.name.clone(),
+            draw_time: plan.draw_time,
+            horizon_days: c.horizon_days,
+            holdout_share: c.holdout_share,
+            effect: c.effect,
+            members: members.len() as u64,
+            treated: members.len() as u64 - control,
+            control,
+            reached,
+            saved,
+            // `0.0 - x`, not `-x`: no effect reads 0, not -0.
+            true_effect: if reached == 0 {
+                0.0
+            } else {
+                0.0 - saved as f64 / reached as f64
+            },
+            stored,
+        });
+    }
     summary.seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         customers = summary.customers,
@@ -503,6 +779,89 @@ pub fn generate(store: &Store, options: &GenerateOptions) -> anyhow::Result<Gene
         "generated"
     );
     Ok(summary)
+}
+
+/// Stores the generated campaign with its members (true: stored now; false: the same
+/// campaign was stored already).
+fn store_campaign(
+    store: &Store,
+    generator: &Generator,
+    plan: &CampaignPlan,
+    members: &[(u64, bool)],
+) -> anyhow::Result<bool> {
+    let new = NewCampaign {
+        name: plan.name.clone(),
+        action_kind: CAMPAIGN_ACTION_KIND.to_owned(),
+        target: TargetRule::default(),
+        holdout_share: plan.holdout_share,
+        seed: generator.seed,
+        horizon_days: plan.horizon_days,
+    };
+    let control = members.iter().filter(|(_, control)| *control).count() as i64;
+    let same = |c: &vitals_store::CampaignRecord| {
+        c.action_kind == new.action_kind
+            && c.target == new.target
+            && c.holdout_share == new.holdout_share
+            && c.seed == new.seed
+            && c.horizon_days == new.horizon_days
+            && c.draw_time == plan.draw_time
+            && c.control_count == control
+            && c.treated_count == members.len() as i64 - control
+    };
+    let taken = |c: &vitals_store::CampaignRecord| {
+        anyhow::anyhow!(
+            "a campaign named {:?} exists already, drawn {} with {} treated and {} held out: \
+             use another --campaign name, or generate into a fresh database",
+            c.name,
+            show_time(c.draw_time),
+            c.treated_count,
+            c.control_count
+        )
+    };
+    if let Some(existing) = store.get_campaign(&new.name)? {
+        return if same(&existing) {
+            Ok(false)
+        } else {
+            Err(taken(&existing))
+        };
+    }
+    let external_ids: Vec<String> = members
+        .iter()
+        .map(|(n, _)| generator.external_id(*n))
+        .collect();
+    let ids = store.customer_ids_by_external_id(&external_ids)?;
+    let mut drawn = Vec::with_capacity(members.len());
+    for ((_, control), external_id) in members.iter().zip(&external_ids) {
+        let Some(id) = ids.get(external_id) else {
+            bail!(
+                "campaign member {external_id} is not stored (its row was rejected): \
+                 generate into a fresh database or use another seed"
+            );
+        };
+        drawn.push(CampaignMember {
+            customer_id: id.clone(),
+            control: *control,
+            churn_probability: None,
+        });
+    }
+    match store.insert_drawn_campaign(&new, plan.draw_time, CAMPAIGN_ACTOR, &drawn) {
+        Ok(record) => {
+            tracing::info!(
+                campaign = %record.name,
+                treated = record.treated_count,
+                control = record.control_count,
+                "campaign stored"
+            );
+            Ok(true)
+        }
+        // Stored meanwhile by a concurrent run.
+        Err(StoreError::AlreadyExists(_)) => match store.get_campaign(&new.name)? {
+            Some(existing) if same(&existing) => Ok(false),
+            Some(existing) => Err(taken(&existing)),
+            None => bail!("campaign {:?} could not be stored", new.name),
+        },
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A customer's latent traits: what drives their behaviour and churn, never stored.
@@ -544,7 +903,41 @@ pub struct Synthetic {
     /// When the customer churned, if inside the window (for both kinds; only contractual
     /// customers have it stored as `churn_time`). No event happens at or after it.
     pub churn: Option<Micros>,
+    /// The customer's part in the generated campaign, when a member of it.
+    pub campaign: Option<CampaignRole>,
     pub events: Vec<NewEvent>,
+}
+
+/// A campaign member's arm and what the campaign did to them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CampaignRole {
+    /// Held out: no action, no effect.
+    pub control: bool,
+    /// When a treated member got the action; `None` for the control group and for
+    /// treated members who churned before it.
+    pub action: Option<Micros>,
+    /// A churn within the horizon after the action was cancelled.
+    pub saved: bool,
+}
+
+/// The campaign a [`Generator`] plays out, with its draw time.
+#[derive(Debug, Clone, PartialEq)]
+struct CampaignPlan {
+    name: String,
+    effect: f64,
+    holdout_share: f64,
+    horizon_days: u32,
+    /// `T_c`.
+    draw_time: Micros,
+    horizon: Micros,
+}
+
+/// One customer's draws from the campaign's random stream.
+struct CampaignDraw {
+    control: bool,
+    action: Micros,
+    /// Below the effect: a churn within the window is cancelled.
+    cancel: f64,
 }
 
 /// Simulates customers over one window; customer `n` depends only on the seed, the
@@ -563,6 +956,7 @@ pub struct Generator {
     hour_factor: [f64; 24],
     /// The largest day × hour factor: the thinning bound.
     peak: f64,
+    campaign: Option<CampaignPlan>,
 }
 
 const WEEKDAY: [f64; 7] = [0.85, 0.85, 0.9, 0.95, 1.1, 1.35, 1.2];
@@ -622,7 +1016,115 @@ impl Generator {
             december,
             hour_factor,
             peak,
+            campaign: None,
         })
+    }
+
+    /// This generator playing out `campaign` (see the module documentation): drawn at
+    /// `end - (horizon + 30 days)`, which must come after the window's start.
+    pub fn with_campaign(mut self, campaign: &CampaignOptions) -> anyhow::Result<Self> {
+        campaign.validate()?;
+        let horizon = i64::from(campaign.horizon_days) * MICROS_PER_DAY;
+        let draw_time = self.end - horizon - CAMPAIGN_MARGIN_DAYS * MICROS_PER_DAY;
+        if draw_time <= self.start {
+            bail!(
+                "the window ({} to {}) is too short for a campaign with a {}-day horizon: \
+                 it is drawn {} days before the end, which must come after the start",
+                show_time(self.start),
+                show_time(self.end),
+                campaign.horizon_days,
+                i64::from(campaign.horizon_days) + CAMPAIGN_MARGIN_DAYS
+            );
+        }
+        self.campaign = Some(CampaignPlan {
+            name: campaign.name.clone(),
+            effect: campaign.effect,
+            holdout_share: campaign.holdout_share,
+            horizon_days: campaign.horizon_days,
+            draw_time,
+            horizon,
+        });
+        Ok(self)
+    }
+
+    /// When the campaign is drawn, with one.
+    pub fn campaign_draw_time(&self) -> Option<Micros> {
+        self.campaign.as_ref().map(|c| c.draw_time)
+    }
+
+    /// Customer `n`'s draws from the campaign's stream, always in the same order.
+    fn campaign_draw(&self, plan: &CampaignPlan, n: u64) -> CampaignDraw {
+        let mut rng =
+            StdRng::seed_from_u64(splitmix64(splitmix64(self.seed ^ CAMPAIGN_STREAM) ^ n));
+        let control = rng.random::<f64>() < plan.holdout_share;
+        let spread = (CAMPAIGN_ACTION_SPREAD_DAYS * MICROS_PER_DAY) as f64;
+        let action = plan.draw_time + (rng.random::<f64>() * spread) as Micros;
+        let cancel = rng.random::<f64>();
+        CampaignDraw {
+            control,
+            action,
+            cancel,
+        }
+    }
+
+    /// The campaign's part in the month `[t0, t1)` of a member-to-be: membership at the
+    /// draw, the action, and whether the month's churn (if any) is cancelled.
+    fn play_campaign(
+        &self,
+        plan: &CampaignPlan,
+        draw: &CampaignDraw,
+        (t0, t1): (Micros, Micros),
+        churn: &mut Option<Micros>,
+        role: &mut Option<CampaignRole>,
+        out: &mut Emitter<'_>,
+    ) {
+        if role.is_none() && t0 <= plan.draw_time && plan.draw_time < t1 {
+            if churn.is_some_and(|c| c <= plan.draw_time) {
+                return; // gone before the draw: not a member
+            }
+            *role = Some(CampaignRole {
+                control: draw.control,
+                action: None,
+                saved: false,
+            });
+        }
+        let Some(r) = role.as_mut() else {
+            return;
+        };
+        if r.control {
+            return;
+        }
+        if r.action.is_none() && t0 <= draw.action && draw.action < t1 {
+            if churn.is_some_and(|c| c <= draw.action) {
+                return; // churned before the call: not reached
+            }
+            out.push(
+                draw.action,
+                EventPayload::RetentionAction(RetentionAction {
+                    kind: CAMPAIGN_ACTION_KIND.into(),
+                    cost_minor: CAMPAIGN_ACTION_COST_MINOR,
+                    currency: CURRENCY.into(),
+                    campaign: plan.name.clone(),
+                    channel: "phone".into(),
+                    actor: CAMPAIGN_ACTOR.into(),
+                    note: None,
+                }),
+            );
+            r.action = Some(draw.action);
+        }
+        let Some(a) = r.action else {
+            return;
+        };
+        // The first churn in the window is cancelled with probability `effect` (one draw
+        // per customer); once kept, every later churn in the window is too.
+        if let Some(c) = *churn
+            && c > a
+            && c <= a.saturating_add(plan.horizon)
+            && draw.cancel < plan.effect
+        {
+            r.saved = true;
+            *churn = None;
+        }
     }
 
     /// Customer `n` with all its events.
@@ -754,6 +1256,13 @@ impl Generator {
         let mut complaints: Vec<Micros> = Vec::new();
         let mut pending: Vec<(Micros, i32, &'static str)> = Vec::new();
         let mut churn = None;
+        // Only contractual customers signed up by the draw may be campaign members.
+        let campaign = self
+            .campaign
+            .as_ref()
+            .filter(|plan| contractual && signup <= plan.draw_time)
+            .map(|plan| (plan, self.campaign_draw(plan, n)));
+        let mut role = None;
         let mut t0 = signup;
         let mut month = 0_u64;
         while t0 < self.end {
@@ -761,14 +1270,16 @@ impl Generator {
             let recent_from = t0 - RECENT_COMPLAINT_DAYS * MICROS_PER_DAY;
             complaints.retain(|&c| c > recent_from);
             let h = monthly_hazard(&traits, complaints.len(), t0 - signup);
-            let mut stop = t1;
             if rng.random::<f64>() < 1.0 - (-h).exp() {
                 let c = t0 + 1 + (rng.random::<f64>() * (MONTH - 1) as f64) as Micros;
                 if c < self.end {
                     churn = Some(c);
-                    stop = c;
                 }
             }
+            if let Some((plan, draw)) = &campaign {
+                self.play_campaign(plan, draw, (t0, t1), &mut churn, &mut role, &mut out);
+            }
+            let stop = churn.unwrap_or(t1);
             if contractual {
                 self.invoice(rng, &mut out, &traits, &tastes, t0, month, charge);
             }
@@ -807,6 +1318,7 @@ impl Generator {
             data,
             traits,
             churn,
+            campaign: role,
             events: Vec::new(),
         }
     }

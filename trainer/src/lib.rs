@@ -8,6 +8,7 @@ pub mod generate;
 pub mod import;
 pub mod money;
 pub mod report;
+pub mod review;
 pub mod score;
 pub mod time;
 pub mod train;

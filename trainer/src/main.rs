@@ -4,11 +4,14 @@
 //! vitals-trainer [--data-dir DIR] [--database-url URL] [--registry DIR] [--log-format text|json]
 //!     import <customers|events|telco|cdnow> FILE [--as-of YYYY-MM-DD] [--json]
 //!     generate --customers N --seed S [--start DATE] [--end DATE] [--json]
+//!              [--campaign NAME [--campaign-effect E] [--campaign-holdout H] [--campaign-horizon-days D]]
 //!     train [--as-of DATE] [--cutoffs N --step DURATION] [--horizon DURATION]
 //!           [--churn-model auto|logistic|mlp|forest] [--segments auto|K] [--seed S]
 //!           [--activate | --activate-if-better] [--json]
 //!     score --as-of DATE --out FILE.csv [--json]
 //!     models list | show KIND VERSION [--json] | activate KIND VERSION | rollback KIND
+//!     review --campaign NAME [--as-of DATE] [--json]
+//!     review --actions [--kind K] --start DATE --end DATE [--horizon-days N] [--as-of DATE] [--json]
 //! ```
 //!
 //! The database settings are the server's (`--data-dir`, `--database-url`, and the
@@ -44,7 +47,7 @@ const SHOWN_REJECTIONS: usize = 20;
 #[command(
     name = "vitals-trainer",
     version,
-    about = "Vitals' offline CLI: import history, train, score, manage models"
+    about = "Vitals' offline CLI: import history, train, score, manage models, review retention campaigns"
 )]
 struct Cli {
     #[command(flatten)]
@@ -92,6 +95,9 @@ enum Command {
     Models(ModelsCommand),
     /// The audit trail: who wrote what or read whose personal data, newest first.
     Audit(AuditArgs),
+    /// Whether retention actions worked: a campaign's treated members against its
+    /// held-out control group, or actions without a campaign against untreated customers.
+    Review(vitals_trainer::review::ReviewArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -306,6 +312,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Score(args) => return score_command(&store, registry, args, progress),
         Command::Models(_) => return Ok(()),
         Command::Audit(args) => return audit_command(&store, &args),
+        Command::Review(args) => return vitals_trainer::review::run_command(&store, &args),
     };
     let options = ImportOptions { progress: true };
     let summary = match &args.source {
