@@ -13,7 +13,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Double, Nullable, Text};
 use vitals_engine::time::{MICROS_PER_DAY, Micros};
 
-use crate::db::{Store, with_conn};
+use crate::db::{DbPool, Store};
 use crate::error::{Result, StoreError};
 
 /// The longest period one request may cover.
@@ -219,53 +219,11 @@ struct FeedbackAgg {
     csat_sum: i64,
 }
 
-#[derive(QueryableByName)]
-struct InteractionAgg {
-    #[diesel(sql_type = BigInt)]
-    bucket: i64,
-    #[diesel(sql_type = Text)]
-    grp: String,
-    #[diesel(sql_type = BigInt)]
-    complaints: i64,
-    #[diesel(sql_type = BigInt)]
-    complaining_customers: i64,
-    #[diesel(sql_type = BigInt)]
-    resolved: i64,
-    #[diesel(sql_type = Nullable<Double>)]
-    resolution_micros: Option<f64>,
-}
-
-#[derive(QueryableByName)]
-struct PurchaseAgg {
-    #[diesel(sql_type = BigInt)]
-    bucket: i64,
-    #[diesel(sql_type = Text)]
-    grp: String,
-    #[diesel(sql_type = BigInt)]
-    buyers: i64,
-    #[diesel(sql_type = BigInt)]
-    repeat_buyers: i64,
-    /// Non-contractual buyers, and those of them who bought in the bucket before too.
-    #[diesel(sql_type = BigInt)]
-    nc_buyers: i64,
-    #[diesel(sql_type = BigInt)]
-    nc_returning: i64,
-}
-
-#[derive(QueryableByName)]
-struct RevenueAgg {
-    #[diesel(sql_type = BigInt)]
-    bucket: i64,
-    #[diesel(sql_type = Text)]
-    grp: String,
-    #[diesel(sql_type = Text)]
-    currency: String,
-    #[diesel(sql_type = BigInt)]
-    amount: i64,
-}
-
+/// A customer's group and the span they were on the books.
 #[derive(QueryableByName)]
 struct CustomerSpan {
+    #[diesel(sql_type = Text)]
+    customer_id: String,
     #[diesel(sql_type = Text)]
     grp: String,
     #[diesel(sql_type = diesel::sql_types::Bool)]
@@ -276,30 +234,76 @@ struct CustomerSpan {
     churn_time: Option<i64>,
 }
 
-/// The four aggregates and the customer spans, before they are put together.
+/// One customer's purchases in one currency, per bucket (bucket 0 is the one before).
+#[derive(Debug, Default)]
+struct Purchases {
+    customer_id: String,
+    currency: String,
+    counts: Vec<i64>,
+    amounts: Vec<i64>,
+}
+
+/// One customer's tickets (a ticket's events folded into one contact), per bucket.
+#[derive(Debug, Default)]
+struct Tickets {
+    customer_id: String,
+    complaints: Vec<i64>,
+    resolved: Vec<i64>,
+    resolution_micros: Vec<f64>,
+}
+
+/// Either backend, any number of buckets: one row per (customer, bucket).
+#[derive(QueryableByName)]
+struct PurchasesRow {
+    #[diesel(sql_type = Text)]
+    customer_id: String,
+    #[diesel(sql_type = Text)]
+    currency: String,
+    #[diesel(sql_type = BigInt)]
+    bucket: i64,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+    #[diesel(sql_type = BigInt)]
+    amount: i64,
+}
+
+#[derive(QueryableByName)]
+struct TicketsRow {
+    #[diesel(sql_type = Text)]
+    customer_id: String,
+    #[diesel(sql_type = BigInt)]
+    bucket: i64,
+    #[diesel(sql_type = BigInt)]
+    complaints: i64,
+    #[diesel(sql_type = BigInt)]
+    resolved: i64,
+    #[diesel(sql_type = Double)]
+    resolution_micros: f64,
+}
+
+/// What the queries return, before it is put together.
 struct Parts {
     feedback: Vec<FeedbackAgg>,
-    interactions: Vec<InteractionAgg>,
-    purchases: Vec<PurchaseAgg>,
-    revenue: Vec<RevenueAgg>,
     customers: Vec<CustomerSpan>,
+    purchases: Vec<Purchases>,
+    tickets: Vec<Tickets>,
 }
 
-struct Queries {
-    feedback: String,
-    interactions: String,
-    purchases: String,
-    revenue: String,
-    customers: String,
+/// A ticket's events as one contact: opened at its first event, resolved at the latest
+/// resolution, a complaint if any event says so. Events without a ticket id stand alone.
+fn tickets_sql(first: Micros, hi: Micros) -> String {
+    format!(
+        "SELECT customer_id, MIN(time) AS opened, MAX(resolved_time) AS resolved,
+                MAX(CASE WHEN kind = 'complaint' THEN 1 ELSE 0 END) AS complaint
+         FROM interactions
+         WHERE time >= {first} AND time < {hi}
+         GROUP BY customer_id, CASE WHEN ticket_id = '' THEN event_key ELSE ticket_id END"
+    )
 }
 
-fn queries(bounds: &[Micros], group_by: GroupBy, postgres: bool) -> Queries {
-    let lo = bounds[0];
-    let first = bounds[1];
-    let hi = bounds[bounds.len() - 1];
+fn feedback_sql(bounds: &[Micros], group_by: GroupBy, postgres: bool) -> String {
     let (grp, join) = group_sql(group_by);
-    let b = |col: &str| bucket_sql(col, bounds, postgres);
-    let feedback = format!(
+    format!(
         "SELECT {bucket} AS bucket, {grp} AS grp,
                 COUNT(CASE WHEN x.kind = 'nps' THEN 1 END) AS nps_answers,
                 COUNT(CASE WHEN x.kind = 'nps' AND x.score >= 9 THEN 1 END) AS promoters,
@@ -309,62 +313,89 @@ fn queries(bounds: &[Micros], group_by: GroupBy, postgres: bool) -> Queries {
          FROM feedback x{join}
          WHERE x.time >= {first} AND x.time < {hi} AND x.kind IN ('nps', 'csat')
          GROUP BY 1, 2",
-        bucket = b("x.time"),
-    );
-    // A ticket's events (opening, later resolution) count as one contact, opened at
-    // its first event.
-    let interactions = format!(
-        "SELECT {bucket} AS bucket, {grp} AS grp,
-                CAST(SUM(x.complaint) AS BIGINT) AS complaints,
-                COUNT(DISTINCT CASE WHEN x.complaint = 1 THEN x.customer_id END) AS complaining_customers,
-                COUNT(x.resolved) AS resolved,
-                SUM(CAST(x.resolved - x.opened AS DOUBLE PRECISION)) AS resolution_micros
-         FROM (SELECT customer_id, MIN(time) AS opened, MAX(resolved_time) AS resolved,
-                      MAX(CASE WHEN kind = 'complaint' THEN 1 ELSE 0 END) AS complaint
-               FROM interactions
-               WHERE time >= {first} AND time < {hi}
-               GROUP BY customer_id, CASE WHEN ticket_id = '' THEN event_key ELSE ticket_id END) x{join}
-         GROUP BY 1, 2",
-        bucket = b("x.opened"),
-    );
-    // Per customer and bucket, then each bucket's buyers and whether they bought in
-    // the bucket before (LAG over the customer's buckets).
-    let purchases = format!(
-        "SELECT x.bucket AS bucket, {grp} AS grp,
-                COUNT(CASE WHEN x.bucket > 0 THEN 1 END) AS buyers,
-                COUNT(CASE WHEN x.bucket > 0 AND x.n > 1 THEN 1 END) AS repeat_buyers,
-                COUNT(CASE WHEN NOT x.contractual THEN 1 END) AS nc_buyers,
-                COUNT(CASE WHEN NOT x.contractual AND x.prev = x.bucket - 1 THEN 1 END) AS nc_returning
-         FROM (SELECT t.customer_id, t.bucket, t.n, cc.contractual,
-                      LAG(t.bucket) OVER (PARTITION BY t.customer_id ORDER BY t.bucket) AS prev
-               FROM (SELECT customer_id, {bucket} AS bucket, COUNT(*) AS n
-                     FROM transactions WHERE time >= {lo} AND time < {hi}
-                     GROUP BY 1, 2) t
-               JOIN customers cc ON cc.id = t.customer_id) x{join}
-         GROUP BY 1, 2",
-        bucket = b("time"),
-    );
-    let revenue = format!(
-        "SELECT {bucket} AS bucket, {grp} AS grp, x.currency AS currency,
-                CAST(SUM(x.amount_minor) AS BIGINT) AS amount
-         FROM transactions x{join}
-         WHERE x.time >= {first} AND x.time < {hi}
-         GROUP BY 1, 2, 3",
-        bucket = b("x.time"),
-    );
-    let customers = format!(
-        "SELECT {grp} AS grp, x.contractual AS contractual,
+        bucket = bucket_sql("x.time", bounds, postgres),
+        first = bounds[1],
+        hi = bounds[bounds.len() - 1],
+    )
+}
+
+fn customers_sql(group_by: GroupBy) -> String {
+    let (grp, join) = group_sql(group_by);
+    format!(
+        "SELECT x.customer_id AS customer_id, {grp} AS grp, x.contractual AS contractual,
                 COALESCE(x.signup_time, x.create_time) AS since, x.churn_time AS churn_time
          FROM (SELECT id AS customer_id, contractual, signup_time, create_time, churn_time
                FROM customers) x{join}",
-    );
-    Queries {
-        feedback,
-        interactions,
-        purchases,
-        revenue,
-        customers,
+    )
+}
+
+fn purchases_rows_sql(bounds: &[Micros], postgres: bool) -> String {
+    format!(
+        "SELECT customer_id, currency, {bucket} AS bucket, COUNT(*) AS n,
+                CAST(SUM(amount_minor) AS BIGINT) AS amount
+         FROM transactions WHERE time >= {lo} AND time < {hi}
+         GROUP BY 1, 2, 3",
+        bucket = bucket_sql("time", bounds, postgres),
+        lo = bounds[0],
+        hi = bounds[bounds.len() - 1],
+    )
+}
+
+fn tickets_rows_sql(bounds: &[Micros], postgres: bool) -> String {
+    format!(
+        "SELECT customer_id, {bucket} AS bucket,
+                CAST(SUM(complaint) AS BIGINT) AS complaints, COUNT(resolved) AS resolved,
+                CAST(COALESCE(SUM(CAST(resolved - opened AS DOUBLE PRECISION)), 0) AS DOUBLE PRECISION) AS resolution_micros
+         FROM ({tickets}) t GROUP BY 1, 2",
+        bucket = bucket_sql("opened", bounds, postgres),
+        tickets = tickets_sql(bounds[1], bounds[bounds.len() - 1]),
+    )
+}
+
+/// Rows per (customer, bucket) into per-customer vectors over every bucket.
+fn purchases_of_rows(rows: Vec<PurchasesRow>, buckets: usize) -> Vec<Purchases> {
+    let mut by: HashMap<(String, String), Purchases> = HashMap::new();
+    for r in rows {
+        let Ok(k) = usize::try_from(r.bucket) else {
+            continue;
+        };
+        if k >= buckets {
+            continue;
+        }
+        let p = by
+            .entry((r.customer_id.clone(), r.currency.clone()))
+            .or_insert_with(|| Purchases {
+                customer_id: r.customer_id,
+                currency: r.currency,
+                counts: vec![0; buckets],
+                amounts: vec![0; buckets],
+            });
+        p.counts[k] += r.n;
+        p.amounts[k] += r.amount;
     }
+    by.into_values().collect()
+}
+
+fn tickets_of_rows(rows: Vec<TicketsRow>, buckets: usize) -> Vec<Tickets> {
+    let mut by: HashMap<String, Tickets> = HashMap::new();
+    for r in rows {
+        let Ok(k) = usize::try_from(r.bucket) else {
+            continue;
+        };
+        if k >= buckets {
+            continue;
+        }
+        let t = by.entry(r.customer_id.clone()).or_insert_with(|| Tickets {
+            customer_id: r.customer_id,
+            complaints: vec![0; buckets],
+            resolved: vec![0; buckets],
+            resolution_micros: vec![0.0; buckets],
+        });
+        t.complaints[k] += r.complaints;
+        t.resolved[k] += r.resolved;
+        t.resolution_micros[k] += r.resolution_micros;
+    }
+    by.into_values().collect()
 }
 
 impl Store {
@@ -378,118 +409,174 @@ impl Store {
         granularity: Granularity,
     ) -> Result<Vec<BucketMetrics>> {
         let bounds = bucket_bounds(start, end, granularity)?;
-        let q = queries(&bounds, group_by, self.is_postgres());
-        let parts = if self.is_postgres() {
+        let buckets = bounds.len() - 1;
+        let postgres = self.is_postgres();
+        let feedback_q = feedback_sql(&bounds, group_by, postgres);
+        let customers_q = customers_sql(group_by);
+        let purchases_q = purchases_rows_sql(&bounds, postgres);
+        let tickets_q = tickets_rows_sql(&bounds, postgres);
+        let parts = if postgres {
             // One connection per query, all at once: the scans are independent.
             std::thread::scope(|s| {
-                let feedback = s.spawn(|| self.load_rows::<FeedbackAgg>(&q.feedback));
-                let interactions = s.spawn(|| self.load_rows::<InteractionAgg>(&q.interactions));
-                let revenue = s.spawn(|| self.load_rows::<RevenueAgg>(&q.revenue));
-                let customers = s.spawn(|| self.load_rows::<CustomerSpan>(&q.customers));
-                let purchases = self.load_rows::<PurchaseAgg>(&q.purchases);
+                let feedback = s.spawn(|| self.analytic_rows::<FeedbackAgg>(&feedback_q));
+                let customers = s.spawn(|| self.analytic_rows::<CustomerSpan>(&customers_q));
+                let tickets = s.spawn(|| self.analytic_rows::<TicketsRow>(&tickets_q));
+                let purchases = self.analytic_rows::<PurchasesRow>(&purchases_q);
                 Ok::<_, StoreError>(Parts {
                     feedback: joined(feedback.join())?,
-                    interactions: joined(interactions.join())?,
-                    purchases: purchases?,
-                    revenue: joined(revenue.join())?,
                     customers: joined(customers.join())?,
+                    tickets: tickets_of_rows(joined(tickets.join())?, buckets),
+                    purchases: purchases_of_rows(purchases?, buckets),
                 })
             })?
         } else {
             Parts {
-                feedback: self.load_rows(&q.feedback)?,
-                interactions: self.load_rows(&q.interactions)?,
-                purchases: self.load_rows(&q.purchases)?,
-                revenue: self.load_rows(&q.revenue)?,
-                customers: self.load_rows(&q.customers)?,
+                feedback: self.analytic_rows(&feedback_q)?,
+                customers: self.analytic_rows(&customers_q)?,
+                purchases: purchases_of_rows(self.analytic_rows(&purchases_q)?, buckets),
+                tickets: tickets_of_rows(self.analytic_rows(&tickets_q)?, buckets),
             }
         };
         Ok(assemble(&bounds, parts))
     }
 
-    fn load_rows<
+    /// Runs an aggregate query; on PostgreSQL with enough sort and hash memory for the
+    /// scan (the 4 MB default spilled to disk), set for this transaction only.
+    fn analytic_rows<T>(&self, sql: &str) -> Result<Vec<T>>
+    where
         T: QueryableByName<diesel::pg::Pg> + QueryableByName<diesel::sqlite::Sqlite> + 'static,
-    >(
-        &self,
-        sql: &str,
-    ) -> Result<Vec<T>> {
-        Ok(with_conn!(self, conn => diesel::sql_query(sql).load::<T>(conn)?))
+    {
+        match &self.pool {
+            DbPool::Postgres(_) => self.pg_rows(sql),
+            DbPool::Sqlite(pool) => {
+                let mut conn = pool.get()?;
+                Ok(diesel::sql_query(sql).load::<T>(&mut *conn)?)
+            }
+        }
+    }
+
+    fn pg_rows<T: QueryableByName<diesel::pg::Pg> + 'static>(&self, sql: &str) -> Result<Vec<T>> {
+        let DbPool::Postgres(pool) = &self.pool else {
+            return Err(StoreError::Internal("a PostgreSQL query on SQLite".into()));
+        };
+        let mut conn = pool.get()?;
+        let conn: &mut diesel::pg::PgConnection = &mut conn;
+        conn.transaction(|conn| {
+            diesel::sql_query(ANALYTIC_WORK_MEM).execute(conn)?;
+            diesel::sql_query(sql).load::<T>(conn)
+        })
+        .map_err(StoreError::from)
     }
 }
 
-/// Puts the parts together per (bucket, group); bucket numbers are `bounds` indexes.
+/// Per query, for this transaction only.
+const ANALYTIC_WORK_MEM: &str = "SET LOCAL work_mem = '64MB'";
+
 /// A query thread's result; a panic in one becomes an error, not a crash.
 fn joined<T>(r: std::thread::Result<Result<T>>) -> Result<T> {
     r.unwrap_or_else(|_| Err(StoreError::Internal("a metrics query panicked".into())))
 }
 
+/// The bucket's metrics for a group, created on first use; `None` for bucket 0 (the
+/// one before the period, only a base for retention) and anything outside.
+fn at<'a>(
+    out: &'a mut BTreeMap<(usize, String), BucketMetrics>,
+    bounds: &[Micros],
+    k: usize,
+    grp: &str,
+) -> Option<&'a mut BucketMetrics> {
+    if k == 0 || k + 1 >= bounds.len() {
+        return None;
+    }
+    Some(
+        out.entry((k, grp.to_owned()))
+            .or_insert_with(|| BucketMetrics {
+                start: bounds[k],
+                end: bounds[k + 1],
+                group: grp.to_owned(),
+                ..BucketMetrics::default()
+            }),
+    )
+}
+
+/// Puts the parts together per (bucket, group).
 fn assemble(bounds: &[Micros], parts: Parts) -> Vec<BucketMetrics> {
     let buckets = bounds.len() - 1;
-    let mut out: BTreeMap<(i64, String), BucketMetrics> = BTreeMap::new();
-    fn at<'a>(
-        out: &'a mut BTreeMap<(i64, String), BucketMetrics>,
-        bounds: &[Micros],
-        bucket: i64,
-        grp: &str,
-    ) -> Option<&'a mut BucketMetrics> {
-        let k = usize::try_from(bucket)
-            .ok()
-            .filter(|k| (1..bounds.len() - 1).contains(k))?;
-        Some(
-            out.entry((bucket, grp.to_owned()))
-                .or_insert_with(|| BucketMetrics {
-                    start: bounds[k],
-                    end: bounds[k + 1],
-                    group: grp.to_owned(),
-                    ..BucketMetrics::default()
-                }),
-        )
-    }
+    let mut out: BTreeMap<(usize, String), BucketMetrics> = BTreeMap::new();
     for f in &parts.feedback {
-        if let Some(m) = at(&mut out, bounds, f.bucket, &f.grp) {
-            m.nps_answers = f.nps_answers;
-            m.promoters = f.promoters;
-            m.detractors = f.detractors;
-            m.csat_answers = f.csat_answers;
-            m.csat_sum = f.csat_sum;
+        let Ok(k) = usize::try_from(f.bucket) else {
+            continue;
+        };
+        if let Some(m) = at(&mut out, bounds, k, &f.grp) {
+            m.nps_answers += f.nps_answers;
+            m.promoters += f.promoters;
+            m.detractors += f.detractors;
+            m.csat_answers += f.csat_answers;
+            m.csat_sum += f.csat_sum;
         }
     }
-    for i in &parts.interactions {
-        if let Some(m) = at(&mut out, bounds, i.bucket, &i.grp) {
-            m.complaints = i.complaints;
-            m.complaining_customers = i.complaining_customers;
-            m.resolved_interactions = i.resolved;
-            m.resolution_micros = i.resolution_micros.unwrap_or(0.0);
-        }
-    }
-    // Non-contractual retention: the buyers of bucket k-1 are bucket k's base, those of
-    // them who bought in k stayed.
-    let nc_buyers: HashMap<(i64, &str), i64> = parts
-        .purchases
+    let spans: HashMap<&str, &CustomerSpan> = parts
+        .customers
         .iter()
-        .map(|p| ((p.bucket, p.grp.as_str()), p.nc_buyers))
+        .map(|c| (c.customer_id.as_str(), c))
         .collect();
-    let mut nc_base: Vec<(i64, String, i64)> = nc_buyers
-        .iter()
-        .map(|((b, g), n)| (b + 1, (*g).to_owned(), *n))
-        .collect();
-    nc_base.sort();
-    for (bucket, grp, base) in nc_base {
-        if let Some(m) = at(&mut out, bounds, bucket, &grp) {
-            m.customers_at_start += base;
-            m.churned += base;
+    let none = "none".to_owned();
+    let group_of = |id: &str| spans.get(id).map_or(&none, |c| &c.grp);
+    for t in &parts.tickets {
+        let grp = group_of(&t.customer_id);
+        for k in 1..buckets.min(t.complaints.len()) {
+            let (complaints, resolved) = (t.complaints[k], t.resolved[k]);
+            if complaints == 0 && resolved == 0 {
+                continue;
+            }
+            if let Some(m) = at(&mut out, bounds, k, grp) {
+                m.complaints += complaints;
+                m.complaining_customers += i64::from(complaints > 0);
+                m.resolved_interactions += resolved;
+                m.resolution_micros += t.resolution_micros.get(k).copied().unwrap_or(0.0);
+            }
         }
     }
+    // A customer's purchases in every currency, per bucket.
+    let mut counts: HashMap<&str, Vec<i64>> = HashMap::new();
     for p in &parts.purchases {
-        if let Some(m) = at(&mut out, bounds, p.bucket, &p.grp) {
-            m.buyers = p.buyers;
-            m.repeat_buyers = p.repeat_buyers;
-            m.churned -= p.nc_returning;
+        let c = counts
+            .entry(p.customer_id.as_str())
+            .or_insert_with(|| vec![0; buckets]);
+        for (k, n) in p.counts.iter().enumerate().take(buckets) {
+            c[k] += n;
+        }
+        let grp = group_of(&p.customer_id);
+        for k in 1..buckets.min(p.amounts.len()) {
+            if p.counts.get(k).copied().unwrap_or(0) == 0 {
+                continue;
+            }
+            if let Some(m) = at(&mut out, bounds, k, grp) {
+                *m.revenue_minor.entry(p.currency.clone()).or_default() += p.amounts[k];
+            }
         }
     }
-    for r in &parts.revenue {
-        if let Some(m) = at(&mut out, bounds, r.bucket, &r.grp) {
-            *m.revenue_minor.entry(r.currency.clone()).or_default() += r.amount;
+    for (id, c) in &counts {
+        let span = spans.get(id);
+        let contractual = span.is_some_and(|s| s.contractual);
+        let grp = group_of(id);
+        for k in 1..buckets {
+            let (before, now) = (c[k - 1] > 0, c[k] > 0);
+            if !now && (contractual || !before) {
+                continue;
+            }
+            if let Some(m) = at(&mut out, bounds, k, grp) {
+                if now {
+                    m.buyers += 1;
+                    m.repeat_buyers += i64::from(c[k] > 1);
+                }
+                // Non-contractual retention: last bucket's buyers are this one's base;
+                // those who did not buy again left.
+                if !contractual && before {
+                    m.customers_at_start += 1;
+                    m.churned += i64::from(!now);
+                }
+            }
         }
     }
     for c in &parts.customers {
@@ -498,7 +585,7 @@ fn assemble(bounds: &[Micros], parts: Parts) -> Vec<BucketMetrics> {
             if c.since >= end || c.churn_time.is_some_and(|t| t < start) {
                 continue;
             }
-            let Some(m) = at(&mut out, bounds, k as i64, &c.grp) else {
+            let Some(m) = at(&mut out, bounds, k, &c.grp) else {
                 continue;
             };
             m.customers_on_books += 1;
