@@ -204,11 +204,17 @@ async fn main() -> Result<()> {
     for (kind, (mean, p50, p99)) in Kind::ALL.iter().zip(&stats) {
         println!("{:<10} {mean:>8.3} {p50:>8.3} {p99:>8.3}", kind.name());
     }
-    let (purchase, promoter, detractor) = (stats[0].0, stats[1].0, stats[2].0);
-    println!(
-        "detractor vs promoter (the task): {:+.1}%; detractor vs purchase (all follow-up work): {:+.1}%",
-        100.0 * (detractor / promoter - 1.0),
-        100.0 * (detractor / purchase - 1.0)
-    );
+    for (what, pick) in [("mean", 0), ("median", 1)] {
+        let get = |k: usize| match pick {
+            0 => stats[k].0,
+            _ => stats[k].1,
+        };
+        let (purchase, promoter, detractor) = (get(0), get(1), get(2));
+        println!(
+            "{what}: detractor vs promoter (the task) {:+.1}%, detractor vs purchase (all follow-up work) {:+.1}%",
+            100.0 * (detractor / promoter - 1.0),
+            100.0 * (detractor / purchase - 1.0)
+        );
+    }
     Ok(())
 }

@@ -17,7 +17,7 @@ use crate::schema::{customers, feedback, retention_actions};
 const UPSERT_CHUNK: usize = 500;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = customers, treat_none_as_null = true)]
+#[diesel(table_name = customers, treat_none_as_null = true, treat_none_as_default_value = false)]
 pub(crate) struct CustomerRow {
     id: String,
     external_id: String,

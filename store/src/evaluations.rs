@@ -11,7 +11,7 @@ use vitals_engine::time::Micros;
 
 use crate::db::{Store, WriteTransaction, with_conn};
 use crate::error::{Result, StoreError};
-use crate::followups::{CustomerSignal, OpenFollowUps};
+use crate::followups::{CustomerSignal, OpenFollowUps, new_follow_up_rows};
 use crate::page::{self, Page};
 use crate::schema::evaluations;
 
@@ -264,7 +264,7 @@ impl Store {
                 let opened = if signals.is_empty() {
                     0
                 } else {
-                    conn.open_follow_ups(signals, rules_version, now)?
+                    conn.open_follow_ups(&new_follow_up_rows(signals, rules_version, now))?
                 };
                 Ok((written, opened))
             })

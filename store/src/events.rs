@@ -15,7 +15,7 @@ use vitals_engine::{
 
 use crate::db::{Store, WriteTransaction, with_conn};
 use crate::error::{Result, StoreError};
-use crate::followups::{CustomerSignal, OpenFollowUps};
+use crate::followups::{CustomerSignal, FollowUpRow, OpenFollowUps, new_follow_up_rows};
 use crate::page::{self, Page};
 use crate::schema::{events, feedback, interactions, payments, retention_actions, transactions};
 
@@ -366,16 +366,321 @@ macro_rules! insert_chunked {
     };
 }
 
-/// Writing a batch's rows, each backend its fastest way. Callers have already checked
-/// the keys are new; a unique violation means a concurrent writer won a race.
-trait BulkInsert {
-    fn bulk_insert(&mut self, rows: &BatchRows) -> QueryResult<()>;
+/// Writing a batch's rows and the tasks its events open, each backend its fastest way.
+/// Callers have already checked the keys are new; a unique violation means a concurrent
+/// writer won a race. Returns the tasks opened (a reason already open for the customer
+/// opens nothing).
+trait WriteBatch {
+    fn write_batch(&mut self, rows: &BatchRows, follow_ups: &[FollowUpRow]) -> QueryResult<usize>;
 }
 
-/// PostgreSQL: binary `COPY FROM STDIN`, several times faster than multi-row INSERTs of
-/// the same rows (no statement to parse or plan per chunk).
-impl BulkInsert for diesel::pg::PgConnection {
-    fn bulk_insert(&mut self, rows: &BatchRows) -> QueryResult<()> {
+/// Batches up to this many events go to PostgreSQL as one statement; larger ones by COPY.
+const ONE_STATEMENT_MAX: usize = 32;
+
+/// One `INSERT ... RETURNING 1` per table, as data-modifying CTEs of one statement:
+/// a live call with one event costs one round trip instead of a COPY per table (each a
+/// round trip or two), and the tasks it opens ride along instead of costing another.
+struct OneStatement {
+    sql: String,
+    ctes: usize,
+    params: usize,
+}
+
+impl OneStatement {
+    fn new() -> Self {
+        Self {
+            sql: String::from("WITH "),
+            ctes: 0,
+            params: 0,
+        }
+    }
+
+    /// Appends `name AS (INSERT INTO table (columns) VALUES (...), ... suffix RETURNING 1)`
+    /// with placeholders for `rows` rows.
+    fn table(&mut self, name: &str, table: &str, columns: &[&str], rows: usize, suffix: &str) {
+        use std::fmt::Write;
+        if rows == 0 {
+            return;
+        }
+        if self.ctes > 0 {
+            self.sql.push_str(", ");
+        }
+        self.ctes += 1;
+        let _ = write!(
+            self.sql,
+            "{name} AS (INSERT INTO {table} ({}) VALUES ",
+            columns.join(", ")
+        );
+        for r in 0..rows {
+            self.sql.push_str(if r == 0 { "(" } else { ", (" });
+            for c in 0..columns.len() {
+                self.params += 1;
+                let _ = write!(
+                    self.sql,
+                    "{}${}",
+                    if c == 0 { "" } else { ", " },
+                    self.params
+                );
+            }
+            self.sql.push(')');
+        }
+        let _ = write!(self.sql, "{suffix} RETURNING 1)");
+    }
+}
+
+#[derive(QueryableByName)]
+struct Opened {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    opened: i64,
+}
+
+fn write_one_statement(
+    conn: &mut diesel::pg::PgConnection,
+    rows: &BatchRows,
+    follow_ups: &[FollowUpRow],
+) -> QueryResult<usize> {
+    use diesel::sql_types::{BigInt, Integer, Nullable};
+    let mut st = OneStatement::new();
+    st.table(
+        "e",
+        "events",
+        &[
+            "customer_id",
+            "event_key",
+            "kind",
+            "time",
+            "record_time",
+            "content_hash",
+        ],
+        rows.ledger.len(),
+        "",
+    );
+    st.table(
+        "t",
+        "transactions",
+        &[
+            "customer_id",
+            "event_key",
+            "time",
+            "record_time",
+            "amount_minor",
+            "currency",
+            "quantity",
+            "category",
+            "channel",
+        ],
+        rows.transactions.len(),
+        "",
+    );
+    st.table(
+        "p",
+        "payments",
+        &[
+            "customer_id",
+            "event_key",
+            "time",
+            "record_time",
+            "invoice_id",
+            "amount_minor",
+            "currency",
+            "due_time",
+            "paid_time",
+            "method",
+        ],
+        rows.payments.len(),
+        "",
+    );
+    st.table(
+        "f",
+        "feedback",
+        &[
+            "customer_id",
+            "event_key",
+            "time",
+            "record_time",
+            "kind",
+            "score",
+            "comment",
+            "channel",
+        ],
+        rows.feedback.len(),
+        "",
+    );
+    st.table(
+        "i",
+        "interactions",
+        &[
+            "customer_id",
+            "event_key",
+            "time",
+            "record_time",
+            "kind",
+            "severity",
+            "category",
+            "channel",
+            "ticket_id",
+            "resolved_time",
+        ],
+        rows.interactions.len(),
+        "",
+    );
+    st.table(
+        "r",
+        "retention_actions",
+        &[
+            "customer_id",
+            "event_key",
+            "time",
+            "record_time",
+            "kind",
+            "cost_minor",
+            "currency",
+            "campaign",
+            "channel",
+            "actor",
+            "note",
+        ],
+        rows.retention_actions.len(),
+        "",
+    );
+    st.table(
+        "u",
+        "follow_ups",
+        &[
+            "customer_id",
+            "id",
+            "reason",
+            "department",
+            "status",
+            "detail",
+            "source",
+            "rules_version",
+            "assignee",
+            "outcome",
+            "dismiss_reason",
+            "due_time",
+            "create_time",
+            "update_time",
+            "close_time",
+            "version",
+        ],
+        follow_ups.len(),
+        // The partial unique index turns a second open task into nothing.
+        " ON CONFLICT DO NOTHING",
+    );
+    if st.ctes == 0 {
+        // Every event was a duplicate: nothing to write.
+        return Ok(0);
+    }
+    st.sql.push_str(if follow_ups.is_empty() {
+        " SELECT CAST(0 AS BIGINT) AS opened"
+    } else {
+        " SELECT CAST(count(*) AS BIGINT) AS opened FROM u"
+    });
+    let mut q = diesel::sql_query(st.sql).into_boxed::<diesel::pg::Pg>();
+    for r in &rows.ledger {
+        q = q
+            .bind::<Text, _>(r.customer_id.clone())
+            .bind::<Text, _>(r.event_key.clone())
+            .bind::<Text, _>(r.kind.clone())
+            .bind::<BigInt, _>(r.time)
+            .bind::<BigInt, _>(r.record_time)
+            .bind::<Text, _>(r.content_hash.clone());
+    }
+    for r in &rows.transactions {
+        q = q
+            .bind::<Text, _>(r.customer_id.clone())
+            .bind::<Text, _>(r.event_key.clone())
+            .bind::<BigInt, _>(r.time)
+            .bind::<BigInt, _>(r.record_time)
+            .bind::<BigInt, _>(r.amount_minor)
+            .bind::<Text, _>(r.currency.clone())
+            .bind::<Integer, _>(r.quantity)
+            .bind::<Text, _>(r.category.clone())
+            .bind::<Text, _>(r.channel.clone());
+    }
+    for r in &rows.payments {
+        q = q
+            .bind::<Text, _>(r.customer_id.clone())
+            .bind::<Text, _>(r.event_key.clone())
+            .bind::<BigInt, _>(r.time)
+            .bind::<BigInt, _>(r.record_time)
+            .bind::<Text, _>(r.invoice_id.clone())
+            .bind::<BigInt, _>(r.amount_minor)
+            .bind::<Text, _>(r.currency.clone())
+            .bind::<Nullable<BigInt>, _>(r.due_time)
+            .bind::<Nullable<BigInt>, _>(r.paid_time)
+            .bind::<Text, _>(r.method.clone());
+    }
+    for r in &rows.feedback {
+        q = q
+            .bind::<Text, _>(r.customer_id.clone())
+            .bind::<Text, _>(r.event_key.clone())
+            .bind::<BigInt, _>(r.time)
+            .bind::<BigInt, _>(r.record_time)
+            .bind::<Text, _>(r.kind.clone())
+            .bind::<Integer, _>(r.score)
+            .bind::<Nullable<Text>, _>(r.comment.clone())
+            .bind::<Text, _>(r.channel.clone());
+    }
+    for r in &rows.interactions {
+        q = q
+            .bind::<Text, _>(r.customer_id.clone())
+            .bind::<Text, _>(r.event_key.clone())
+            .bind::<BigInt, _>(r.time)
+            .bind::<BigInt, _>(r.record_time)
+            .bind::<Text, _>(r.kind.clone())
+            .bind::<Text, _>(r.severity.clone())
+            .bind::<Text, _>(r.category.clone())
+            .bind::<Text, _>(r.channel.clone())
+            .bind::<Text, _>(r.ticket_id.clone())
+            .bind::<Nullable<BigInt>, _>(r.resolved_time);
+    }
+    for r in &rows.retention_actions {
+        q = q
+            .bind::<Text, _>(r.customer_id.clone())
+            .bind::<Text, _>(r.event_key.clone())
+            .bind::<BigInt, _>(r.time)
+            .bind::<BigInt, _>(r.record_time)
+            .bind::<Text, _>(r.kind.clone())
+            .bind::<BigInt, _>(r.cost_minor)
+            .bind::<Text, _>(r.currency.clone())
+            .bind::<Text, _>(r.campaign.clone())
+            .bind::<Text, _>(r.channel.clone())
+            .bind::<Text, _>(r.actor.clone())
+            .bind::<Nullable<Text>, _>(r.note.clone());
+    }
+    for r in follow_ups {
+        q = q
+            .bind::<Text, _>(r.customer_id.clone())
+            .bind::<Text, _>(r.id.clone())
+            .bind::<Text, _>(r.reason.clone())
+            .bind::<Text, _>(r.department.clone())
+            .bind::<Text, _>(r.status.clone())
+            .bind::<Text, _>(r.detail.clone())
+            .bind::<Text, _>(r.source.clone())
+            .bind::<BigInt, _>(r.rules_version)
+            .bind::<Nullable<Text>, _>(r.assignee.clone())
+            .bind::<Nullable<Text>, _>(r.outcome.clone())
+            .bind::<Nullable<Text>, _>(r.dismiss_reason.clone())
+            .bind::<BigInt, _>(r.due_time)
+            .bind::<BigInt, _>(r.create_time)
+            .bind::<BigInt, _>(r.update_time)
+            .bind::<Nullable<BigInt>, _>(r.close_time)
+            .bind::<BigInt, _>(r.version);
+    }
+    let opened: Vec<Opened> = q.load(conn)?;
+    Ok(opened.first().map_or(0, |o| o.opened.max(0) as usize))
+}
+
+/// PostgreSQL: small batches as one statement; large ones by binary `COPY FROM STDIN`,
+/// several times faster than multi-row INSERTs of the same rows (no statement to parse or
+/// plan per chunk).
+impl WriteBatch for diesel::pg::PgConnection {
+    fn write_batch(&mut self, rows: &BatchRows, follow_ups: &[FollowUpRow]) -> QueryResult<usize> {
+        if rows.ledger.len() <= ONE_STATEMENT_MAX {
+            return write_one_statement(self, rows, follow_ups);
+        }
         if !rows.ledger.is_empty() {
             diesel::copy_from(events::table)
                 .from_insertable(&rows.ledger)
@@ -406,20 +711,20 @@ impl BulkInsert for diesel::pg::PgConnection {
                 .from_insertable(&rows.retention_actions)
                 .execute(self)?;
         }
-        Ok(())
+        self.open_follow_ups(follow_ups)
     }
 }
 
 /// SQLite: multi-row INSERTs in chunks under its bind-parameter limit.
-impl BulkInsert for diesel::sqlite::SqliteConnection {
-    fn bulk_insert(&mut self, rows: &BatchRows) -> QueryResult<()> {
+impl WriteBatch for diesel::sqlite::SqliteConnection {
+    fn write_batch(&mut self, rows: &BatchRows, follow_ups: &[FollowUpRow]) -> QueryResult<usize> {
         insert_chunked!(self, events::table, rows.ledger);
         insert_chunked!(self, transactions::table, rows.transactions);
         insert_chunked!(self, payments::table, rows.payments);
         insert_chunked!(self, feedback::table, rows.feedback);
         insert_chunked!(self, interactions::table, rows.interactions);
         insert_chunked!(self, retention_actions::table, rows.retention_actions);
-        Ok(())
+        self.open_follow_ups(follow_ups)
     }
 }
 
@@ -621,28 +926,28 @@ impl Store {
                         }
                     }
                 }
-                match conn.bulk_insert(&rows) {
-                    Ok(()) => {}
+                let follow_ups = match &rules {
+                    Some(rules) if !may_signal.is_empty() => {
+                        let signals: Vec<CustomerSignal> = may_signal
+                            .iter()
+                            .filter_map(|e| {
+                                rules.rules.signal_of_event(e, now).map(|signal| CustomerSignal {
+                                    customer_id: e.customer_id.clone(),
+                                    source: e.event_key.clone(),
+                                    signal,
+                                })
+                            })
+                            .collect();
+                        new_follow_up_rows(&signals, rules.version, now)
+                    }
+                    _ => Vec::new(),
+                };
+                match conn.write_batch(&rows, &follow_ups) {
+                    Ok(opened) => out.follow_ups_opened = opened as u64,
                     Err(e) if StoreError::is_unique_violation(&e) => {
                         return Err(StoreError::AlreadyExists("event key raced".into()));
                     }
                     Err(e) => return Err(e.into()),
-                }
-                if let Some(rules) = rules.as_ref().filter(|_| !may_signal.is_empty()) {
-                    let signals: Vec<CustomerSignal> = may_signal
-                        .iter()
-                        .filter_map(|e| {
-                            rules.rules.signal_of_event(e, now).map(|signal| CustomerSignal {
-                                customer_id: e.customer_id.clone(),
-                                source: e.event_key.clone(),
-                                signal,
-                            })
-                        })
-                        .collect();
-                    if !signals.is_empty() {
-                        out.follow_ups_opened =
-                            conn.open_follow_ups(&signals, rules.version, now)? as u64;
-                    }
                 }
                 Ok(out)
             })

@@ -119,24 +119,24 @@ impl FollowUpRecord {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = follow_ups, treat_none_as_null = true)]
-struct FollowUpRow {
-    customer_id: String,
-    id: String,
-    reason: String,
-    department: String,
-    status: String,
-    detail: String,
-    source: String,
-    rules_version: i64,
-    assignee: Option<String>,
-    outcome: Option<String>,
-    dismiss_reason: Option<String>,
-    due_time: i64,
-    create_time: i64,
-    update_time: i64,
-    close_time: Option<i64>,
-    version: i64,
+#[diesel(table_name = follow_ups, treat_none_as_null = true, treat_none_as_default_value = false)]
+pub(crate) struct FollowUpRow {
+    pub(crate) customer_id: String,
+    pub(crate) id: String,
+    pub(crate) reason: String,
+    pub(crate) department: String,
+    pub(crate) status: String,
+    pub(crate) detail: String,
+    pub(crate) source: String,
+    pub(crate) rules_version: i64,
+    pub(crate) assignee: Option<String>,
+    pub(crate) outcome: Option<String>,
+    pub(crate) dismiss_reason: Option<String>,
+    pub(crate) due_time: i64,
+    pub(crate) create_time: i64,
+    pub(crate) update_time: i64,
+    pub(crate) close_time: Option<i64>,
+    pub(crate) version: i64,
 }
 
 impl FollowUpRow {
@@ -197,49 +197,55 @@ pub struct CustomerSignal {
     pub signal: Signal,
 }
 
-/// Opens a task for each signal unless one is open for that customer and reason;
-/// returns how many opened. Runs inside the caller's transaction.
+/// The customer a task id names: ids are `<customer_id>/<UUIDv7>`.
+fn customer_of(id: &str) -> Option<&str> {
+    id.rsplit_once('/').map(|(customer, _)| customer)
+}
+
+/// A new open task per signal, as rows.
+pub(crate) fn new_follow_up_rows(
+    signals: &[CustomerSignal],
+    rules_version: i64,
+    now: Micros,
+) -> Vec<FollowUpRow> {
+    signals
+        .iter()
+        .map(|s| FollowUpRow {
+            customer_id: s.customer_id.clone(),
+            id: format!("{}/{}", s.customer_id, uuid::Uuid::now_v7()),
+            reason: s.signal.reason.as_str().to_owned(),
+            department: s.signal.department.clone(),
+            status: FollowUpStatus::Open.as_str().to_owned(),
+            detail: s.signal.detail.clone(),
+            source: s.source.clone(),
+            rules_version,
+            assignee: None,
+            outcome: None,
+            dismiss_reason: None,
+            due_time: s.signal.due_time,
+            create_time: now,
+            update_time: now,
+            close_time: None,
+            version: 1,
+        })
+        .collect()
+}
+
+/// Inserts new tasks unless one is open for that customer and reason; returns how many
+/// opened. Runs inside the caller's transaction.
 pub(crate) trait OpenFollowUps {
-    fn open_follow_ups(
-        &mut self,
-        signals: &[CustomerSignal],
-        rules_version: i64,
-        now: Micros,
-    ) -> QueryResult<usize>;
+    fn open_follow_ups(&mut self, rows: &[FollowUpRow]) -> QueryResult<usize>;
 }
 
 macro_rules! impl_open_follow_ups {
     ($conn:ty) => {
         impl OpenFollowUps for $conn {
-            fn open_follow_ups(
-                &mut self,
-                signals: &[CustomerSignal],
-                rules_version: i64,
-                now: Micros,
-            ) -> QueryResult<usize> {
+            fn open_follow_ups(&mut self, rows: &[FollowUpRow]) -> QueryResult<usize> {
                 let mut opened = 0;
-                for s in signals {
-                    let row = FollowUpRow {
-                        customer_id: s.customer_id.clone(),
-                        id: uuid::Uuid::now_v7().to_string(),
-                        reason: s.signal.reason.as_str().to_owned(),
-                        department: s.signal.department.clone(),
-                        status: FollowUpStatus::Open.as_str().to_owned(),
-                        detail: s.signal.detail.clone(),
-                        source: s.source.clone(),
-                        rules_version,
-                        assignee: None,
-                        outcome: None,
-                        dismiss_reason: None,
-                        due_time: s.signal.due_time,
-                        create_time: now,
-                        update_time: now,
-                        close_time: None,
-                        version: 1,
-                    };
+                for row in rows {
                     // The partial unique index turns a second open task into nothing.
                     opened += diesel::insert_into(follow_ups::table)
-                        .values(&row)
+                        .values(row)
                         .on_conflict_do_nothing()
                         .execute(self)?;
                 }
@@ -393,8 +399,12 @@ impl Store {
     }
 
     pub fn get_follow_up(&self, id: &str) -> Result<Option<FollowUpRecord>> {
+        let Some(customer_id) = customer_of(id) else {
+            return Ok(None);
+        };
         let row: Option<FollowUpRow> = with_conn!(self, conn => {
             follow_ups::table
+                .filter(follow_ups::customer_id.eq(customer_id))
                 .filter(follow_ups::id.eq(id))
                 .select(FollowUpRow::as_select())
                 .first(conn)
@@ -478,9 +488,12 @@ impl Store {
         mv: &Move,
         now: Micros,
     ) -> Result<FollowUpRecord> {
+        let customer_id = customer_of(id)
+            .ok_or_else(|| StoreError::NotFound(format!("follow-up {id:?} not found")))?;
         with_conn!(self, conn => {
             conn.write_transaction(|conn| {
                 let current = follow_ups::table
+                    .filter(follow_ups::customer_id.eq(customer_id))
                     .filter(follow_ups::id.eq(id))
                     .select(FollowUpRow::as_select())
                     .first(conn)
