@@ -228,6 +228,7 @@ SELECT a.first_action IS NULL AS control, c.contractual AS contractual,
        a.currency AS currency,
        (SELECT MIN(t.time) FROM transactions t
          WHERE t.customer_id = c.id AND t.time > COALESCE(a.first_action, $1)) AS next_purchase,
+       -- The bands of vitals_engine::evaluation::risk_band.
        CASE WHEN e.churn_probability IS NULL THEN NULL
             WHEN e.churn_probability >= 0.5 THEN 'high'
             WHEN e.churn_probability >= 0.25 THEN 'medium'
@@ -394,6 +395,18 @@ impl Store {
             found.extend(rows);
         }
         Ok(found)
+    }
+
+    /// Which arm of a campaign a customer was drawn into: `Some(true)` the control group,
+    /// `Some(false)` the treated, `None` not drawn.
+    pub fn campaign_arm(&self, campaign_id: &str, customer_id: &str) -> Result<Option<bool>> {
+        with_conn!(self, conn => {
+            Ok(campaign_members::table
+                .find((customer_id, campaign_id))
+                .select(campaign_members::control)
+                .first(conn)
+                .optional()?)
+        })
     }
 
     pub fn get_campaign(&self, name: &str) -> Result<Option<CampaignRecord>> {

@@ -561,14 +561,32 @@ impl FollowUpService for FollowUpApi {
                 CustomerRef::Id(id) => store.get_customer(id)?,
                 CustomerRef::ExternalId(ext) => store.get_customer_by_external_id(ext)?,
             };
+            // A campaign's action must go to a treated member: one given to the control
+            // group would spoil the comparison the review rests on.
             if let EventPayload::RetentionAction(a) = &event.payload
                 && !a.campaign.is_empty()
-                && store.get_campaign(&a.campaign)?.is_none()
             {
-                return Err(StoreError::FailedPrecondition(format!(
-                    "no campaign named {:?}: create it first (CreateCampaign), or leave campaign empty",
-                    a.campaign
-                )));
+                let campaign = store.get_campaign(&a.campaign)?.ok_or_else(|| {
+                    StoreError::FailedPrecondition(format!(
+                        "no campaign named {:?}: create it first (CreateCampaign), or leave campaign empty",
+                        a.campaign
+                    ))
+                })?;
+                match store.campaign_arm(&campaign.id, &customer.id)? {
+                    Some(false) => {}
+                    Some(true) => {
+                        return Err(StoreError::FailedPrecondition(format!(
+                            "customer {:?} is in the control group of campaign {:?}: leave them untreated, or record the action without the campaign",
+                            customer.id, a.campaign
+                        )));
+                    }
+                    None => {
+                        return Err(StoreError::FailedPrecondition(format!(
+                            "customer {:?} was not drawn into campaign {:?}: record the action without the campaign",
+                            customer.id, a.campaign
+                        )));
+                    }
+                }
             }
             let event = NewEvent {
                 customer: CustomerRef::Id(customer.id.clone()),

@@ -601,6 +601,36 @@ async fn retention_actions_and_campaigns_close_the_loop(backend: Backend) {
         .await,
         "action.cost_minor",
     );
+    // The control group is left alone: a campaign action for one of them is refused.
+    let control = api
+        .list_campaign_members(pb::ListCampaignMembersRequest {
+            campaign: "winback".into(),
+            arm: pb::CampaignArm::Control as i32,
+            page_size: 100,
+            page_token: String::new(),
+        })
+        .await
+        .expect("control members")
+        .into_inner()
+        .members;
+    assert_eq!(control.len(), 6);
+    let held_out = api
+        .record_retention_action(pb::RecordRetentionActionRequest {
+            event_key: "a-c".into(),
+            customer: Some(pb::record_retention_action_request::Customer::CustomerId(
+                control[0].customer_id.clone(),
+            )),
+            time: None,
+            action: Some(pb::RetentionAction {
+                kind: "call".into(),
+                campaign: "winback".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect_err("control members are left alone");
+    assert_eq!(held_out.code(), Code::FailedPrecondition);
+    assert!(held_out.message().contains("control group"), "{held_out:?}");
     for m in &treated {
         let r = api
             .record_retention_action(pb::RecordRetentionActionRequest {
