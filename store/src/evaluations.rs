@@ -38,6 +38,8 @@ const COLUMNS: usize = COLUMN_NAMES.len();
 const SQLITE_CHUNK: usize = 32_766 / COLUMNS;
 /// Rows per upsert statement on PostgreSQL: its bind-parameter limit (65535) over the columns.
 const PG_CHUNK: usize = 65_535 / COLUMNS;
+/// Ids per `IN (...)` list: one bind parameter each, under SQLite's 32,766.
+const ID_LIST_CHUNK: usize = 20_000;
 const _: () = assert!(SQLITE_CHUNK * COLUMNS <= 32_766 && PG_CHUNK * COLUMNS <= 65_535);
 
 /// One customer's latest evaluation. The sortable and filterable parts are columns; the
@@ -205,7 +207,7 @@ impl Store {
     /// The stored churn probability of each of `customer_ids` that has one.
     pub fn stored_probabilities(&self, customer_ids: &[String]) -> Result<HashMap<String, f64>> {
         let mut out = HashMap::with_capacity(customer_ids.len());
-        for chunk in customer_ids.chunks(SQLITE_CHUNK * 10) {
+        for chunk in customer_ids.chunks(ID_LIST_CHUNK) {
             let rows: Vec<(String, Option<f64>)> = with_conn!(self, conn => {
                 evaluations::table
                     .filter(evaluations::customer_id.eq_any(chunk))
