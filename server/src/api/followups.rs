@@ -519,7 +519,13 @@ impl FollowUpService for FollowUpApi {
         let mut v = Violations::new();
         let time = match &r.time {
             Some(t) => micros(&mut v, "time", t),
-            None => Some(now),
+            None => {
+                v.push(
+                    "time",
+                    "is required: when the action was done (a retry must send the same time)",
+                );
+                None
+            }
         };
         let Some(action) = r.action else {
             return Err(invalid_field(

@@ -574,7 +574,7 @@ async fn retention_actions_and_campaigns_close_the_loop(backend: Backend) {
             customer: Some(pb::record_retention_action_request::Customer::CustomerId(
                 ids[0].clone(),
             )),
-            time: None,
+            time: Some(ts(now_seconds())),
             action: Some(pb::RetentionAction {
                 kind: "call".into(),
                 campaign: "nope".into(),
@@ -590,7 +590,7 @@ async fn retention_actions_and_campaigns_close_the_loop(backend: Backend) {
             customer: Some(pb::record_retention_action_request::Customer::CustomerId(
                 ids[0].clone(),
             )),
-            time: None,
+            time: Some(ts(now_seconds())),
             action: Some(pb::RetentionAction {
                 kind: "discount".into(),
                 cost_minor: -5,
@@ -620,7 +620,7 @@ async fn retention_actions_and_campaigns_close_the_loop(backend: Backend) {
             customer: Some(pb::record_retention_action_request::Customer::CustomerId(
                 control[0].customer_id.clone(),
             )),
-            time: None,
+            time: Some(ts(now_seconds())),
             action: Some(pb::RetentionAction {
                 kind: "call".into(),
                 campaign: "winback".into(),
@@ -631,38 +631,56 @@ async fn retention_actions_and_campaigns_close_the_loop(backend: Backend) {
         .expect_err("control members are left alone");
     assert_eq!(held_out.code(), Code::FailedPrecondition);
     assert!(held_out.message().contains("control group"), "{held_out:?}");
+    // After the draw (only actions from the draw on count as treatment).
+    let called_at = ts(now_seconds() + 1);
+    let call = |customer_id: &str, cost_minor: i64| pb::RecordRetentionActionRequest {
+        event_key: "winback-call".into(),
+        customer: Some(pb::record_retention_action_request::Customer::CustomerId(
+            customer_id.to_owned(),
+        )),
+        time: Some(called_at),
+        action: Some(pb::RetentionAction {
+            kind: "call".into(),
+            cost_minor,
+            currency: "EUR".into(),
+            campaign: "winback".into(),
+            actor: "ann".into(),
+            note: "offered a plan change".into(),
+            ..Default::default()
+        }),
+    };
     for m in &treated {
         let r = api
-            .record_retention_action(pb::RecordRetentionActionRequest {
-                event_key: "winback-call".into(),
-                customer: Some(pb::record_retention_action_request::Customer::CustomerId(
-                    m.customer_id.clone(),
-                )),
-                time: None,
-                action: Some(pb::RetentionAction {
-                    kind: "call".into(),
-                    cost_minor: 500,
-                    currency: "EUR".into(),
-                    campaign: "winback".into(),
-                    actor: "ann".into(),
-                    note: "offered a plan change".into(),
-                    ..Default::default()
-                }),
-            })
+            .record_retention_action(call(&m.customer_id, 500))
             .await
             .expect("recorded")
             .into_inner();
         assert!(!r.duplicate);
     }
-    // Idempotent, and on the timeline.
+    // A retry is recognised; the same key with other content is a conflict; a time is
+    // required so that retries can be recognised at all.
     let first = &treated[0].customer_id;
+    let retry = api
+        .record_retention_action(call(first, 500))
+        .await
+        .expect("a retry")
+        .into_inner();
+    assert!(retry.duplicate);
+    let conflict = api
+        .record_retention_action(call(first, 900))
+        .await
+        .expect_err("same key, other content");
+    assert_eq!(conflict.code(), Code::AlreadyExists);
+    let mut untimed = call(first, 500);
+    untimed.time = None;
+    assert_invalid(api.record_retention_action(untimed).await, "time");
     let dup = api
         .record_retention_action(pb::RecordRetentionActionRequest {
             event_key: "winback-call".into(),
             customer: Some(pb::record_retention_action_request::Customer::CustomerId(
                 first.clone(),
             )),
-            time: None,
+            time: Some(called_at),
             action: None,
         })
         .await;
