@@ -1,10 +1,13 @@
 //! Portfolio metrics: NPS, CSAT, retention and churn, repeat purchases, complaints,
-//! resolution time and revenue, per time bucket and group, aggregated in the database.
+//! resolution time and revenue, per time bucket and group.
 //!
-//! Each source table is scanned once, grouped by (bucket, group), by one query; on
-//! PostgreSQL the four queries run at once on their own connections. A bucket is found
-//! from a list of boundaries computed here (calendar weeks and months in UTC):
-//! `width_bucket` (a binary search) on PostgreSQL, a `CASE` chain on SQLite.
+//! Each source table is scanned once by one aggregate query: feedback grouped by (bucket,
+//! group); purchases and tickets grouped by (customer, bucket), because buyers, repeat
+//! buyers, retention and complaining customers count customers; and the customers with
+//! their group and span. On PostgreSQL the four run at once on their own connections;
+//! the per-customer rows are combined into groups in Rust. A bucket is found from a list
+//! of boundaries computed here (calendar weeks and months in UTC): `width_bucket` (a
+//! binary search) on PostgreSQL, a `CASE` chain on SQLite.
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -245,9 +245,9 @@ async fn metrics_match_a_hand_count(backend: Backend) {
     assert_eq!(south.revenue_minor.get("EUR"), Some(&90_000));
     assert_eq!(north.revenue_minor.get("EUR"), None);
 
-    // Weeks over almost three years: more buckets than the array queries take, so
-    // PostgreSQL answers by its row-per-bucket path; whole weeks cover the period, so the
-    // week of March 1st brings C's purchase of March 2nd in.
+    // Weeks over almost three years (157 buckets, one long `width_bucket` list or CASE
+    // chain); whole weeks cover the period, so the week of March 1st brings C's purchase
+    // of March 2nd in.
     let weeks = metrics(
         &server,
         at(2021, 6, 1, 0),
