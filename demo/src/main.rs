@@ -222,8 +222,9 @@ fn run(
             let p = p?;
             if p.finished {
                 println!(
-                    "{} evaluations stored in {:.1} s",
-                    p.evaluations_stored, p.seconds
+                    "{} evaluations stored in {:.1} s; {} follow-up tasks opened \
+                     (churn risk crossing 0.5, invoices overdue: FollowUpService.ListFollowUps)",
+                    p.evaluations_stored, p.seconds, p.follow_ups_opened
                 );
             }
         }
