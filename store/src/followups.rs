@@ -231,6 +231,9 @@ pub(crate) fn new_follow_up_rows(
         .collect()
 }
 
+/// Tasks per INSERT: 16 bind parameters each, under SQLite's 32,766.
+const FOLLOW_UP_CHUNK: usize = 1_000;
+
 /// Inserts new tasks unless one is open for that customer and reason; returns how many
 /// opened. Runs inside the caller's transaction.
 pub(crate) trait OpenFollowUps {
@@ -242,10 +245,11 @@ macro_rules! impl_open_follow_ups {
         impl OpenFollowUps for $conn {
             fn open_follow_ups(&mut self, rows: &[FollowUpRow]) -> QueryResult<usize> {
                 let mut opened = 0;
-                for row in rows {
+                // Multi-row statements: a refresh can open tens of thousands of tasks.
+                for chunk in rows.chunks(FOLLOW_UP_CHUNK) {
                     // The partial unique index turns a second open task into nothing.
                     opened += diesel::insert_into(follow_ups::table)
-                        .values(row)
+                        .values(chunk)
                         .on_conflict_do_nothing()
                         .execute(self)?;
                 }
