@@ -415,18 +415,77 @@ impl OneStatement {
             self.sql.push_str(if r == 0 { "(" } else { ", (" });
             for c in 0..columns.len() {
                 self.params += 1;
-                let _ = write!(
-                    self.sql,
-                    "{}${}",
-                    if c == 0 { "" } else { ", " },
-                    self.params
-                );
+                if c > 0 {
+                    self.sql.push_str(", ");
+                }
+                self.sql.push(PARAM);
             }
             self.sql.push(')');
         }
         let _ = write!(self.sql, "{suffix} RETURNING 1)");
     }
 }
+
+/// Stands for a bind parameter in the statement's text until it is split into segments.
+const PARAM: char = '\u{1}';
+
+/// Batches up to this many events are prepared once per connection and statement shape
+/// (the shapes are few: single events are the usual live call); larger ones are parsed and
+/// planned each time so the statement cache stays small.
+const CACHED_SHAPES_MAX: usize = 4;
+
+/// A bind parameter of the one-statement write.
+enum Param {
+    Text(String),
+    OptText(Option<String>),
+    BigInt(i64),
+    OptBigInt(Option<i64>),
+    Integer(i32),
+}
+
+/// The one-statement write as a query diesel can prepare and cache by its text
+/// (`sql_query` is never cached: parsing and planning it was a tenth of a one-event call).
+struct OneStatementQuery {
+    /// The text between parameters: one more segment than parameters.
+    segments: Vec<String>,
+    params: Vec<Param>,
+    cacheable: bool,
+}
+
+impl diesel::query_builder::QueryId for OneStatementQuery {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl diesel::query_builder::Query for OneStatementQuery {
+    type SqlType = diesel::sql_types::Untyped;
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for OneStatementQuery {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{BigInt, Integer, Nullable};
+        if !self.cacheable {
+            out.unsafe_to_cache_prepared();
+        }
+        for (i, segment) in self.segments.iter().enumerate() {
+            out.push_sql(segment);
+            match self.params.get(i) {
+                Some(Param::Text(v)) => out.push_bind_param::<Text, _>(v)?,
+                Some(Param::OptText(v)) => out.push_bind_param::<Nullable<Text>, _>(v)?,
+                Some(Param::BigInt(v)) => out.push_bind_param::<BigInt, _>(v)?,
+                Some(Param::OptBigInt(v)) => out.push_bind_param::<Nullable<BigInt>, _>(v)?,
+                Some(Param::Integer(v)) => out.push_bind_param::<Integer, _>(v)?,
+                None => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RunQueryDsl<diesel::pg::PgConnection> for OneStatementQuery {}
 
 #[derive(QueryableByName)]
 struct Opened {
@@ -439,7 +498,6 @@ fn write_one_statement(
     rows: &BatchRows,
     follow_ups: &[FollowUpRow],
 ) -> QueryResult<usize> {
-    use diesel::sql_types::{BigInt, Integer, Nullable};
     let mut st = OneStatement::new();
     st.table(
         "e",
@@ -577,99 +635,111 @@ fn write_one_statement(
     } else {
         " SELECT CAST(count(*) AS BIGINT) AS opened FROM u"
     });
-    let mut q = diesel::sql_query(st.sql).into_boxed::<diesel::pg::Pg>();
+    let mut p: Vec<Param> = Vec::with_capacity(st.params);
     for r in &rows.ledger {
-        q = q
-            .bind::<Text, _>(r.customer_id.clone())
-            .bind::<Text, _>(r.event_key.clone())
-            .bind::<Text, _>(r.kind.clone())
-            .bind::<BigInt, _>(r.time)
-            .bind::<BigInt, _>(r.record_time)
-            .bind::<Text, _>(r.content_hash.clone());
+        p.extend([
+            Param::Text(r.customer_id.clone()),
+            Param::Text(r.event_key.clone()),
+            Param::Text(r.kind.clone()),
+            Param::BigInt(r.time),
+            Param::BigInt(r.record_time),
+            Param::Text(r.content_hash.clone()),
+        ]);
     }
     for r in &rows.transactions {
-        q = q
-            .bind::<Text, _>(r.customer_id.clone())
-            .bind::<Text, _>(r.event_key.clone())
-            .bind::<BigInt, _>(r.time)
-            .bind::<BigInt, _>(r.record_time)
-            .bind::<BigInt, _>(r.amount_minor)
-            .bind::<Text, _>(r.currency.clone())
-            .bind::<Integer, _>(r.quantity)
-            .bind::<Text, _>(r.category.clone())
-            .bind::<Text, _>(r.channel.clone());
+        p.extend([
+            Param::Text(r.customer_id.clone()),
+            Param::Text(r.event_key.clone()),
+            Param::BigInt(r.time),
+            Param::BigInt(r.record_time),
+            Param::BigInt(r.amount_minor),
+            Param::Text(r.currency.clone()),
+            Param::Integer(r.quantity),
+            Param::Text(r.category.clone()),
+            Param::Text(r.channel.clone()),
+        ]);
     }
     for r in &rows.payments {
-        q = q
-            .bind::<Text, _>(r.customer_id.clone())
-            .bind::<Text, _>(r.event_key.clone())
-            .bind::<BigInt, _>(r.time)
-            .bind::<BigInt, _>(r.record_time)
-            .bind::<Text, _>(r.invoice_id.clone())
-            .bind::<BigInt, _>(r.amount_minor)
-            .bind::<Text, _>(r.currency.clone())
-            .bind::<Nullable<BigInt>, _>(r.due_time)
-            .bind::<Nullable<BigInt>, _>(r.paid_time)
-            .bind::<Text, _>(r.method.clone());
+        p.extend([
+            Param::Text(r.customer_id.clone()),
+            Param::Text(r.event_key.clone()),
+            Param::BigInt(r.time),
+            Param::BigInt(r.record_time),
+            Param::Text(r.invoice_id.clone()),
+            Param::BigInt(r.amount_minor),
+            Param::Text(r.currency.clone()),
+            Param::OptBigInt(r.due_time),
+            Param::OptBigInt(r.paid_time),
+            Param::Text(r.method.clone()),
+        ]);
     }
     for r in &rows.feedback {
-        q = q
-            .bind::<Text, _>(r.customer_id.clone())
-            .bind::<Text, _>(r.event_key.clone())
-            .bind::<BigInt, _>(r.time)
-            .bind::<BigInt, _>(r.record_time)
-            .bind::<Text, _>(r.kind.clone())
-            .bind::<Integer, _>(r.score)
-            .bind::<Nullable<Text>, _>(r.comment.clone())
-            .bind::<Text, _>(r.channel.clone());
+        p.extend([
+            Param::Text(r.customer_id.clone()),
+            Param::Text(r.event_key.clone()),
+            Param::BigInt(r.time),
+            Param::BigInt(r.record_time),
+            Param::Text(r.kind.clone()),
+            Param::Integer(r.score),
+            Param::OptText(r.comment.clone()),
+            Param::Text(r.channel.clone()),
+        ]);
     }
     for r in &rows.interactions {
-        q = q
-            .bind::<Text, _>(r.customer_id.clone())
-            .bind::<Text, _>(r.event_key.clone())
-            .bind::<BigInt, _>(r.time)
-            .bind::<BigInt, _>(r.record_time)
-            .bind::<Text, _>(r.kind.clone())
-            .bind::<Text, _>(r.severity.clone())
-            .bind::<Text, _>(r.category.clone())
-            .bind::<Text, _>(r.channel.clone())
-            .bind::<Text, _>(r.ticket_id.clone())
-            .bind::<Nullable<BigInt>, _>(r.resolved_time);
+        p.extend([
+            Param::Text(r.customer_id.clone()),
+            Param::Text(r.event_key.clone()),
+            Param::BigInt(r.time),
+            Param::BigInt(r.record_time),
+            Param::Text(r.kind.clone()),
+            Param::Text(r.severity.clone()),
+            Param::Text(r.category.clone()),
+            Param::Text(r.channel.clone()),
+            Param::Text(r.ticket_id.clone()),
+            Param::OptBigInt(r.resolved_time),
+        ]);
     }
     for r in &rows.retention_actions {
-        q = q
-            .bind::<Text, _>(r.customer_id.clone())
-            .bind::<Text, _>(r.event_key.clone())
-            .bind::<BigInt, _>(r.time)
-            .bind::<BigInt, _>(r.record_time)
-            .bind::<Text, _>(r.kind.clone())
-            .bind::<BigInt, _>(r.cost_minor)
-            .bind::<Text, _>(r.currency.clone())
-            .bind::<Text, _>(r.campaign.clone())
-            .bind::<Text, _>(r.channel.clone())
-            .bind::<Text, _>(r.actor.clone())
-            .bind::<Nullable<Text>, _>(r.note.clone());
+        p.extend([
+            Param::Text(r.customer_id.clone()),
+            Param::Text(r.event_key.clone()),
+            Param::BigInt(r.time),
+            Param::BigInt(r.record_time),
+            Param::Text(r.kind.clone()),
+            Param::BigInt(r.cost_minor),
+            Param::Text(r.currency.clone()),
+            Param::Text(r.campaign.clone()),
+            Param::Text(r.channel.clone()),
+            Param::Text(r.actor.clone()),
+            Param::OptText(r.note.clone()),
+        ]);
     }
     for r in follow_ups {
-        q = q
-            .bind::<Text, _>(r.customer_id.clone())
-            .bind::<Text, _>(r.id.clone())
-            .bind::<Text, _>(r.reason.clone())
-            .bind::<Text, _>(r.department.clone())
-            .bind::<Text, _>(r.status.clone())
-            .bind::<Text, _>(r.detail.clone())
-            .bind::<Text, _>(r.source.clone())
-            .bind::<BigInt, _>(r.rules_version)
-            .bind::<Nullable<Text>, _>(r.assignee.clone())
-            .bind::<Nullable<Text>, _>(r.outcome.clone())
-            .bind::<Nullable<Text>, _>(r.dismiss_reason.clone())
-            .bind::<BigInt, _>(r.due_time)
-            .bind::<BigInt, _>(r.create_time)
-            .bind::<BigInt, _>(r.update_time)
-            .bind::<Nullable<BigInt>, _>(r.close_time)
-            .bind::<BigInt, _>(r.version);
+        p.extend([
+            Param::Text(r.customer_id.clone()),
+            Param::Text(r.id.clone()),
+            Param::Text(r.reason.clone()),
+            Param::Text(r.department.clone()),
+            Param::Text(r.status.clone()),
+            Param::Text(r.detail.clone()),
+            Param::Text(r.source.clone()),
+            Param::BigInt(r.rules_version),
+            Param::OptText(r.assignee.clone()),
+            Param::OptText(r.outcome.clone()),
+            Param::OptText(r.dismiss_reason.clone()),
+            Param::BigInt(r.due_time),
+            Param::BigInt(r.create_time),
+            Param::BigInt(r.update_time),
+            Param::OptBigInt(r.close_time),
+            Param::BigInt(r.version),
+        ]);
     }
-    let opened: Vec<Opened> = q.load(conn)?;
+    let query = OneStatementQuery {
+        segments: st.sql.split(PARAM).map(str::to_owned).collect(),
+        params: p,
+        cacheable: rows.ledger.len() <= CACHED_SHAPES_MAX,
+    };
+    let opened: Vec<Opened> = query.load(conn)?;
     Ok(opened.first().map_or(0, |o| o.opened.max(0) as usize))
 }
 
