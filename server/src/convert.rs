@@ -347,20 +347,7 @@ pub fn event_from_proto(v: &mut Violations, prefix: &str, e: pb::Event) -> Optio
                     None
                 }
             };
-            let severity = match pb::Severity::try_from(i.severity) {
-                Ok(pb::Severity::Unspecified) => Some(Severity::Unspecified),
-                Ok(pb::Severity::Low) => Some(Severity::Low),
-                Ok(pb::Severity::Medium) => Some(Severity::Medium),
-                Ok(pb::Severity::High) => Some(Severity::High),
-                Ok(pb::Severity::Critical) => Some(Severity::Critical),
-                Err(_) => {
-                    v.push(
-                        join(&ip, "severity"),
-                        format!("unknown Severity value {}", i.severity),
-                    );
-                    None
-                }
-            };
+            let severity = severity_from_proto(v, &join(&ip, "severity"), i.severity);
             let resolved_time =
                 opt_micros(v, &join(&ip, "resolved_time"), i.resolved_time.as_ref());
             match (kind, severity) {
@@ -431,13 +418,7 @@ pub fn event_to_proto(e: StoredEvent) -> pb::Event {
                 InteractionKind::Sales => pb::InteractionKind::Sales,
                 InteractionKind::Other => pb::InteractionKind::Other,
             } as i32,
-            severity: match i.severity {
-                Severity::Unspecified => pb::Severity::Unspecified,
-                Severity::Low => pb::Severity::Low,
-                Severity::Medium => pb::Severity::Medium,
-                Severity::High => pb::Severity::High,
-                Severity::Critical => pb::Severity::Critical,
-            } as i32,
+            severity: severity_to_proto(i.severity) as i32,
             category: i.category,
             channel: i.channel,
             ticket_id: i.ticket_id,
@@ -472,5 +453,30 @@ pub fn retention_action_from_proto(a: pb::RetentionAction) -> vitals_engine::Ret
         channel: a.channel,
         actor: a.actor,
         note: (!a.note.is_empty()).then_some(a.note),
+    }
+}
+
+pub fn severity_to_proto(s: Severity) -> pb::Severity {
+    match s {
+        Severity::Unspecified => pb::Severity::Unspecified,
+        Severity::Low => pb::Severity::Low,
+        Severity::Medium => pb::Severity::Medium,
+        Severity::High => pb::Severity::High,
+        Severity::Critical => pb::Severity::Critical,
+    }
+}
+
+/// The severity a wire value names; `None` (with a violation on `field`) for an unknown one.
+pub fn severity_from_proto(v: &mut Violations, field: &str, raw: i32) -> Option<Severity> {
+    match pb::Severity::try_from(raw) {
+        Ok(pb::Severity::Unspecified) => Some(Severity::Unspecified),
+        Ok(pb::Severity::Low) => Some(Severity::Low),
+        Ok(pb::Severity::Medium) => Some(Severity::Medium),
+        Ok(pb::Severity::High) => Some(Severity::High),
+        Ok(pb::Severity::Critical) => Some(Severity::Critical),
+        Err(_) => {
+            v.push(field, format!("unknown Severity value {raw}"));
+            None
+        }
     }
 }

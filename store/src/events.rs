@@ -383,7 +383,6 @@ const ONE_STATEMENT_MAX: usize = 32;
 struct OneStatement {
     sql: String,
     ctes: usize,
-    params: usize,
 }
 
 impl OneStatement {
@@ -391,7 +390,6 @@ impl OneStatement {
         Self {
             sql: String::from("WITH "),
             ctes: 0,
-            params: 0,
         }
     }
 
@@ -414,7 +412,6 @@ impl OneStatement {
         for r in 0..rows {
             self.sql.push_str(if r == 0 { "(" } else { ", (" });
             for c in 0..columns.len() {
-                self.params += 1;
                 if c > 0 {
                     self.sql.push_str(", ");
                 }
@@ -435,7 +432,7 @@ const PARAM: char = '\u{1}';
 const CACHED_SHAPES_MAX: usize = 4;
 
 /// A bind parameter of the one-statement write.
-enum Param {
+pub(crate) enum Param {
     Text(String),
     OptText(Option<String>),
     BigInt(i64),
@@ -493,139 +490,88 @@ struct Opened {
     opened: i64,
 }
 
+/// A row the one-statement write inserts: its table's columns and its values, in the
+/// same order, side by side so they cannot drift apart.
+pub(crate) trait StatementRow {
+    const TABLE: &'static str;
+    const COLUMNS: &'static [&'static str];
+    fn push_params(&self, p: &mut Vec<Param>);
+}
+
+macro_rules! statement_row {
+    ($row:ty, $table:literal, [$($column:ident: $kind:ident),+ $(,)?]) => {
+        impl StatementRow for $row {
+            const TABLE: &'static str = $table;
+            const COLUMNS: &'static [&'static str] = &[$(stringify!($column)),+];
+            fn push_params(&self, p: &mut Vec<Param>) {
+                p.extend([$(Param::$kind(self.$column.clone())),+]);
+            }
+        }
+    };
+}
+
+statement_row!(EventRow, "events", [
+    customer_id: Text, event_key: Text, kind: Text, time: BigInt, record_time: BigInt,
+    content_hash: Text,
+]);
+statement_row!(TransactionRow, "transactions", [
+    customer_id: Text, event_key: Text, time: BigInt, record_time: BigInt,
+    amount_minor: BigInt, currency: Text, quantity: Integer, category: Text, channel: Text,
+]);
+statement_row!(PaymentRow, "payments", [
+    customer_id: Text, event_key: Text, time: BigInt, record_time: BigInt, invoice_id: Text,
+    amount_minor: BigInt, currency: Text, due_time: OptBigInt, paid_time: OptBigInt,
+    method: Text,
+]);
+statement_row!(FeedbackRow, "feedback", [
+    customer_id: Text, event_key: Text, time: BigInt, record_time: BigInt, kind: Text,
+    score: Integer, comment: OptText, channel: Text,
+]);
+statement_row!(InteractionRow, "interactions", [
+    customer_id: Text, event_key: Text, time: BigInt, record_time: BigInt, kind: Text,
+    severity: Text, category: Text, channel: Text, ticket_id: Text, resolved_time: OptBigInt,
+]);
+statement_row!(RetentionActionRow, "retention_actions", [
+    customer_id: Text, event_key: Text, time: BigInt, record_time: BigInt, kind: Text,
+    cost_minor: BigInt, currency: Text, campaign: Text, channel: Text, actor: Text,
+    note: OptText,
+]);
+statement_row!(FollowUpRow, "follow_ups", [
+    customer_id: Text, id: Text, reason: Text, department: Text, status: Text, detail: Text,
+    source: Text, rules_version: BigInt, assignee: OptText, outcome: OptText,
+    dismiss_reason: OptText, due_time: BigInt, create_time: BigInt, update_time: BigInt,
+    close_time: OptBigInt, version: BigInt,
+]);
+
+/// Appends one CTE for `rows` and their parameters.
+fn add_rows<R: StatementRow>(
+    st: &mut OneStatement,
+    p: &mut Vec<Param>,
+    name: &str,
+    rows: &[R],
+    suffix: &str,
+) {
+    st.table(name, R::TABLE, R::COLUMNS, rows.len(), suffix);
+    for r in rows {
+        r.push_params(p);
+    }
+}
+
 fn write_one_statement(
     conn: &mut diesel::pg::PgConnection,
     rows: &BatchRows,
     follow_ups: &[FollowUpRow],
 ) -> QueryResult<usize> {
     let mut st = OneStatement::new();
-    st.table(
-        "e",
-        "events",
-        &[
-            "customer_id",
-            "event_key",
-            "kind",
-            "time",
-            "record_time",
-            "content_hash",
-        ],
-        rows.ledger.len(),
-        "",
-    );
-    st.table(
-        "t",
-        "transactions",
-        &[
-            "customer_id",
-            "event_key",
-            "time",
-            "record_time",
-            "amount_minor",
-            "currency",
-            "quantity",
-            "category",
-            "channel",
-        ],
-        rows.transactions.len(),
-        "",
-    );
-    st.table(
-        "p",
-        "payments",
-        &[
-            "customer_id",
-            "event_key",
-            "time",
-            "record_time",
-            "invoice_id",
-            "amount_minor",
-            "currency",
-            "due_time",
-            "paid_time",
-            "method",
-        ],
-        rows.payments.len(),
-        "",
-    );
-    st.table(
-        "f",
-        "feedback",
-        &[
-            "customer_id",
-            "event_key",
-            "time",
-            "record_time",
-            "kind",
-            "score",
-            "comment",
-            "channel",
-        ],
-        rows.feedback.len(),
-        "",
-    );
-    st.table(
-        "i",
-        "interactions",
-        &[
-            "customer_id",
-            "event_key",
-            "time",
-            "record_time",
-            "kind",
-            "severity",
-            "category",
-            "channel",
-            "ticket_id",
-            "resolved_time",
-        ],
-        rows.interactions.len(),
-        "",
-    );
-    st.table(
-        "r",
-        "retention_actions",
-        &[
-            "customer_id",
-            "event_key",
-            "time",
-            "record_time",
-            "kind",
-            "cost_minor",
-            "currency",
-            "campaign",
-            "channel",
-            "actor",
-            "note",
-        ],
-        rows.retention_actions.len(),
-        "",
-    );
-    st.table(
-        "u",
-        "follow_ups",
-        &[
-            "customer_id",
-            "id",
-            "reason",
-            "department",
-            "status",
-            "detail",
-            "source",
-            "rules_version",
-            "assignee",
-            "outcome",
-            "dismiss_reason",
-            "due_time",
-            "create_time",
-            "update_time",
-            "close_time",
-            "version",
-        ],
-        follow_ups.len(),
-        // The partial unique index turns a second open task into nothing.
-        " ON CONFLICT DO NOTHING",
-    );
+    let mut p: Vec<Param> = Vec::new();
+    add_rows(&mut st, &mut p, "e", &rows.ledger, "");
+    add_rows(&mut st, &mut p, "t", &rows.transactions, "");
+    add_rows(&mut st, &mut p, "p", &rows.payments, "");
+    add_rows(&mut st, &mut p, "f", &rows.feedback, "");
+    add_rows(&mut st, &mut p, "i", &rows.interactions, "");
+    add_rows(&mut st, &mut p, "r", &rows.retention_actions, "");
+    // The partial unique index turns a second open task into nothing.
+    add_rows(&mut st, &mut p, "u", follow_ups, " ON CONFLICT DO NOTHING");
     if st.ctes == 0 {
         // Every event was a duplicate: nothing to write.
         return Ok(0);
@@ -635,105 +581,6 @@ fn write_one_statement(
     } else {
         " SELECT CAST(count(*) AS BIGINT) AS opened FROM u"
     });
-    let mut p: Vec<Param> = Vec::with_capacity(st.params);
-    for r in &rows.ledger {
-        p.extend([
-            Param::Text(r.customer_id.clone()),
-            Param::Text(r.event_key.clone()),
-            Param::Text(r.kind.clone()),
-            Param::BigInt(r.time),
-            Param::BigInt(r.record_time),
-            Param::Text(r.content_hash.clone()),
-        ]);
-    }
-    for r in &rows.transactions {
-        p.extend([
-            Param::Text(r.customer_id.clone()),
-            Param::Text(r.event_key.clone()),
-            Param::BigInt(r.time),
-            Param::BigInt(r.record_time),
-            Param::BigInt(r.amount_minor),
-            Param::Text(r.currency.clone()),
-            Param::Integer(r.quantity),
-            Param::Text(r.category.clone()),
-            Param::Text(r.channel.clone()),
-        ]);
-    }
-    for r in &rows.payments {
-        p.extend([
-            Param::Text(r.customer_id.clone()),
-            Param::Text(r.event_key.clone()),
-            Param::BigInt(r.time),
-            Param::BigInt(r.record_time),
-            Param::Text(r.invoice_id.clone()),
-            Param::BigInt(r.amount_minor),
-            Param::Text(r.currency.clone()),
-            Param::OptBigInt(r.due_time),
-            Param::OptBigInt(r.paid_time),
-            Param::Text(r.method.clone()),
-        ]);
-    }
-    for r in &rows.feedback {
-        p.extend([
-            Param::Text(r.customer_id.clone()),
-            Param::Text(r.event_key.clone()),
-            Param::BigInt(r.time),
-            Param::BigInt(r.record_time),
-            Param::Text(r.kind.clone()),
-            Param::Integer(r.score),
-            Param::OptText(r.comment.clone()),
-            Param::Text(r.channel.clone()),
-        ]);
-    }
-    for r in &rows.interactions {
-        p.extend([
-            Param::Text(r.customer_id.clone()),
-            Param::Text(r.event_key.clone()),
-            Param::BigInt(r.time),
-            Param::BigInt(r.record_time),
-            Param::Text(r.kind.clone()),
-            Param::Text(r.severity.clone()),
-            Param::Text(r.category.clone()),
-            Param::Text(r.channel.clone()),
-            Param::Text(r.ticket_id.clone()),
-            Param::OptBigInt(r.resolved_time),
-        ]);
-    }
-    for r in &rows.retention_actions {
-        p.extend([
-            Param::Text(r.customer_id.clone()),
-            Param::Text(r.event_key.clone()),
-            Param::BigInt(r.time),
-            Param::BigInt(r.record_time),
-            Param::Text(r.kind.clone()),
-            Param::BigInt(r.cost_minor),
-            Param::Text(r.currency.clone()),
-            Param::Text(r.campaign.clone()),
-            Param::Text(r.channel.clone()),
-            Param::Text(r.actor.clone()),
-            Param::OptText(r.note.clone()),
-        ]);
-    }
-    for r in follow_ups {
-        p.extend([
-            Param::Text(r.customer_id.clone()),
-            Param::Text(r.id.clone()),
-            Param::Text(r.reason.clone()),
-            Param::Text(r.department.clone()),
-            Param::Text(r.status.clone()),
-            Param::Text(r.detail.clone()),
-            Param::Text(r.source.clone()),
-            Param::BigInt(r.rules_version),
-            Param::OptText(r.assignee.clone()),
-            Param::OptText(r.outcome.clone()),
-            Param::OptText(r.dismiss_reason.clone()),
-            Param::BigInt(r.due_time),
-            Param::BigInt(r.create_time),
-            Param::BigInt(r.update_time),
-            Param::OptBigInt(r.close_time),
-            Param::BigInt(r.version),
-        ]);
-    }
     let query = OneStatementQuery {
         segments: st.sql.split(PARAM).map(str::to_owned).collect(),
         params: p,

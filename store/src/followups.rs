@@ -261,29 +261,6 @@ macro_rules! impl_open_follow_ups {
 impl_open_follow_ups!(diesel::pg::PgConnection);
 impl_open_follow_ups!(diesel::sqlite::SqliteConnection);
 
-/// The latest rules, read inside a transaction; `None` when none are stored yet.
-pub(crate) trait LatestRules {
-    fn latest_rules(&mut self) -> Result<Option<VersionedRules>>;
-}
-
-macro_rules! impl_latest_rules {
-    ($conn:ty) => {
-        impl LatestRules for $conn {
-            fn latest_rules(&mut self) -> Result<Option<VersionedRules>> {
-                follow_up_rules::table
-                    .order(follow_up_rules::version.desc())
-                    .select(RulesRow::as_select())
-                    .first(self)
-                    .optional()?
-                    .map(RulesRow::parse)
-                    .transpose()
-            }
-        }
-    };
-}
-impl_latest_rules!(diesel::pg::PgConnection);
-impl_latest_rules!(diesel::sqlite::SqliteConnection);
-
 /// The rules to apply when none are stored: the built-in defaults, as version 1 (the
 /// version the first stored rules get, so tasks name a version that reads back the same).
 pub fn default_rules() -> VersionedRules {
@@ -316,7 +293,14 @@ fn stale_rules(expected: i64, latest: i64) -> StoreError {
 impl Store {
     /// The rules in force: the latest stored version, or the built-in defaults.
     pub fn rules_in_force(&self) -> Result<VersionedRules> {
-        let latest = with_conn!(self, conn => conn.latest_rules()?);
+        let latest: Option<RulesRow> = with_conn!(self, conn => {
+            follow_up_rules::table
+                .order(follow_up_rules::version.desc())
+                .select(RulesRow::as_select())
+                .first(conn)
+                .optional()?
+        });
+        let latest = latest.map(RulesRow::parse).transpose()?;
         let rules = latest.unwrap_or_else(default_rules);
         self.rules.put(Arc::new(rules.clone()));
         Ok(rules)

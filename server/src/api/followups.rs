@@ -9,7 +9,7 @@ use vitals_engine::followup::{
     OverduePaymentRule, Reason,
 };
 use vitals_engine::time::now_micros;
-use vitals_engine::validate::{MAX_LABEL_LEN, check_event, check_id};
+use vitals_engine::validate::{MAX_LABEL_LEN, check_event, check_id, check_text};
 use vitals_engine::{CustomerRef, EventPayload, NewEvent, Severity, StoredEvent, Violations};
 use vitals_proto::v1 as pb;
 use vitals_proto::v1::follow_up_service_server::FollowUpService;
@@ -21,7 +21,10 @@ use vitals_store::{
 
 use super::evaluation::actor_of;
 use crate::audit::with_record;
-use crate::convert::{event_to_proto, micros, retention_action_from_proto, timestamp};
+use crate::convert::{
+    event_to_proto, micros, retention_action_from_proto, severity_from_proto, severity_to_proto,
+    timestamp,
+};
 use crate::error::{blocking, from_store, invalid, invalid_field};
 
 /// The review horizon when a request names none.
@@ -110,30 +113,6 @@ fn follow_up_to_proto(r: FollowUpRecord, now: i64) -> pb::FollowUp {
         create_time: Some(timestamp(r.create_time)),
         update_time: Some(timestamp(r.update_time)),
         close_time: r.close_time.map(timestamp),
-    }
-}
-
-fn severity_to_proto(s: Severity) -> pb::Severity {
-    match s {
-        Severity::Unspecified => pb::Severity::Unspecified,
-        Severity::Low => pb::Severity::Low,
-        Severity::Medium => pb::Severity::Medium,
-        Severity::High => pb::Severity::High,
-        Severity::Critical => pb::Severity::Critical,
-    }
-}
-
-fn severity_from_proto(v: &mut Violations, field: &str, raw: i32) -> Severity {
-    match pb::Severity::try_from(raw) {
-        Ok(pb::Severity::Unspecified) => Severity::Unspecified,
-        Ok(pb::Severity::Low) => Severity::Low,
-        Ok(pb::Severity::Medium) => Severity::Medium,
-        Ok(pb::Severity::High) => Severity::High,
-        Ok(pb::Severity::Critical) => Severity::Critical,
-        Err(_) => {
-            v.push(field, format!("unknown Severity value {raw}"));
-            Severity::Unspecified
-        }
     }
 }
 
@@ -231,7 +210,8 @@ fn rules_from_proto(wire: &pb::FollowUpRules) -> Result<FollowUpRules, Violation
                 &mut v,
                 "rules.complaint.min_severity",
                 c.min_severity,
-            ),
+            )
+            .unwrap_or(Severity::Unspecified),
         }
     });
     let overdue_payment = wire.overdue_payment.as_ref().map(|o| {
@@ -329,14 +309,12 @@ fn review_to_proto(r: CampaignReview) -> pb::CampaignReview {
     }
 }
 
+/// A required short label: the engine's text rule, and not blank.
 fn check_label(v: &mut Violations, field: &str, value: &str) {
     if value.trim().is_empty() {
         v.push(field, "is required");
-    } else if value.chars().count() > MAX_LABEL_LEN || value.chars().any(char::is_control) {
-        v.push(
-            field,
-            format!("must be at most {MAX_LABEL_LEN} characters, without control characters"),
-        );
+    } else {
+        check_text(v, field, value, MAX_LABEL_LEN);
     }
 }
 
