@@ -13,6 +13,7 @@ pub mod followup;
 pub mod labels;
 pub mod metrics;
 pub mod models;
+pub mod portfolio;
 pub mod reference;
 pub mod registry;
 pub mod time;

@@ -12,6 +12,7 @@ pub mod events;
 pub mod followups;
 pub mod history;
 pub mod page;
+mod pgcopy;
 pub mod portfolio;
 mod schema;
 pub mod schemes;

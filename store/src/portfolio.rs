@@ -1,19 +1,19 @@
 //! Portfolio metrics: NPS, CSAT, retention and churn, repeat purchases, complaints,
 //! resolution time and revenue, per time bucket and group.
 //!
-//! Each source table is scanned once by one aggregate query: feedback grouped by (bucket,
-//! group); purchases and tickets grouped by (customer, bucket), because buyers, repeat
-//! buyers, retention and complaining customers count customers; and the customers with
-//! their group and span. On PostgreSQL the four run at once on their own connections;
-//! the per-customer rows are combined into groups in Rust. A bucket is found from a list
-//! of boundaries computed here (calendar weeks and months in UTC): `width_bucket` (a
-//! binary search) on PostgreSQL, a `CASE` chain on SQLite.
+//! The store reads the rows the metrics need (the customers with their group and span,
+//! then purchases, NPS and CSAT answers and contacts in the period) in one snapshot and
+//! hands them to `vitals_engine::portfolio`, which does the counting. The bucket
+//! boundaries (calendar weeks and months in UTC) are computed here. On PostgreSQL the
+//! rows come by binary COPY over several connections at once (`portfolio/pg.rs`).
 
-use std::collections::{BTreeMap, HashMap};
+mod pg;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Double, Nullable, Text};
+use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text};
+pub use vitals_engine::portfolio::BucketMetrics;
+use vitals_engine::portfolio::{Portfolio, PortfolioError, customer_key};
 use vitals_engine::time::{MICROS_PER_DAY, Micros};
 
 use crate::db::{DbPool, Store};
@@ -38,65 +38,6 @@ pub enum Granularity {
     Week,
     /// Calendar months, UTC.
     Month,
-}
-
-/// One bucket's counts for one group; the rates derive from them.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct BucketMetrics {
-    pub start: Micros,
-    pub end: Micros,
-    pub group: String,
-    pub nps_answers: i64,
-    pub promoters: i64,
-    pub detractors: i64,
-    pub csat_answers: i64,
-    pub csat_sum: i64,
-    /// Contractual customers on contract at the start plus non-contractual buyers of
-    /// the bucket before.
-    pub customers_at_start: i64,
-    pub churned: i64,
-    pub buyers: i64,
-    pub repeat_buyers: i64,
-    pub complaints: i64,
-    pub complaining_customers: i64,
-    /// Customers signed up (or created) before the bucket's end and not churned
-    /// before its start: the complaint rate's denominator.
-    pub customers_on_books: i64,
-    pub resolved_interactions: i64,
-    pub resolution_micros: f64,
-    pub revenue_minor: BTreeMap<String, i64>,
-}
-
-fn ratio(n: f64, d: i64) -> Option<f64> {
-    (d > 0).then(|| n / d as f64)
-}
-
-impl BucketMetrics {
-    /// 100 × (promoters − detractors) / answers.
-    pub fn nps(&self) -> Option<f64> {
-        ratio(
-            100.0 * (self.promoters - self.detractors) as f64,
-            self.nps_answers,
-        )
-    }
-    pub fn mean_csat(&self) -> Option<f64> {
-        ratio(self.csat_sum as f64, self.csat_answers)
-    }
-    pub fn churn_rate(&self) -> Option<f64> {
-        ratio(self.churned as f64, self.customers_at_start)
-    }
-    pub fn retention_rate(&self) -> Option<f64> {
-        self.churn_rate().map(|c| 1.0 - c)
-    }
-    pub fn repeat_purchase_rate(&self) -> Option<f64> {
-        ratio(self.repeat_buyers as f64, self.buyers)
-    }
-    pub fn complaint_rate(&self) -> Option<f64> {
-        ratio(self.complaining_customers as f64, self.customers_on_books)
-    }
-    pub fn mean_resolution_hours(&self) -> Option<f64> {
-        ratio(self.resolution_micros / 3.6e9, self.resolved_interactions)
-    }
 }
 
 fn micros_of(d: NaiveDate) -> Micros {
@@ -165,241 +106,73 @@ pub fn bucket_bounds(start: Micros, end: Micros, granularity: Granularity) -> Re
     Ok(bounds)
 }
 
-/// SQL for the bucket number (0-based) of `column`; rows outside the bounds are
-/// filtered out by the callers' WHERE.
-fn bucket_sql(column: &str, bounds: &[Micros], postgres: bool) -> String {
-    if postgres {
-        let list: Vec<String> = bounds.iter().map(|b| b.to_string()).collect();
-        format!(
-            "CAST(width_bucket({column}, '{{{}}}'::bigint[]) - 1 AS BIGINT)",
-            list.join(",")
+/// The customers' SQL: key, group, contractual, since (signup, or creation without one)
+/// and churn time, by grouping. `{key}` is the customer key's expression (see
+/// `CustomerKey`): the id itself on SQLite, which the client hashes, and the server's
+/// hash of it on PostgreSQL.
+macro_rules! customers_sql {
+    ($grp:literal, $join:literal) => {
+        concat!(
+            "SELECT {key} AS id, ",
+            $grp,
+            " AS grp, c.contractual AS contractual, \
+             COALESCE(c.signup_time, c.create_time) AS since, c.churn_time AS churn_time \
+             FROM customers c",
+            $join
         )
-    } else {
-        let mut sql = String::from("CASE");
-        for (k, b) in bounds.iter().enumerate().skip(1) {
-            sql.push_str(&format!(" WHEN {column} < {b} THEN {}", k - 1));
-        }
-        sql.push_str(" END");
-        sql
-    }
+    };
 }
 
-/// The group key of a row whose customer id is `customer` (with `c` customers and `e`
-/// evaluations joined where the grouping needs them).
-fn group_sql(group_by: GroupBy) -> (&'static str, &'static str) {
+const CUSTOMERS_ALL: &str = customers_sql!("'all'", "");
+const CUSTOMERS_SEGMENT: &str = customers_sql!(
+    "COALESCE(CAST(e.segment_id AS TEXT), 'none')",
+    " LEFT JOIN evaluations e ON e.customer_id = c.id"
+);
+const CUSTOMERS_REGION: &str = customers_sql!("COALESCE(NULLIF(c.region, ''), 'none')", "");
+const CUSTOMERS_TIER: &str = customers_sql!(
+    "COALESCE(e.tier, 'none')",
+    " LEFT JOIN evaluations e ON e.customer_id = c.id"
+);
+
+fn customers_sql(group_by: GroupBy) -> &'static str {
     match group_by {
-        GroupBy::All => ("'all'", ""),
-        GroupBy::Segment => (
-            "COALESCE(CAST(e.segment_id AS TEXT), 'none')",
-            " LEFT JOIN evaluations e ON e.customer_id = x.customer_id",
-        ),
-        GroupBy::Tier => (
-            "COALESCE(e.tier, 'none')",
-            " LEFT JOIN evaluations e ON e.customer_id = x.customer_id",
-        ),
-        GroupBy::Region => (
-            "COALESCE(NULLIF(c.region, ''), 'none')",
-            " LEFT JOIN customers c ON c.id = x.customer_id",
-        ),
+        GroupBy::All => CUSTOMERS_ALL,
+        GroupBy::Segment => CUSTOMERS_SEGMENT,
+        GroupBy::Region => CUSTOMERS_REGION,
+        GroupBy::Tier => CUSTOMERS_TIER,
     }
 }
 
-#[derive(QueryableByName)]
-struct FeedbackAgg {
-    #[diesel(sql_type = BigInt)]
-    bucket: i64,
-    #[diesel(sql_type = Text)]
-    grp: String,
-    #[diesel(sql_type = BigInt)]
-    nps_answers: i64,
-    #[diesel(sql_type = BigInt)]
-    promoters: i64,
-    #[diesel(sql_type = BigInt)]
-    detractors: i64,
-    #[diesel(sql_type = BigInt)]
-    csat_answers: i64,
-    #[diesel(sql_type = BigInt)]
-    csat_sum: i64,
+/// The event rows the metrics count, with their bounds as `{lo}`, `{first}` and `{hi}`:
+/// purchases from the bucket before the period (the base of retention), answers and
+/// contacts from the period's first bucket. SQLite gets the bounds spliced in as
+/// integers; PostgreSQL reads them from settings (`pg.rs`). `{key}` as above, of
+/// `customer_id`.
+const PURCHASES_SQL: &str = "SELECT {key} AS customer_id, time, currency, amount_minor \
+     FROM transactions WHERE time >= {lo} AND time < {hi}";
+const ANSWERS_SQL: &str = "SELECT {key} AS customer_id, time, kind = 'nps' AS nps, score \
+     FROM feedback WHERE kind IN ('nps', 'csat') AND time >= {first} AND time < {hi}";
+const CONTACTS_SQL: &str = "SELECT {key} AS customer_id, event_key, ticket_id, time, \
+     resolved_time, kind = 'complaint' AS complaint FROM interactions \
+     WHERE time >= {first} AND time < {hi}";
+
+/// `sql` with its placeholders replaced: the customer key's expression of the id column
+/// `id`, and the bounds `lo`, `first` and `hi`.
+fn with_bounds(sql: &str, key: impl Fn(&str) -> String, [lo, first, hi]: [&str; 3]) -> String {
+    let id = if sql.contains("FROM customers c") {
+        "c.id"
+    } else {
+        "customer_id"
+    };
+    sql.replace("{key}", &key(id))
+        .replace("{lo}", lo)
+        .replace("{first}", first)
+        .replace("{hi}", hi)
 }
 
-/// A customer's group and the span they were on the books.
-#[derive(QueryableByName)]
-struct CustomerSpan {
-    #[diesel(sql_type = Text)]
-    customer_id: String,
-    #[diesel(sql_type = Text)]
-    grp: String,
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    contractual: bool,
-    #[diesel(sql_type = BigInt)]
-    since: i64,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    churn_time: Option<i64>,
-}
-
-/// One customer's purchases in one currency, per bucket (bucket 0 is the one before).
-#[derive(Debug, Default)]
-struct Purchases {
-    customer_id: String,
-    currency: String,
-    counts: Vec<i64>,
-    amounts: Vec<i64>,
-}
-
-/// One customer's tickets (a ticket's events folded into one contact), per bucket.
-#[derive(Debug, Default)]
-struct Tickets {
-    customer_id: String,
-    complaints: Vec<i64>,
-    resolved: Vec<i64>,
-    resolution_micros: Vec<f64>,
-}
-
-/// Either backend, any number of buckets: one row per (customer, bucket).
-#[derive(QueryableByName)]
-struct PurchasesRow {
-    #[diesel(sql_type = Text)]
-    customer_id: String,
-    #[diesel(sql_type = Text)]
-    currency: String,
-    #[diesel(sql_type = BigInt)]
-    bucket: i64,
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-    #[diesel(sql_type = BigInt)]
-    amount: i64,
-}
-
-#[derive(QueryableByName)]
-struct TicketsRow {
-    #[diesel(sql_type = Text)]
-    customer_id: String,
-    #[diesel(sql_type = BigInt)]
-    bucket: i64,
-    #[diesel(sql_type = BigInt)]
-    complaints: i64,
-    #[diesel(sql_type = BigInt)]
-    resolved: i64,
-    #[diesel(sql_type = Double)]
-    resolution_micros: f64,
-}
-
-/// What the queries return, before it is put together.
-struct Parts {
-    feedback: Vec<FeedbackAgg>,
-    customers: Vec<CustomerSpan>,
-    purchases: Vec<Purchases>,
-    tickets: Vec<Tickets>,
-}
-
-/// A ticket's events as one contact: opened at its first event, resolved at the latest
-/// resolution, a complaint if any event says so. Events without a ticket id stand alone.
-fn tickets_sql(first: Micros, hi: Micros) -> String {
-    format!(
-        "SELECT customer_id, MIN(time) AS opened, MAX(resolved_time) AS resolved,
-                MAX(CASE WHEN kind = 'complaint' THEN 1 ELSE 0 END) AS complaint
-         FROM interactions
-         WHERE time >= {first} AND time < {hi}
-         GROUP BY customer_id, CASE WHEN ticket_id = '' THEN event_key ELSE ticket_id END"
-    )
-}
-
-fn feedback_sql(bounds: &[Micros], group_by: GroupBy, postgres: bool) -> String {
-    let (grp, join) = group_sql(group_by);
-    format!(
-        "SELECT {bucket} AS bucket, {grp} AS grp,
-                COUNT(CASE WHEN x.kind = 'nps' THEN 1 END) AS nps_answers,
-                COUNT(CASE WHEN x.kind = 'nps' AND x.score >= 9 THEN 1 END) AS promoters,
-                COUNT(CASE WHEN x.kind = 'nps' AND x.score <= 6 THEN 1 END) AS detractors,
-                COUNT(CASE WHEN x.kind = 'csat' THEN 1 END) AS csat_answers,
-                CAST(COALESCE(SUM(CASE WHEN x.kind = 'csat' THEN x.score END), 0) AS BIGINT) AS csat_sum
-         FROM feedback x{join}
-         WHERE x.time >= {first} AND x.time < {hi} AND x.kind IN ('nps', 'csat')
-         GROUP BY 1, 2",
-        bucket = bucket_sql("x.time", bounds, postgres),
-        first = bounds[1],
-        hi = bounds[bounds.len() - 1],
-    )
-}
-
-fn customers_sql(group_by: GroupBy) -> String {
-    let (grp, join) = group_sql(group_by);
-    format!(
-        "SELECT x.customer_id AS customer_id, {grp} AS grp, x.contractual AS contractual,
-                COALESCE(x.signup_time, x.create_time) AS since, x.churn_time AS churn_time
-         FROM (SELECT id AS customer_id, contractual, signup_time, create_time, churn_time
-               FROM customers) x{join}",
-    )
-}
-
-fn purchases_rows_sql(bounds: &[Micros], postgres: bool) -> String {
-    format!(
-        "SELECT customer_id, currency, {bucket} AS bucket, COUNT(*) AS n,
-                CAST(SUM(amount_minor) AS BIGINT) AS amount
-         FROM transactions WHERE time >= {lo} AND time < {hi}
-         GROUP BY 1, 2, 3",
-        bucket = bucket_sql("time", bounds, postgres),
-        lo = bounds[0],
-        hi = bounds[bounds.len() - 1],
-    )
-}
-
-fn tickets_rows_sql(bounds: &[Micros], postgres: bool) -> String {
-    format!(
-        "SELECT customer_id, {bucket} AS bucket,
-                CAST(SUM(complaint) AS BIGINT) AS complaints, COUNT(resolved) AS resolved,
-                CAST(COALESCE(SUM(CAST(resolved - opened AS DOUBLE PRECISION)), 0) AS DOUBLE PRECISION) AS resolution_micros
-         FROM ({tickets}) t GROUP BY 1, 2",
-        bucket = bucket_sql("opened", bounds, postgres),
-        tickets = tickets_sql(bounds[1], bounds[bounds.len() - 1]),
-    )
-}
-
-/// Rows per (customer, bucket) into per-customer vectors over every bucket.
-fn purchases_of_rows(rows: Vec<PurchasesRow>, buckets: usize) -> Vec<Purchases> {
-    let mut by: HashMap<(String, String), Purchases> = HashMap::new();
-    for r in rows {
-        let Ok(k) = usize::try_from(r.bucket) else {
-            continue;
-        };
-        if k >= buckets {
-            continue;
-        }
-        let p = by
-            .entry((r.customer_id.clone(), r.currency.clone()))
-            .or_insert_with(|| Purchases {
-                customer_id: r.customer_id,
-                currency: r.currency,
-                counts: vec![0; buckets],
-                amounts: vec![0; buckets],
-            });
-        p.counts[k] += r.n;
-        p.amounts[k] += r.amount;
-    }
-    by.into_values().collect()
-}
-
-fn tickets_of_rows(rows: Vec<TicketsRow>, buckets: usize) -> Vec<Tickets> {
-    let mut by: HashMap<String, Tickets> = HashMap::new();
-    for r in rows {
-        let Ok(k) = usize::try_from(r.bucket) else {
-            continue;
-        };
-        if k >= buckets {
-            continue;
-        }
-        let t = by.entry(r.customer_id.clone()).or_insert_with(|| Tickets {
-            customer_id: r.customer_id,
-            complaints: vec![0; buckets],
-            resolved: vec![0; buckets],
-            resolution_micros: vec![0.0; buckets],
-        });
-        t.complaints[k] += r.complaints;
-        t.resolved[k] += r.resolved;
-        t.resolution_micros[k] += r.resolution_micros;
-    }
-    by.into_values().collect()
-}
+/// Seeds tried for the customer keys before giving up: with 64-bit keys, even ten
+/// million customers collide under one seed with a probability of about 3e-6.
+const KEY_SEEDS: u64 = 4;
 
 impl Store {
     /// Metrics for `[start, end)` by `granularity`, one row per bucket and group,
@@ -412,195 +185,137 @@ impl Store {
         granularity: Granularity,
     ) -> Result<Vec<BucketMetrics>> {
         let bounds = bucket_bounds(start, end, granularity)?;
-        let buckets = bounds.len() - 1;
-        let postgres = self.is_postgres();
-        let feedback_q = feedback_sql(&bounds, group_by, postgres);
-        let customers_q = customers_sql(group_by);
-        let purchases_q = purchases_rows_sql(&bounds, postgres);
-        let tickets_q = tickets_rows_sql(&bounds, postgres);
-        let parts = if postgres {
-            // One connection per query, all at once: the scans are independent.
-            std::thread::scope(|s| {
-                let feedback = s.spawn(|| self.analytic_rows::<FeedbackAgg>(&feedback_q));
-                let customers = s.spawn(|| self.analytic_rows::<CustomerSpan>(&customers_q));
-                let tickets = s.spawn(|| self.analytic_rows::<TicketsRow>(&tickets_q));
-                let purchases = self.analytic_rows::<PurchasesRow>(&purchases_q);
-                Ok::<_, StoreError>(Parts {
-                    feedback: joined(feedback.join())?,
-                    customers: joined(customers.join())?,
-                    tickets: tickets_of_rows(joined(tickets.join())?, buckets),
-                    purchases: purchases_of_rows(purchases?, buckets),
-                })
-            })?
-        } else {
-            Parts {
-                feedback: self.analytic_rows(&feedback_q)?,
-                customers: self.analytic_rows(&customers_q)?,
-                purchases: purchases_of_rows(self.analytic_rows(&purchases_q)?, buckets),
-                tickets: tickets_of_rows(self.analytic_rows(&tickets_q)?, buckets),
-            }
-        };
-        Ok(assemble(&bounds, parts))
-    }
-
-    /// Runs an aggregate query; on PostgreSQL with enough sort and hash memory for the
-    /// scan (the 4 MB default spilled to disk), set for this transaction only.
-    fn analytic_rows<T>(&self, sql: &str) -> Result<Vec<T>>
-    where
-        T: QueryableByName<diesel::pg::Pg> + QueryableByName<diesel::sqlite::Sqlite> + 'static,
-    {
-        match &self.pool {
-            DbPool::Postgres(_) => self.pg_rows(sql),
-            DbPool::Sqlite(pool) => {
-                let mut conn = pool.get()?;
-                Ok(diesel::sql_query(sql).load::<T>(&mut *conn)?)
-            }
-        }
-    }
-
-    fn pg_rows<T: QueryableByName<diesel::pg::Pg> + 'static>(&self, sql: &str) -> Result<Vec<T>> {
-        let DbPool::Postgres(pool) = &self.pool else {
-            return Err(StoreError::Internal("a PostgreSQL query on SQLite".into()));
-        };
-        let mut conn = pool.get()?;
-        let conn: &mut diesel::pg::PgConnection = &mut conn;
-        conn.transaction(|conn| {
-            diesel::sql_query(ANALYTIC_WORK_MEM).execute(conn)?;
-            diesel::sql_query(sql).load::<T>(conn)
-        })
-        .map_err(StoreError::from)
-    }
-}
-
-/// Per query, for this transaction only.
-const ANALYTIC_WORK_MEM: &str = "SET LOCAL work_mem = '64MB'";
-
-/// A query thread's result; a panic in one becomes an error, not a crash.
-fn joined<T>(r: std::thread::Result<Result<T>>) -> Result<T> {
-    r.unwrap_or_else(|_| Err(StoreError::Internal("a metrics query panicked".into())))
-}
-
-/// The bucket's metrics for a group, created on first use; `None` for bucket 0 (the
-/// one before the period, only a base for retention) and anything outside.
-fn at<'a>(
-    out: &'a mut BTreeMap<(usize, String), BucketMetrics>,
-    bounds: &[Micros],
-    k: usize,
-    grp: &str,
-) -> Option<&'a mut BucketMetrics> {
-    if k == 0 || k + 1 >= bounds.len() {
-        return None;
-    }
-    Some(
-        out.entry((k, grp.to_owned()))
-            .or_insert_with(|| BucketMetrics {
-                start: bounds[k],
-                end: bounds[k + 1],
-                group: grp.to_owned(),
-                ..BucketMetrics::default()
-            }),
-    )
-}
-
-/// Puts the parts together per (bucket, group).
-fn assemble(bounds: &[Micros], parts: Parts) -> Vec<BucketMetrics> {
-    let buckets = bounds.len() - 1;
-    let mut out: BTreeMap<(usize, String), BucketMetrics> = BTreeMap::new();
-    for f in &parts.feedback {
-        let Ok(k) = usize::try_from(f.bucket) else {
-            continue;
-        };
-        if let Some(m) = at(&mut out, bounds, k, &f.grp) {
-            m.nps_answers += f.nps_answers;
-            m.promoters += f.promoters;
-            m.detractors += f.detractors;
-            m.csat_answers += f.csat_answers;
-            m.csat_sum += f.csat_sum;
-        }
-    }
-    let spans: HashMap<&str, &CustomerSpan> = parts
-        .customers
-        .iter()
-        .map(|c| (c.customer_id.as_str(), c))
-        .collect();
-    let none = "none".to_owned();
-    let group_of = |id: &str| spans.get(id).map_or(&none, |c| &c.grp);
-    for t in &parts.tickets {
-        let grp = group_of(&t.customer_id);
-        for k in 1..buckets.min(t.complaints.len()) {
-            let (complaints, resolved) = (t.complaints[k], t.resolved[k]);
-            if complaints == 0 && resolved == 0 {
-                continue;
-            }
-            if let Some(m) = at(&mut out, bounds, k, grp) {
-                m.complaints += complaints;
-                m.complaining_customers += i64::from(complaints > 0);
-                m.resolved_interactions += resolved;
-                m.resolution_micros += t.resolution_micros.get(k).copied().unwrap_or(0.0);
-            }
-        }
-    }
-    // A customer's purchases in every currency, per bucket.
-    let mut counts: HashMap<&str, Vec<i64>> = HashMap::new();
-    for p in &parts.purchases {
-        let c = counts
-            .entry(p.customer_id.as_str())
-            .or_insert_with(|| vec![0; buckets]);
-        for (k, n) in p.counts.iter().enumerate().take(buckets) {
-            c[k] += n;
-        }
-        let grp = group_of(&p.customer_id);
-        for k in 1..buckets.min(p.amounts.len()) {
-            if p.counts.get(k).copied().unwrap_or(0) == 0 {
-                continue;
-            }
-            if let Some(m) = at(&mut out, bounds, k, grp) {
-                *m.revenue_minor.entry(p.currency.clone()).or_default() += p.amounts[k];
-            }
-        }
-    }
-    for (id, c) in &counts {
-        let span = spans.get(id);
-        let contractual = span.is_some_and(|s| s.contractual);
-        let grp = group_of(id);
-        for k in 1..buckets {
-            let (before, now) = (c[k - 1] > 0, c[k] > 0);
-            if !now && (contractual || !before) {
-                continue;
-            }
-            if let Some(m) = at(&mut out, bounds, k, grp) {
-                if now {
-                    m.buyers += 1;
-                    m.repeat_buyers += i64::from(c[k] > 1);
+        for seed in 0..KEY_SEEDS {
+            let mut portfolio = Portfolio::new(bounds.clone());
+            let counted = match &self.pool {
+                DbPool::Postgres(pool) => pg::metrics(pool, &mut portfolio, group_by, seed)?,
+                DbPool::Sqlite(pool) => {
+                    let mut conn = pool.get()?;
+                    sqlite_metrics(&mut conn, &mut portfolio, group_by, seed)?
                 }
-                // Non-contractual retention: last bucket's buyers are this one's base;
-                // those who did not buy again left.
-                if !contractual && before {
-                    m.customers_at_start += 1;
-                    m.churned += i64::from(!now);
-                }
-            }
-        }
-    }
-    for c in &parts.customers {
-        for k in 1..buckets {
-            let (start, end) = (bounds[k], bounds[k + 1]);
-            if c.since >= end || c.churn_time.is_some_and(|t| t < start) {
-                continue;
-            }
-            let Some(m) = at(&mut out, bounds, k, &c.grp) else {
-                continue;
             };
-            m.customers_on_books += 1;
-            if c.contractual && c.since < start {
-                m.customers_at_start += 1;
-                if c.churn_time.is_some_and(|t| t < end) {
-                    m.churned += 1;
+            match counted {
+                Ok(rows) => return Ok(rows),
+                Err(PortfolioError::KeyCollision(key)) => {
+                    tracing::warn!(seed, key, "two customers share a key: counting again");
                 }
+                Err(e) => return Err(StoreError::Internal(format!("portfolio metrics: {e}"))),
             }
         }
+        Err(StoreError::Internal(format!(
+            "portfolio metrics: customer keys collided under {KEY_SEEDS} seeds"
+        )))
     }
-    out.into_values().collect()
+}
+
+/// What one attempt gives: the rows, or why counting stopped.
+type Counted = std::result::Result<Vec<BucketMetrics>, PortfolioError>;
+
+#[derive(QueryableByName)]
+struct MemberRow {
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = Text)]
+    grp: String,
+    #[diesel(sql_type = Bool)]
+    contractual: bool,
+    #[diesel(sql_type = BigInt)]
+    since: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    churn_time: Option<i64>,
+}
+
+#[derive(QueryableByName)]
+struct PurchaseRow {
+    #[diesel(sql_type = Text)]
+    customer_id: String,
+    #[diesel(sql_type = BigInt)]
+    time: i64,
+    #[diesel(sql_type = Text)]
+    currency: String,
+    #[diesel(sql_type = BigInt)]
+    amount_minor: i64,
+}
+
+#[derive(QueryableByName)]
+struct AnswerRow {
+    #[diesel(sql_type = Text)]
+    customer_id: String,
+    #[diesel(sql_type = BigInt)]
+    time: i64,
+    #[diesel(sql_type = Bool)]
+    nps: bool,
+    #[diesel(sql_type = Integer)]
+    score: i32,
+}
+
+#[derive(QueryableByName)]
+struct ContactRow {
+    #[diesel(sql_type = Text)]
+    customer_id: String,
+    #[diesel(sql_type = Text)]
+    event_key: String,
+    #[diesel(sql_type = Text)]
+    ticket_id: String,
+    #[diesel(sql_type = BigInt)]
+    time: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    resolved_time: Option<i64>,
+    #[diesel(sql_type = Bool)]
+    complaint: bool,
+}
+
+/// SQLite: every row through diesel, in one transaction (one snapshot). The embedded
+/// database holds sample-sized data; PostgreSQL is the path built for size.
+fn sqlite_metrics(
+    conn: &mut diesel::sqlite::SqliteConnection,
+    portfolio: &mut Portfolio,
+    group_by: GroupBy,
+    seed: u64,
+) -> Result<Counted> {
+    let (lo, hi) = portfolio.purchase_span();
+    let (first, _) = portfolio.reported_span();
+    let bounds = [lo, first, hi].map(|b| b.to_string());
+    let sql = |sql: &str| {
+        with_bounds(
+            sql,
+            |id| id.to_owned(),
+            [&bounds[0], &bounds[1], &bounds[2]],
+        )
+    };
+    let key = |id: &str| customer_key(id.as_bytes(), seed);
+    conn.transaction::<_, StoreError, _>(|conn| {
+        for m in diesel::sql_query(sql(customers_sql(group_by))).load::<MemberRow>(conn)? {
+            if let Err(e) =
+                portfolio.add_customer(key(&m.id), &m.grp, m.contractual, m.since, m.churn_time)
+            {
+                return Ok(Err(e));
+            }
+        }
+        let mut tally = portfolio.tally();
+        for r in diesel::sql_query(sql(PURCHASES_SQL)).load::<PurchaseRow>(conn)? {
+            tally.purchase(
+                key(&r.customer_id),
+                r.time,
+                r.currency.as_bytes(),
+                r.amount_minor,
+            );
+        }
+        for r in diesel::sql_query(sql(ANSWERS_SQL)).load::<AnswerRow>(conn)? {
+            tally.answer(key(&r.customer_id), r.time, r.nps, r.score);
+        }
+        for r in diesel::sql_query(sql(CONTACTS_SQL)).load::<ContactRow>(conn)? {
+            tally.interaction(
+                key(&r.customer_id),
+                r.event_key.as_bytes(),
+                r.ticket_id.as_bytes(),
+                r.time,
+                r.resolved_time,
+                r.complaint,
+            );
+        }
+        Ok(portfolio.finish(vec![tally]))
+    })
 }
 
 #[cfg(test)]
@@ -650,17 +365,5 @@ mod tests {
     fn bad_periods_are_refused() {
         assert!(bucket_bounds(at(2024, 1, 10), at(2024, 1, 10), Granularity::Week).is_err());
         assert!(bucket_bounds(at(2000, 1, 1), at(2024, 1, 1), Granularity::Month).is_err());
-    }
-
-    #[test]
-    fn sqlite_buckets_are_a_case_chain() {
-        assert_eq!(
-            bucket_sql("t", &[0, 10, 20], false),
-            "CASE WHEN t < 10 THEN 0 WHEN t < 20 THEN 1 END"
-        );
-        assert_eq!(
-            bucket_sql("t", &[0, 10, 20], true),
-            "CAST(width_bucket(t, '{0,10,20}'::bigint[]) - 1 AS BIGINT)"
-        );
     }
 }
