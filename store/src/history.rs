@@ -13,6 +13,7 @@ mod single;
 
 use std::collections::HashMap;
 
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use vitals_engine::{Customer, StoredEvent};
 
@@ -51,7 +52,45 @@ impl Reader {
     }
 }
 
+/// The kind tables a history read scans, in the order `cluster_histories` rewrites them.
+pub const EVENT_TABLES: [&str; 5] = [
+    "transactions",
+    "payments",
+    "feedback",
+    "interactions",
+    "retention_actions",
+];
+
 impl Store {
+    /// Rewrites each event kind table in customer order (PostgreSQL's `CLUSTER` on its
+    /// primary key, whose first column is the customer id), then refreshes the planner's
+    /// statistics; calls `done` after each table with its name and the seconds it took.
+    ///
+    /// Why: a chunk of customers is one range of each table's key. Events stored in
+    /// arrival order put a chunk's rows on pages all over the table, so every chunk
+    /// reads most of the table; clustered, a chunk reads its own pages once (measured:
+    /// 1.5 M events read at 0.55-0.58 M/s before, 1.1-1.18 M/s after). New events land at
+    /// the end again, so this is maintenance to run after large loads.
+    ///
+    /// `CLUSTER` holds an exclusive lock on each table while it rewrites it (about 5 s
+    /// per 1.5 M events on 2 cores): writes and reads of that table wait. Returns false on
+    /// SQLite, which has nothing to do (one process reads it, from the page cache).
+    pub fn cluster_histories(&self, mut done: impl FnMut(&str, f64)) -> Result<bool> {
+        let DbPool::Postgres(pool) = &self.pool else {
+            return Ok(false);
+        };
+        let mut conn = pool.get()?;
+        for table in EVENT_TABLES {
+            let started = std::time::Instant::now();
+            // Table and index names are our own constants, never input.
+            conn.batch_execute(&format!(
+                "CLUSTER {table} USING {table}_pkey; ANALYZE {table}"
+            ))?;
+            done(table, started.elapsed().as_secs_f64());
+        }
+        Ok(true)
+    }
+
     /// Calls `f` with successive chunks of at most `chunk` customers and their histories,
     /// in customer id order. Stops at the first error `f` returns.
     ///

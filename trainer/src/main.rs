@@ -98,6 +98,11 @@ enum Command {
     /// Whether retention actions worked: a campaign's treated members against its
     /// held-out control group, or actions without a campaign against untreated customers.
     Review(vitals_trainer::review::ReviewArgs),
+    /// Rewrite the event tables in customer order (PostgreSQL `CLUSTER`), so training
+    /// reads each chunk of customers from its own pages: about twice as fast after large
+    /// loads of events in arrival order. Locks each table while it runs (seconds per
+    /// million events); SQLite needs nothing.
+    Cluster,
 }
 
 #[derive(Debug, clap::Args)]
@@ -313,6 +318,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Models(_) => return Ok(()),
         Command::Audit(args) => return audit_command(&store, &args),
         Command::Review(args) => return vitals_trainer::review::run_command(&store, &args),
+        Command::Cluster => return cluster_command(&store),
     };
     let options = ImportOptions { progress: true };
     let summary = match &args.source {
@@ -346,6 +352,16 @@ fn report(summary: &ImportSummary, json: bool) {
     } else {
         vitals_trainer::outln!("{summary}");
     }
+}
+
+fn cluster_command(store: &Store) -> anyhow::Result<()> {
+    let clustered = store
+        .cluster_histories(|table, seconds| println!("{table}: clustered in {seconds:.1} s"))
+        .context("clustering the event tables")?;
+    if !clustered {
+        println!("SQLite: nothing to cluster");
+    }
+    Ok(())
 }
 
 fn audit_command(store: &Store, args: &AuditArgs) -> anyhow::Result<()> {

@@ -249,3 +249,21 @@ fn the_consumer_stopping_early_stops_the_scan() {
     assert_eq!(calls, 1);
     assert_eq!(scan(&store, Reader::Copy, 3).concat().len(), 10);
 }
+
+#[test]
+fn clustering_the_event_tables_changes_no_history() {
+    let schema = Schema::create();
+    let store = store(&schema);
+    load(&store, 25);
+    let before = scan(&store, Reader::Copy, 7);
+    let mut tables = Vec::new();
+    let clustered = store
+        .cluster_histories(|table, _| tables.push(table.to_owned()))
+        .expect("cluster");
+    assert!(clustered);
+    assert_eq!(tables, super::EVENT_TABLES);
+    assert!(scan(&store, Reader::Copy, 7) == before);
+    // Still writable and readable afterwards, and clustering again is harmless.
+    store.cluster_histories(|_, _| {}).expect("cluster again");
+    assert!(scan(&store, Reader::Diesel, 7) == before);
+}
