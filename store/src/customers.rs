@@ -137,8 +137,12 @@ fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-fn not_found_id(id: &str) -> StoreError {
+pub(crate) fn not_found_id(id: &str) -> StoreError {
     StoreError::NotFound(format!("customer {id:?} not found"))
+}
+
+pub(crate) fn not_found_external_id(external_id: &str) -> StoreError {
+    StoreError::NotFound(format!("no customer with external_id {external_id:?}"))
 }
 
 fn external_id_taken(external_id: &str) -> StoreError {
@@ -194,10 +198,8 @@ impl Store {
                 .first(conn)
                 .optional()?
         });
-        row.ok_or_else(|| {
-            StoreError::NotFound(format!("no customer with external_id {external_id:?}"))
-        })?
-        .into_domain()
+        row.ok_or_else(|| not_found_external_id(external_id))?
+            .into_domain()
     }
 
     /// Updates a customer if `expected_version` is still current. `change` turns the

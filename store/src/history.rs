@@ -17,11 +17,18 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use vitals_engine::{Customer, StoredEvent};
 
-use crate::customers::CustomerRow;
+use crate::customers::{CustomerRow, not_found_external_id, not_found_id};
 use crate::db::{DbPool, Store, with_conn};
 use crate::error::Result;
 use crate::events::{FeedbackRow, InteractionRow, PaymentRow, TransactionRow};
 use crate::schema::{customers, feedback, interactions, payments, transactions};
+
+/// How a caller names a customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CustomerLookup {
+    Id(String),
+    ExternalId(String),
+}
 
 /// One customer and everything they did, oldest event first.
 #[derive(Debug, Clone)]
@@ -169,9 +176,80 @@ impl Store {
 
     /// One customer's whole history, oldest event first: what a single evaluation reads.
     pub fn customer_history(&self, customer: Customer) -> Result<History> {
-        let mut events = self.events_of_one(&customer.id)?;
+        let mut events = self
+            .events_by_customer(&[customer.id.as_str()])?
+            .remove(&customer.id)
+            .unwrap_or_default();
         sort_timeline(&mut events);
         Ok(History { customer, events })
+    }
+
+    /// The histories of several customers, each found by id or external id, in two
+    /// statements whatever their number: `out[i]` answers `lookups[i]`, `NotFound` for a
+    /// customer that does not exist. The server gathers concurrent evaluations into one
+    /// call, so a busy server makes fewer, larger reads.
+    pub fn customer_histories(&self, lookups: &[CustomerLookup]) -> Result<Vec<Result<History>>> {
+        let mut ids: Vec<&str> = Vec::new();
+        let mut external: Vec<&str> = Vec::new();
+        for l in lookups {
+            match l {
+                CustomerLookup::Id(id) => ids.push(id),
+                CustomerLookup::ExternalId(id) => external.push(id),
+            }
+        }
+        let rows: Vec<CustomerRow> = with_conn!(self, conn => {
+            customers::table
+                .filter(
+                    customers::id
+                        .eq_any(&ids)
+                        .or(customers::external_id.eq_any(&external)),
+                )
+                .select(CustomerRow::as_select())
+                .load(conn)?
+        });
+        let found: Vec<Customer> = rows
+            .into_iter()
+            .map(CustomerRow::into_domain)
+            .collect::<Result<_>>()?;
+        let found_ids: Vec<&str> = found.iter().map(|c| c.id.as_str()).collect();
+        let mut events = self.events_by_customer(&found_ids)?;
+        let by_id: HashMap<&str, &Customer> = found.iter().map(|c| (c.id.as_str(), c)).collect();
+        let by_external: HashMap<&str, &Customer> = found
+            .iter()
+            .map(|c| (c.data.external_id.as_str(), c))
+            .collect();
+        let mut out: Vec<Result<History>> = Vec::with_capacity(lookups.len());
+        // Where each customer's history went first: a customer asked for twice is cloned.
+        let mut first: HashMap<&str, usize> = HashMap::new();
+        for l in lookups {
+            let customer = match l {
+                CustomerLookup::Id(id) => by_id.get(id.as_str()).ok_or_else(|| not_found_id(id)),
+                CustomerLookup::ExternalId(id) => by_external
+                    .get(id.as_str())
+                    .ok_or_else(|| not_found_external_id(id)),
+            };
+            let history = match customer {
+                Err(e) => Err(e),
+                Ok(customer) => match first.get(customer.id.as_str()) {
+                    // The first answer for this customer is a history, never an error.
+                    Some(&i) => match &out[i] {
+                        Ok(h) => Ok(h.clone()),
+                        Err(_) => Err(not_found_id(&customer.id)),
+                    },
+                    None => {
+                        first.insert(&customer.id, out.len());
+                        let mut mine = events.remove(&customer.id).unwrap_or_default();
+                        sort_timeline(&mut mine);
+                        Ok(History {
+                            customer: (*customer).clone(),
+                            events: mine,
+                        })
+                    }
+                },
+            };
+            out.push(history);
+        }
+        Ok(out)
     }
 
     /// The next `chunk` customers after `after`, in id order; advances `after`.

@@ -27,7 +27,7 @@ pub use error::{Result, StoreError};
 pub use evaluations::{AtRiskOrder, AtRiskQuery, EvaluationRecord, SegmentSummary};
 pub use events::{BatchOutcome, EventFilter, RecordMode, RejectedEvent};
 pub use followups::{CustomerSignal, FollowUpFilter, FollowUpRecord, VersionedRules};
-pub use history::History;
+pub use history::{CustomerLookup, History};
 pub use page::Page;
 pub use schemes::StoredScheme;
 pub use settings::DataArgs;

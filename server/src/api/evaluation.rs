@@ -18,7 +18,9 @@ use vitals_engine::time::{Micros, now_micros};
 use vitals_engine::{Customer, StoredEvent};
 use vitals_proto::v1 as pb;
 use vitals_proto::v1::evaluation_service_server::EvaluationService;
-use vitals_store::{AtRiskOrder, AtRiskQuery, Store, StoreError, StoredScheme, page};
+use vitals_store::{
+    AtRiskOrder, AtRiskQuery, CustomerLookup, Store, StoreError, StoredScheme, page,
+};
 
 use super::evaluation_proto::{
     behaviour_from_proto, evaluation_to_proto, factor_to_proto, scheme_from_proto, scheme_to_proto,
@@ -27,6 +29,7 @@ use crate::audit::with_record;
 use crate::auth::Caller;
 use crate::convert::{attributes_from_proto, micros, status_filter};
 use crate::error::{blocking, check_id, from_store, invalid, invalid_field};
+use crate::history_loader::HistoryLoader;
 use crate::models::ModelHub;
 use vitals_store::snapshots::parse_scheme;
 
@@ -106,11 +109,14 @@ pub struct EvaluationApi {
     schemes: Arc<SchemeCache>,
     /// One refresh at a time per server: a second would only redo the same writes.
     refreshing: Arc<tokio::sync::Mutex<()>>,
+    /// Concurrent `EvaluateCustomer` reads, gathered into shared database reads.
+    histories: HistoryLoader,
 }
 
 impl EvaluationApi {
     pub fn new(store: Store, hub: Arc<ModelHub>, schemes: Arc<SchemeCache>) -> Self {
         Self {
+            histories: HistoryLoader::start(store.clone()),
             store,
             hub,
             schemes,
@@ -196,24 +202,22 @@ impl EvaluationService for EvaluationApi {
                 ));
             }
         };
-        let store = self.store.clone();
+        let history = self
+            .histories
+            .load(match lookup {
+                Lookup::CustomerId(id) => CustomerLookup::Id(id),
+                Lookup::ExternalId(id) => CustomerLookup::ExternalId(id),
+            })
+            .await?;
         let models = self.hub.models();
         let scheme = self.schemes.current();
-        let evaluation = blocking(move || {
-            let customer = match lookup {
-                Lookup::CustomerId(id) => store.get_customer(&id)?,
-                Lookup::ExternalId(id) => store.get_customer_by_external_id(&id)?,
-            };
-            let h = store.customer_history(customer)?;
-            Ok(evaluate_one(
-                &h.customer,
-                &h.events,
-                as_of,
-                &models,
-                &scheme.0,
-            ))
-        })
-        .await?;
+        let evaluation = evaluate_one(
+            &history.customer,
+            &history.events,
+            as_of,
+            &models,
+            &scheme.0,
+        );
         Ok(Response::new(evaluation))
     }
 

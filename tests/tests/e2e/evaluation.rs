@@ -490,3 +490,117 @@ async fn bad_evaluation_requests_are_refused_clearly(backend: Backend) {
         "scheme",
     );
 }
+
+both_backends!(concurrent_evaluations_each_get_their_own_customer);
+
+/// Concurrent `EvaluateCustomer` calls are read from the database together (the
+/// server's history loader): each must still get exactly its own customer's evaluation,
+/// the same as when asked alone, and a missing customer its own NOT_FOUND.
+async fn concurrent_evaluations_each_get_their_own_customer(backend: Backend) {
+    use vitals_proto::v1::event::{Customer as Who, Payload};
+    let server = TestServer::start(backend).await;
+    let mut customers = server.customers().await;
+    let now = now_seconds();
+    let mut ids = Vec::new();
+    let mut events = Vec::new();
+    for n in 0..24i64 {
+        let created = customers
+            .create_customer(pb::CreateCustomerRequest {
+                customer: Some(pb::Customer {
+                    external_id: format!("conc-{n}"),
+                    signup_time: Some(ts(now - 86_400 * (30 + n * 7))),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("created")
+            .into_inner();
+        // A different number of purchases, amounts and recency per customer.
+        for k in 0..=(n % 5) {
+            events.push(pb::Event {
+                event_key: format!("p-{k}"),
+                customer: Some(Who::CustomerId(created.id.clone())),
+                time: Some(ts(now - 86_400 * (1 + n + 3 * k))),
+                record_time: None,
+                payload: Some(Payload::Transaction(pb::Transaction {
+                    amount_minor: 1_000 + 137 * n + k,
+                    currency: "USD".into(),
+                    quantity: 1,
+                    category: String::new(),
+                    channel: "web".into(),
+                })),
+            });
+        }
+        ids.push(created.id);
+    }
+    server
+        .events()
+        .await
+        .record_events(pb::RecordEventsRequest {
+            events,
+            backfill: false,
+        })
+        .await
+        .expect("recorded");
+
+    // After the events were recorded: an evaluation sees only what was known at as_of.
+    let as_of = Some(ts(now + 60));
+    let request = |n: usize| pb::EvaluateCustomerRequest {
+        lookup: Some(if n.is_multiple_of(2) {
+            Lookup::CustomerId(ids[n].clone())
+        } else {
+            Lookup::ExternalId(format!("conc-{n}"))
+        }),
+        as_of,
+    };
+    let without_time = |mut e: pb::Evaluation| {
+        e.compute_time = None;
+        e
+    };
+    let mut api = server.evaluations().await;
+    let mut alone = Vec::new();
+    for n in 0..ids.len() {
+        let e = api.evaluate_customer(request(n)).await.expect("alone");
+        alone.push(without_time(e.into_inner()));
+    }
+    // Without models the value at stake is the last year's spend: different for each.
+    assert!(
+        alone.windows(2).all(|w| w[0].value != w[1].value),
+        "the customers should differ"
+    );
+    for (n, e) in alone.iter().enumerate() {
+        assert_eq!(e.customer_id, ids[n]);
+    }
+
+    // Every customer three times, and unknown ones, all at once.
+    let mut calls = tokio::task::JoinSet::new();
+    for round in 0..3 {
+        for n in 0..ids.len() {
+            let mut api = api.clone();
+            let request = request(n);
+            calls.spawn(async move { (n, round, api.evaluate_customer(request).await) });
+        }
+        let mut api = api.clone();
+        calls.spawn(async move {
+            let missing = pb::EvaluateCustomerRequest {
+                lookup: Some(Lookup::ExternalId(format!("nobody-{round}"))),
+                as_of: None,
+            };
+            (usize::MAX, round, api.evaluate_customer(missing).await)
+        });
+    }
+    let mut answered = 0;
+    while let Some(joined) = calls.join_next().await {
+        let (n, round, answer) = joined.expect("the call task");
+        if n == usize::MAX {
+            let status = answer.expect_err("an unknown customer");
+            assert_eq!(status.code(), Code::NotFound, "{status:?}");
+            assert!(status.message().contains(&format!("nobody-{round}")));
+            continue;
+        }
+        let e = without_time(answer.expect("an evaluation").into_inner());
+        assert_eq!(e, alone[n], "customer {n}, round {round}");
+        answered += 1;
+    }
+    assert_eq!(answered, 3 * ids.len());
+}

@@ -1,0 +1,95 @@
+//! Gathers concurrent single-customer history reads into one database read.
+//!
+//! Every `EvaluateCustomer` needs one customer's history: two statements, each with its
+//! fixed cost in PostgreSQL (a round trip, locks, executor start-up) and a hand-off to a
+//! blocking thread. Under load many arrive together, so the loader reads all those
+//! waiting with the same two statements (`Store::customer_histories`). Nothing waits on
+//! purpose: a read starts as soon as one of its slots is free, with whatever has queued
+//! meanwhile. An idle server reads one customer at a time, as before; a busy one reads
+//! larger batches instead of queueing more round trips.
+
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tonic::Status;
+use vitals_store::{CustomerLookup, History, Store};
+
+use crate::error::from_store;
+
+/// The most customers one read takes.
+const MAX_BATCH: usize = 64;
+/// Requests waiting for a read; beyond it callers wait to enqueue.
+const QUEUE: usize = 4096;
+
+struct Job {
+    lookup: CustomerLookup,
+    reply: oneshot::Sender<Result<History, Status>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HistoryLoader {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl HistoryLoader {
+    /// Starts the gathering task on the current runtime. Reads in flight at once: one per
+    /// core, since each keeps a database backend and a blocking thread busy.
+    pub fn start(store: Store) -> Self {
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        let slots = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::spawn(gather(store, queue, Arc::new(Semaphore::new(slots))));
+        Self { jobs }
+    }
+
+    /// One customer's history, read together with whatever else is waiting.
+    pub async fn load(&self, lookup: CustomerLookup) -> Result<History, Status> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job { lookup, reply })
+            .await
+            .map_err(|_| Status::unavailable("the server is shutting down"))?;
+        answer.await.unwrap_or_else(|_| {
+            tracing::error!("a history read ended without an answer");
+            Err(Status::internal("internal error"))
+        })
+    }
+}
+
+async fn gather(store: Store, mut queue: mpsc::Receiver<Job>, slots: Arc<Semaphore>) {
+    while let Some(first) = queue.recv().await {
+        // Waiting for a slot is what lets requests gather.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            // Callers that gave up meanwhile (a deadline, a cancel) are not read for.
+            batch.retain(|job| !job.reply.is_closed());
+            if batch.is_empty() {
+                return;
+            }
+            let lookups: Vec<CustomerLookup> = batch.iter().map(|j| j.lookup.clone()).collect();
+            match store.customer_histories(&lookups) {
+                Ok(histories) => {
+                    for (job, history) in batch.into_iter().zip(histories) {
+                        let _ = job.reply.send(history.map_err(from_store));
+                    }
+                }
+                Err(e) => {
+                    let status = from_store(e);
+                    for job in batch {
+                        let _ = job.reply.send(Err(status.clone()));
+                    }
+                }
+            }
+        });
+    }
+}
