@@ -1,13 +1,13 @@
 //! Portfolio metrics from raw rows: NPS, CSAT, retention and churn, repeat purchases,
 //! complaints, resolution time and revenue, per time bucket and group.
 //!
-//! The store streams the rows in (customers first, then feedback answers, purchases and
-//! contacts, in any order and from any number of threads, each into its own `Tally`);
-//! `Portfolio::finish` puts the tallies together. Counting happens here rather than in
-//! SQL because most metrics count *customers* per bucket (buyers, repeat buyers, the
-//! retention base, complaining customers), which in SQL is a grouping of every event by
-//! (customer, bucket): about a microsecond per row in PostgreSQL's executor, against a
-//! few nanoseconds per row here.
+//! The store streams the rows in: the customers into the `Portfolio`; NPS and CSAT
+//! answers, purchases and contacts into `Tally`s (any number, filled from any threads,
+//! before or after the customers are added). `Portfolio::finish` puts the tallies
+//! together. Counting happens here rather than in SQL because most metrics count
+//! *customers* per bucket (buyers, repeat buyers, the retention base, complaining
+//! customers), which in SQL is a grouping of every event by (customer, bucket): about a
+//! microsecond per row in PostgreSQL's executor, against tens of nanoseconds here.
 //!
 //! Buckets are given as boundaries `[b0, b1, ..., bn]`: bucket k is `[b_k, b_{k+1})`.
 //! Bucket 0 is the one before the period, only a base for retention; buckets 1.. are

@@ -16,6 +16,32 @@ use diesel::pg::{CopyFormat, CopyTarget, PgConnection};
 
 use crate::error::{Result, StoreError};
 
+/// Declares a COPY source: a unit struct `$name` whose `COPY ... TO` reads `$sql` (a
+/// `&str` expression, a parenthesized SELECT). `CopyTarget` is how diesel names what a
+/// COPY reads; it has no `self`, so the SQL is static (parameters go through
+/// transaction-local settings). Its `walk_target` is hidden from diesel's docs but
+/// public, and `Cargo.lock` pins diesel.
+macro_rules! copy_source {
+    ($name:ident, $table:ident, $sql:expr) => {
+        #[derive(Debug, Clone, Copy)]
+        struct $name;
+
+        impl diesel::pg::CopyTarget for $name {
+            type Table = $table::table;
+            type SqlType = <$table::table as diesel::pg::CopyTarget>::SqlType;
+
+            fn walk_target(
+                mut pass: diesel::query_builder::AstPass<'_, '_, diesel::pg::Pg>,
+            ) -> diesel::QueryResult<()> {
+                let sql: &str = &$sql;
+                pass.push_sql(sql);
+                Ok(())
+            }
+        }
+    };
+}
+pub(crate) use copy_source;
+
 /// What a COPY's rows are handed to, one at a time, positioned at the row's first field.
 pub(crate) trait RowSink {
     /// Fields per row: a row with another count is an error.

@@ -7,10 +7,8 @@
 use std::collections::HashMap;
 use std::io::BufRead;
 
-use diesel::QueryResult;
-use diesel::pg::{CopyTarget, Pg, PgConnection};
+use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::query_builder::AstPass;
 use diesel::sql_types::Text;
 use vitals_engine::{
     Customer, EventPayload, Feedback, FeedbackKind, Interaction, InteractionKind, Payment,
@@ -18,7 +16,7 @@ use vitals_engine::{
 };
 
 use crate::error::{Result, StoreError};
-use crate::pgcopy::{Fields, RowSink, copy_out};
+use crate::pgcopy::{Fields, RowSink, copy_out, copy_source};
 use crate::schema::{feedback, interactions, payments, transactions};
 
 /// The chunk's id range reaches the COPY statements as transaction-local settings: COPY
@@ -27,54 +25,45 @@ use crate::schema::{feedback, interactions, payments, transactions};
 const SET_RANGE: &str = "SELECT set_config('vitals.scan_first', $1, true), \
                          set_config('vitals.scan_last', $2, true)";
 
-/// A COPY source: a SELECT of one kind table's columns, in the order the decoder reads
-/// them, over the current range: a range scan of the table's primary key, whose first
-/// column is the customer id (`current_setting` is stable, so PostgreSQL evaluates it once
-/// and uses it as an index bound). No ORDER BY: events are not stored by customer, so
-/// sorting them costs the server more than the whole read (an on-disk sort per chunk);
-/// the client groups them by customer instead. `CopyTarget` is how diesel names what a COPY reads; its
-/// `walk_target` is hidden from diesel's docs but public, and `Cargo.lock` pins diesel.
-macro_rules! copy_source {
+/// A kind table's COPY source: its columns, in the order the decoder reads them, over
+/// the current range: a range scan of the table's primary key, whose first column is the
+/// customer id (`current_setting` is stable, so PostgreSQL evaluates it once and uses it as
+/// an index bound). No ORDER BY: the client groups rows by customer; sorting costs the
+/// server more than the whole read when events are not stored by customer.
+macro_rules! kind_source {
     ($name:ident, $table:ident, $columns:literal) => {
-        #[derive(Debug, Clone, Copy)]
-        struct $name;
-
-        impl CopyTarget for $name {
-            type Table = $table::table;
-            type SqlType = <$table::table as CopyTarget>::SqlType;
-
-            fn walk_target(mut pass: AstPass<'_, '_, Pg>) -> QueryResult<()> {
-                pass.push_sql(concat!(
-                    "(SELECT ",
-                    $columns,
-                    " FROM ",
-                    stringify!($table),
-                    " WHERE customer_id BETWEEN current_setting('vitals.scan_first') \
-                     AND current_setting('vitals.scan_last'))"
-                ));
-                Ok(())
-            }
-        }
+        copy_source!(
+            $name,
+            $table,
+            concat!(
+                "(SELECT ",
+                $columns,
+                " FROM ",
+                stringify!($table),
+                " WHERE customer_id BETWEEN current_setting('vitals.scan_first') \
+                 AND current_setting('vitals.scan_last'))"
+            )
+        );
     };
 }
 
-copy_source!(
+kind_source!(
     TransactionsInRange,
     transactions,
     "customer_id, event_key, time, record_time, amount_minor, currency, quantity, category, channel"
 );
-copy_source!(
+kind_source!(
     PaymentsInRange,
     payments,
     "customer_id, event_key, time, record_time, invoice_id, amount_minor, currency, due_time, \
      paid_time, method"
 );
-copy_source!(
+kind_source!(
     FeedbackInRange,
     feedback,
     "customer_id, event_key, time, record_time, kind, score, comment, channel"
 );
-copy_source!(
+kind_source!(
     InteractionsInRange,
     interactions,
     "customer_id, event_key, time, record_time, kind, severity, category, channel, ticket_id, \

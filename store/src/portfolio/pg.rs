@@ -18,11 +18,9 @@ use std::io::BufRead;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use diesel::QueryResult;
 use diesel::connection::SimpleConnection;
-use diesel::pg::{CopyTarget, Pg, PgConnection};
+use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::query_builder::AstPass;
 use diesel::r2d2::{ConnectionManager, Pool};
 use diesel::sql_types::{BigInt, Text};
 use vitals_engine::portfolio::{Portfolio, PortfolioError, Tally};
@@ -32,7 +30,7 @@ use super::{
     Counted, GroupBy, PURCHASES_SQL, with_bounds,
 };
 use crate::error::{Result, StoreError};
-use crate::pgcopy::{Fields, RowSink, copy_out};
+use crate::pgcopy::{Fields, RowSink, copy_out, copy_source};
 use crate::schema::{customers, feedback, interactions, transactions};
 
 type PgPool = Pool<ConnectionManager<PgConnection>>;
@@ -90,25 +88,6 @@ static CUSTOMERS: LazyLock<[String; 4]> = LazyLock::new(|| {
     ]
     .map(copy_sql)
 });
-
-/// A COPY source whose SQL is `$sql` (a `&str` expression).
-macro_rules! copy_source {
-    ($name:ident, $table:ident, $sql:expr) => {
-        #[derive(Debug, Clone, Copy)]
-        struct $name;
-
-        impl CopyTarget for $name {
-            type Table = $table::table;
-            type SqlType = <$table::table as CopyTarget>::SqlType;
-
-            fn walk_target(mut pass: AstPass<'_, '_, Pg>) -> QueryResult<()> {
-                let sql: &str = &$sql;
-                pass.push_sql(sql);
-                Ok(())
-            }
-        }
-    };
-}
 
 copy_source!(PurchasesSource, transactions, PURCHASES);
 copy_source!(AnswersSource, feedback, ANSWERS);
