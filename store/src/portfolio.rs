@@ -107,13 +107,13 @@ pub fn bucket_bounds(start: Micros, end: Micros, granularity: Granularity) -> Re
 }
 
 /// The customers' SQL: key, group, contractual, since (signup, or creation without one)
-/// and churn time, by grouping. `{key}` is the customer key's expression (see
+/// and churn time, by grouping. `{key(c.id)}` is the customer key's expression (see
 /// `CustomerKey`): the id itself on SQLite, which the client hashes, and the server's
 /// hash of it on PostgreSQL.
 macro_rules! customers_sql {
     ($grp:literal, $join:literal) => {
         concat!(
-            "SELECT {key} AS id, ",
+            "SELECT {key(c.id)} AS id, ",
             $grp,
             " AS grp, c.contractual AS contractual, \
              COALESCE(c.signup_time, c.create_time) AS since, c.churn_time AS churn_time \
@@ -146,25 +146,21 @@ fn customers_sql(group_by: GroupBy) -> &'static str {
 /// The event rows the metrics count, with their bounds as `{lo}`, `{first}` and `{hi}`:
 /// purchases from the bucket before the period (the base of retention), answers and
 /// contacts from the period's first bucket. SQLite gets the bounds spliced in as
-/// integers; PostgreSQL reads them from settings (`pg.rs`). `{key}` as above, of
-/// `customer_id`.
-const PURCHASES_SQL: &str = "SELECT {key} AS customer_id, time, currency, amount_minor \
+/// integers; PostgreSQL reads them from settings (`pg.rs`). `{key(customer_id)}` as
+/// above.
+const PURCHASES_SQL: &str = "SELECT {key(customer_id)} AS customer_id, time, currency, amount_minor \
      FROM transactions WHERE time >= {lo} AND time < {hi}";
-const ANSWERS_SQL: &str = "SELECT {key} AS customer_id, time, kind = 'nps' AS nps, score \
+const ANSWERS_SQL: &str = "SELECT {key(customer_id)} AS customer_id, time, kind = 'nps' AS nps, score \
      FROM feedback WHERE kind IN ('nps', 'csat') AND time >= {first} AND time < {hi}";
-const CONTACTS_SQL: &str = "SELECT {key} AS customer_id, event_key, ticket_id, time, \
+const CONTACTS_SQL: &str = "SELECT {key(customer_id)} AS customer_id, event_key, ticket_id, time, \
      resolved_time, kind = 'complaint' AS complaint FROM interactions \
      WHERE time >= {first} AND time < {hi}";
 
-/// `sql` with its placeholders replaced: the customer key's expression of the id column
-/// `id`, and the bounds `lo`, `first` and `hi`.
-fn with_bounds(sql: &str, key: impl Fn(&str) -> String, [lo, first, hi]: [&str; 3]) -> String {
-    let id = if sql.contains("FROM customers c") {
-        "c.id"
-    } else {
-        "customer_id"
-    };
-    sql.replace("{key}", &key(id))
+/// `sql` with its placeholders filled: `key(column)` for each customer key, and the
+/// bounds `lo`, `first` and `hi`.
+fn fill(sql: &str, key: impl Fn(&str) -> String, [lo, first, hi]: [&str; 3]) -> String {
+    sql.replace("{key(c.id)}", &key("c.id"))
+        .replace("{key(customer_id)}", &key("customer_id"))
         .replace("{lo}", lo)
         .replace("{first}", first)
         .replace("{hi}", hi)
@@ -277,7 +273,7 @@ fn sqlite_metrics(
     let (first, _) = portfolio.reported_span();
     let bounds = [lo, first, hi].map(|b| b.to_string());
     let sql = |sql: &str| {
-        with_bounds(
+        fill(
             sql,
             |id| id.to_owned(),
             [&bounds[0], &bounds[1], &bounds[2]],

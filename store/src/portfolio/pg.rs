@@ -27,7 +27,7 @@ use vitals_engine::portfolio::{Portfolio, PortfolioError, Tally};
 
 use super::{
     ANSWERS_SQL, CONTACTS_SQL, CUSTOMERS_ALL, CUSTOMERS_REGION, CUSTOMERS_SEGMENT, CUSTOMERS_TIER,
-    Counted, GroupBy, PURCHASES_SQL, with_bounds,
+    Counted, GroupBy, PURCHASES_SQL, fill,
 };
 use crate::error::{Result, StoreError};
 use crate::pgcopy::{Fields, RowSink, copy_out, copy_source};
@@ -69,12 +69,12 @@ static PURCHASES: LazyLock<String> = LazyLock::new(|| {
     format!(
         "({} AND ctid >= (SELECT ('(' || current_setting('vitals.page_lo') || ',0)')::tid) \
          AND ctid < (SELECT ('(' || current_setting('vitals.page_hi') || ',0)')::tid))",
-        with_bounds(PURCHASES_SQL, key, BOUNDS)
+        fill(PURCHASES_SQL, key, BOUNDS)
     )
 });
 /// A SELECT as a COPY source: in parentheses, with its placeholders filled.
 fn copy_sql(sql: &str) -> String {
-    format!("({})", with_bounds(sql, key, BOUNDS))
+    format!("({})", fill(sql, key, BOUNDS))
 }
 
 static ANSWERS: LazyLock<String> = LazyLock::new(|| copy_sql(ANSWERS_SQL));
