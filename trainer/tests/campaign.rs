@@ -3,19 +3,20 @@
 //! interval; no effect gives an interval around 0; and data generated without a campaign
 //! are exactly what they were before campaigns existed.
 
+mod common;
+
 use anyhow::{Context, Result, ensure};
-use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
-use tempfile::TempDir;
 use vitals_engine::EventPayload;
 use vitals_engine::campaign::{TargetRule, Verdict};
 use vitals_engine::time::{MICROS_PER_DAY, Micros};
-use vitals_store::{CampaignReview, DatabaseUrl, PoolOptions, Store};
+use vitals_store::{CampaignReview, Store};
 use vitals_trainer::generate::{
     CampaignOptions, CampaignSummary, GenerateOptions, Generator, Synthetic, generate,
     generate_with_campaign,
 };
-use vitals_trainer::time::date_micros;
+
+use common::{generate_options, store};
 
 const SEED: u64 = 20_240_601;
 /// Enough customers that a 0.6 effect on a churn rate of about 8% within 90 days is
@@ -23,29 +24,6 @@ const SEED: u64 = 20_240_601;
 const CUSTOMERS: u64 = 6_000;
 const HOLDOUT: f64 = 0.5;
 const HORIZON_DAYS: u32 = 90;
-
-fn store() -> Result<(TempDir, Store)> {
-    let dir = tempfile::tempdir()?;
-    let url = DatabaseUrl::Sqlite(dir.path().join("vitals.db"));
-    let store = Store::open(&url, &PoolOptions::default())?;
-    store.migrate()?;
-    Ok((dir, store))
-}
-
-fn date(s: &str) -> Result<NaiveDate> {
-    vitals_trainer::time::parse_date(s).map_err(anyhow::Error::msg)
-}
-
-/// The window of `tests/generate.rs`.
-fn options(customers: u64, seed: u64) -> Result<GenerateOptions> {
-    Ok(GenerateOptions {
-        customers,
-        seed,
-        start: date_micros(date("2023-06-01")?),
-        end: date_micros(date("2025-06-01")?),
-        progress: false,
-    })
-}
 
 fn campaign(name: &str, effect: f64) -> CampaignOptions {
     CampaignOptions {
@@ -125,7 +103,7 @@ fn own_events(mut s: Synthetic) -> Synthetic {
 #[test]
 fn a_known_effect_is_inside_the_reviewed_interval() -> Result<()> {
     let (_dir, store) = store()?;
-    let o = options(CUSTOMERS, SEED)?;
+    let o = generate_options(CUSTOMERS, SEED)?;
     let summary = generate_with_campaign(&store, &o, Some(&campaign("winback", 0.6)))?;
     println!("{summary}");
     ensure!(summary.rejected == 0, "{summary:?}");
@@ -214,7 +192,7 @@ fn a_known_effect_is_inside_the_reviewed_interval() -> Result<()> {
         holdout_share: 0.3,
         ..campaign("winback", 0.6)
     };
-    let err = generate_with_campaign(&store, &options(50, SEED + 1)?, Some(&other));
+    let err = generate_with_campaign(&store, &generate_options(50, SEED + 1)?, Some(&other));
     ensure!(err.is_err_and(|e| e.to_string().contains("exists already")));
     Ok(())
 }
@@ -222,7 +200,7 @@ fn a_known_effect_is_inside_the_reviewed_interval() -> Result<()> {
 #[test]
 fn no_effect_gives_an_interval_around_zero() -> Result<()> {
     let (_dir, store) = store()?;
-    let o = options(CUSTOMERS, SEED)?;
+    let o = generate_options(CUSTOMERS, SEED)?;
     let summary = generate_with_campaign(&store, &o, Some(&campaign("placebo", 0.0)))?;
     ensure!(summary.rejected == 0, "{summary:?}");
     let k = summary.campaign.context("campaign summary")?;
@@ -272,7 +250,7 @@ fn digest(g: &Generator, customers: u64) -> (String, u64) {
 
 #[test]
 fn data_without_a_campaign_are_unchanged() -> Result<()> {
-    let o = options(300, SEED)?;
+    let o = generate_options(300, SEED)?;
     let (hash, events) = digest(&Generator::new(o.seed, o.start, o.end)?, 300);
     ensure!(events == PINNED_EVENTS, "{events} events");
     ensure!(
@@ -295,7 +273,7 @@ fn data_without_a_campaign_are_unchanged() -> Result<()> {
 
 #[test]
 fn campaign_options_are_checked() -> Result<()> {
-    let o = options(10, SEED)?;
+    let o = generate_options(10, SEED)?;
     let g = || Generator::new(o.seed, o.start, o.end);
     for (bad, why) in [
         (campaign("", 0.5), "--campaign"),

@@ -17,6 +17,8 @@
 //! PROPTEST_CASES=100000 cargo test -p vitals-trainer --test fuzz_import --release
 //! ```
 
+mod common;
+
 use std::fmt::Debug;
 use std::path::Path;
 
@@ -25,11 +27,12 @@ use chrono::NaiveDate;
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use tempfile::TempDir;
-use vitals_store::{DatabaseUrl, EventFilter, PoolOptions, Store};
+use vitals_store::{EventFilter, Store};
 use vitals_trainer::{
     ImportOptions, ImportSummary, import_cdnow, import_customers, import_events, import_telco,
 };
+
+use common::store;
 
 /// Cases per property unless `PROPTEST_CASES` says otherwise.
 const DEFAULT_CASES: u32 = 256;
@@ -58,14 +61,6 @@ where
     if let Err(e) = runner.run(&strategy, test) {
         panic!("{e}");
     }
-}
-
-fn store() -> Result<(TempDir, Store)> {
-    let dir = tempfile::tempdir()?;
-    let url = DatabaseUrl::Sqlite(dir.path().join("vitals.db"));
-    let store = Store::open(&url, &PoolOptions::default())?;
-    store.migrate()?;
-    Ok((dir, store))
 }
 
 fn fail(e: impl std::fmt::Display) -> TestCaseError {

@@ -2,46 +2,24 @@
 //! with the churn process, idempotent re-runs, determinism, and a churn model that learns
 //! the known drivers.
 
+mod common;
+
 use std::collections::HashSet;
 
 use anyhow::{Context, Result, ensure};
-use chrono::NaiveDate;
-use tempfile::TempDir;
 use vitals_engine::models::churn::Algorithm;
 use vitals_engine::registry::Registry;
 use vitals_engine::time::{MICROS_PER_DAY, Micros};
 use vitals_engine::{CustomerStatus, EventPayload};
-use vitals_store::{DatabaseUrl, History, PoolOptions, Store};
+use vitals_store::{History, Store};
 use vitals_trainer::generate::{
     DRIVER_FEATURES, GenerateOptions, GenerateSummary, Generator, default_window, generate,
 };
-use vitals_trainer::time::date_micros;
 use vitals_trainer::train::{Activation, ChurnChoice, SegmentChoice, TrainConfig, train};
 
+use common::{date, generate_options, store};
+
 const SEED: u64 = 20_240_601;
-
-fn store() -> Result<(TempDir, Store)> {
-    let dir = tempfile::tempdir()?;
-    let url = DatabaseUrl::Sqlite(dir.path().join("vitals.db"));
-    let store = Store::open(&url, &PoolOptions::default())?;
-    store.migrate()?;
-    Ok((dir, store))
-}
-
-fn date(s: &str) -> Result<NaiveDate> {
-    vitals_trainer::time::parse_date(s).map_err(anyhow::Error::msg)
-}
-
-/// A fixed two-year window, so the data (and the model) are the same every day.
-fn options(customers: u64, seed: u64) -> Result<GenerateOptions> {
-    Ok(GenerateOptions {
-        customers,
-        seed,
-        start: date_micros(date("2023-06-01")?),
-        end: date_micros(date("2025-06-01")?),
-        progress: false,
-    })
-}
 
 fn histories(store: &Store) -> Result<Vec<History>> {
     let mut all = Vec::new();
@@ -69,7 +47,7 @@ fn generated_counts(s: &GenerateSummary) -> [u64; 9] {
 #[test]
 fn generated_histories_are_consistent_and_reruns_change_nothing() -> Result<()> {
     let (_dir, store) = store()?;
-    let options = options(300, SEED)?;
+    let options = generate_options(300, SEED)?;
     let first = generate(&store, &options)?;
     println!("{first}");
     ensure!(first.customers == 300 && first.rejected == 0, "{first:?}");
@@ -204,15 +182,18 @@ fn generated_histories_are_consistent_and_reruns_change_nothing() -> Result<()> 
 fn the_same_seed_gives_the_same_data_and_another_seed_other_data() -> Result<()> {
     let (_dir, a) = store()?;
     let (_dir2, b) = store()?;
-    let first = generate(&a, &options(120, 5)?)?;
-    let again = generate(&b, &options(120, 5)?)?;
+    let first = generate(&a, &generate_options(120, 5)?)?;
+    let again = generate(&b, &generate_options(120, 5)?)?;
     ensure!(generated_counts(&first) == generated_counts(&again));
-    let other = generate(&b, &options(120, 6)?)?;
+    let other = generate(&b, &generate_options(120, 6)?)?;
     ensure!(generated_counts(&other) != generated_counts(&first));
     ensure!(other.customer_writes.created == 120, "other external ids");
     // Customer n does not depend on how many are generated.
     let g = |o: &GenerateOptions| Generator::new(o.seed, o.start, o.end);
-    ensure!(g(&options(120, 5)?)?.customer(17) == g(&options(5_000, 5)?)?.customer(17));
+    ensure!(
+        g(&generate_options(120, 5)?)?.customer(17)
+            == g(&generate_options(5_000, 5)?)?.customer(17)
+    );
 
     // The default window: the two years up to yesterday, midnight UTC.
     let (start, end) = default_window(date("2025-03-31")?);
@@ -224,7 +205,7 @@ fn the_same_seed_gives_the_same_data_and_another_seed_other_data() -> Result<()>
 #[test]
 fn a_churn_model_learns_the_known_drivers() -> Result<()> {
     let (dir, store) = store()?;
-    let options = options(400, SEED)?;
+    let options = generate_options(400, SEED)?;
     generate(&store, &options)?;
     // Cutoffs well inside the window, the last one 90 days before its end.
     let day = MICROS_PER_DAY;

@@ -1,16 +1,19 @@
 //! The importers against a real SQLite database and the real sample files.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, ensure};
 use chrono::NaiveDate;
-use tempfile::TempDir;
 use vitals_engine::{AttributeValue, CustomerStatus, EventPayload};
-use vitals_store::{CustomerFilter, DatabaseUrl, EventFilter, PoolOptions, Store};
+use vitals_store::{CustomerFilter, EventFilter, Store};
 use vitals_trainer::{
     ImportOptions, ImportSummary, import_cdnow, import_customers, import_events, import_telco,
 };
+
+use common::store;
 
 const TELCO: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -20,14 +23,6 @@ const CDNOW: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../fixtures/datasets/cdnow_sample.txt"
 );
-
-fn store() -> Result<(TempDir, Store)> {
-    let dir = tempfile::tempdir()?;
-    let url = DatabaseUrl::Sqlite(dir.path().join("vitals.db"));
-    let store = Store::open(&url, &PoolOptions::default())?;
-    store.migrate()?;
-    Ok((dir, store))
-}
 
 fn customers(store: &Store, filter: &CustomerFilter) -> Result<Vec<vitals_engine::Customer>> {
     let mut all = Vec::new();

@@ -262,8 +262,64 @@ fn clustering_the_event_tables_changes_no_history() {
         .expect("cluster");
     assert!(clustered);
     assert_eq!(tables, super::EVENT_TABLES);
+    // PostgreSQL records the index each table was clustered on: every kind table's key.
+    #[derive(diesel::QueryableByName)]
+    struct Clustered {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = PgConnection::establish(&schema.url()).expect("connect");
+    let marked = diesel::sql_query(
+        "SELECT count(*) AS n FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+         WHERE i.indisclustered AND c.relnamespace = current_schema()::regnamespace \
+         AND c.relname LIKE '%_pkey'",
+    )
+    .get_result::<Clustered>(&mut conn)
+    .expect("read the catalog");
+    assert_eq!(marked.n, super::EVENT_TABLES.len() as i64);
     assert!(scan(&store, Reader::Copy, 7) == before);
     // Still writable and readable afterwards, and clustering again is harmless.
     store.cluster_histories(|_, _| {}).expect("cluster again");
     assert!(scan(&store, Reader::Diesel, 7) == before);
+}
+
+#[test]
+fn several_histories_in_one_read_match_one_at_a_time() {
+    use super::CustomerLookup;
+    let schema = Schema::create();
+    let store = store(&schema);
+    let customers = load(&store, 12);
+    let lookups = vec![
+        CustomerLookup::Id(customers[0].id.clone()),
+        CustomerLookup::ExternalId("ext-4".into()),
+        CustomerLookup::Id("no-such-customer".into()),
+        // Asked for twice, once by each name.
+        CustomerLookup::ExternalId("ext-0".into()),
+        CustomerLookup::Id(customers[2].id.clone()),
+        CustomerLookup::ExternalId("ext-unknown".into()),
+    ];
+    let got = store.customer_histories(&lookups).expect("one read");
+    assert_eq!(got.len(), lookups.len());
+    let alone = |i: usize| {
+        store
+            .customer_history(customers[i].clone())
+            .expect("one history")
+    };
+    for (slot, customer) in [(0, 0), (1, 4), (3, 0), (4, 2)] {
+        let h = got[slot].as_ref().expect("found");
+        let expected = alone(customer);
+        assert_eq!(h.customer, expected.customer, "slot {slot}");
+        assert!(h.events == expected.events, "slot {slot}");
+    }
+    assert!(!got[0].as_ref().expect("found").events.is_empty());
+    assert!(
+        got[4].as_ref().expect("found").events.is_empty(),
+        "ext-2 has none"
+    );
+    for (slot, name) in [(2, "no-such-customer"), (5, "ext-unknown")] {
+        match &got[slot] {
+            Err(StoreError::NotFound(m)) => assert!(m.contains(name), "{m}"),
+            other => panic!("slot {slot}: {other:?}"),
+        }
+    }
 }
