@@ -185,6 +185,20 @@ impl TestServer {
         ModelServiceClient::new(self.channel().await)
     }
 
+    /// Creates `customer` through the API (a test's setup: a refusal panics) and returns
+    /// its id.
+    pub async fn create_customer(&self, customer: vitals_proto::v1::Customer) -> String {
+        self.customers()
+            .await
+            .create_customer(vitals_proto::v1::CreateCustomerRequest {
+                customer: Some(customer),
+            })
+            .await
+            .expect("the test's customer is created")
+            .into_inner()
+            .id
+    }
+
     /// Fills the server's database with `customers` synthetic customers and their
     /// history (seeded, so reproducible), then trains and publishes churn and segment
     /// models into its registry, activated when `activate`. Returns the churn version.

@@ -499,27 +499,22 @@ both_backends!(concurrent_evaluations_each_get_their_own_customer);
 async fn concurrent_evaluations_each_get_their_own_customer(backend: Backend) {
     use vitals_proto::v1::event::{Customer as Who, Payload};
     let server = TestServer::start(backend).await;
-    let mut customers = server.customers().await;
     let now = now_seconds();
     let mut ids = Vec::new();
     let mut events = Vec::new();
     for n in 0..24i64 {
-        let created = customers
-            .create_customer(pb::CreateCustomerRequest {
-                customer: Some(pb::Customer {
-                    external_id: format!("conc-{n}"),
-                    signup_time: Some(ts(now - 86_400 * (30 + n * 7))),
-                    ..Default::default()
-                }),
+        let id = server
+            .create_customer(pb::Customer {
+                external_id: format!("conc-{n}"),
+                signup_time: Some(ts(now - 86_400 * (30 + n * 7))),
+                ..Default::default()
             })
-            .await
-            .expect("created")
-            .into_inner();
+            .await;
         // A different number of purchases, amounts and recency per customer.
         for k in 0..=(n % 5) {
             events.push(pb::Event {
                 event_key: format!("p-{k}"),
-                customer: Some(Who::CustomerId(created.id.clone())),
+                customer: Some(Who::CustomerId(id.clone())),
                 time: Some(ts(now - 86_400 * (1 + n + 3 * k))),
                 record_time: None,
                 payload: Some(Payload::Transaction(pb::Transaction {
@@ -531,7 +526,7 @@ async fn concurrent_evaluations_each_get_their_own_customer(backend: Backend) {
                 })),
             });
         }
-        ids.push(created.id);
+        ids.push(id);
     }
     server
         .events()

@@ -17,19 +17,12 @@ both_backends!(
 
 async fn customer(server: &TestServer, external_id: &str) -> String {
     server
-        .customers()
-        .await
-        .create_customer(pb::CreateCustomerRequest {
-            customer: Some(pb::Customer {
-                external_id: external_id.into(),
-                signup_time: Some(ts(now_seconds() - 86_400 * 400)),
-                ..Default::default()
-            }),
+        .create_customer(pb::Customer {
+            external_id: external_id.into(),
+            signup_time: Some(ts(now_seconds() - 86_400 * 400)),
+            ..Default::default()
         })
         .await
-        .expect("created")
-        .into_inner()
-        .id
 }
 
 fn event(customer_id: &str, key: &str, seconds_ago: i64, payload: Payload) -> pb::Event {

@@ -31,27 +31,20 @@ async fn create(
     churn: Option<prost_types::Timestamp>,
 ) -> String {
     server
-        .customers()
-        .await
-        .create_customer(pb::CreateCustomerRequest {
-            customer: Some(pb::Customer {
-                external_id: external_id.into(),
-                region: region.into(),
-                contractual,
-                signup_time: Some(signup),
-                status: if churn.is_some() {
-                    pb::CustomerStatus::Churned
-                } else {
-                    pb::CustomerStatus::Active
-                } as i32,
-                churn_time: churn,
-                ..Default::default()
-            }),
+        .create_customer(pb::Customer {
+            external_id: external_id.into(),
+            region: region.into(),
+            contractual,
+            signup_time: Some(signup),
+            status: if churn.is_some() {
+                pb::CustomerStatus::Churned
+            } else {
+                pb::CustomerStatus::Active
+            } as i32,
+            churn_time: churn,
+            ..Default::default()
         })
         .await
-        .expect("created")
-        .into_inner()
-        .id
 }
 
 fn event(id: &str, key: &str, time: prost_types::Timestamp, payload: Payload) -> pb::Event {
