@@ -6,7 +6,8 @@
 //! waiting with the same two statements (`Store::customer_histories`). Nothing waits on
 //! purpose: a read starts as soon as one of its slots is free, with whatever has queued
 //! meanwhile. An idle server reads one customer at a time, as before; a busy one reads
-//! larger batches instead of queueing more round trips.
+//! larger batches instead of queueing more round trips. What a caller computes from its
+//! history runs on the same blocking thread right after the read, off the async workers.
 
 use std::sync::Arc;
 
@@ -23,7 +24,34 @@ const QUEUE: usize = 4096;
 
 struct Job {
     lookup: CustomerLookup,
-    reply: oneshot::Sender<Result<History, Status>>,
+    caller: Box<dyn Waiting>,
+}
+
+/// A caller waiting for its history, whatever it computes from it.
+trait Waiting: Send {
+    /// The caller gave up (a deadline, a cancel): no need to read for it.
+    fn abandoned(&self) -> bool;
+    /// Computes the caller's answer from its history and hands it over.
+    fn answer(self: Box<Self>, history: Result<History, Status>);
+}
+
+struct Caller<F, T> {
+    reply: oneshot::Sender<Result<T, Status>>,
+    then: F,
+}
+
+impl<F, T> Waiting for Caller<F, T>
+where
+    F: FnOnce(History) -> T + Send,
+    T: Send,
+{
+    fn abandoned(&self) -> bool {
+        self.reply.is_closed()
+    }
+
+    fn answer(self: Box<Self>, history: Result<History, Status>) {
+        let _ = self.reply.send(history.map(self.then));
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -41,11 +69,17 @@ impl HistoryLoader {
         Self { jobs }
     }
 
-    /// One customer's history, read together with whatever else is waiting.
-    pub async fn load(&self, lookup: CustomerLookup) -> Result<History, Status> {
+    /// `then` of one customer's history, read together with whatever else is waiting;
+    /// `then` runs on the blocking thread that read it.
+    pub async fn load_then<F, T>(&self, lookup: CustomerLookup, then: F) -> Result<T, Status>
+    where
+        F: FnOnce(History) -> T + Send + 'static,
+        T: Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
+        let caller = Box::new(Caller { reply, then });
         self.jobs
-            .send(Job { lookup, reply })
+            .send(Job { lookup, caller })
             .await
             .map_err(|_| Status::unavailable("the server is shutting down"))?;
         answer.await.unwrap_or_else(|_| {
@@ -72,7 +106,7 @@ async fn gather(store: Store, mut queue: mpsc::Receiver<Job>, slots: Arc<Semapho
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
             // Callers that gave up meanwhile (a deadline, a cancel) are not read for.
-            batch.retain(|job| !job.reply.is_closed());
+            batch.retain(|job| !job.caller.abandoned());
             if batch.is_empty() {
                 return;
             }
@@ -80,13 +114,13 @@ async fn gather(store: Store, mut queue: mpsc::Receiver<Job>, slots: Arc<Semapho
             match store.customer_histories(&lookups) {
                 Ok(histories) => {
                     for (job, history) in batch.into_iter().zip(histories) {
-                        let _ = job.reply.send(history.map_err(from_store));
+                        job.caller.answer(history.map_err(from_store));
                     }
                 }
                 Err(e) => {
                     let status = from_store(e);
                     for job in batch {
-                        let _ = job.reply.send(Err(status.clone()));
+                        job.caller.answer(Err(status.clone()));
                     }
                 }
             }

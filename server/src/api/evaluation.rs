@@ -202,22 +202,18 @@ impl EvaluationService for EvaluationApi {
                 ));
             }
         };
-        let history = self
-            .histories
-            .load(match lookup {
-                Lookup::CustomerId(id) => CustomerLookup::Id(id),
-                Lookup::ExternalId(id) => CustomerLookup::ExternalId(id),
-            })
-            .await?;
         let models = self.hub.models();
         let scheme = self.schemes.current();
-        let evaluation = evaluate_one(
-            &history.customer,
-            &history.events,
-            as_of,
-            &models,
-            &scheme.0,
-        );
+        let lookup = match lookup {
+            Lookup::CustomerId(id) => CustomerLookup::Id(id),
+            Lookup::ExternalId(id) => CustomerLookup::ExternalId(id),
+        };
+        let evaluation = self
+            .histories
+            .load_then(lookup, move |h| {
+                evaluate_one(&h.customer, &h.events, as_of, &models, &scheme.0)
+            })
+            .await?;
         Ok(Response::new(evaluation))
     }
 
