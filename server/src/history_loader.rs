@@ -8,6 +8,10 @@
 //! meanwhile. An idle server reads one customer at a time, as before; a busy one reads
 //! larger batches instead of queueing more round trips. What a caller computes from its
 //! history runs on the same blocking thread right after the read, off the async workers.
+//!
+//! In front of it sits the [`HistoryCache`]: a history held in memory is answered at once
+//! on the caller's task, and every history read is offered to the cache under a ticket
+//! taken before the read (so a read that raced a change is not kept).
 
 use std::sync::Arc;
 
@@ -16,6 +20,7 @@ use tonic::Status;
 use vitals_store::{CustomerLookup, History, Store};
 
 use crate::error::from_store;
+use crate::history_cache::HistoryCache;
 
 /// The most customers one read takes.
 const MAX_BATCH: usize = 64;
@@ -32,7 +37,7 @@ trait Waiting: Send {
     /// The caller gave up (a deadline, a cancel): no need to read for it.
     fn abandoned(&self) -> bool;
     /// Computes the caller's answer from its history and hands it over.
-    fn answer(self: Box<Self>, history: Result<History, Status>);
+    fn answer(self: Box<Self>, history: Result<Arc<History>, Status>);
 }
 
 struct Caller<F, T> {
@@ -42,54 +47,94 @@ struct Caller<F, T> {
 
 impl<F, T> Waiting for Caller<F, T>
 where
-    F: FnOnce(History) -> T + Send,
+    F: FnOnce(&History) -> T + Send,
     T: Send,
 {
     fn abandoned(&self) -> bool {
         self.reply.is_closed()
     }
 
-    fn answer(self: Box<Self>, history: Result<History, Status>) {
-        let _ = self.reply.send(history.map(self.then));
+    fn answer(self: Box<Self>, history: Result<Arc<History>, Status>) {
+        let then = self.then;
+        let _ = self.reply.send(history.map(|h| then(&h)));
     }
 }
+
+/// Where an answer's history came from; the server tells callers in the response header
+/// [`HISTORY_SOURCE_HEADER`] (for operators and tests: the answer is the same either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistorySource {
+    Memory,
+    Database,
+}
+
+impl HistorySource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Database => "database",
+        }
+    }
+}
+
+pub const HISTORY_SOURCE_HEADER: &str = "vitals-history-source";
 
 #[derive(Debug, Clone)]
 pub struct HistoryLoader {
     jobs: mpsc::Sender<Job>,
+    cache: Arc<HistoryCache>,
 }
 
 impl HistoryLoader {
     /// Starts the gathering task on the current runtime. Reads in flight at once: one per
     /// core, since each keeps a database backend and a blocking thread busy.
-    pub fn start(store: Store) -> Self {
+    pub fn start(store: Store, cache: Arc<HistoryCache>) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let slots = std::thread::available_parallelism().map_or(2, |n| n.get());
-        tokio::spawn(gather(store, queue, Arc::new(Semaphore::new(slots))));
-        Self { jobs }
+        tokio::spawn(gather(
+            store,
+            cache.clone(),
+            queue,
+            Arc::new(Semaphore::new(slots)),
+        ));
+        Self { jobs, cache }
     }
 
-    /// `then` of one customer's history, read together with whatever else is waiting;
-    /// `then` runs on the blocking thread that read it.
-    pub async fn load_then<F, T>(&self, lookup: CustomerLookup, then: F) -> Result<T, Status>
+    /// `then` of one customer's history: from memory when the cache holds it (run right
+    /// here), else read together with whatever else is waiting (run on the blocking thread
+    /// that read it).
+    pub async fn load_then<F, T>(
+        &self,
+        lookup: CustomerLookup,
+        then: F,
+    ) -> Result<(T, HistorySource), Status>
     where
-        F: FnOnce(History) -> T + Send + 'static,
+        F: FnOnce(&History) -> T + Send + 'static,
         T: Send + 'static,
     {
+        if let Some(history) = self.cache.get(&lookup) {
+            return Ok((then(&history), HistorySource::Memory));
+        }
         let (reply, answer) = oneshot::channel();
         let caller = Box::new(Caller { reply, then });
         self.jobs
             .send(Job { lookup, caller })
             .await
             .map_err(|_| Status::unavailable("the server is shutting down"))?;
-        answer.await.unwrap_or_else(|_| {
+        let answer = answer.await.unwrap_or_else(|_| {
             tracing::error!("a history read ended without an answer");
             Err(Status::internal("internal error"))
-        })
+        });
+        answer.map(|t| (t, HistorySource::Database))
     }
 }
 
-async fn gather(store: Store, mut queue: mpsc::Receiver<Job>, slots: Arc<Semaphore>) {
+async fn gather(
+    store: Store,
+    cache: Arc<HistoryCache>,
+    mut queue: mpsc::Receiver<Job>,
+    slots: Arc<Semaphore>,
+) {
     while let Some(first) = queue.recv().await {
         // Waiting for a slot is what lets requests gather.
         let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -103,6 +148,9 @@ async fn gather(store: Store, mut queue: mpsc::Receiver<Job>, slots: Arc<Semapho
             }
         }
         let store = store.clone();
+        // Before the read: a change announced after this point spoils what it reads.
+        let ticket = cache.ticket();
+        let cache = cache.clone();
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
             // Callers that gave up meanwhile (a deadline, a cancel) are not read for.
@@ -114,7 +162,11 @@ async fn gather(store: Store, mut queue: mpsc::Receiver<Job>, slots: Arc<Semapho
             match store.customer_histories(&lookups) {
                 Ok(histories) => {
                     for (job, history) in batch.into_iter().zip(histories) {
-                        job.caller.answer(history.map_err(from_store));
+                        let history = history.map(Arc::new).map_err(from_store);
+                        if let (Some(ticket), Ok(history)) = (ticket, &history) {
+                            cache.keep(ticket, history.clone());
+                        }
+                        job.caller.answer(history);
                     }
                 }
                 Err(e) => {

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod convert;
 pub mod error;
+pub mod history_cache;
 pub mod history_loader;
 pub mod logging;
 pub mod models;

@@ -102,6 +102,16 @@ struct Cli {
         global = true
     )]
     max_message_mib: usize,
+
+    /// Memory for customers' histories kept between evaluations, in MiB (PostgreSQL only;
+    /// 0 turns it off). About 5 KiB per customer with a typical history.
+    #[arg(
+        long,
+        env = "VITALS_HISTORY_CACHE_MIB",
+        default_value_t = 512,
+        global = true
+    )]
+    history_cache_mib: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,6 +186,7 @@ fn main() -> anyhow::Result<()> {
             }
             let config = ServerConfig {
                 max_message_bytes: cli.max_message_mib.max(1) * 1024 * 1024,
+                history_cache_bytes: cli.history_cache_mib.saturating_mul(1024 * 1024),
                 request_timeout: Duration::from_secs(cli.request_timeout_secs.max(1)),
                 registry: cli
                     .registry

@@ -27,6 +27,7 @@ use crate::api::followups::FollowUpApi;
 use crate::api::models::ModelApi;
 use crate::api::portfolio::PortfolioApi;
 use crate::auth::{ApiKeys, AuthLayer};
+use crate::history_cache::HistoryCache;
 use crate::models::ModelHub;
 
 /// How the server behaves under load and bad clients.
@@ -47,6 +48,9 @@ pub struct ServerConfig {
     pub api_keys: Arc<ApiKeys>,
     /// TLS (rustls); `None` serves plaintext.
     pub tls: Option<TlsFiles>,
+    /// Memory for customers' histories kept between evaluations (PostgreSQL only: see
+    /// `history_cache`); 0 turns the cache off.
+    pub history_cache_bytes: u64,
 }
 
 /// PEM files for TLS.
@@ -87,6 +91,7 @@ impl Default for ServerConfig {
             model_poll_interval: Duration::from_secs(5),
             api_keys: Arc::new(ApiKeys::default()),
             tls: None,
+            history_cache_bytes: 512 << 20,
         }
     }
 }
@@ -108,6 +113,7 @@ fn cors() -> CorsLayer {
             HeaderName::from_static("grpc-status"),
             HeaderName::from_static("grpc-message"),
             HeaderName::from_static("grpc-status-details-bin"),
+            HeaderName::from_static(crate::history_loader::HISTORY_SOURCE_HEADER),
         ])
 }
 
@@ -146,16 +152,27 @@ pub async fn serve(
         config.model_poll_interval,
     ));
 
+    let histories = Arc::new(HistoryCache::new(config.history_cache_bytes));
+    // The cache serves only while a listener hears every change; on SQLite (no channel,
+    // no round trip to save) or with a zero budget it never goes live.
+    let listener_task = match store.postgres_url() {
+        Some(url) if config.history_cache_bytes > 0 => Some(tokio::spawn(
+            crate::history_cache::listen(histories.clone(), url.to_owned()),
+        )),
+        _ => None,
+    };
+
     let (audit, audit_writer) = crate::audit::spawn_writer(store.clone());
     let (health, health_service) = tonic_health::server::health_reporter();
-    let customers = CustomerServiceServer::new(CustomerApi::new(store.clone()))
+    let customers = CustomerServiceServer::new(CustomerApi::new(store.clone(), histories.clone()))
         .max_decoding_message_size(config.max_message_bytes);
-    let events = EventServiceServer::new(EventApi::new(store.clone()))
+    let events = EventServiceServer::new(EventApi::new(store.clone(), histories.clone()))
         .max_decoding_message_size(config.max_message_bytes);
     let evaluations = EvaluationServiceServer::new(EvaluationApi::new(
         store.clone(),
         hub.clone(),
         schemes.clone(),
+        histories.clone(),
     ))
     .max_decoding_message_size(config.max_message_bytes);
     let models = ModelServiceServer::new(ModelApi::new(hub.clone()));
@@ -231,6 +248,9 @@ pub async fn serve(
         )
         .await?;
     poller.abort();
+    if let Some(task) = listener_task {
+        task.abort();
+    }
     // The last calls' audit entries are stored before the server reports it stopped.
     drop(audit);
     match tokio::time::timeout(Duration::from_secs(5), audit_writer).await {

@@ -102,6 +102,8 @@ pub struct Store {
     /// The follow-up rules in force, re-read at most once a second: recording an event
     /// that may signal must not pay a query for rules that change a few times a year.
     pub(crate) rules: std::sync::Arc<crate::followups::RulesCache>,
+    /// PostgreSQL's URL, for connections outside the pool (the server's change listener).
+    postgres_url: Option<std::sync::Arc<str>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -156,10 +158,21 @@ impl Store {
                 )
             }
         };
+        let postgres_url = match url {
+            DatabaseUrl::Postgres(url) => Some(std::sync::Arc::from(url.as_str())),
+            DatabaseUrl::Sqlite(_) => None,
+        };
         Ok(Self {
             pool,
             rules: std::sync::Arc::default(),
+            postgres_url,
         })
+    }
+
+    /// The PostgreSQL URL this store connects with (`None` on SQLite), for a connection
+    /// that must live outside the pool, such as one that LISTENs.
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.postgres_url.as_deref()
     }
 
     pub(crate) fn is_postgres(&self) -> bool {

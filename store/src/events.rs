@@ -74,6 +74,9 @@ pub struct BatchOutcome {
     /// Follow-up tasks the accepted events opened (live events only).
     pub follow_ups_opened: u64,
     pub rejected: Vec<RejectedEvent>,
+    /// Every customer the batch named that exists, whether or not its events were new:
+    /// the histories a cache must forget once the call returns.
+    pub customers: Vec<String>,
 }
 
 /// An event refused, by its index in the batch.
@@ -695,7 +698,16 @@ impl Store {
             by_external.insert(ext, (id, status));
         }
 
-        let mut outcome = BatchOutcome::default();
+        let mut outcome = BatchOutcome {
+            customers: by_id
+                .keys()
+                .chain(by_external.values().map(|(id, _)| id))
+                .cloned()
+                .collect(),
+            ..BatchOutcome::default()
+        };
+        outcome.customers.sort_unstable();
+        outcome.customers.dedup();
         let mut candidates: Vec<(usize, StoredEvent, String)> = Vec::with_capacity(batch.len());
         for (index, e) in batch {
             let resolved = match &e.customer {

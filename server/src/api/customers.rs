@@ -1,5 +1,7 @@
 //! `vitals.v1.CustomerService`.
 
+use std::sync::Arc;
+
 use tonic::{Request, Response, Status, Streaming};
 use vitals_engine::Violations;
 use vitals_engine::time::now_micros;
@@ -14,15 +16,18 @@ use crate::convert::{
     self, UPDATABLE_PATHS, apply_mask, customer_data_from_proto, customer_to_proto,
 };
 use crate::error::{blocking, check_id, invalid, invalid_field};
+use crate::history_cache::HistoryCache;
 
 #[derive(Debug, Clone)]
 pub struct CustomerApi {
     store: Store,
+    /// Histories this server holds: a changed customer is forgotten before the call answers.
+    histories: Arc<HistoryCache>,
 }
 
 impl CustomerApi {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(store: Store, histories: Arc<HistoryCache>) -> Self {
+        Self { store, histories }
     }
 }
 
@@ -148,6 +153,7 @@ impl CustomerService for CustomerApi {
             })
         })
         .await?;
+        self.histories.drop_customer(&updated.id);
         Ok(with_record(
             Response::new(visible(customer_to_proto(&updated), pii)),
             &updated.id,
@@ -170,6 +176,7 @@ impl CustomerService for CustomerApi {
         let now = now_micros();
         let store = self.store.clone();
         let erased = blocking(move || store.erase_customer(&id, expected, now)).await?;
+        self.histories.drop_customer(&erased.id);
         tracing::info!(customer_id = %erased.id, "customer erased");
         Ok(with_record(
             Response::new(visible(customer_to_proto(&erased), pii)),
@@ -237,7 +244,13 @@ impl CustomerService for CustomerApi {
                 position += 1;
             }
             let store = self.store.clone();
-            outcome.absorb(blocking(move || store.upsert_customers(valid, now)).await?);
+            let batch = blocking(move || store.upsert_customers(valid, now)).await?;
+            if batch.updated > 0 {
+                // Which customers an upsert by external id changed is not reported; imports
+                // are rare, so this server forgets every history instead.
+                self.histories.drop_all();
+            }
+            outcome.absorb(batch);
         }
         outcome.rejected.sort_by_key(|r| r.position);
         Ok(Response::new(pb::ImportCustomersResponse {

@@ -29,7 +29,8 @@ use crate::audit::with_record;
 use crate::auth::Caller;
 use crate::convert::{attributes_from_proto, micros, status_filter};
 use crate::error::{blocking, check_id, from_store, invalid, invalid_field};
-use crate::history_loader::HistoryLoader;
+use crate::history_cache::HistoryCache;
+use crate::history_loader::{HISTORY_SOURCE_HEADER, HistoryLoader};
 use crate::models::ModelHub;
 use vitals_store::snapshots::parse_scheme;
 
@@ -114,9 +115,14 @@ pub struct EvaluationApi {
 }
 
 impl EvaluationApi {
-    pub fn new(store: Store, hub: Arc<ModelHub>, schemes: Arc<SchemeCache>) -> Self {
+    pub fn new(
+        store: Store,
+        hub: Arc<ModelHub>,
+        schemes: Arc<SchemeCache>,
+        cache: Arc<HistoryCache>,
+    ) -> Self {
         Self {
-            histories: HistoryLoader::start(store.clone()),
+            histories: HistoryLoader::start(store.clone(), cache),
             store,
             hub,
             schemes,
@@ -208,13 +214,18 @@ impl EvaluationService for EvaluationApi {
             Lookup::CustomerId(id) => CustomerLookup::Id(id),
             Lookup::ExternalId(id) => CustomerLookup::ExternalId(id),
         };
-        let evaluation = self
+        let (evaluation, source) = self
             .histories
             .load_then(lookup, move |h| {
                 evaluate_one(&h.customer, &h.events, as_of, &models, &scheme.0)
             })
             .await?;
-        Ok(Response::new(evaluation))
+        let mut response = Response::new(evaluation);
+        response.metadata_mut().insert(
+            HISTORY_SOURCE_HEADER,
+            tonic::metadata::MetadataValue::from_static(source.as_str()),
+        );
+        Ok(response)
     }
 
     type EvaluateCustomersStream = EvaluationStream;

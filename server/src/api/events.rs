@@ -1,5 +1,7 @@
 //! `vitals.v1.EventService`.
 
+use std::sync::Arc;
+
 use tonic::{Request, Response, Status, Streaming};
 use vitals_engine::Violations;
 use vitals_engine::time::now_micros;
@@ -12,15 +14,18 @@ use crate::audit::with_record;
 use crate::auth::{Caller, Role};
 use crate::convert::{self, event_from_proto, event_to_proto};
 use crate::error::{blocking, from_store, invalid, invalid_field};
+use crate::history_cache::HistoryCache;
 
 #[derive(Debug, Clone)]
 pub struct EventApi {
     store: Store,
+    /// Histories this server holds: a batch's customers are forgotten before it answers.
+    histories: Arc<HistoryCache>,
 }
 
 impl EventApi {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(store: Store, histories: Arc<HistoryCache>) -> Self {
+        Self { store, histories }
     }
 
     /// Validates and records one batch. Invalid events are rejected one by one while the
@@ -77,6 +82,11 @@ impl EventApi {
         };
         let store = self.store.clone();
         let mut outcome = blocking(move || store.record_events(valid, mode, now)).await?;
+        // Before answering, so the caller's next evaluation here sees what it recorded
+        // (other servers hear of it from the database's announcement).
+        for id in std::mem::take(&mut outcome.customers) {
+            self.histories.drop_customer(&id);
+        }
         outcome.rejected.extend(rejected);
         outcome.rejected.sort_by_key(|r| r.index);
         Ok(outcome)

@@ -599,3 +599,233 @@ async fn concurrent_evaluations_each_get_their_own_customer(backend: Backend) {
     }
     assert_eq!(answered, 3 * ids.len());
 }
+
+both_backends!(histories_in_memory_follow_every_write);
+
+fn purchase(customer_id: &str, key: &str, amount_minor: i64, days_ago: i64) -> pb::Event {
+    use vitals_proto::v1::event::{Customer as Who, Payload};
+    pb::Event {
+        event_key: key.into(),
+        customer: Some(Who::CustomerId(customer_id.into())),
+        time: Some(ts(now_seconds() - 86_400 * days_ago)),
+        record_time: None,
+        payload: Some(Payload::Transaction(pb::Transaction {
+            amount_minor,
+            currency: "USD".into(),
+            quantity: 1,
+            category: String::new(),
+            channel: "web".into(),
+        })),
+    }
+}
+
+/// Where the server took the history from (its `vitals-history-source` header) and the
+/// value at stake (without models: the last year's spend, in dollars here).
+async fn evaluate_with_source(
+    api: &mut vitals_proto::v1::evaluation_service_client::EvaluationServiceClient<
+        tonic::transport::Channel,
+    >,
+    lookup: Lookup,
+) -> Result<(String, f64), tonic::Status> {
+    let response = api
+        .evaluate_customer(pb::EvaluateCustomerRequest {
+            lookup: Some(lookup),
+            as_of: None,
+        })
+        .await?;
+    let source = response
+        .metadata()
+        .get(vitals_server::history_loader::HISTORY_SOURCE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    Ok((source, response.into_inner().value))
+}
+
+/// Asks until `wanted` holds, for at most `seconds`; returns the last answer.
+async fn evaluate_until(
+    api: &mut vitals_proto::v1::evaluation_service_client::EvaluationServiceClient<
+        tonic::transport::Channel,
+    >,
+    lookup: Lookup,
+    seconds: u64,
+    wanted: impl Fn(&str, f64) -> bool,
+) -> (String, f64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    loop {
+        let (source, value) = evaluate_with_source(api, lookup.clone())
+            .await
+            .expect("evaluated");
+        if wanted(&source, value) || std::time::Instant::now() > deadline {
+            return (source, value);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// On PostgreSQL the server keeps histories in memory between evaluations and forgets one
+/// as soon as it changes: at once for writes through this server, and as soon as the
+/// database's announcement arrives for writes by anyone else (another server, the
+/// trainer, psql). SQLite keeps nothing in memory.
+async fn histories_in_memory_follow_every_write(backend: Backend) {
+    use diesel::{Connection, RunQueryDsl};
+    let server = TestServer::start(backend).await;
+    let id = server
+        .create_customer(pb::Customer {
+            external_id: "mem-1".into(),
+            signup_time: Some(ts(now_seconds() - 86_400 * 100)),
+            ..Default::default()
+        })
+        .await;
+    let record = |events: Vec<pb::Event>| {
+        let server = &server;
+        async move {
+            server
+                .events()
+                .await
+                .record_events(pb::RecordEventsRequest {
+                    events,
+                    backfill: false,
+                })
+                .await
+                .expect("recorded")
+        }
+    };
+    record(vec![purchase(&id, "p1", 10_000, 5)]).await;
+    let mut api = server.evaluations().await;
+    let by_id = Lookup::CustomerId(id.clone());
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-6;
+
+    if backend == Backend::Sqlite {
+        for _ in 0..3 {
+            let (source, value) = evaluate_with_source(&mut api, by_id.clone())
+                .await
+                .expect("evaluated");
+            assert_eq!(source, "database");
+            assert!(close(value, 100.0), "{value}");
+        }
+        return;
+    }
+
+    // The change listener connects shortly after the server starts; from then on the
+    // first evaluation reads the database and the next ones answer from memory.
+    let (source, value) = evaluate_until(&mut api, by_id.clone(), 10, |s, _| s == "memory").await;
+    assert_eq!(source, "memory", "the history was never kept in memory");
+    assert!(close(value, 100.0), "{value}");
+    let (source, value) = evaluate_with_source(&mut api, Lookup::ExternalId("mem-1".into()))
+        .await
+        .expect("by external id");
+    assert_eq!((source.as_str(), value), ("memory", 100.0));
+
+    // 1. A write through this server: the very next evaluation sees it.
+    record(vec![purchase(&id, "p2", 5_000, 3)]).await;
+    let (source, value) = evaluate_with_source(&mut api, by_id.clone())
+        .await
+        .expect("evaluated");
+    assert_eq!(source, "database");
+    assert!(close(value, 150.0), "{value}");
+
+    // 2. Memory really answers: a change the database does not announce (triggers off
+    // for one session, as only a superuser can) stays unseen until it is announced.
+    let (source, _) = evaluate_until(&mut api, by_id.clone(), 5, |s, _| s == "memory").await;
+    assert_eq!(source, "memory");
+    let vitals_store::DatabaseUrl::Postgres(url) = &server.db.url else {
+        unreachable!("a PostgreSQL test")
+    };
+    let mut psql = diesel::PgConnection::establish(url).expect("connect");
+    diesel::sql_query("SET session_replication_role = replica")
+        .execute(&mut psql)
+        .expect("triggers off");
+    diesel::sql_query(
+        "UPDATE transactions SET amount_minor = amount_minor * 2 WHERE customer_id = $1",
+    )
+    .bind::<diesel::sql_types::Text, _>(&id)
+    .execute(&mut psql)
+    .expect("unannounced change");
+    let (source, value) = evaluate_with_source(&mut api, by_id.clone())
+        .await
+        .expect("evaluated");
+    assert_eq!(source, "memory");
+    assert!(
+        close(value, 150.0),
+        "the unannounced change was seen: {value}"
+    );
+    diesel::sql_query("SELECT pg_notify('vitals_history', $1)")
+        .bind::<diesel::sql_types::Text, _>(&id)
+        .execute(&mut psql)
+        .expect("announce");
+    let (_, value) = evaluate_until(&mut api, by_id.clone(), 5, |_, v| close(v, 300.0)).await;
+    assert!(
+        close(value, 300.0),
+        "the announcement was not heard: {value}"
+    );
+
+    // 3. A write by another writer (the store the trainer and other servers use): the
+    // triggers announce it.
+    let (source, _) = evaluate_until(&mut api, by_id.clone(), 5, |s, _| s == "memory").await;
+    assert_eq!(source, "memory");
+    let event = vitals_engine::domain::NewEvent {
+        event_key: "p3".into(),
+        customer: vitals_engine::domain::CustomerRef::Id(id.clone()),
+        time: vitals_engine::time::now_micros() - 86_400_000_000,
+        payload: vitals_engine::domain::EventPayload::Transaction(
+            vitals_engine::domain::Transaction {
+                amount_minor: 5_000,
+                currency: "USD".into(),
+                quantity: 1,
+                category: String::new(),
+                channel: "web".into(),
+            },
+        ),
+    };
+    let store = server.store.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        store.record_events(
+            vec![(0, event)],
+            vitals_store::RecordMode::Live,
+            vitals_engine::time::now_micros(),
+        )
+    })
+    .await
+    .expect("joined")
+    .expect("recorded elsewhere");
+    assert_eq!(outcome.accepted, 1);
+    let (_, value) = evaluate_until(&mut api, by_id.clone(), 5, |_, v| close(v, 350.0)).await;
+    assert!(
+        close(value, 350.0),
+        "another writer's event was not seen: {value}"
+    );
+
+    // 4. An external id moved through this server: the old one is unknown at once.
+    let current = server
+        .customers()
+        .await
+        .get_customer(pb::GetCustomerRequest {
+            lookup: Some(pb::get_customer_request::Lookup::Id(id.clone())),
+        })
+        .await
+        .expect("get")
+        .into_inner();
+    server
+        .customers()
+        .await
+        .update_customer(pb::UpdateCustomerRequest {
+            customer: Some(pb::Customer {
+                external_id: "mem-2".into(),
+                ..current
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["external_id".into()],
+            }),
+        })
+        .await
+        .expect("external id moved");
+    let err = evaluate_with_source(&mut api, Lookup::ExternalId("mem-1".into()))
+        .await
+        .expect_err("the old external id");
+    assert_eq!(err.code(), Code::NotFound);
+    let (_, value) = evaluate_with_source(&mut api, Lookup::ExternalId("mem-2".into()))
+        .await
+        .expect("the new external id");
+    assert!(close(value, 350.0), "{value}");
+}

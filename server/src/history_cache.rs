@@ -1,0 +1,442 @@
+//! Customers' histories kept in memory between evaluations, dropped the moment they change.
+//!
+//! An `EvaluateCustomer` needs the customer's whole history. Reading it from PostgreSQL
+//! (two statements, a round trip, a blocking thread) was most of the call's CPU
+//! (BENCHMARKS.md, "EvaluateCustomer on PostgreSQL"), while histories change far less often
+//! than they are read. So each server keeps the histories it read, within a memory budget;
+//! `quick_cache` evicts by weight (CLOCK-Pro: rarely read histories go first).
+//!
+//! Coherence, whoever writes:
+//! - PostgreSQL announces every change to a history on the channel `vitals_history`
+//!   (statement triggers, migration `000005_history_changes`): one customer id, or `*` for
+//!   a statement that touched more than 1,000 customers. A listener connection
+//!   ([`listen`]) drops what was announced: writes by another server, the trainer or psql
+//!   reach this server within the notification's delivery.
+//! - Writes through this server drop their customers themselves right after commit, so a
+//!   caller reads its own writes at once.
+//! - A read that raced a change is not kept: it carries a [`Ticket`] taken before it
+//!   started and is discarded if its customer (or everything) was dropped since.
+//! - Without a live listener nothing is cached or served from memory: every evaluation
+//!   reads the database, as it does on SQLite (embedded, no round trip, no channel).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use quick_cache::Weighter;
+use quick_cache::sync::Cache;
+use vitals_engine::domain::StoredEvent;
+use vitals_store::{CustomerLookup, History};
+
+/// The channel the database announces history changes on (see the migration).
+pub const CHANNEL: &str = "vitals_history";
+/// The payload that means "drop every history".
+const EVERYTHING: &str = "*";
+/// Single drops remembered for in-flight reads to check against; a read older than the
+/// oldest one remembered is not kept.
+const REMEMBERED_DROPS: usize = 4096;
+
+/// Approximate bytes a history holds, for the memory budget.
+#[derive(Debug, Clone, Copy)]
+struct HistoryBytes;
+
+impl Weighter<String, Arc<History>> for HistoryBytes {
+    fn weight(&self, id: &String, history: &Arc<History>) -> u64 {
+        let event = |e: &StoredEvent| {
+            // The payload's own strings (currency, category, channel...) average well under
+            // 64 bytes; the estimate only has to keep the budget honest, not exact.
+            e.customer_id.len() + e.event_key.len() + 64
+        };
+        let bytes = std::mem::size_of::<History>()
+            + id.len()
+            + 256
+            + history.events.capacity() * std::mem::size_of::<StoredEvent>()
+            + history.events.iter().map(event).sum::<usize>();
+        bytes as u64
+    }
+}
+
+/// When a read started, in drops: see [`HistoryCache::keep`].
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket(u64);
+
+#[derive(Debug, Default)]
+struct Drops {
+    /// Drops so far (single or all).
+    count: u64,
+    /// `count` at the last drop of everything.
+    everything_at: u64,
+    /// The latest single drops, oldest first: (`count` after it, customer id).
+    recent: VecDeque<(u64, String)>,
+}
+
+/// What the cache did, for logs and tests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CacheStats {
+    pub entries: usize,
+    pub bytes: u64,
+    pub live: bool,
+}
+
+pub struct HistoryCache {
+    histories: Cache<String, Arc<History>, HistoryBytes>,
+    /// External id → customer id. Checked against the history found, since an external id
+    /// can move to another customer: a stale entry is a miss, never a wrong answer.
+    external: Cache<String, String>,
+    drops: Mutex<Drops>,
+    /// A listener is connected and hearing every change: only then is anything served.
+    live: AtomicBool,
+}
+
+impl std::fmt::Debug for HistoryCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HistoryCache")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HistoryCache {
+    /// A cache of at most about `budget_bytes` of histories; not live until a listener
+    /// says so ([`Self::set_live`]).
+    pub fn new(budget_bytes: u64) -> Self {
+        // quick_cache sizes its tables from an item estimate: a history weighs ~4 KiB.
+        let items = usize::try_from(budget_bytes / 4096)
+            .unwrap_or(usize::MAX)
+            .max(16);
+        Self {
+            histories: Cache::with_weighter(items, budget_bytes.max(1), HistoryBytes),
+            external: Cache::new(items),
+            drops: Mutex::new(Drops::default()),
+            live: AtomicBool::new(false),
+        }
+    }
+
+    fn drops(&self) -> MutexGuard<'_, Drops> {
+        // The guarded state is a few counters and a queue, consistent after every
+        // statement: a panic elsewhere cannot leave it half-updated.
+        self.drops.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.live.load(Ordering::Acquire)
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            entries: self.histories.len(),
+            bytes: self.histories.weight(),
+            live: self.is_live(),
+        }
+    }
+
+    /// The customer's history if it is in memory and the cache is live.
+    pub fn get(&self, lookup: &CustomerLookup) -> Option<Arc<History>> {
+        if !self.is_live() {
+            return None;
+        }
+        match lookup {
+            CustomerLookup::Id(id) => self.histories.get(id.as_str()),
+            CustomerLookup::ExternalId(external) => {
+                let id = self.external.get(external.as_str())?;
+                self.histories
+                    .get(id.as_str())
+                    .filter(|h| h.customer.data.external_id == *external)
+            }
+        }
+    }
+
+    /// Taken before a database read whose histories may be kept; `None` when nothing may.
+    pub fn ticket(&self) -> Option<Ticket> {
+        if !self.is_live() {
+            return None;
+        }
+        Some(Ticket(self.drops().count))
+    }
+
+    /// Keeps a history read under `ticket`, unless its customer was dropped since the
+    /// ticket was taken: that read may predate the change.
+    pub fn keep(&self, ticket: Ticket, history: Arc<History>) {
+        let drops = self.drops();
+        if !self.is_live() || ticket.0 < drops.everything_at {
+            return;
+        }
+        if drops.count > ticket.0 {
+            // Every drop after the ticket must still be remembered to be checked.
+            let remembered_from = drops.recent.front().map_or(drops.count + 1, |(n, _)| *n);
+            if remembered_from > ticket.0 + 1 {
+                return;
+            }
+            let id = history.customer.id.as_str();
+            if drops.recent.iter().any(|(n, d)| *n > ticket.0 && d == id) {
+                return;
+            }
+        }
+        // Inserted under the lock, so no drop can slip between the check and the insert.
+        let id = history.customer.id.clone();
+        let external = history.customer.data.external_id.clone();
+        self.histories.insert(id.clone(), history);
+        if !external.is_empty() {
+            self.external.insert(external, id);
+        }
+    }
+
+    /// Forgets one customer's history: it changed, or is about to be announced as changed.
+    pub fn drop_customer(&self, id: &str) {
+        let mut drops = self.drops();
+        drops.count += 1;
+        let n = drops.count;
+        drops.recent.push_back((n, id.to_owned()));
+        if drops.recent.len() > REMEMBERED_DROPS {
+            drops.recent.pop_front();
+        }
+        self.histories.remove(id);
+    }
+
+    /// Forgets every history.
+    pub fn drop_all(&self) {
+        let mut drops = self.drops();
+        Self::drop_all_locked(&mut drops);
+        self.histories.clear();
+        self.external.clear();
+    }
+
+    fn drop_all_locked(drops: &mut Drops) {
+        drops.count += 1;
+        drops.everything_at = drops.count;
+        drops.recent.clear();
+    }
+
+    /// Whether a listener hears every change. Either way everything held is dropped: going
+    /// live, changes may have been missed before; going dark, they may be missed from now.
+    pub fn set_live(&self, live: bool) {
+        let mut drops = self.drops();
+        Self::drop_all_locked(&mut drops);
+        self.histories.clear();
+        self.external.clear();
+        self.live.store(live, Ordering::Release);
+    }
+
+    /// Applies one announcement from the channel.
+    pub fn apply(&self, payload: &str) {
+        if payload == EVERYTHING {
+            self.drop_all();
+        } else {
+            self.drop_customer(payload);
+        }
+    }
+}
+
+/// How often the listener checks that its connection still answers.
+const PING_EVERY: Duration = Duration::from_secs(5);
+/// Longest wait between attempts to reconnect.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// Keeps `cache` live while a PostgreSQL connection listening on [`CHANNEL`] is up, and
+/// reconnects when it drops. Runs until aborted.
+pub async fn listen(cache: Arc<HistoryCache>, url: String) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let started = std::time::Instant::now();
+        let outcome = listen_once(&cache, &url).await;
+        cache.set_live(false);
+        match outcome {
+            Ok(()) => tracing::warn!(
+                "history cache: the change listener's connection closed; evaluations read \
+                 the database until it is back"
+            ),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "history cache: not listening for changes; evaluations read the database \
+                 until it is back"
+            ),
+        }
+        if started.elapsed() > MAX_BACKOFF * 3 {
+            backoff = Duration::from_millis(200);
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// One listening session: returns when the connection ends.
+async fn listen_once(cache: &Arc<HistoryCache>, url: &str) -> Result<(), tokio_postgres::Error> {
+    let (client, mut connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    let heard = cache.clone();
+    let mut driver = tokio::spawn(async move {
+        loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => heard.apply(n.payload()),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    // Changes may be missed from here on: stop serving from memory now.
+                    heard.set_live(false);
+                    return Err(e);
+                }
+                None => {
+                    heard.set_live(false);
+                    return Ok(());
+                }
+            }
+        }
+    });
+    let session = async {
+        client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+        cache.set_live(true);
+        tracing::info!("history cache live: listening for history changes");
+        loop {
+            tokio::time::sleep(PING_EVERY).await;
+            // A connection that died without a word would otherwise look idle forever.
+            match tokio::time::timeout(PING_EVERY, client.simple_query("")).await {
+                Ok(result) => {
+                    result?;
+                }
+                Err(_) => return Ok(()),
+            }
+        }
+    };
+    let outcome = tokio::select! {
+        ended = &mut driver => ended.unwrap_or(Ok(())),
+        ended = session => ended,
+    };
+    driver.abort();
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use vitals_engine::domain::{Customer, CustomerData};
+
+    use super::*;
+
+    fn history(id: &str, external: &str) -> Arc<History> {
+        Arc::new(History {
+            customer: Customer {
+                id: id.to_owned(),
+                data: CustomerData::new(external),
+                version: 1,
+                create_time: 0,
+                update_time: 0,
+            },
+            events: Vec::new(),
+        })
+    }
+
+    fn live_cache() -> HistoryCache {
+        let cache = HistoryCache::new(1 << 20);
+        cache.set_live(true);
+        cache
+    }
+
+    #[test]
+    fn nothing_is_kept_or_served_while_not_live() {
+        let cache = HistoryCache::new(1 << 20);
+        assert!(cache.ticket().is_none());
+        let live = live_cache();
+        let ticket = live.ticket().expect("live");
+        live.keep(ticket, history("c1", "x1"));
+        assert!(live.get(&CustomerLookup::Id("c1".into())).is_some());
+        live.set_live(false);
+        assert!(live.get(&CustomerLookup::Id("c1".into())).is_none());
+        live.keep(ticket, history("c1", "x1"));
+        assert_eq!(live.stats().entries, 0);
+    }
+
+    #[test]
+    fn found_by_id_and_by_external_id() {
+        let cache = live_cache();
+        let ticket = cache.ticket().expect("live");
+        cache.keep(ticket, history("c1", "x1"));
+        let by_id = cache.get(&CustomerLookup::Id("c1".into())).expect("by id");
+        let by_external = cache
+            .get(&CustomerLookup::ExternalId("x1".into()))
+            .expect("by external id");
+        assert!(Arc::ptr_eq(&by_id, &by_external));
+        assert!(cache.get(&CustomerLookup::Id("c2".into())).is_none());
+    }
+
+    #[test]
+    fn an_external_id_that_moved_is_a_miss() {
+        let cache = live_cache();
+        cache.keep(cache.ticket().expect("live"), history("c1", "x1"));
+        // c1's external id changed to x2 (announced, then read again).
+        cache.apply("c1");
+        cache.keep(cache.ticket().expect("live"), history("c1", "x2"));
+        assert!(
+            cache
+                .get(&CustomerLookup::ExternalId("x1".into()))
+                .is_none()
+        );
+        assert!(
+            cache
+                .get(&CustomerLookup::ExternalId("x2".into()))
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn a_read_that_raced_a_change_is_not_kept() {
+        let cache = live_cache();
+        let before = cache.ticket().expect("live");
+        cache.apply("c1");
+        cache.keep(before, history("c1", "x1"));
+        assert!(cache.get(&CustomerLookup::Id("c1".into())).is_none());
+        // Another customer's change does not spoil this read.
+        cache.keep(before, history("c2", "x2"));
+        assert!(cache.get(&CustomerLookup::Id("c2".into())).is_some());
+        // A read started after the change is kept.
+        cache.keep(cache.ticket().expect("live"), history("c1", "x1"));
+        assert!(cache.get(&CustomerLookup::Id("c1".into())).is_some());
+    }
+
+    #[test]
+    fn a_change_drops_what_is_held() {
+        let cache = live_cache();
+        cache.keep(cache.ticket().expect("live"), history("c1", "x1"));
+        cache.keep(cache.ticket().expect("live"), history("c2", "x2"));
+        cache.apply("c1");
+        assert!(cache.get(&CustomerLookup::Id("c1".into())).is_none());
+        assert!(
+            cache
+                .get(&CustomerLookup::ExternalId("x1".into()))
+                .is_none()
+        );
+        assert!(cache.get(&CustomerLookup::Id("c2".into())).is_some());
+        cache.apply("*");
+        assert!(cache.get(&CustomerLookup::Id("c2".into())).is_none());
+        assert_eq!(cache.stats().entries, 0);
+    }
+
+    #[test]
+    fn everything_dropped_or_too_many_drops_spoil_older_reads() {
+        let cache = live_cache();
+        let before = cache.ticket().expect("live");
+        cache.apply("*");
+        cache.keep(before, history("c1", "x1"));
+        assert!(cache.get(&CustomerLookup::Id("c1".into())).is_none());
+
+        let before = cache.ticket().expect("live");
+        for i in 0..=REMEMBERED_DROPS {
+            cache.apply(&format!("other{i}"));
+        }
+        // The drops right after the ticket are forgotten: c1 may be among them.
+        cache.keep(before, history("c1", "x1"));
+        assert!(cache.get(&CustomerLookup::Id("c1".into())).is_none());
+    }
+
+    #[test]
+    fn the_budget_bounds_what_is_held() {
+        let cache = HistoryCache::new(64 * 1024);
+        cache.set_live(true);
+        for i in 0..1000 {
+            cache.keep(
+                cache.ticket().expect("live"),
+                history(&format!("c{i}"), &format!("x{i}")),
+            );
+        }
+        let stats = cache.stats();
+        assert!(stats.bytes <= 64 * 1024, "{stats:?}");
+        assert!(stats.entries > 10 && stats.entries < 1000, "{stats:?}");
+    }
+}
