@@ -18,6 +18,10 @@
 //!   started and is discarded if its customer (or everything) was dropped since.
 //! - Without a live listener nothing is cached or served from memory: every evaluation
 //!   reads the database, as it does on SQLite (embedded, no round trip, no channel).
+//!
+//! Each time the listener goes live the cache is warmed ([`warm`]): histories are scanned
+//! in customer order until the budget is nearly spent, so a freshly started server answers
+//! from memory within seconds rather than after every customer was asked for once.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,7 +31,7 @@ use std::time::Duration;
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 use vitals_engine::domain::StoredEvent;
-use vitals_store::{CustomerLookup, History};
+use vitals_store::{CustomerLookup, History, Store, StoreError};
 
 /// The channel the database announces history changes on (see the migration).
 pub const CHANNEL: &str = "vitals_history";
@@ -44,9 +48,10 @@ struct HistoryBytes;
 impl Weighter<String, Arc<History>> for HistoryBytes {
     fn weight(&self, id: &String, history: &Arc<History>) -> u64 {
         let event = |e: &StoredEvent| {
-            // The payload's own strings (currency, category, channel...) average well under
-            // 64 bytes; the estimate only has to keep the budget honest, not exact.
-            e.customer_id.len() + e.event_key.len() + 64
+            // The strings' heap blocks (the ids, and the payload's currency, category,
+            // channel...) with the allocator's rounding: calibrated against the server's
+            // resident memory with 100,000 histories held (BENCHMARKS.md).
+            e.customer_id.len() + e.event_key.len() + 160
         };
         let bytes = std::mem::size_of::<History>()
             + id.len()
@@ -80,6 +85,8 @@ pub struct CacheStats {
 }
 
 pub struct HistoryCache {
+    /// The memory budget, in (estimated) bytes.
+    budget: u64,
     histories: Cache<String, Arc<History>, HistoryBytes>,
     /// External id → customer id. Checked against the history found, since an external id
     /// can move to another customer: a stale entry is a miss, never a wrong answer.
@@ -106,6 +113,7 @@ impl HistoryCache {
             .unwrap_or(usize::MAX)
             .max(16);
         Self {
+            budget: budget_bytes,
             histories: Cache::with_weighter(items, budget_bytes.max(1), HistoryBytes),
             external: Cache::new(items),
             drops: Mutex::new(Drops::default()),
@@ -155,9 +163,23 @@ impl HistoryCache {
         Some(Ticket(self.drops().count))
     }
 
+    /// Whether histories read under `ticket` can still be kept: everything was not dropped
+    /// since, and the cache is live.
+    fn still_valid(&self, ticket: Ticket) -> bool {
+        self.is_live() && ticket.0 >= self.drops().everything_at
+    }
+
     /// Keeps a history read under `ticket`, unless its customer was dropped since the
-    /// ticket was taken: that read may predate the change.
-    pub fn keep(&self, ticket: Ticket, history: Arc<History>) {
+    /// ticket was taken: that read may predate the change. Returns it shared either way.
+    pub fn keep(&self, ticket: Ticket, mut history: History) -> Arc<History> {
+        // Read buffers grow by doubling: up to half the events' memory would be spare.
+        history.events.shrink_to_fit();
+        let history = Arc::new(history);
+        self.keep_shared(ticket, &history);
+        history
+    }
+
+    fn keep_shared(&self, ticket: Ticket, history: &Arc<History>) {
         let drops = self.drops();
         if !self.is_live() || ticket.0 < drops.everything_at {
             return;
@@ -176,7 +198,7 @@ impl HistoryCache {
         // Inserted under the lock, so no drop can slip between the check and the insert.
         let id = history.customer.id.clone();
         let external = history.customer.data.external_id.clone();
-        self.histories.insert(id.clone(), history);
+        self.histories.insert(id.clone(), history.clone());
         if !external.is_empty() {
             self.external.insert(external, id);
         }
@@ -228,18 +250,65 @@ impl HistoryCache {
     }
 }
 
+/// Customers per read while warming.
+const WARM_CHUNK: usize = 1000;
+
+/// Fills the cache from a scan of every history in customer id order, until the scan ends
+/// or 95% of the budget is spent (what is left takes the customers asked for later). One ticket, taken before the scan, covers every history it reads: a customer
+/// whose history changed meanwhile is not kept. Stops early when the cache is flushed or
+/// stops being live (a newer warm-up takes over). Blocking: run it off the async workers.
+pub fn warm(cache: &HistoryCache, store: &Store) -> Result<WarmUp, StoreError> {
+    let started = std::time::Instant::now();
+    let Some(ticket) = cache.ticket() else {
+        return Ok(WarmUp::default());
+    };
+    let full = cache.budget / 20 * 19;
+    let mut warmed = WarmUp::default();
+    let scanned = store.scan_histories(WARM_CHUNK, |histories| {
+        if !cache.still_valid(ticket) {
+            return Err(StoreError::Aborted("the cache was flushed".into()));
+        }
+        for history in histories {
+            warmed.events += history.events.len() as u64;
+            warmed.customers += 1;
+            cache.keep(ticket, history);
+        }
+        if cache.histories.weight() >= full {
+            return Err(StoreError::Aborted("the budget is spent".into()));
+        }
+        Ok(())
+    });
+    warmed.seconds = started.elapsed().as_secs_f64();
+    match scanned {
+        Ok(()) | Err(StoreError::Aborted(_)) => Ok(warmed),
+        Err(e) => Err(e),
+    }
+}
+
+/// What a warm-up read.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WarmUp {
+    pub customers: u64,
+    pub events: u64,
+    pub seconds: f64,
+}
+
 /// How often the listener checks that its connection still answers.
 const PING_EVERY: Duration = Duration::from_secs(5);
 /// Longest wait between attempts to reconnect.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
-/// Keeps `cache` live while a PostgreSQL connection listening on [`CHANNEL`] is up, and
-/// reconnects when it drops. Runs until aborted.
-pub async fn listen(cache: Arc<HistoryCache>, url: String) {
+/// Keeps `cache` live while a PostgreSQL connection listening on [`CHANNEL`] is up (and
+/// warms it each time it goes live), and reconnects when it drops. Runs until aborted;
+/// does nothing on SQLite.
+pub async fn listen(cache: Arc<HistoryCache>, store: Store) {
+    let Some(url) = store.postgres_url().map(str::to_owned) else {
+        return;
+    };
     let mut backoff = Duration::from_millis(200);
     loop {
         let started = std::time::Instant::now();
-        let outcome = listen_once(&cache, &url).await;
+        let outcome = listen_once(&cache, &store, &url).await;
         cache.set_live(false);
         match outcome {
             Ok(()) => tracing::warn!(
@@ -261,7 +330,11 @@ pub async fn listen(cache: Arc<HistoryCache>, url: String) {
 }
 
 /// One listening session: returns when the connection ends.
-async fn listen_once(cache: &Arc<HistoryCache>, url: &str) -> Result<(), tokio_postgres::Error> {
+async fn listen_once(
+    cache: &Arc<HistoryCache>,
+    store: &Store,
+    url: &str,
+) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
     let heard = cache.clone();
     let mut driver = tokio::spawn(async move {
@@ -285,6 +358,19 @@ async fn listen_once(cache: &Arc<HistoryCache>, url: &str) -> Result<(), tokio_p
         client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
         cache.set_live(true);
         tracing::info!("history cache live: listening for history changes");
+        let (cache, store) = (cache.clone(), store.clone());
+        tokio::task::spawn_blocking(move || match warm(&cache, &store) {
+            Ok(w) => tracing::info!(
+                customers = w.customers,
+                events = w.events,
+                seconds = w.seconds,
+                mib = cache.stats().bytes >> 20,
+                "history cache warmed"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "history cache: warming failed; it fills as customers are asked for")
+            }
+        });
         loop {
             tokio::time::sleep(PING_EVERY).await;
             // A connection that died without a word would otherwise look idle forever.
@@ -310,8 +396,8 @@ mod tests {
 
     use super::*;
 
-    fn history(id: &str, external: &str) -> Arc<History> {
-        Arc::new(History {
+    fn history(id: &str, external: &str) -> History {
+        History {
             customer: Customer {
                 id: id.to_owned(),
                 data: CustomerData::new(external),
@@ -320,7 +406,7 @@ mod tests {
                 update_time: 0,
             },
             events: Vec::new(),
-        })
+        }
     }
 
     fn live_cache() -> HistoryCache {

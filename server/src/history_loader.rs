@@ -162,10 +162,10 @@ async fn gather(
             match store.customer_histories(&lookups) {
                 Ok(histories) => {
                     for (job, history) in batch.into_iter().zip(histories) {
-                        let history = history.map(Arc::new).map_err(from_store);
-                        if let (Some(ticket), Ok(history)) = (ticket, &history) {
-                            cache.keep(ticket, history.clone());
-                        }
+                        let history = history.map_err(from_store).map(|h| match ticket {
+                            Some(ticket) => cache.keep(ticket, h),
+                            None => Arc::new(h),
+                        });
                         job.caller.answer(history);
                     }
                 }

@@ -91,7 +91,7 @@ impl Default for ServerConfig {
             model_poll_interval: Duration::from_secs(5),
             api_keys: Arc::new(ApiKeys::default()),
             tls: None,
-            history_cache_bytes: 512 << 20,
+            history_cache_bytes: 1 << 30,
         }
     }
 }
@@ -155,12 +155,13 @@ pub async fn serve(
     let histories = Arc::new(HistoryCache::new(config.history_cache_bytes));
     // The cache serves only while a listener hears every change; on SQLite (no channel,
     // no round trip to save) or with a zero budget it never goes live.
-    let listener_task = match store.postgres_url() {
-        Some(url) if config.history_cache_bytes > 0 => Some(tokio::spawn(
-            crate::history_cache::listen(histories.clone(), url.to_owned()),
-        )),
-        _ => None,
-    };
+    let listener_task =
+        (store.postgres_url().is_some() && config.history_cache_bytes > 0).then(|| {
+            tokio::spawn(crate::history_cache::listen(
+                histories.clone(),
+                store.clone(),
+            ))
+        });
 
     let (audit, audit_writer) = crate::audit::spawn_writer(store.clone());
     let (health, health_service) = tonic_health::server::health_reporter();

@@ -45,6 +45,14 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION vitals_history_truncated() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('vitals_history', '*');
+    RETURN NULL;
+END
+$$;
+
 -- PostgreSQL allows transition tables only on single-event triggers: one per operation.
 DO $$
 DECLARE
@@ -60,6 +68,8 @@ BEGIN
         EXECUTE format('CREATE TRIGGER %1$s_history_delete AFTER DELETE ON %1$I
             REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
             EXECUTE FUNCTION vitals_event_rows_changed()', t);
+        EXECUTE format('CREATE TRIGGER %1$s_history_truncate AFTER TRUNCATE ON %1$I
+            FOR EACH STATEMENT EXECUTE FUNCTION vitals_history_truncated()', t);
     END LOOP;
 END
 $$;
@@ -70,3 +80,5 @@ CREATE TRIGGER customers_history_update AFTER UPDATE ON customers
 CREATE TRIGGER customers_history_delete AFTER DELETE ON customers
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
     EXECUTE FUNCTION vitals_customer_rows_changed();
+CREATE TRIGGER customers_history_truncate AFTER TRUNCATE ON customers
+    FOR EACH STATEMENT EXECUTE FUNCTION vitals_history_truncated();
