@@ -8,6 +8,10 @@
 //! # the same while activating churn versions 1 and 2 alternately, 10 times:
 //! cargo run --release -p vitals-server --example evaluate_load -- \
 //!     --concurrency 16 --duration-secs 33 --swap-versions 1,2 --swaps 10
+//! # the same while another caller records 200 purchases/s for random customers (each
+//! # write makes the server forget that customer's history: reads and writes mixed):
+//! cargo run --release -p vitals-server --example evaluate_load -- \
+//!     --concurrency 16 --duration-secs 30 --writes-per-sec 200
 //! # RefreshEvaluations over every customer, printing its progress:
 //! cargo run --release -p vitals-server --example evaluate_load -- --refresh
 //! ```
@@ -79,6 +83,10 @@ struct Args {
     /// Model kind the swaps activate.
     #[arg(long, default_value = "churn")]
     swap_kind: String,
+    /// Meanwhile record this many purchases per second (one RecordEvents call each, a
+    /// random listed customer, on a fixed schedule from one more caller).
+    #[arg(long)]
+    writes_per_sec: Option<f64>,
     /// API key sent as `authorization: Bearer` on the EvaluateCustomer calls (to measure
     /// what authentication costs); the customer list is fetched with it too.
     #[arg(long, env = "VITALS_API_KEY")]
@@ -115,6 +123,9 @@ struct Tally {
     errors: BTreeMap<String, u64>,
     /// Successful answers by the churn model version that served them.
     churn_versions: BTreeMap<u64, u64>,
+    /// Successful answers by where the server took the history from (its
+    /// `vitals-history-source` header: memory or database).
+    sources: BTreeMap<String, u64>,
     /// Successful answers without a churn part, by the reason given (e.g. the customer has
     /// already churned): not errors, but a swap must never cause one.
     churn_absent: BTreeMap<String, u64>,
@@ -172,6 +183,16 @@ async fn main() -> Result<()> {
             every,
         )))
     };
+
+    let writer = args.writes_per_sec.filter(|r| *r > 0.0).map(|rate| {
+        tokio::spawn(write_purchases(
+            channels[channels.len() - 1].clone(),
+            ids.clone(),
+            rate,
+            started + warmup,
+            deadline,
+        ))
+    });
 
     let authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> = args
         .api_key
@@ -239,6 +260,13 @@ async fn main() -> Result<()> {
                 let latency = now.elapsed();
                 match result {
                     Ok(response) => {
+                        let source = response
+                            .metadata()
+                            .get("vitals-history-source")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("unsaid")
+                            .to_owned();
+                        *tally.sources.entry(source).or_default() += 1;
                         let e = response.into_inner();
                         let absent = e
                             .churn
@@ -277,6 +305,7 @@ async fn main() -> Result<()> {
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     let mut versions: BTreeMap<u64, u64> = BTreeMap::new();
     let mut absent: BTreeMap<String, u64> = BTreeMap::new();
+    let mut sources: BTreeMap<String, u64> = BTreeMap::new();
     for caller in callers {
         let tally = caller.await.context("a caller panicked")?;
         latencies.extend(tally.latencies_us);
@@ -288,6 +317,9 @@ async fn main() -> Result<()> {
         }
         for (k, v) in tally.churn_versions {
             *versions.entry(k).or_default() += v;
+        }
+        for (k, v) in tally.sources {
+            *sources.entry(k).or_default() += v;
         }
         for (k, v) in tally.churn_absent {
             *absent.entry(k).or_default() += v;
@@ -352,11 +384,97 @@ async fn main() -> Result<()> {
     }
     println!("errors by code: {errors:?}");
     println!("answers by churn version: {versions:?}");
+    println!("answers by history source: {sources:?}");
     println!("answers without a churn part, by reason: {absent:?}");
     if let Some(swap_errors) = swap_errors {
         println!("activation errors: {swap_errors}");
     }
+    if let Some(writer) = writer {
+        let mut writes = writer.await.context("the writer panicked")?;
+        writes.latencies_us.sort_unstable();
+        let at = |p: f64| {
+            let n = writes.latencies_us.len();
+            let i = ((p * n as f64) as usize).min(n.saturating_sub(1));
+            writes
+                .latencies_us
+                .get(i)
+                .map_or(f64::NAN, |&us| f64::from(us) / 1000.0)
+        };
+        println!(
+            "RecordEvents meanwhile: {} ok, {} errors; latency ms p50={:.3} p99={:.3}",
+            writes.latencies_us.len(),
+            writes.errors,
+            at(0.50),
+            at(0.99)
+        );
+    }
     Ok(())
+}
+
+/// What the writer saw.
+#[derive(Debug, Default)]
+struct Writes {
+    latencies_us: Vec<u32>,
+    errors: u64,
+}
+
+/// Records one purchase for a random customer every 1/`rate` s from `from` to `until`.
+async fn write_purchases(
+    channel: Channel,
+    ids: Arc<Vec<String>>,
+    rate: f64,
+    from: Instant,
+    until: Instant,
+) -> Writes {
+    use pb::event::{Customer as Who, Payload};
+    let mut client = vitals_proto::v1::event_service_client::EventServiceClient::new(channel);
+    let mut rng = Rng::new(0x5EED);
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let every = Duration::from_secs_f64(1.0 / rate);
+    let mut writes = Writes::default();
+    let mut n: u32 = 0;
+    loop {
+        let due = from + every * n;
+        if due >= until {
+            return writes;
+        }
+        tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+        let seconds = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let event = pb::Event {
+            event_key: format!("load-{run}-{n}"),
+            customer: Some(Who::CustomerId(ids[rng.below(ids.len())].clone())),
+            time: Some(prost_types::Timestamp {
+                seconds: seconds - 60,
+                nanos: 0,
+            }),
+            record_time: None,
+            payload: Some(Payload::Transaction(pb::Transaction {
+                amount_minor: 2_500,
+                currency: "USD".into(),
+                quantity: 1,
+                category: String::new(),
+                channel: "web".into(),
+            })),
+        };
+        n += 1;
+        let sent = Instant::now();
+        let result = client
+            .record_events(pb::RecordEventsRequest {
+                events: vec![event],
+                backfill: false,
+            })
+            .await;
+        match result {
+            Ok(r) if r.get_ref().accepted == 1 => writes
+                .latencies_us
+                .push(u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX)),
+            _ => writes.errors += 1,
+        }
+    }
 }
 
 /// Every customer id the server lists, page by page (at most `max`, 0 meaning all).

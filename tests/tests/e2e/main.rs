@@ -8,6 +8,7 @@ mod events;
 mod faults;
 mod followups;
 mod history;
+mod history_cache;
 mod limits;
 mod models;
 mod portfolio;

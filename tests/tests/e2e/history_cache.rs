@@ -1,0 +1,93 @@
+//! The server's history cache against a real PostgreSQL: it warms when its listener goes
+//! live, and losing the listener's connection stops it serving from memory until it is
+//! back (then it warms again). The end-to-end behaviour through the API (every kind of
+//! write forgets, memory really answers) is `evaluation::histories_in_memory_follow_every_write`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use diesel::{Connection, RunQueryDsl};
+use vitals_engine::time::{MICROS_PER_DAY, now_micros};
+use vitals_engine::{CustomerData, CustomerRef, EventPayload, NewEvent, Transaction};
+use vitals_server::history_cache::{HistoryCache, listen};
+use vitals_store::{CustomerLookup, DatabaseUrl, PoolOptions, RecordMode, Store};
+use vitals_tests::{Backend, TestDb};
+
+async fn wait_for(what: &str, seconds: u64, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within {seconds} s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_warms_and_survives_losing_its_listener() {
+    let db = TestDb::new(Backend::Postgres);
+    let DatabaseUrl::Postgres(url) = &db.url else {
+        unreachable!("a PostgreSQL database")
+    };
+    // A name of its own, so this test finds its listener among every other test's.
+    let name = format!("vitals-cache-test-{}", uuid::Uuid::new_v4().simple());
+    let url = format!("{url}&application_name={name}");
+    let store =
+        Store::open(&DatabaseUrl::Postgres(url.clone()), &PoolOptions::default()).expect("open");
+    store.migrate().expect("migrate");
+    let now = now_micros();
+    let customers = (0..30)
+        .map(|i| (i, CustomerData::new(format!("w{i}"))))
+        .collect();
+    store.upsert_customers(customers, now).expect("customers");
+    let events = (0..30)
+        .map(|i| {
+            (
+                i as usize,
+                NewEvent {
+                    event_key: "p".into(),
+                    customer: CustomerRef::ExternalId(format!("w{i}")),
+                    time: now - MICROS_PER_DAY,
+                    payload: EventPayload::Transaction(Transaction {
+                        amount_minor: 100 + i,
+                        currency: "EUR".into(),
+                        quantity: 1,
+                        category: String::new(),
+                        channel: String::new(),
+                    }),
+                },
+            )
+        })
+        .collect();
+    store
+        .record_events(events, RecordMode::Backfill, now)
+        .expect("events");
+
+    let cache = Arc::new(HistoryCache::new(64 << 20));
+    let listener = tokio::spawn(listen(cache.clone(), store.clone()));
+    // Live, then warmed with every customer without any of them being asked for.
+    wait_for("warmed", 10, || cache.stats().entries == 30).await;
+    let w7 = CustomerLookup::ExternalId("w7".into());
+    let held = cache.get(&w7).expect("w7 held after warming");
+    assert_eq!(held.events.len(), 1);
+
+    // The listener's connection dies (an administrator, a failover, a network cut).
+    let mut admin =
+        diesel::PgConnection::establish(&vitals_tests::postgres_admin_url()).expect("connect");
+    let killed = diesel::sql_query(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = '{name}' AND query ILIKE '%LISTEN%' OR \
+         (application_name = '{name}' AND query = '')"
+    ))
+    .execute(&mut admin)
+    .expect("terminate the listener");
+    assert!(killed >= 1, "the listener's backend was not found");
+    // Changes could be missed from now on: nothing is served from memory...
+    wait_for("dark", 5, || !cache.is_live()).await;
+    assert!(cache.get(&w7).is_none());
+    // ...until it has reconnected and warmed again.
+    wait_for("live and warm again", 15, || {
+        cache.is_live() && cache.stats().entries == 30
+    })
+    .await;
+    assert!(cache.get(&w7).is_some());
+    listener.abort();
+}
