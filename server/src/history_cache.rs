@@ -7,11 +7,12 @@
 //! `quick_cache` evicts by weight (CLOCK-Pro: rarely read histories go first).
 //!
 //! Coherence, whoever writes:
-//! - PostgreSQL announces every change to a history on the channel `vitals_history`
-//!   (statement triggers, migration `000005_history_changes`): one customer id, or `*` for
-//!   a statement that touched more than 1,000 customers. A listener connection
-//!   ([`listen`]) drops what was announced: writes by another server, the trainer or psql
-//!   reach this server within the notification's delivery.
+//! - PostgreSQL announces every change to a history on the channel
+//!   `vitals_history:<schema>` (statement triggers, migration `000005_history_changes`):
+//!   one customer id, or `*` for a statement that touched more than 1,000 customers or a
+//!   truncation. A listener connection ([`listen`]) drops what was announced: writes by
+//!   another server, the trainer or psql reach this server within the notification's
+//!   delivery.
 //! - Writes through this server drop their customers themselves right after commit, so a
 //!   caller reads its own writes at once.
 //! - A read that raced a change is not kept: it carries a [`Ticket`] taken before it
@@ -33,8 +34,6 @@ use quick_cache::sync::Cache;
 use vitals_engine::domain::StoredEvent;
 use vitals_store::{CustomerLookup, History, Store, StoreError};
 
-/// The channel the database announces history changes on (see the migration).
-pub const CHANNEL: &str = "vitals_history";
 /// The payload that means "drop every history".
 const EVERYTHING: &str = "*";
 /// Single drops remembered for in-flight reads to check against; a read older than the
@@ -298,7 +297,8 @@ const PING_EVERY: Duration = Duration::from_secs(5);
 /// Longest wait between attempts to reconnect.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
-/// Keeps `cache` live while a PostgreSQL connection listening on [`CHANNEL`] is up (and
+/// Keeps `cache` live while a PostgreSQL connection listening on the store's history
+/// channel is up (and
 /// warms it each time it goes live), and reconnects when it drops. Runs until aborted;
 /// does nothing on SQLite.
 pub async fn listen(cache: Arc<HistoryCache>, store: Store) {
@@ -355,7 +355,16 @@ async fn listen_once(
         }
     });
     let session = async {
-        client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+        // The channel of the schema this connection's search_path (the store's URL) finds
+        // first, named by the migration's own function: without the migration (and so
+        // without its triggers) this fails and nothing is ever cached.
+        let row = client
+            .query_one("SELECT vitals_history_channel(current_schema())", &[])
+            .await?;
+        let channel: String = row.try_get(0)?;
+        client
+            .batch_execute(&format!("LISTEN \"{}\"", channel.replace('"', "\"\"")))
+            .await?;
         cache.set_live(true);
         tracing::info!("history cache live: listening for history changes");
         let (cache, store) = (cache.clone(), store.clone());

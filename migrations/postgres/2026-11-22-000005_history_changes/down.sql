@@ -16,4 +16,5 @@ DROP TRIGGER customers_history_truncate ON customers;
 DROP FUNCTION vitals_history_truncated();
 DROP FUNCTION vitals_customer_rows_changed();
 DROP FUNCTION vitals_event_rows_changed();
-DROP FUNCTION vitals_announce_history(text[]);
+DROP FUNCTION vitals_announce_history(text, text[]);
+DROP FUNCTION vitals_history_channel(text);

@@ -750,7 +750,7 @@ async fn histories_in_memory_follow_every_write(backend: Backend) {
         close(value, 150.0),
         "the unannounced change was seen: {value}"
     );
-    diesel::sql_query("SELECT pg_notify('vitals_history', $1)")
+    diesel::sql_query("SELECT pg_notify(vitals_history_channel(current_schema()), $1)")
         .bind::<diesel::sql_types::Text, _>(&id)
         .execute(&mut psql)
         .expect("announce");

@@ -88,6 +88,23 @@ async fn the_cache_warms_and_survives_losing_its_listener() {
         cache.is_live() && cache.stats().entries == 30
     })
     .await;
-    assert!(cache.get(&w7).is_some());
+    let held = cache.get(&w7).expect("w7 held again");
+
+    // A write from a session whose search_path does not hold Vitals' schema (psql, a
+    // script): the triggers still run and announce on this schema's channel.
+    let schema = url
+        .split("search_path%3D")
+        .nth(1)
+        .and_then(|rest| rest.split('&').next())
+        .expect("the test URL names its schema");
+    let changed = diesel::sql_query(format!(
+        "UPDATE {schema}.transactions SET amount_minor = amount_minor + 1 WHERE customer_id = $1"
+    ))
+    .bind::<diesel::sql_types::Text, _>(&held.customer.id)
+    .execute(&mut admin)
+    .expect("a write with another search_path");
+    assert_eq!(changed, 1);
+    wait_for("w7 forgotten", 5, || cache.get(&w7).is_none()).await;
+    assert_eq!(cache.stats().entries, 29);
     listener.abort();
 }
