@@ -316,7 +316,7 @@ pub async fn listen(cache: Arc<HistoryCache>, store: Store) {
                  the database until it is back"
             ),
             Err(e) => tracing::warn!(
-                error = %e,
+                error = %describe(&e),
                 "history cache: not listening for changes; evaluations read the database \
                  until it is back"
             ),
@@ -326,6 +326,17 @@ pub async fn listen(cache: Arc<HistoryCache>, store: Store) {
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// The error with PostgreSQL's own message: tokio-postgres displays only "db error".
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
     }
 }
 
