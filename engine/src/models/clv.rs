@@ -414,6 +414,37 @@ impl BgNbd {
         let bracket = 1.0 - f;
         (a + b + x - 1.0) / (a - 1.0) * bracket * self.probability_alive(s)
     }
+
+    /// [`Self::expected_purchases`] at several horizons, the same values, in one pass over
+    /// their series (see [`hyp2f1_scaled_lanes`]).
+    pub fn expected_purchases_at(&self, s: &RfmSummary, horizons: &[f64]) -> Vec<f64> {
+        if !self.params_ok() {
+            return vec![0.0; horizons.len()];
+        }
+        let BgNbd { r, alpha, a, b } = *self;
+        let x = s.x;
+        let k = r + x;
+        let mut lanes: Vec<Hyp2f1Lane> = horizons
+            .iter()
+            .map(|&t| {
+                let z = t / (alpha + s.t + t);
+                Hyp2f1Lane::new(z, k * (-z).ln_1p())
+            })
+            .collect();
+        hyp2f1_scaled_lanes(k, b + x, a + b + x - 1.0, &mut lanes);
+        let alive = self.probability_alive(s);
+        horizons
+            .iter()
+            .zip(&lanes)
+            .map(|(&t, lane)| {
+                if t <= 0.0 {
+                    0.0
+                } else {
+                    (a + b + x - 1.0) / (a - 1.0) * (1.0 - lane.value) * alive
+                }
+            })
+            .collect()
+    }
 }
 
 /// Gauss's hypergeometric function times e^`log_scale`: e^log_scale · ₂F₁(a, b; c; z), for
@@ -430,42 +461,90 @@ impl BgNbd {
 /// can first grow like n^(a+b-c-1) zⁿ, so the sum is kept rescaled to avoid overflow and the
 /// scale is applied in log space at the end.
 fn hyp2f1_scaled(a: f64, b: f64, c: f64, z: f64, log_scale: f64) -> f64 {
+    let mut lane = [Hyp2f1Lane::new(z, log_scale)];
+    hyp2f1_scaled_lanes(a, b, c, &mut lane);
+    lane[0].value
+}
+
+/// One series of [`hyp2f1_scaled_lanes`]: its z and scale, its running state, its value.
+#[derive(Debug, Clone, Copy)]
+struct Hyp2f1Lane {
+    z: f64,
+    log_scale: f64,
+    term: f64,
+    sum: f64,
+    log_factor: f64,
+    done: bool,
+    value: f64,
+}
+
+impl Hyp2f1Lane {
+    fn new(z: f64, log_scale: f64) -> Self {
+        Self {
+            z,
+            log_scale,
+            term: 1.0,
+            sum: 1.0,
+            log_factor: 0.0,
+            done: false,
+            value: f64::NAN,
+        }
+    }
+}
+
+/// [`hyp2f1_scaled`] for several z at once, with the same a, b and c: every series' n-th
+/// coefficient ratio (a+n)(b+n)/((c+n)(n+1)) is the same, so it is computed once per n for
+/// all of them (a lifetime value sums one series per month of its horizon). Each lane does
+/// exactly the operations the single series does, so its value is the same to the bit.
+fn hyp2f1_scaled_lanes(a: f64, b: f64, c: f64, lanes: &mut [Hyp2f1Lane]) {
     const MAX_TERMS: usize = 10_000_000;
     const BIG: f64 = 1e200;
-    if z == 0.0 {
-        return log_scale.exp();
+    let mut open = 0;
+    for lane in lanes.iter_mut() {
+        if lane.z == 0.0 {
+            lane.value = lane.log_scale.exp();
+            lane.done = true;
+        } else if !(0.0..1.0).contains(&lane.z) {
+            lane.value = f64::NAN;
+            lane.done = true;
+        } else {
+            open += 1;
+        }
     }
-    if !(0.0..1.0).contains(&z) {
-        return f64::NAN;
-    }
-    let mut term = 1.0f64;
-    let mut sum = 1.0f64;
-    let mut log_factor = 0.0f64;
     for n in 0..MAX_TERMS {
+        if open == 0 {
+            return;
+        }
         let nf = n as f64;
         let denom = (c + nf) * (nf + 1.0);
         if denom == 0.0 {
-            return f64::NAN;
+            // The same n for every z: no open series has a value.
+            return;
         }
-        let ratio = (a + nf) * (b + nf) / denom * z;
-        term *= ratio;
-        sum += term;
-        if sum.abs() > BIG {
-            sum /= BIG;
-            term /= BIG;
-            log_factor += BIG.ln();
-        }
-        // Once the ratio is below 1 and stays so (n beyond the terms' peak), the remainder
-        // is below term · ratio / (1 - ratio).
-        if ratio.abs() < 1.0 && nf > -c {
-            let tail = term.abs() * ratio.abs() / (1.0 - ratio.abs());
-            if tail <= 1e-17 * sum.abs() {
-                let sign = sum.signum();
-                return sign * (sum.abs().ln() + log_factor + log_scale).exp();
+        let coefficient = (a + nf) * (b + nf) / denom;
+        for lane in lanes.iter_mut().filter(|l| !l.done) {
+            let ratio = coefficient * lane.z;
+            lane.term *= ratio;
+            lane.sum += lane.term;
+            if lane.sum.abs() > BIG {
+                lane.sum /= BIG;
+                lane.term /= BIG;
+                lane.log_factor += BIG.ln();
+            }
+            // Once the ratio is below 1 and stays so (n beyond the terms' peak), the
+            // remainder is below term · ratio / (1 - ratio).
+            if ratio.abs() < 1.0 && nf > -c {
+                let tail = lane.term.abs() * ratio.abs() / (1.0 - ratio.abs());
+                if tail <= 1e-17 * lane.sum.abs() {
+                    let sign = lane.sum.signum();
+                    lane.value =
+                        sign * (lane.sum.abs().ln() + lane.log_factor + lane.log_scale).exp();
+                    lane.done = true;
+                    open -= 1;
+                }
             }
         }
     }
-    f64::NAN
 }
 
 /// The Gamma-Gamma spend model: a customer's mean transaction value ν ~ Gamma(q, γ), each
@@ -651,10 +730,13 @@ impl ClvModel {
         margin: f64,
     ) -> f64 {
         let spend = self.gamma_gamma.expected_spend(s);
+        let horizons: Vec<f64> = (1..=horizon_months)
+            .map(|m| f64::from(m) * DAYS_PER_MONTH / self.unit_days)
+            .collect();
+        let cumulative = self.bgnbd.expected_purchases_at(s, &horizons);
         let mut previous = 0.0;
         let mut value = 0.0;
-        for m in 1..=horizon_months {
-            let cumulative = self.expected_purchases_months(s, f64::from(m));
+        for (m, cumulative) in (1..=horizon_months).zip(cumulative) {
             value += (cumulative - previous) / (1.0 + monthly_discount).powi(m as i32);
             previous = cumulative;
         }
@@ -912,6 +994,51 @@ mod tests {
             GammaGamma::fit(&none),
             Err(ModelError::Training(_))
         ));
+    }
+
+    #[test]
+    fn horizons_in_one_pass_equal_each_alone_to_the_bit() {
+        let customers = [
+            (0.0, 0.0, 10.0),
+            (1.0, 2.0, 38.0),
+            (4.0, 30.0, 38.0),
+            (20.0, 70.0, 78.0),
+            (2.0, 5.0, 300.0),
+        ];
+        // Horizons whose series converge after different numbers of terms, a zero and a
+        // negative horizon (no purchases expected), in no particular order.
+        let horizons = [4.3, 52.0, 0.0, 1.0, 520.0, -3.0, 26.1, 5_000.0];
+        for model in [
+            PAPER,
+            BgNbd {
+                r: 2.1,
+                alpha: 3.5,
+                a: 0.4,
+                b: 1.9,
+            },
+        ] {
+            for (x, t_x, t) in customers {
+                let s = RfmSummary {
+                    x,
+                    t_x,
+                    t,
+                    monetary: 0.0,
+                };
+                let together = model.expected_purchases_at(&s, &horizons);
+                for (h, value) in horizons.iter().zip(&together) {
+                    let alone = model.expected_purchases(&s, *h);
+                    assert_eq!(value.to_bits(), alone.to_bits(), "x={x} t={t} h={h}");
+                }
+            }
+        }
+        let bad = BgNbd { r: -1.0, ..PAPER };
+        let s = RfmSummary {
+            x: 1.0,
+            t_x: 1.0,
+            t: 2.0,
+            monetary: 0.0,
+        };
+        assert_eq!(bad.expected_purchases_at(&s, &[1.0, 2.0]), vec![0.0, 0.0]);
     }
 
     #[test]
