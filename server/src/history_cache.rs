@@ -253,8 +253,9 @@ impl HistoryCache {
 const WARM_CHUNK: usize = 1000;
 
 /// Fills the cache from a scan of every history in customer id order, until the scan ends
-/// or 95% of the budget is spent (what is left takes the customers asked for later). One ticket, taken before the scan, covers every history it reads: a customer
-/// whose history changed meanwhile is not kept. Stops early when the cache is flushed or
+/// or 95% of the budget is spent (what is left takes the customers asked for later). One
+/// ticket, taken before the scan, covers every history it reads: a customer whose history
+/// changed meanwhile is not kept. Stops early when the cache is flushed or
 /// stops being live (a newer warm-up takes over). Blocking: run it off the async workers.
 pub fn warm(cache: &HistoryCache, store: &Store) -> Result<WarmUp, StoreError> {
     let started = std::time::Instant::now();
