@@ -199,6 +199,23 @@ impl TestServer {
             .id
     }
 
+    /// Records live `events` through the API (a test's setup: a failed call panics; events
+    /// the server rejects come back in the answer).
+    pub async fn record_events(
+        &self,
+        events: Vec<vitals_proto::v1::Event>,
+    ) -> vitals_proto::v1::RecordEventsResponse {
+        self.events()
+            .await
+            .record_events(vitals_proto::v1::RecordEventsRequest {
+                events,
+                backfill: false,
+            })
+            .await
+            .expect("the test's events are recorded")
+            .into_inner()
+    }
+
     /// Fills the server's database with `customers` synthetic customers and their
     /// history (seeded, so reproducible), then trains and publishes churn and segment
     /// models into its registry, activated when `activate`. Returns the churn version.

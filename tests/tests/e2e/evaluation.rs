@@ -528,15 +528,7 @@ async fn concurrent_evaluations_each_get_their_own_customer(backend: Backend) {
         }
         ids.push(id);
     }
-    server
-        .events()
-        .await
-        .record_events(pb::RecordEventsRequest {
-            events,
-            backfill: false,
-        })
-        .await
-        .expect("recorded");
+    server.record_events(events).await;
 
     // After the events were recorded: an evaluation sees only what was known at as_of.
     let as_of = Some(ts(now + 60));
@@ -677,21 +669,9 @@ async fn histories_in_memory_follow_every_write(backend: Backend) {
             ..Default::default()
         })
         .await;
-    let record = |events: Vec<pb::Event>| {
-        let server = &server;
-        async move {
-            server
-                .events()
-                .await
-                .record_events(pb::RecordEventsRequest {
-                    events,
-                    backfill: false,
-                })
-                .await
-                .expect("recorded")
-        }
-    };
-    record(vec![purchase(&id, "p1", 10_000, 5)]).await;
+    server
+        .record_events(vec![purchase(&id, "p1", 10_000, 5)])
+        .await;
     let mut api = server.evaluations().await;
     let by_id = Lookup::CustomerId(id.clone());
     let close = |a: f64, b: f64| (a - b).abs() < 1e-6;
@@ -718,7 +698,9 @@ async fn histories_in_memory_follow_every_write(backend: Backend) {
     assert_eq!((source.as_str(), value), ("memory", 100.0));
 
     // 1. A write through this server: the very next evaluation sees it.
-    record(vec![purchase(&id, "p2", 5_000, 3)]).await;
+    server
+        .record_events(vec![purchase(&id, "p2", 5_000, 3)])
+        .await;
     let (source, value) = evaluate_with_source(&mut api, by_id.clone())
         .await
         .expect("evaluated");
