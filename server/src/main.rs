@@ -104,8 +104,8 @@ struct Cli {
     max_message_mib: usize,
 
     /// Memory for customers' histories kept between evaluations, in MiB (PostgreSQL only;
-    /// 0 turns it off). A history takes about 330 bytes per event: 1 GiB holds 150,000
-    /// customers of 22 events each.
+    /// 0 turns it off). A history takes about 450 bytes per event: 1 GiB holds about
+    /// 100,000 customers of 22 events each.
     #[arg(
         long,
         env = "VITALS_HISTORY_CACHE_MIB",
