@@ -75,12 +75,12 @@ struct Drops {
     recent: VecDeque<(u64, String)>,
 }
 
-/// What the cache did, for logs and tests.
+/// What the cache holds, for logs and tests.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct CacheStats {
     pub entries: usize,
+    /// Estimated bytes (what the budget counts).
     pub bytes: u64,
-    pub live: bool,
 }
 
 pub struct HistoryCache {
@@ -98,6 +98,7 @@ pub struct HistoryCache {
 impl std::fmt::Debug for HistoryCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HistoryCache")
+            .field("live", &self.is_live())
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
@@ -135,7 +136,6 @@ impl HistoryCache {
         CacheStats {
             entries: self.histories.len(),
             bytes: self.histories.weight(),
-            live: self.is_live(),
         }
     }
 
@@ -163,10 +163,14 @@ impl HistoryCache {
         Some(Ticket(self.drops().count))
     }
 
-    /// Whether histories read under `ticket` can still be kept: everything was not dropped
-    /// since, and the cache is live.
+    /// Whether histories read under `ticket` can still be kept: the cache is live and
+    /// everything was not dropped since.
     fn still_valid(&self, ticket: Ticket) -> bool {
-        self.is_live() && ticket.0 >= self.drops().everything_at
+        self.valid_under(&self.drops(), ticket)
+    }
+
+    fn valid_under(&self, drops: &Drops, ticket: Ticket) -> bool {
+        self.is_live() && ticket.0 >= drops.everything_at
     }
 
     /// Keeps a history read under `ticket`, unless its customer was dropped since the
@@ -181,7 +185,7 @@ impl HistoryCache {
 
     fn keep_shared(&self, ticket: Ticket, history: &Arc<History>) {
         let drops = self.drops();
-        if !self.is_live() || ticket.0 < drops.everything_at {
+        if !self.valid_under(&drops, ticket) {
             return;
         }
         if drops.count > ticket.0 {
@@ -218,25 +222,23 @@ impl HistoryCache {
 
     /// Forgets every history.
     pub fn drop_all(&self) {
-        let mut drops = self.drops();
-        Self::drop_all_locked(&mut drops);
-        self.histories.clear();
-        self.external.clear();
+        self.forget_everything(&mut self.drops());
     }
 
-    fn drop_all_locked(drops: &mut Drops) {
+    /// Under the lock, so that no read in flight is kept afterwards.
+    fn forget_everything(&self, drops: &mut Drops) {
         drops.count += 1;
         drops.everything_at = drops.count;
         drops.recent.clear();
+        self.histories.clear();
+        self.external.clear();
     }
 
     /// Whether a listener hears every change. Either way everything held is dropped: going
     /// live, changes may have been missed before; going dark, they may be missed from now.
     pub fn set_live(&self, live: bool) {
         let mut drops = self.drops();
-        Self::drop_all_locked(&mut drops);
-        self.histories.clear();
-        self.external.clear();
+        self.forget_everything(&mut drops);
         self.live.store(live, Ordering::Release);
     }
 

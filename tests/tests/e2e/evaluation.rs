@@ -497,7 +497,6 @@ both_backends!(concurrent_evaluations_each_get_their_own_customer);
 /// server's history loader): each must still get exactly its own customer's evaluation,
 /// the same as when asked alone, and a missing customer its own NOT_FOUND.
 async fn concurrent_evaluations_each_get_their_own_customer(backend: Backend) {
-    use vitals_proto::v1::event::{Customer as Who, Payload};
     let server = TestServer::start(backend).await;
     let now = now_seconds();
     let mut ids = Vec::new();
@@ -512,19 +511,12 @@ async fn concurrent_evaluations_each_get_their_own_customer(backend: Backend) {
             .await;
         // A different number of purchases, amounts and recency per customer.
         for k in 0..=(n % 5) {
-            events.push(pb::Event {
-                event_key: format!("p-{k}"),
-                customer: Some(Who::CustomerId(id.clone())),
-                time: Some(ts(now - 86_400 * (1 + n + 3 * k))),
-                record_time: None,
-                payload: Some(Payload::Transaction(pb::Transaction {
-                    amount_minor: 1_000 + 137 * n + k,
-                    currency: "USD".into(),
-                    quantity: 1,
-                    category: String::new(),
-                    channel: "web".into(),
-                })),
-            });
+            events.push(purchase(
+                &id,
+                &format!("p-{k}"),
+                1_000 + 137 * n + k,
+                1 + n + 3 * k,
+            ));
         }
         ids.push(id);
     }
@@ -697,7 +689,20 @@ async fn histories_in_memory_follow_every_write(backend: Backend) {
         .expect("by external id");
     assert_eq!((source.as_str(), value), ("memory", 100.0));
 
-    // 1. A write through this server: the very next evaluation sees it.
+    let vitals_store::DatabaseUrl::Postgres(url) = &server.db.url else {
+        unreachable!("a PostgreSQL test")
+    };
+    let mut psql = diesel::PgConnection::establish(url).expect("connect");
+    let sql = |psql: &mut diesel::PgConnection, statement: &str| {
+        diesel::sql_query(statement)
+            .execute(psql)
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    };
+
+    // 1. A write through this server: the very next evaluation sees it, because the
+    // server forgets the history itself. The database's announcement is switched off
+    // (this schema's triggers) so that it cannot be what made the history forgotten.
+    sql(&mut psql, "ALTER TABLE transactions DISABLE TRIGGER USER");
     server
         .record_events(vec![purchase(&id, "p2", 5_000, 3)])
         .await;
@@ -706,18 +711,13 @@ async fn histories_in_memory_follow_every_write(backend: Backend) {
         .expect("evaluated");
     assert_eq!(source, "database");
     assert!(close(value, 150.0), "{value}");
+    sql(&mut psql, "ALTER TABLE transactions ENABLE TRIGGER USER");
 
     // 2. Memory really answers: a change the database does not announce (triggers off
     // for one session, as only a superuser can) stays unseen until it is announced.
     let (source, _) = evaluate_until(&mut api, by_id.clone(), 5, |s, _| s == "memory").await;
     assert_eq!(source, "memory");
-    let vitals_store::DatabaseUrl::Postgres(url) = &server.db.url else {
-        unreachable!("a PostgreSQL test")
-    };
-    let mut psql = diesel::PgConnection::establish(url).expect("connect");
-    diesel::sql_query("SET session_replication_role = replica")
-        .execute(&mut psql)
-        .expect("triggers off");
+    sql(&mut psql, "SET session_replication_role = replica");
     diesel::sql_query(
         "UPDATE transactions SET amount_minor = amount_minor * 2 WHERE customer_id = $1",
     )
@@ -778,7 +778,14 @@ async fn histories_in_memory_follow_every_write(backend: Backend) {
         "another writer's event was not seen: {value}"
     );
 
-    // 4. An external id moved through this server: the old one is unknown at once.
+    // 4. An external id moved through this server (announcements off again): the old one
+    // is unknown at once, though its history was in memory.
+    let (source, _) = evaluate_until(&mut api, Lookup::ExternalId("mem-1".into()), 5, |s, _| {
+        s == "memory"
+    })
+    .await;
+    assert_eq!(source, "memory");
+    sql(&mut psql, "ALTER TABLE customers DISABLE TRIGGER USER");
     let current = server
         .customers()
         .await
