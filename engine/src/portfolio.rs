@@ -103,6 +103,9 @@ pub enum PortfolioError {
     /// in one snapshot, so this means a bug, not a race.
     #[error("an event of a customer (key {0}) who is not among the customers read")]
     UnknownCustomer(CustomerKey),
+    /// A bucket's revenue in one currency does not fit in 64-bit minor units.
+    #[error("a revenue sum in {0} exceeds the 64-bit range of minor units")]
+    RevenueOverflow(String),
 }
 
 /// A customer as the metrics see them.
@@ -288,7 +291,9 @@ impl Portfolio {
         };
         let mut currencies: Vec<String> = Vec::new();
         // (bucket, group, currency) to the amount in minor units.
-        let mut revenue: HashMap<(u32, u32, u32), i64> = HashMap::default();
+        // Summed wide: amounts are not range-checked, and a wrapped sum would be wrong
+        // without a word.
+        let mut revenue: HashMap<(u32, u32, u32), i128> = HashMap::default();
         // Every purchase's (customer, bucket), for the buyer counts.
         let mut purchases: Vec<(u32, u32)> = Vec::new();
         let mut tickets: Vec<(Vec<u32>, Tickets)> = Vec::new();
@@ -324,7 +329,7 @@ impl Portfolio {
                 if p.bucket >= 1 {
                     *revenue
                         .entry((p.bucket, group(p.customer), currency[p.currency as usize]))
-                        .or_default() += p.amount_minor;
+                        .or_default() += i128::from(p.amount_minor);
                 }
             }
             if !t.tickets.is_empty() {
@@ -334,7 +339,9 @@ impl Portfolio {
         for ((k, g, c), amount) in revenue {
             if let Some(m) = cells.at(k as usize, g) {
                 let currency = currencies.get(c as usize).cloned().unwrap_or_default();
-                *m.revenue_minor.entry(currency).or_default() += amount;
+                let amount = i64::try_from(amount)
+                    .map_err(|_| PortfolioError::RevenueOverflow(currency.clone()))?;
+                *m.revenue_minor.entry(currency).or_default() = amount;
             }
         }
         self.count_contacts(&mut cells, tickets);
@@ -758,7 +765,7 @@ mod tests {
     }
 
     #[test]
-    fn answers_and_unknown_customers() {
+    fn answers_count_by_kind_within_the_period() {
         let p = portfolio();
         let mut t = p.tally();
         for score in [10, 9, 7, 3] {
@@ -795,17 +802,52 @@ mod tests {
 
     #[test]
     fn rows_come_in_bucket_then_group_order() {
-        let p = portfolio();
+        let mut p = portfolio();
+        // Added last, named first: the order is by name, not by arrival.
+        p.add_customer(key("e"), "east", false, 0, None)
+            .expect("a new key");
         let rows = p.finish(vec![p.tally()]).expect("no rows");
         let keys: Vec<(Micros, &str)> = rows.iter().map(|m| (m.start, m.group.as_str())).collect();
         assert_eq!(
             keys,
             vec![
+                (10 * DAY, "east"),
                 (10 * DAY, "north"),
                 (10 * DAY, "south"),
+                (20 * DAY, "east"),
                 (20 * DAY, "north"),
                 (20 * DAY, "south")
             ]
         );
+    }
+
+    #[test]
+    fn one_customers_purchases_in_different_tallies_count_together() {
+        // PostgreSQL reads purchases in two page ranges: one customer's purchases can
+        // land in both tallies.
+        let p = portfolio();
+        let (mut t1, mut t2) = (p.tally(), p.tally());
+        t1.purchase(key("a"), 12 * DAY, b"USD", 100);
+        t2.purchase(key("a"), 13 * DAY, b"USD", 50);
+        t2.purchase(key("b"), 5 * DAY, b"USD", 10);
+        t1.purchase(key("b"), 25 * DAY, b"USD", 10);
+        let rows = p.finish(vec![t1, t2]).expect("every customer known");
+        let first = row(&rows, 10 * DAY, "north");
+        assert_eq!((first.buyers, first.repeat_buyers), (1, 1));
+        assert_eq!(first.revenue_minor.get("USD"), Some(&150));
+        // The base of the second bucket is a (bought in the first); b returns unbased.
+        let second = row(&rows, 20 * DAY, "north");
+        assert_eq!((second.buyers, second.customers_at_start), (1, 1));
+        assert_eq!(second.churned, 1);
+    }
+
+    #[test]
+    fn a_revenue_beyond_64_bits_is_an_error_not_a_wrapped_sum() {
+        let p = portfolio();
+        let mut t = p.tally();
+        t.purchase(key("a"), 12 * DAY, b"USD", i64::MAX);
+        t.purchase(key("b"), 13 * DAY, b"USD", 1);
+        let e = p.finish(vec![t]).expect_err("the sum overflows");
+        assert!(matches!(e, PortfolioError::RevenueOverflow(c) if c == "USD"));
     }
 }

@@ -8,16 +8,19 @@
 //! meanwhile. An idle server reads one customer at a time, as before; a busy one reads
 //! larger batches instead of queueing more round trips. What a caller computes from its
 //! history runs on the same blocking thread right after the read, off the async workers.
+//! A batch that fails as a whole (a row that cannot be decoded, say) is read again one
+//! customer at a time, so one bad customer fails only its own callers.
 //!
 //! In front of it sits the [`HistoryCache`]: a history held in memory is answered at once
-//! on the caller's task, and every history read is offered to the cache under a ticket
+//! on the caller's task (an evaluation is tens of microseconds: a hand-off to a blocking
+//! thread would cost more than it saves), and every history read is offered to the cache under a ticket
 //! taken before the read (so a read that raced a change is not kept).
 
 use std::sync::Arc;
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tonic::Status;
-use vitals_store::{CustomerLookup, History, Store};
+use vitals_store::{CustomerLookup, History, Store, StoreError};
 
 use crate::error::from_store;
 use crate::history_cache::HistoryCache;
@@ -55,6 +58,9 @@ where
     }
 
     fn answer(self: Box<Self>, history: Result<Arc<History>, Status>) {
+        if self.reply.is_closed() {
+            return;
+        }
         let then = self.then;
         let _ = self.reply.send(history.map(|h| then(&h)));
     }
@@ -159,20 +165,43 @@ async fn gather(
                 return;
             }
             let lookups: Vec<CustomerLookup> = batch.iter().map(|j| j.lookup.clone()).collect();
+            let keep = |history: vitals_store::Result<History>| {
+                history.map_err(from_store).map(|h| match ticket {
+                    Some(ticket) => cache.keep(ticket, h),
+                    None => Arc::new(h),
+                })
+            };
             match store.customer_histories(&lookups) {
                 Ok(histories) => {
                     for (job, history) in batch.into_iter().zip(histories) {
-                        let history = history.map_err(from_store).map(|h| match ticket {
-                            Some(ticket) => cache.keep(ticket, h),
-                            None => Arc::new(h),
-                        });
-                        job.caller.answer(history);
+                        job.caller.answer(keep(history));
                     }
                 }
-                Err(e) => {
+                // The database itself is away: every caller gets the same answer.
+                Err(e @ StoreError::Unavailable(_)) => {
                     let status = from_store(e);
                     for job in batch {
                         job.caller.answer(Err(status.clone()));
+                    }
+                }
+                // Something in the batch could not be read: each on its own, so only the
+                // callers of the customer at fault get the error.
+                Err(e) if batch.len() == 1 => {
+                    if let Some(job) = batch.pop() {
+                        job.caller.answer(Err(from_store(e)));
+                    }
+                }
+                Err(_) => {
+                    for job in batch {
+                        let history = store
+                            .customer_histories(std::slice::from_ref(&job.lookup))
+                            .and_then(|mut one| {
+                                one.pop().ok_or_else(|| {
+                                    StoreError::Internal("a history read answered nothing".into())
+                                })
+                            })
+                            .and_then(|one| one);
+                        job.caller.answer(keep(history));
                     }
                 }
             }

@@ -698,16 +698,11 @@ impl Store {
             by_external.insert(ext, (id, status));
         }
 
+        // Every customer found is in `by_id`, however the batch named it.
         let mut outcome = BatchOutcome {
-            customers: by_id
-                .keys()
-                .chain(by_external.values().map(|(id, _)| id))
-                .cloned()
-                .collect(),
+            customers: by_id.keys().cloned().collect(),
             ..BatchOutcome::default()
         };
-        outcome.customers.sort_unstable();
-        outcome.customers.dedup();
         let mut candidates: Vec<(usize, StoredEvent, String)> = Vec::with_capacity(batch.len());
         for (index, e) in batch {
             let resolved = match &e.customer {

@@ -59,7 +59,9 @@ impl Reader {
     }
 }
 
-/// The kind tables a history read scans, in the order `cluster_histories` rewrites them.
+/// The event kind tables, keyed by (customer, event): the four a history read scans and
+/// `retention_actions`, which a customer's timeline and campaign reviews read by
+/// customer too. `cluster_histories` rewrites them in this order.
 pub const EVENT_TABLES: [&str; 5] = [
     "transactions",
     "payments",

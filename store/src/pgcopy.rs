@@ -64,6 +64,11 @@ pub(crate) fn copy_out<T: CopyTarget, S: RowSink>(
         rows.header()?;
         while rows.next_row(sink.fields())? {
             sink.row(&mut rows)?;
+            // A sink that read fewer fields than the row holds has a field list out of
+            // step with its statement's columns.
+            if rows.pos != rows.row.len() {
+                return Err(bad("a row's fields were not all read"));
+            }
         }
         rows.end()
     })();

@@ -1,9 +1,10 @@
 //! Portfolio metrics: NPS, CSAT, retention and churn, repeat purchases, complaints,
 //! resolution time and revenue, per time bucket and group.
 //!
-//! The store reads the rows the metrics need (the customers with their group and span,
-//! then purchases, NPS and CSAT answers and contacts in the period) in one snapshot and
-//! hands them to `vitals_engine::portfolio`, which does the counting. The bucket
+//! The store reads the rows the metrics need (the customers with their group and span;
+//! purchases from the bucket before the period on, NPS and CSAT answers and contacts in
+//! the period) in one snapshot and hands them to `vitals_engine::portfolio`, which does
+//! the counting after the read has ended. The bucket
 //! boundaries (calendar weeks and months in UTC) are computed here. On PostgreSQL the
 //! rows come by binary COPY over several connections at once (`portfolio/pg.rs`).
 
@@ -280,7 +281,7 @@ fn sqlite_metrics(
         )
     };
     let key = |id: &str| customer_key(id.as_bytes(), seed);
-    conn.transaction::<_, StoreError, _>(|conn| {
+    let tally = conn.transaction::<_, StoreError, _>(|conn| {
         for m in diesel::sql_query(sql(customers_sql(group_by))).load::<MemberRow>(conn)? {
             if let Err(e) =
                 portfolio.add_customer(key(&m.id), &m.grp, m.contractual, m.since, m.churn_time)
@@ -310,7 +311,12 @@ fn sqlite_metrics(
                 r.complaint,
             );
         }
-        Ok(portfolio.finish(vec![tally]))
+        Ok(Ok(tally))
+    })?;
+    // Counted after the read transaction ends, so the file is not held meanwhile.
+    Ok(match tally {
+        Ok(tally) => portfolio.finish(vec![tally]),
+        Err(collision) => Err(collision),
     })
 }
 

@@ -6,14 +6,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, ensure};
-use chrono::NaiveDate;
 use vitals_engine::{AttributeValue, CustomerStatus, EventPayload};
 use vitals_store::{CustomerFilter, EventFilter, Store};
 use vitals_trainer::{
     ImportOptions, ImportSummary, import_cdnow, import_customers, import_events, import_telco,
 };
 
-use common::store;
+use common::{date, store};
 
 const TELCO: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -48,10 +47,6 @@ fn counts(s: &ImportSummary) -> (u64, u64, u64, u64, u64, u64) {
         e.duplicates,
         s.rejected,
     )
-}
-
-fn date(s: &str) -> Result<NaiveDate> {
-    vitals_trainer::time::parse_date(s).map_err(anyhow::Error::msg)
 }
 
 #[test]

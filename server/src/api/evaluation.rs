@@ -195,11 +195,11 @@ impl EvaluationService for EvaluationApi {
         let lookup = match request.lookup {
             Some(Lookup::CustomerId(id)) => {
                 check_id("customer_id", &id)?;
-                Lookup::CustomerId(id)
+                CustomerLookup::Id(id)
             }
             Some(Lookup::ExternalId(id)) => {
                 check_id("external_id", &id)?;
-                Lookup::ExternalId(id)
+                CustomerLookup::ExternalId(id)
             }
             None => {
                 return Err(invalid_field(
@@ -210,10 +210,6 @@ impl EvaluationService for EvaluationApi {
         };
         let models = self.hub.models();
         let scheme = self.schemes.current();
-        let lookup = match lookup {
-            Lookup::CustomerId(id) => CustomerLookup::Id(id),
-            Lookup::ExternalId(id) => CustomerLookup::ExternalId(id),
-        };
         let (evaluation, source) = self
             .histories
             .load_then(lookup, move |h| {

@@ -261,7 +261,16 @@ fn clustering_the_event_tables_changes_no_history() {
         .cluster_histories(|table, _| tables.push(table.to_owned()))
         .expect("cluster");
     assert!(clustered);
-    assert_eq!(tables, super::EVENT_TABLES);
+    assert_eq!(
+        tables,
+        [
+            "transactions",
+            "payments",
+            "feedback",
+            "interactions",
+            "retention_actions"
+        ]
+    );
     // PostgreSQL records the index each table was clustered on: every kind table's key.
     #[derive(diesel::QueryableByName)]
     struct Clustered {
@@ -272,13 +281,14 @@ fn clustering_the_event_tables_changes_no_history() {
     let marked = diesel::sql_query(
         "SELECT count(*) AS n FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
          WHERE i.indisclustered AND c.relnamespace = current_schema()::regnamespace \
-         AND c.relname LIKE '%_pkey'",
+         AND c.relname IN ('transactions_pkey', 'payments_pkey', 'feedback_pkey', \
+         'interactions_pkey', 'retention_actions_pkey')",
     )
     .get_result::<Clustered>(&mut conn)
     .expect("read the catalog");
-    assert_eq!(marked.n, super::EVENT_TABLES.len() as i64);
+    assert_eq!(marked.n, 5);
     assert!(scan(&store, Reader::Copy, 7) == before);
-    // Still writable and readable afterwards, and clustering again is harmless.
+    // Still readable afterwards, and clustering again is harmless.
     store.cluster_histories(|_, _| {}).expect("cluster again");
     assert!(scan(&store, Reader::Diesel, 7) == before);
 }

@@ -238,8 +238,7 @@ async fn metrics_match_a_hand_count(backend: Backend) {
     assert_eq!(south.revenue_minor.get("EUR"), Some(&90_000));
     assert_eq!(north.revenue_minor.get("EUR"), None);
 
-    // Weeks over almost three years (157 buckets, one long `width_bucket` list or CASE
-    // chain); whole weeks cover the period, so the week of March 1st brings C's purchase
+    // Weeks over almost three years (157 buckets); whole weeks cover the period, so the week of March 1st brings C's purchase
     // of March 2nd in.
     let weeks = metrics(
         &server,
