@@ -114,6 +114,24 @@ async fn evaluate(
         .into_inner())
 }
 
+/// The demo's server: every setting named, the server's defaults except a registry in
+/// the demo's data directory and a quicker model poll. No API keys, so `run` listens on
+/// loopback only.
+fn server_config(registry: PathBuf) -> ServerConfig {
+    let defaults = ServerConfig::default();
+    ServerConfig {
+        max_message_bytes: defaults.max_message_bytes,
+        request_timeout: defaults.request_timeout,
+        max_concurrent_per_connection: defaults.max_concurrent_per_connection,
+        registry,
+        model_poll_interval: std::time::Duration::from_secs(1),
+        health_probe_interval: defaults.health_probe_interval,
+        api_keys: vitals_server::auth::KeyRing::default(),
+        tls: None,
+        history_cache_bytes: defaults.history_cache_bytes,
+    }
+}
+
 fn step(what: &str) {
     println!("\n== {what}");
 }
@@ -125,6 +143,12 @@ fn run(
     runtime: &tokio::runtime::Runtime,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
+    if !listen.ip().is_loopback() {
+        anyhow::bail!(
+            "the demo serves without API keys, so it listens on loopback only, not {listen}; \
+             for more, run vitals-server with --api-keys"
+        );
+    }
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let url = DatabaseUrl::default_in(data_dir);
@@ -201,10 +225,7 @@ fn run(
         // The address actually bound (the port may have been 0: any free port).
         let listen = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let config = ServerConfig {
-            registry,
-            ..ServerConfig::default()
-        };
+        let config = server_config(registry);
         let server = tokio::spawn(serve(store, config, listener, async move {
             tokio::select! {
                 _ = stopped => {},

@@ -74,7 +74,10 @@ impl AuditSink {
 
 /// Starts the writer; it stores what it receives until every sink is dropped, then
 /// flushes and ends.
-pub fn spawn_writer(store: Store) -> (AuditSink, JoinHandle<()>) {
+pub fn spawn_writer(
+    store: Store,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+) -> (AuditSink, JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<AuditEntry>(BACKLOG);
     let task = tokio::spawn(async move {
         let mut batch = Vec::with_capacity(BATCH);
@@ -97,18 +100,20 @@ pub fn spawn_writer(store: Store) -> (AuditSink, JoinHandle<()>) {
                 })
                 .await
                 {
-                    Ok((Ok(_), _)) => {}
+                    Ok((Ok(_), _)) => metrics.audit_written.inc_by(n as u64),
                     Ok((Err(e), entries)) => {
                         tracing::warn!(error = %e, entries = n, attempt, "cannot store audit entries yet");
                         pending = Some(entries);
                         tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
                     }
                     Err(e) => {
+                        metrics.audit_dropped.inc_by(n as u64);
                         tracing::error!(error = %e, entries = n, "audit writer task failed");
                     }
                 }
             }
             if pending.is_some() {
+                metrics.audit_dropped.inc_by(n as u64);
                 tracing::error!(
                     entries = n,
                     "audit entries lost: the database refused them five times"

@@ -8,15 +8,21 @@
 //! `admin`, so a new RPC is closed until someone decides who may call it.
 //!
 //! With no keys configured every caller is anonymous with every role; the server then
-//! listens on loopback only unless told `--insecure` (see `main.rs`).
+//! listens on loopback only unless told `--insecure` (see `settings.rs`).
+//!
+//! The keys come from a file ([`KeyRing`]) that is re-read without a restart: on SIGHUP
+//! and whenever its content changes (checked every registry poll). A file that no longer
+//! parses, or that lists no key, is refused and the keys in force stay: a typo must not
+//! lock everyone out, and a server started with keys never becomes open to everyone.
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use arc_swap::ArcSwap;
 use http::{Request, Response};
 use vitals_engine::time::now_micros;
 use vitals_store::AuditEntry;
@@ -155,12 +161,6 @@ impl ApiKeys {
         Ok(keys)
     }
 
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the API keys file {}: {e}", path.display()))?;
-        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
-    }
-
     /// The caller for a request's headers, or why not.
     fn authenticate(&self, headers: &http::HeaderMap) -> Result<Caller, Status> {
         if self.is_empty() {
@@ -183,6 +183,113 @@ impl ApiKeys {
             .cloned()
             .ok_or_else(|| Status::unauthenticated("unknown API key"))
     }
+}
+
+/// The keys in force and the file they come from, swapped whole on a reload so a request
+/// sees either the old keys or the new ones, never a mix.
+#[derive(Debug, Clone, Default)]
+pub struct KeyRing {
+    inner: Arc<KeyRingInner>,
+}
+
+#[derive(Debug, Default)]
+struct KeyRingInner {
+    keys: ArcSwap<ApiKeys>,
+    /// `None`: keys given in code (tests) or none at all; nothing to reload.
+    file: Option<PathBuf>,
+    /// SHA-256 of the file text last loaded, so an unchanged file is not re-parsed or
+    /// logged every poll.
+    loaded: Mutex<[u8; 32]>,
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reload {
+    /// No keys file, or its content is what is in force.
+    Unchanged,
+    /// The file changed and its keys are now in force.
+    Loaded { keys: usize },
+}
+
+impl KeyRing {
+    /// Keys fixed for the server's life (tests; an empty set means no authentication).
+    pub fn fixed(keys: ApiKeys) -> Self {
+        Self {
+            inner: Arc::new(KeyRingInner {
+                keys: ArcSwap::from_pointee(keys),
+                file: None,
+                loaded: Mutex::new([0; 32]),
+            }),
+        }
+    }
+
+    /// Loads a keys file. A file with no key is refused: given a keys file, the operator
+    /// means to authenticate, and an empty one would let everyone in.
+    pub fn from_file(path: &Path) -> Result<Self, String> {
+        let (keys, digest) = read_keys(path)?;
+        Ok(Self {
+            inner: Arc::new(KeyRingInner {
+                keys: ArcSwap::from_pointee(keys),
+                file: Some(path.to_path_buf()),
+                loaded: Mutex::new(digest),
+            }),
+        })
+    }
+
+    /// The keys in force now.
+    pub fn current(&self) -> Arc<ApiKeys> {
+        self.inner.keys.load_full()
+    }
+
+    /// True when no key is configured at all: every caller is anonymous with every role.
+    pub fn is_open(&self) -> bool {
+        self.inner.file.is_none() && self.inner.keys.load().is_empty()
+    }
+
+    pub fn file(&self) -> Option<&Path> {
+        self.inner.file.as_deref()
+    }
+
+    /// Re-reads the keys file if its content changed. On an error the keys in force
+    /// stay and the error says why the file was refused.
+    pub fn reload(&self) -> Result<Reload, String> {
+        let Some(path) = &self.inner.file else {
+            return Ok(Reload::Unchanged);
+        };
+        let mut loaded = self.inner.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        let text = std::fs::read(path)
+            .map_err(|e| format!("cannot read the API keys file {}: {e}", path.display()))?;
+        let digest: [u8; 32] = Sha256::digest(&text).into();
+        if digest == *loaded {
+            return Ok(Reload::Unchanged);
+        }
+        let (keys, digest) = parse_keys(path, &text)?;
+        let count = keys.len();
+        self.inner.keys.store(Arc::new(keys));
+        *loaded = digest;
+        Ok(Reload::Loaded { keys: count })
+    }
+}
+
+fn read_keys(path: &Path) -> Result<(ApiKeys, [u8; 32]), String> {
+    let text = std::fs::read(path)
+        .map_err(|e| format!("cannot read the API keys file {}: {e}", path.display()))?;
+    parse_keys(path, &text)
+}
+
+fn parse_keys(path: &Path, text: &[u8]) -> Result<(ApiKeys, [u8; 32]), String> {
+    let digest: [u8; 32] = Sha256::digest(text).into();
+    let text = std::str::from_utf8(text)
+        .map_err(|_| format!("{}: the API keys file is not UTF-8 text", path.display()))?;
+    let keys = ApiKeys::parse(text).map_err(|e| format!("{}: {e}", path.display()))?;
+    if keys.is_empty() {
+        return Err(format!(
+            "{}: the API keys file lists no key (add one with `vitals-server new-key`); \
+             without keys every caller could do everything",
+            path.display()
+        ));
+    }
+    Ok((keys, digest))
 }
 
 /// The role a method needs; `None` for the open services (health, reflection).
@@ -228,12 +335,12 @@ pub fn required_role(path: &str) -> Option<Role> {
 /// audited ones (writes, PII reads; refused attempts included) with their outcome.
 #[derive(Debug, Clone)]
 pub struct AuthLayer {
-    keys: Arc<ApiKeys>,
+    keys: KeyRing,
     audit: Option<AuditSink>,
 }
 
 impl AuthLayer {
-    pub fn new(keys: Arc<ApiKeys>, audit: Option<AuditSink>) -> Self {
+    pub fn new(keys: KeyRing, audit: Option<AuditSink>) -> Self {
         Self { keys, audit }
     }
 }
@@ -264,7 +371,7 @@ impl<S> tower::Layer<S> for AuthLayer {
 #[derive(Debug, Clone)]
 pub struct Auth<S> {
     inner: S,
-    keys: Arc<ApiKeys>,
+    keys: KeyRing,
     audit: Option<AuditSink>,
 }
 
@@ -287,7 +394,7 @@ where
         // The caller, or the refusal and who was refused.
         let decision = match required_role(&method) {
             None => Ok(None),
-            Some(role) => match self.keys.authenticate(request.headers()) {
+            Some(role) => match self.keys.current().authenticate(request.headers()) {
                 Err(status) => Err((status, "unauthenticated".to_owned())),
                 Ok(caller) if caller.can(role) => Ok(Some(caller)),
                 Ok(caller) => Err((

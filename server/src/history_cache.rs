@@ -25,7 +25,7 @@
 //! from memory within seconds rather than after every customer was asked for once.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -81,6 +81,9 @@ pub struct CacheStats {
     pub entries: usize,
     /// Estimated bytes (what the budget counts).
     pub bytes: u64,
+    /// Lookups answered from memory, and lookups that were not, since the start.
+    pub hits: u64,
+    pub misses: u64,
 }
 
 pub struct HistoryCache {
@@ -93,6 +96,8 @@ pub struct HistoryCache {
     drops: Mutex<Drops>,
     /// A listener is connected and hearing every change: only then is anything served.
     live: AtomicBool,
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 impl std::fmt::Debug for HistoryCache {
@@ -119,6 +124,8 @@ impl HistoryCache {
             external: Cache::new(items),
             drops: Mutex::new(Drops::default()),
             live: AtomicBool::new(false),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
 
@@ -136,23 +143,32 @@ impl HistoryCache {
         CacheStats {
             entries: self.histories.len(),
             bytes: self.histories.weight(),
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
         }
     }
 
     /// The customer's history if it is in memory and the cache is live.
     pub fn get(&self, lookup: &CustomerLookup) -> Option<Arc<History>> {
         if !self.is_live() {
+            self.misses.fetch_add(1, Ordering::Relaxed);
             return None;
         }
-        match lookup {
+        let found = match lookup {
             CustomerLookup::Id(id) => self.histories.get(id.as_str()),
-            CustomerLookup::ExternalId(external) => {
-                let id = self.external.get(external.as_str())?;
-                self.histories
-                    .get(id.as_str())
-                    .filter(|h| h.customer.data.external_id == *external)
-            }
-        }
+            CustomerLookup::ExternalId(external) => self
+                .external
+                .get(external.as_str())
+                .and_then(|id| self.histories.get(id.as_str()))
+                .filter(|h| h.customer.data.external_id == *external),
+        };
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
     }
 
     /// Taken before a database read whose histories may be kept; `None` when nothing may.

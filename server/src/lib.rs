@@ -6,10 +6,15 @@ pub mod audit;
 pub mod auth;
 pub mod convert;
 pub mod error;
+pub mod health;
 pub mod history_cache;
 pub mod history_loader;
+pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod models;
+pub mod observe;
 pub mod server;
+pub mod settings;
 
 pub use server::{ServerConfig, TlsFiles, serve};

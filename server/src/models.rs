@@ -29,6 +29,17 @@ pub struct KindStatus {
     pub problem: Option<String>,
 }
 
+/// One kind as the metrics page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServingStatus {
+    pub kind: &'static str,
+    pub serving: Option<u64>,
+    /// The registry's active version at the last reload.
+    pub active: Option<u64>,
+    /// The active version, when this server refused to serve it.
+    pub refused: Option<u64>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
     #[error(transparent)]
@@ -48,6 +59,8 @@ pub struct ModelHub {
     /// Serializes reloads and activations (never taken on the scoring path), and
     /// remembers refused versions so a bad version is logged once, not every poll.
     reloads: Mutex<BTreeMap<String, (u64, String)>>,
+    /// The last reload's outcome per kind, for metrics (read without the reload lock).
+    last_reload: ArcSwap<Vec<KindStatus>>,
 }
 
 impl std::fmt::Debug for ModelHub {
@@ -65,6 +78,7 @@ impl ModelHub {
             registry: Registry::open(root)?,
             models: ArcSwap::from_pointee(Models::default()),
             reloads: Mutex::new(BTreeMap::new()),
+            last_reload: ArcSwap::from_pointee(Vec::new()),
         })
     }
 
@@ -130,9 +144,36 @@ impl ModelHub {
         Ok(())
     }
 
+    /// Each served kind: the version in service now, and the active and refused versions
+    /// as the last reload found them.
+    pub fn status(&self) -> Vec<ServingStatus> {
+        let last = self.last_reload.load();
+        SERVED_KINDS
+            .iter()
+            .map(|&kind| {
+                let reloaded = last.iter().find(|s| s.kind == kind);
+                let active = reloaded.and_then(|s| s.active);
+                ServingStatus {
+                    kind,
+                    serving: self.serving(kind),
+                    active,
+                    refused: reloaded
+                        .filter(|s| s.problem.is_some() && s.serving != s.active)
+                        .and(active),
+                }
+            })
+            .collect()
+    }
+
     /// Brings every served kind to the registry's active version. Blocking (reads and
     /// hashes files): call it off the async threads.
     pub fn reload(&self) -> Vec<KindStatus> {
+        let statuses = self.reload_serialized();
+        self.last_reload.store(Arc::new(statuses.clone()));
+        statuses
+    }
+
+    fn reload_serialized(&self) -> Vec<KindStatus> {
         let mut refused = self.serialized();
         SERVED_KINDS
             .iter()

@@ -26,9 +26,12 @@ use crate::api::events::EventApi;
 use crate::api::followups::FollowUpApi;
 use crate::api::models::ModelApi;
 use crate::api::portfolio::PortfolioApi;
-use crate::auth::{ApiKeys, AuthLayer};
+use crate::auth::{AuthLayer, KeyRing, Reload};
 use crate::history_cache::HistoryCache;
+use crate::http::PlainHttpLayer;
+use crate::metrics::Metrics;
 use crate::models::ModelHub;
+use crate::observe::ObserveLayer;
 
 /// How the server behaves under load and bad clients.
 #[derive(Debug, Clone)]
@@ -41,11 +44,15 @@ pub struct ServerConfig {
     pub max_concurrent_per_connection: usize,
     /// The model registry the trainer publishes to.
     pub registry: PathBuf,
-    /// How often the registry (and the scoring scheme) is checked for changes.
+    /// How often the registry, the scoring scheme and the API keys file are checked for
+    /// changes.
     pub model_poll_interval: Duration,
-    /// API keys and their roles; empty means every caller may do everything (the binary
-    /// then listens on loopback only unless told `--insecure`).
-    pub api_keys: Arc<ApiKeys>,
+    /// How often the database is probed for gRPC health.
+    pub health_probe_interval: Duration,
+    /// API keys and their roles, reloaded from their file on SIGHUP and on change; none
+    /// means every caller may do everything (the binary then listens on loopback only
+    /// unless told `--insecure`).
+    pub api_keys: KeyRing,
     /// TLS (rustls); `None` serves plaintext.
     pub tls: Option<TlsFiles>,
     /// Memory for customers' histories kept between evaluations (PostgreSQL only: see
@@ -89,7 +96,8 @@ impl Default for ServerConfig {
             max_concurrent_per_connection: 256,
             registry: PathBuf::from("./vitals-data/models"),
             model_poll_interval: Duration::from_secs(5),
-            api_keys: Arc::new(ApiKeys::default()),
+            health_probe_interval: Duration::from_secs(2),
+            api_keys: KeyRing::default(),
             tls: None,
             history_cache_bytes: 1 << 30,
         }
@@ -145,11 +153,18 @@ pub async fn serve(
         .await?
     };
     let schemes = Arc::new(schemes);
+    let metrics = Metrics::new();
     let poller = tokio::spawn(poll_registry(
         hub.clone(),
         schemes.clone(),
         store.clone(),
+        config.api_keys.clone(),
+        metrics.clone(),
         config.model_poll_interval,
+    ));
+    let key_reloader = tokio::spawn(reload_keys_on_sighup(
+        config.api_keys.clone(),
+        metrics.clone(),
     ));
 
     let histories = Arc::new(HistoryCache::new(config.history_cache_bytes));
@@ -163,41 +178,54 @@ pub async fn serve(
             ))
         });
 
-    let (audit, audit_writer) = crate::audit::spawn_writer(store.clone());
-    let (health, health_service) = tonic_health::server::health_reporter();
+    metrics.attach(
+        hub.clone(),
+        histories.clone(),
+        store.clone(),
+        config.api_keys.clone(),
+    );
+    let (audit, audit_writer) = crate::audit::spawn_writer(store.clone(), metrics.clone());
+    let limit = config.max_message_bytes;
     let customers = CustomerServiceServer::new(CustomerApi::new(store.clone(), histories.clone()))
-        .max_decoding_message_size(config.max_message_bytes);
+        .max_decoding_message_size(limit);
     let events = EventServiceServer::new(EventApi::new(store.clone(), histories.clone()))
-        .max_decoding_message_size(config.max_message_bytes);
+        .max_decoding_message_size(limit);
     let evaluations = EvaluationServiceServer::new(EvaluationApi::new(
         store.clone(),
         hub.clone(),
         schemes.clone(),
         histories.clone(),
+        metrics.clone(),
     ))
-    .max_decoding_message_size(config.max_message_bytes);
-    let models = ModelServiceServer::new(ModelApi::new(hub.clone()));
-    let follow_ups = FollowUpServiceServer::new(FollowUpApi::new(store.clone()));
-    let portfolio = PortfolioServiceServer::new(PortfolioApi::new(store.clone()));
-    health
-        .set_serving::<CustomerServiceServer<CustomerApi>>()
-        .await;
-    health.set_serving::<EventServiceServer<EventApi>>().await;
-    health
-        .set_serving::<EvaluationServiceServer<EvaluationApi>>()
-        .await;
-    health.set_serving::<ModelServiceServer<ModelApi>>().await;
-    health
-        .set_serving::<FollowUpServiceServer<FollowUpApi>>()
-        .await;
-    health
-        .set_serving::<PortfolioServiceServer<PortfolioApi>>()
-        .await;
+    .max_decoding_message_size(limit);
+    let models =
+        ModelServiceServer::new(ModelApi::new(hub.clone())).max_decoding_message_size(limit);
+    let follow_ups = FollowUpServiceServer::new(FollowUpApi::new(store.clone()))
+        .max_decoding_message_size(limit);
+    let portfolio = PortfolioServiceServer::new(PortfolioApi::new(store.clone()))
+        .max_decoding_message_size(limit);
 
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(vitals_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    // Every service but ModelService needs the database; ModelService answers from the
+    // registry. The first probe runs before the port opens.
+    health.set_serving::<ModelServiceServer<ModelApi>>().await;
+    crate::health::probe_once(&store, &health, &metrics).await;
+    let prober = tokio::spawn(crate::health::probe_database(
+        store.clone(),
+        health.clone(),
+        metrics.clone(),
+        config.health_probe_interval,
+    ));
+
+    // Both reflection versions: grpcurl and current tools ask v1; older grpcurl,
+    // Postman, Kreya and Python's grpcio-reflection ask v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(vitals_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
 
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = store.backend_name(), registry = %config.registry.display(), "serving gRPC and gRPC-Web");
@@ -227,13 +255,19 @@ pub async fn serve(
         .timeout(config.request_timeout)
         .concurrency_limit_per_connection(config.max_concurrent_per_connection)
         .load_shed(true)
+        // Outermost: plain HTTP GETs (the metrics page) never reach tonic-web.
+        .layer(PlainHttpLayer::new(metrics.clone()))
         .layer(trace)
         .layer(cors())
         .layer(tonic_web::GrpcWebLayer::new())
+        // Inside gRPC-Web, so it sees gRPC statuses (in trailers, not a gRPC-Web body) and
+        // its corrections reach browsers too; outside auth, so refusals are counted.
+        .layer(ObserveLayer::new(metrics.clone()))
         // Inside gRPC-Web, so a refusal reaches a browser as a gRPC-Web status.
         .layer(AuthLayer::new(config.api_keys.clone(), Some(audit.clone())))
         .add_service(health_service)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(customers)
         .add_service(events)
         .add_service(evaluations)
@@ -249,6 +283,8 @@ pub async fn serve(
         )
         .await?;
     poller.abort();
+    key_reloader.abort();
+    prober.abort();
     if let Some(task) = listener_task {
         task.abort();
     }
@@ -263,11 +299,53 @@ pub async fn serve(
     Ok(())
 }
 
-/// Brings the models and the scoring scheme up to date every `interval`.
+/// Re-reads the API keys file, logging and counting what happened.
+fn reload_keys(keys: &KeyRing, metrics: &Metrics) {
+    match keys.reload() {
+        Ok(Reload::Unchanged) => {}
+        Ok(Reload::Loaded { keys }) => {
+            metrics.key_reloads.with_label_values(&["loaded"]).inc();
+            tracing::info!(keys, "API keys reloaded");
+        }
+        Err(e) => {
+            metrics.key_reloads.with_label_values(&["refused"]).inc();
+            tracing::error!(error = %e, "API keys file refused; the keys in force stay");
+        }
+    }
+}
+
+/// Reloads the API keys at once on SIGHUP (the registry poll also notices a change).
+async fn reload_keys_on_sighup(keys: KeyRing, metrics: Arc<Metrics>) {
+    if keys.file().is_none() {
+        return;
+    }
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGHUP; API keys reload on change only");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            let (keys, metrics) = (keys.clone(), metrics.clone());
+            // A file read: off the async threads.
+            let _ = tokio::task::spawn_blocking(move || reload_keys(&keys, &metrics)).await;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = metrics;
+}
+
+/// Brings the models, the scoring scheme and the API keys up to date every `interval`.
 async fn poll_registry(
     hub: Arc<ModelHub>,
     schemes: Arc<SchemeCache>,
     store: Store,
+    keys: KeyRing,
+    metrics: Arc<Metrics>,
     interval: Duration,
 ) {
     let mut ticks = tokio::time::interval(interval.max(Duration::from_millis(50)));
@@ -276,7 +354,9 @@ async fn poll_registry(
     loop {
         ticks.tick().await;
         let (hub, schemes, store) = (hub.clone(), schemes.clone(), store.clone());
+        let (keys, metrics) = (keys.clone(), metrics.clone());
         let polled = tokio::task::spawn_blocking(move || {
+            reload_keys(&keys, &metrics);
             hub.reload();
             schemes.refresh(&store)
         })

@@ -16,6 +16,11 @@ use crate::error::{Result, StoreError};
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
 
+/// The PostgreSQL advisory lock held while migrating: this class (a number no other
+/// program on the database uses; "vita" in ASCII) and the hash of the schema migrated, so
+/// databases' schemas migrate independently and two servers on one schema take turns.
+const MIGRATION_LOCK: &str = "1986622561, hashtext(current_schema())";
+
 /// Which database a URL names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
@@ -104,6 +109,20 @@ pub struct Store {
     pub(crate) rules: std::sync::Arc<crate::followups::RulesCache>,
     /// PostgreSQL's URL, for connections outside the pool (the server's change listener).
     postgres_url: Option<std::sync::Arc<str>>,
+    /// Callers waiting for a pooled connection now (the server's metrics).
+    waiting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// The connection pool now, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// The most connections the pool opens.
+    pub max: u32,
+    /// Connections open (in use or idle).
+    pub open: u32,
+    pub idle: u32,
+    /// Callers waiting for a connection.
+    pub waiting: usize,
 }
 
 impl std::fmt::Debug for Store {
@@ -166,7 +185,34 @@ impl Store {
             pool,
             rules: std::sync::Arc::default(),
             postgres_url,
+            waiting: std::sync::Arc::default(),
         })
+    }
+
+    /// A pooled connection, counted among the waiting callers while it is awaited.
+    pub(crate) fn checkout<M: diesel::r2d2::ManageConnection>(
+        &self,
+        pool: &Pool<M>,
+    ) -> std::result::Result<diesel::r2d2::PooledConnection<M>, diesel::r2d2::PoolError> {
+        use std::sync::atomic::Ordering;
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let conn = pool.get();
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        conn
+    }
+
+    /// Connections open, idle and awaited now.
+    pub fn pool_stats(&self) -> PoolStats {
+        let (max, state) = match &self.pool {
+            DbPool::Postgres(pool) => (pool.max_size(), pool.state()),
+            DbPool::Sqlite(pool) => (pool.max_size(), pool.state()),
+        };
+        PoolStats {
+            max,
+            open: state.connections,
+            idle: state.idle_connections,
+            waiting: self.waiting.load(std::sync::atomic::Ordering::Relaxed),
+        }
     }
 
     /// The PostgreSQL URL this store connects with (`None` on SQLite), for a connection
@@ -190,15 +236,20 @@ impl Store {
     pub fn migrate(&self) -> Result<Vec<String>> {
         let applied = match &self.pool {
             DbPool::Postgres(pool) => {
-                let mut conn = pool.get()?;
-                conn.run_pending_migrations(PG_MIGRATIONS)
-                    .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect()
+                let mut conn = self.checkout(pool)?;
+                // diesel takes no lock: two servers starting at once on an empty database
+                // would both create its tables and one would fail. A session-level
+                // advisory lock makes the second wait, then find nothing left to apply.
+                conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+                let applied = conn
+                    .run_pending_migrations(PG_MIGRATIONS)
+                    .map(|applied| applied.iter().map(ToString::to_string).collect::<Vec<_>>());
+                // Released before the connection returns to the pool, whatever happened.
+                conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
+                applied.map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?
             }
             DbPool::Sqlite(pool) => {
-                let mut conn = pool.get()?;
+                let mut conn = self.checkout(pool)?;
                 conn.run_pending_migrations(SQLITE_MIGRATIONS)
                     .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?
                     .iter()
@@ -225,12 +276,12 @@ macro_rules! with_conn {
     ($store:expr, $conn:ident => $body:expr) => {
         match &$store.pool {
             $crate::db::DbPool::Postgres(pool) => {
-                let mut pooled = pool.get()?;
+                let mut pooled = $store.checkout(pool)?;
                 let $conn: &mut ::diesel::pg::PgConnection = &mut pooled;
                 $body
             }
             $crate::db::DbPool::Sqlite(pool) => {
-                let mut pooled = pool.get()?;
+                let mut pooled = $store.checkout(pool)?;
                 let $conn: &mut ::diesel::sqlite::SqliteConnection = &mut pooled;
                 $body
             }

@@ -89,7 +89,7 @@ impl Store {
         let DbPool::Postgres(pool) = &self.pool else {
             return Ok(false);
         };
-        let mut conn = pool.get()?;
+        let mut conn = self.checkout(pool)?;
         for table in EVENT_TABLES {
             let started = std::time::Instant::now();
             // Table and index names are our own constants, never input.
@@ -279,7 +279,7 @@ impl Store {
     fn with_events(&self, reader: Reader, customers: Vec<Customer>) -> Result<Vec<History>> {
         let events = match (&self.pool, reader) {
             (DbPool::Postgres(pool), Reader::Copy) => {
-                let mut conn = pool.get()?;
+                let mut conn = self.checkout(pool)?;
                 copy::events_of(&mut conn, &customers)?
             }
             _ => self.events_of(&customers)?,

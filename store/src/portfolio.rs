@@ -187,7 +187,7 @@ impl Store {
             let counted = match &self.pool {
                 DbPool::Postgres(pool) => pg::metrics(pool, &mut portfolio, group_by, seed)?,
                 DbPool::Sqlite(pool) => {
-                    let mut conn = pool.get()?;
+                    let mut conn = self.checkout(pool)?;
                     sqlite_metrics(&mut conn, &mut portfolio, group_by, seed)?
                 }
             };

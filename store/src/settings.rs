@@ -11,20 +11,40 @@ use crate::error::Result;
 #[derive(Debug, Clone, clap::Args)]
 pub struct DataArgs {
     /// Directory for the embedded database and the model registry.
-    #[arg(long, env = "VITALS_DATA_DIR", default_value = "./vitals-data")]
+    #[arg(
+        long,
+        env = "VITALS_DATA_DIR",
+        default_value = "./vitals-data",
+        global = true
+    )]
     pub data_dir: PathBuf,
 
     /// Database: `postgres://user@host:port/db` for PostgreSQL, or `sqlite://PATH`.
     /// Default: the embedded SQLite file `<data-dir>/vitals.db`.
-    #[arg(long, env = "VITALS_DATABASE_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "VITALS_DATABASE_URL",
+        hide_env_values = true,
+        global = true
+    )]
     pub database_url: Option<String>,
 
     /// Most open database connections.
-    #[arg(long, env = "VITALS_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    #[arg(
+        long,
+        env = "VITALS_DB_MAX_CONNECTIONS",
+        default_value_t = 16,
+        global = true
+    )]
     pub db_max_connections: u32,
 
     /// Seconds to wait for a database connection before answering UNAVAILABLE.
-    #[arg(long, env = "VITALS_DB_TIMEOUT_SECS", default_value_t = 1.0)]
+    #[arg(
+        long,
+        env = "VITALS_DB_TIMEOUT_SECS",
+        default_value_t = 1.0,
+        global = true
+    )]
     pub db_timeout_secs: f64,
 }
 

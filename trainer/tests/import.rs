@@ -343,7 +343,18 @@ fn the_binary_imports_cdnow_and_prints_json() -> Result<()> {
     assert_eq!(first["accepted"], 6919);
     assert_eq!(first["rejected"], 0);
     assert!(first["seconds"].as_f64().is_some());
-    let second = run()?;
+    // Options after the subcommand are the same options.
+    let out = Command::new(env!("CARGO_BIN_EXE_vitals-trainer"))
+        .args(["import", "cdnow", CDNOW, "--json", "--database-url", &url])
+        .env_remove("VITALS_DATA_DIR")
+        .env("RUST_LOG", "warn")
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let second: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     assert_eq!(second["created"], 0);
     assert_eq!(second["unchanged"], 2357);
     assert_eq!(second["accepted"], 0);
@@ -361,5 +372,56 @@ fn the_binary_imports_cdnow_and_prints_json() -> Result<()> {
         .output()?;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+    Ok(())
+}
+
+/// `train` and `score` with every option after the subcommand, the form the docs and
+/// issues write: `score --database-url URL --as-of DATE --out F.csv`.
+#[test]
+fn the_binary_trains_and_scores_with_options_after_the_subcommand() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite://{}/x.db", dir.path().display());
+    let registry = dir.path().join("models");
+    let registry = registry.to_string_lossy();
+    let out_csv = dir.path().join("scores.csv");
+    let trainer = |args: &[&str]| -> Result<String> {
+        let out = Command::new(env!("CARGO_BIN_EXE_vitals-trainer"))
+            .args(args)
+            .env_remove("VITALS_DATA_DIR")
+            .env_remove("VITALS_REGISTRY")
+            .env("RUST_LOG", "warn")
+            .output()?;
+        ensure!(
+            out.status.success(),
+            "vitals-trainer {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    trainer(&["import", "cdnow", CDNOW, "--database-url", &url])?;
+    trainer(&[
+        "train",
+        "--database-url",
+        &url,
+        "--registry",
+        &registry,
+        "--as-of",
+        "1997-12-01",
+        "--activate",
+    ])?;
+    let scored = trainer(&[
+        "score",
+        "--database-url",
+        &url,
+        "--registry",
+        &registry,
+        "--as-of",
+        "1998-03-01",
+        "--out",
+        &out_csv.to_string_lossy(),
+    ])?;
+    assert!(scored.contains("scored"), "{scored}");
+    let rows = std::fs::read_to_string(&out_csv)?.lines().count();
+    assert!(rows > 2000, "a row per CDNOW customer and a header: {rows}");
     Ok(())
 }

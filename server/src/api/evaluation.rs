@@ -110,6 +110,7 @@ pub struct EvaluationApi {
     schemes: Arc<SchemeCache>,
     /// One refresh at a time per server: a second would only redo the same writes.
     refreshing: Arc<tokio::sync::Mutex<()>>,
+    metrics: Arc<crate::metrics::Metrics>,
     /// Concurrent `EvaluateCustomer` reads, gathered into shared database reads.
     histories: HistoryLoader,
 }
@@ -120,6 +121,7 @@ impl EvaluationApi {
         hub: Arc<ModelHub>,
         schemes: Arc<SchemeCache>,
         cache: Arc<HistoryCache>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
         Self {
             histories: HistoryLoader::start(store.clone(), cache),
@@ -127,6 +129,7 @@ impl EvaluationApi {
             hub,
             schemes,
             refreshing: Arc::new(tokio::sync::Mutex::new(())),
+            metrics,
         }
     }
 }
@@ -381,15 +384,26 @@ impl EvaluationService for EvaluationApi {
         let store = self.store.clone();
         let models = self.hub.models();
         let scheme = self.schemes.current();
+        let metrics = self.metrics.clone();
         let (tx, rx) = mpsc::channel(16);
         tokio::task::spawn_blocking(move || {
             let _guard = guard;
+            metrics.refresh_running.set(1);
+            metrics.refresh_customers_done.set(0);
+            metrics.refresh_customers_total.set(0);
             let started = Instant::now();
             let scheme = &scheme.0;
             let versions = versions(&models, scheme);
             // A refresh, once started, finishes even if the caller stops listening:
             // progress that cannot be delivered is dropped.
             let report = |p: &vitals_store::RefreshProgress, finished: bool| {
+                let as_gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+                metrics
+                    .refresh_customers_done
+                    .set(as_gauge(p.customers_done));
+                metrics
+                    .refresh_customers_total
+                    .set(as_gauge(p.customers_total));
                 let _ = tx.blocking_send(Ok(pb::RefreshEvaluationsProgress {
                     customers_done: p.customers_done,
                     customers_total: p.customers_total,
@@ -417,6 +431,7 @@ impl EvaluationService for EvaluationApi {
                     let _ = tx.blocking_send(Err(from_store(e)));
                 }
             }
+            metrics.refresh_running.set(0);
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }

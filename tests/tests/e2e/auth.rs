@@ -1,13 +1,11 @@
 //! API keys and roles end to end: who may call what, and PII masked for plain readers.
 
-use std::sync::Arc;
-
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 use vitals_proto::v1 as pb;
 use vitals_server::ServerConfig;
-use vitals_server::auth::{ApiKeys, Caller, Role, hash_key};
+use vitals_server::auth::{ApiKeys, Caller, KeyRing, Role, hash_key};
 use vitals_tests::{Backend, TestDb, TestServer, both_backends};
 
 both_backends!(api_keys_decide_who_may_call_what);
@@ -37,7 +35,7 @@ async fn api_keys_decide_who_may_call_what(backend: Backend) {
         db,
         store,
         ServerConfig {
-            api_keys: Arc::new(keys),
+            api_keys: KeyRing::fixed(keys),
             ..ServerConfig::default()
         },
     )

@@ -1,37 +1,15 @@
 //! The `vitals-server` binary as an operator runs it: configured by flags and `VITALS_*`
-//! variables, `migrate`, serving, and a SIGTERM that lets in-flight requests finish.
+//! variables, `migrate` (also by two servers at once on one empty PostgreSQL database),
+//! options after the subcommand, and a SIGTERM that lets in-flight requests finish.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use vitals_proto::v1 as pb;
 use vitals_proto::v1::customer_service_client::CustomerServiceClient;
 use vitals_proto::v1::event_service_client::EventServiceClient;
 
-const BIN: &str = env!("CARGO_BIN_EXE_vitals-server");
-
-async fn connect(addr: &str) -> tonic::transport::Channel {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match tonic::transport::Channel::from_shared(format!("http://{addr}"))
-            .expect("endpoint")
-            .connect()
-            .await
-        {
-            Ok(c) => return c,
-            Err(e) if Instant::now() > deadline => panic!("the server did not come up: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-}
-
-fn terminate(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-}
+use crate::common::{BIN, FreshDatabase, Server};
 
 #[test]
 fn migrate_applies_once() {
@@ -91,42 +69,8 @@ fn without_api_keys_it_listens_on_loopback_only_and_makes_keys() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_in_flight_requests_and_exits_cleanly() {
     let dir = tempfile::tempdir().expect("tempdir");
-    // Port 0: the server binds a free port itself and logs it, so no other test can take
-    // the port between our choosing it and the server binding it.
-    let mut child = Command::new(BIN)
-        .env("VITALS_DATA_DIR", dir.path())
-        .env("VITALS_LISTEN", "127.0.0.1:0")
-        .env("VITALS_LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts");
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
-    let log_reader = std::thread::spawn(move || {
-        use std::io::BufRead;
-        let mut all = String::new();
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = lines_tx.send(line.clone());
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    let addr = loop {
-        let line = lines_rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the server logs its address");
-        if line.contains("serving gRPC") {
-            let start = line.find("\"addr\":\"").expect("an addr field") + 8;
-            let end = line[start..].find('"').expect("end of addr") + start;
-            break line[start..end].to_owned();
-        }
-    };
-    let channel = connect(&addr).await;
+    let server = Server::start(dir.path(), &[]).expect("serving");
+    let channel = server.channel().await;
     let mut customers = CustomerServiceClient::new(channel.clone());
     let id = customers
         .create_customer(pb::CreateCustomerRequest {
@@ -172,23 +116,10 @@ async fn sigterm_finishes_in_flight_requests_and_exits_cleanly() {
             .await
     });
     tokio::time::sleep(Duration::from_millis(30)).await;
-    terminate(&child);
+    let stopping = tokio::task::spawn_blocking(move || server.stop());
     let answer = call.await.expect("task").expect("answered despite SIGTERM");
     assert_eq!(answer.into_inner().accepted, 10_000);
-
-    let status = tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                let logs = log_reader.join().expect("the log reader ends");
-                return (status, logs);
-            }
-            assert!(Instant::now() < deadline, "the server did not stop");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    })
-    .await
-    .expect("waited");
+    let status = stopping.await.expect("stopped");
     assert!(status.0.success(), "exit status {:?}", status.0);
     // JSON logs, one line per request, and no PII in them.
     let logs = status.1;
@@ -197,4 +128,87 @@ async fn sigterm_finishes_in_flight_requests_and_exits_cleanly() {
         "{logs}"
     );
     assert!(!logs.contains("secret.person"), "PII in the logs: {logs}");
+}
+
+#[test]
+fn options_may_come_after_the_subcommand() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("elsewhere.db");
+    let out = Command::new(BIN)
+        .args([
+            "migrate",
+            "--database-url",
+            &db.to_string_lossy(),
+            "--log-format",
+            "json",
+        ])
+        .env("VITALS_DATA_DIR", dir.path().join("unused"))
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        db.exists(),
+        "the database named after the subcommand is the one migrated"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with('{'),
+        "JSON logs"
+    );
+}
+
+/// Two servers started at the same instant on one empty database: diesel takes no lock,
+/// so without the advisory lock both create the tables and one fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_migrate_one_empty_database_at_once() {
+    for round in 0..2 {
+        let db = FreshDatabase::create();
+        let dir = tempfile::tempdir().expect("tempdir");
+        if round == 0 {
+            // `migrate` twice at once: both succeed, the migrations are applied once.
+            let run = || {
+                Command::new(BIN)
+                    .args(["migrate", "--database-url", &db.url])
+                    .env("VITALS_DATA_DIR", dir.path())
+                    .stderr(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("starts")
+            };
+            let (a, b) = (run(), run());
+            let (a, b) = (
+                a.wait_with_output().expect("a ends"),
+                b.wait_with_output().expect("b ends"),
+            );
+            assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+            assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+            let applied = |o: &std::process::Output| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .filter(|l| l.starts_with("applied "))
+                    .count()
+            };
+            let (na, nb) = (applied(&a), applied(&b));
+            assert!(
+                na + nb > 0 && na.min(nb) == 0,
+                "applied once: {na} and {nb}"
+            );
+        } else {
+            // `serve` twice at once: both come up and answer.
+            let args = ["--database-url", db.url.as_str()];
+            let (a, b) = std::thread::scope(|s| {
+                let a = s.spawn(|| Server::start(dir.path(), &args));
+                let b = s.spawn(|| Server::start(dir.path(), &args));
+                (a.join().expect("a"), b.join().expect("b"))
+            });
+            let a = a.unwrap_or_else(|r| panic!("the first server failed: {}", r.logs));
+            let b = b.unwrap_or_else(|r| panic!("the second server failed: {}", r.logs));
+            for server in [&a, &b] {
+                CustomerServiceClient::new(server.channel().await)
+                    .list_customers(pb::ListCustomersRequest::default())
+                    .await
+                    .expect("serves");
+            }
+            drop((a, b));
+        }
+    }
 }
