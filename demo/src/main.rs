@@ -129,6 +129,7 @@ fn server_config(registry: PathBuf) -> ServerConfig {
         api_keys: vitals_server::auth::KeyRing::default(),
         tls: None,
         history_cache_bytes: defaults.history_cache_bytes,
+        metrics_listen: None,
     }
 }
 

@@ -236,9 +236,11 @@ impl KeyRing {
         })
     }
 
-    /// The keys in force now.
-    pub fn current(&self) -> Arc<ApiKeys> {
-        self.inner.keys.load_full()
+    /// The keys in force now. A guard, not a clone of the `Arc`: every request reads
+    /// the keys, and bumping one shared reference count from every core would cost more
+    /// than the lookup.
+    pub fn current(&self) -> arc_swap::Guard<Arc<ApiKeys>> {
+        self.inner.keys.load()
     }
 
     /// True when no key is configured at all: every caller is anonymous with every role.

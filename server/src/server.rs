@@ -58,6 +58,9 @@ pub struct ServerConfig {
     /// Memory for customers' histories kept between evaluations (PostgreSQL only: see
     /// `history_cache`); 0 turns the cache off.
     pub history_cache_bytes: u64,
+    /// A second, plaintext address for `GET /metrics` and gRPC health (the API port
+    /// serves both too).
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// PEM files for TLS.
@@ -100,6 +103,7 @@ impl Default for ServerConfig {
             api_keys: KeyRing::default(),
             tls: None,
             history_cache_bytes: 1 << 30,
+            metrics_listen: None,
         }
     }
 }
@@ -227,6 +231,20 @@ pub async fn serve(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
+    let metrics_server = match config.metrics_listen {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr).await?;
+            tracing::info!(addr = %listener.local_addr()?, "serving /metrics and health in plaintext");
+            let server = Server::builder()
+                .accept_http1(true)
+                .layer(PlainHttpLayer::new(metrics.clone()))
+                .add_service(health_service.clone())
+                .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true)));
+            Some(tokio::spawn(server))
+        }
+        None => None,
+    };
+
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = store.backend_name(), registry = %config.registry.display(), "serving gRPC and gRPC-Web");
 
@@ -284,6 +302,9 @@ pub async fn serve(
         .await?;
     poller.abort();
     key_reloader.abort();
+    if let Some(task) = metrics_server {
+        task.abort();
+    }
     prober.abort();
     if let Some(task) = listener_task {
         task.abort();

@@ -39,6 +39,12 @@ pub struct Cli {
     )]
     pub listen: SocketAddr,
 
+    /// Also serve `GET /metrics` (and gRPC health) in plaintext on this address, for
+    /// scrapers that cannot reach the API port (it speaks TLS with HTTP/2 only, when TLS is
+    /// on). The API port serves `/metrics` in any case.
+    #[arg(long, env = "VITALS_METRICS_LISTEN", global = true)]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Log format.
     #[arg(
         long,
@@ -204,6 +210,7 @@ impl TryFrom<&Cli> for ServerConfig {
             api_keys,
             tls,
             history_cache_bytes: cli.history_cache_mib.saturating_mul(1024 * 1024),
+            metrics_listen: cli.metrics_listen,
         })
     }
 }
@@ -269,6 +276,8 @@ mod tests {
             "3",
             "--history-cache-mib",
             "2",
+            "--metrics-listen",
+            "127.0.0.1:9",
         ]);
         let config = ServerConfig::try_from(&cli).expect("a config");
         assert_eq!(config.max_message_bytes, 64 * 1024);
@@ -278,6 +287,7 @@ mod tests {
         assert_eq!(config.model_poll_interval, Duration::from_millis(500));
         assert_eq!(config.health_probe_interval, Duration::from_secs(3));
         assert_eq!(config.history_cache_bytes, 2 * 1024 * 1024);
+        assert_eq!(config.metrics_listen, Some(([127, 0, 0, 1], 9).into()));
         assert_eq!(config.api_keys.current().len(), 1);
         let tls = config.tls.expect("TLS configured");
         assert_eq!(tls.client_ca, Some(PathBuf::from("ca.pem")));

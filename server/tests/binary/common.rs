@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use diesel::{Connection, RunQueryDsl, pg::PgConnection};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::transport::{Channel, ClientTlsConfig};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_vitals-server");
@@ -268,4 +269,25 @@ impl Drop for FreshDatabase {
             .execute(&mut conn);
         }
     }
+}
+
+/// `GET path` over plain HTTP/1.1, as Prometheus scrapes: the status line and the body.
+pub async fn http_get(port: u16, path: &str) -> (String, String) {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: vitals\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .expect("send");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("read the response");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.lines().next().unwrap_or_default().to_owned();
+    (status, body.to_owned())
 }

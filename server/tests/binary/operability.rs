@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
@@ -16,28 +15,7 @@ use vitals_proto::v1 as pb;
 use vitals_proto::v1::customer_service_client::CustomerServiceClient;
 use vitals_proto::v1::evaluation_service_client::EvaluationServiceClient;
 
-use crate::common::{FreshDatabase, Server, eventually};
-
-/// `GET path` over plain HTTP/1.1, as Prometheus scrapes: the status line and the body.
-async fn http_get(server: &Server, path: &str) -> (String, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", server.port()))
-        .await
-        .expect("connect");
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: vitals\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .expect("send");
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .await
-        .expect("read the response");
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head.lines().next().unwrap_or_default().to_owned();
-    (status, body.to_owned())
-}
+use crate::common::{FreshDatabase, Server, eventually, http_get};
 
 /// The value of one sample line (`name{labels} value`) on a metrics page.
 fn sample(page: &str, series: &str) -> Option<f64> {
@@ -82,7 +60,7 @@ async fn metrics_are_served_on_the_api_port() {
     }
     assert_eq!(evaluated, 1);
 
-    let (status, page) = http_get(&server, "/metrics").await;
+    let (status, page) = http_get(server.port(), "/metrics").await;
     assert!(status.contains("200"), "{status}");
     let requests = |method: &str, code: &str| {
         sample(
@@ -128,7 +106,7 @@ async fn metrics_are_served_on_the_api_port() {
     );
 
     // Anything else over plain HTTP is not a page.
-    let (status, _) = http_get(&server, "/nothing-here").await;
+    let (status, _) = http_get(server.port(), "/nothing-here").await;
     assert!(!status.contains("200"), "{status}");
 }
 
@@ -234,7 +212,7 @@ async fn health_reports_not_serving_while_the_database_is_unreachable() {
         serving,
         "models answer from the registry"
     );
-    let (_, page) = http_get(&server, "/metrics").await;
+    let (_, page) = http_get(server.port(), "/metrics").await;
     assert_eq!(sample(&page, "vitals_database_up"), Some(0.0), "{page}");
 
     proxy.set_up(true);

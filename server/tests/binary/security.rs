@@ -14,7 +14,7 @@ use vitals_proto::v1 as pb;
 use vitals_proto::v1::customer_service_client::CustomerServiceClient;
 use vitals_store::{AuditFilter, DatabaseUrl, PoolOptions, Store};
 
-use crate::common::{Server, eventually, new_key, with_key};
+use crate::common::{Server, eventually, http_get, json_field, new_key, with_key};
 
 fn customer() -> pb::Customer {
     pb::Customer {
@@ -333,8 +333,33 @@ async fn tls_and_mutual_tls_from_the_flags() {
     );
     let trusting = || ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&pki.ca_pem));
 
-    let server =
-        Server::start(dir.path(), &["--tls-cert", &cert, "--tls-key", &key]).expect("serving TLS");
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+    )
+    .expect("serving TLS");
+    // Scrapers that speak plain HTTP/1.1 get the metrics on their own port.
+    let metrics_addr = server
+        .logs()
+        .lines()
+        .find(|l| l.contains("serving /metrics"))
+        .and_then(|l| json_field(l, "addr"))
+        .expect("the metrics address is logged");
+    let metrics_port = metrics_addr
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port");
+    let (status, page) = http_get(metrics_port, "/metrics").await;
+    assert!(status.contains("200"), "{status}");
+    assert!(page.contains("vitals_database_up 1"), "{page}");
     let plaintext = server.plaintext_channel().await;
     assert!(health(plaintext).await.is_err(), "plaintext is refused");
     health(server.tls_channel(trusting()).await)
