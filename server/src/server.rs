@@ -211,7 +211,7 @@ pub async fn serve(
 
     let (health, health_service) = tonic_health::server::health_reporter();
     // Every service but ModelService needs the database; ModelService answers from the
-    // registry. The first probe runs before the port opens.
+    // registry. The first probe runs before the first request is answered.
     health.set_serving::<ModelServiceServer<ModelApi>>().await;
     crate::health::probe_once(&store, &health, &metrics).await;
     let prober = tokio::spawn(crate::health::probe_database(
