@@ -1,23 +1,15 @@
-//! Vitals' engine: the domain model and the pure logic over it.
+//! Vitals' inference engine: the churn, segment and lifetime-value models (fitting,
+//! scoring, explaining), their metrics, the registry they are published to, and the
+//! evaluation of a customer with the models in service.
 //!
-//! No database and no network: the store persists these types, the server maps the
-//! API onto them, and the trainer and the server compute features from them, so a
-//! model is always scored on exactly what it was trained on.
+//! No database and no network. The domain it works on (records, features, labels, the
+//! scorecard) is `vitals-domain`'s, so the trainer and the server compute features from
+//! the same code and a model is always scored on exactly what it was trained on.
 
-pub mod campaign;
-pub mod currency;
-pub mod domain;
 pub mod evaluation;
-pub mod features;
-pub mod followup;
-pub mod labels;
 pub mod metrics;
 pub mod models;
-pub mod portfolio;
-pub mod reference;
 pub mod registry;
-pub mod time;
-pub mod validate;
 
-pub use domain::*;
-pub use validate::{FieldViolation, Violations};
+// The domain's modules, under the paths this crate's code names them by.
+use vitals_domain::{features, labels, records as domain, reference, time};

@@ -24,7 +24,7 @@ use std::task::{Context, Poll};
 
 use arc_swap::ArcSwap;
 use http::{Request, Response};
-use vitals_engine::time::now_micros;
+use vitals_domain::time::now_micros;
 use vitals_store::AuditEntry;
 
 use crate::audit::{AuditRecord, AuditSink, audited};

@@ -1,12 +1,12 @@
-//! Mapping between the API's messages (`vitals.v1`) and the engine's domain types.
+//! Mapping between the API's messages (`vitals.v1`) and the domain's types (`vitals-domain`).
 //!
 //! Conversions from the wire collect every structural problem (an unknown enum value,
 //! a missing oneof, an impossible timestamp) as a named field violation; the business
-//! rules then run on the domain value (`vitals_engine::validate`).
+//! rules then run on the domain value (`vitals_domain::validate`).
 
 use prost_types::Timestamp;
-use vitals_engine::time::{Micros, micros_from_parts, parts_from_micros};
-use vitals_engine::{
+use vitals_domain::time::{Micros, micros_from_parts, parts_from_micros};
+use vitals_domain::{
     AttributeValue, Attributes, Customer, CustomerData, CustomerRef, CustomerStatus, EventKind,
     EventPayload, Feedback, FeedbackKind, Interaction, InteractionKind, NewEvent, Payment,
     Severity, StoredEvent, Transaction, Violations,
@@ -443,9 +443,9 @@ pub fn event_to_proto(e: StoredEvent) -> pb::Event {
     }
 }
 
-/// A retention action as the engine holds it; `check_event` validates it afterwards.
-pub fn retention_action_from_proto(a: pb::RetentionAction) -> vitals_engine::RetentionAction {
-    vitals_engine::RetentionAction {
+/// A retention action as the domain holds it; `check_event` validates it afterwards.
+pub fn retention_action_from_proto(a: pb::RetentionAction) -> vitals_domain::RetentionAction {
+    vitals_domain::RetentionAction {
         kind: a.kind,
         cost_minor: a.cost_minor,
         currency: a.currency,

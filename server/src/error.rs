@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
-use vitals_engine::Violations;
+use vitals_domain::Violations;
 use vitals_store::StoreError;
 
 const DOMAIN: &str = "vitals.v1";
@@ -35,7 +35,7 @@ pub fn invalid_field(field: &str, description: impl Into<String>) -> Status {
 /// INVALID_ARGUMENT unless `id` is a well-formed identifier (as the store issues them).
 pub fn check_id(field: &str, id: &str) -> Result<(), Status> {
     let mut v = Violations::new();
-    vitals_engine::validate::check_id(&mut v, field, id);
+    vitals_domain::validate::check_id(&mut v, field, id);
     v.into_result().map_err(|v| invalid(&v))
 }
 

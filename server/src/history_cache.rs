@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
-use vitals_engine::domain::StoredEvent;
+use vitals_domain::StoredEvent;
 use vitals_store::{CustomerLookup, History, Store, StoreError};
 
 /// The payload that means "drop every history".
@@ -432,7 +432,7 @@ async fn listen_once(
 
 #[cfg(test)]
 mod tests {
-    use vitals_engine::domain::{Customer, CustomerData};
+    use vitals_domain::{Customer, CustomerData};
 
     use super::*;
 

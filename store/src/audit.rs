@@ -2,7 +2,7 @@
 //! Written in batches by the server's audit writer; read by `vitals-trainer audit`.
 
 use diesel::prelude::*;
-use vitals_engine::time::Micros;
+use vitals_domain::time::Micros;
 
 use crate::db::{Store, WriteTransaction, with_conn};
 use crate::error::Result;

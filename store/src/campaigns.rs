@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text};
-use vitals_engine::campaign::{Arm, Effect, Evidence, TargetRule, draw_control, review};
-use vitals_engine::evaluation::lifecycle::risk_band;
-use vitals_engine::time::{MICROS_PER_DAY, Micros, now_micros};
+use vitals_domain::campaign::{Arm, Effect, Evidence, TargetRule, draw_control, review};
+use vitals_domain::evaluation::lifecycle::risk_band;
+use vitals_domain::time::{MICROS_PER_DAY, Micros, now_micros};
 
 use crate::db::{Store, WriteTransaction, with_conn};
 use crate::error::{Result, StoreError};
@@ -228,7 +228,7 @@ SELECT a.first_action IS NULL AS control, c.contractual AS contractual,
        a.currency AS currency,
        (SELECT MIN(t.time) FROM transactions t
          WHERE t.customer_id = c.id AND t.time > COALESCE(a.first_action, $1)) AS next_purchase,
-       -- The bands of vitals_engine::evaluation::risk_band.
+       -- The bands of vitals_domain::evaluation::risk_band.
        CASE WHEN e.churn_probability IS NULL THEN NULL
             WHEN e.churn_probability >= 0.5 THEN 'high'
             WHEN e.churn_probability >= 0.25 THEN 'medium'

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
-use vitals_engine::time::Micros;
-use vitals_engine::{Attributes, Customer, CustomerData, CustomerStatus, Violations};
+use vitals_domain::time::Micros;
+use vitals_domain::{Attributes, Customer, CustomerData, CustomerStatus, Violations};
 
 use crate::db::{Store, WriteTransaction, with_conn};
 use crate::error::{Result, StoreError};

@@ -1,7 +1,7 @@
 //! What can go wrong in the store, in terms a caller can act on.
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use vitals_engine::Violations;
+use vitals_domain::Violations;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

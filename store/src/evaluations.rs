@@ -7,7 +7,7 @@ use diesel::dsl::{avg, count_star};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Double, Integer, Nullable, Text};
 use serde::{Deserialize, Serialize};
-use vitals_engine::time::Micros;
+use vitals_domain::time::Micros;
 
 use crate::db::{Store, WriteTransaction, with_conn};
 use crate::error::{Result, StoreError};

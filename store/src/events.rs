@@ -5,9 +5,9 @@ use std::collections::{HashMap, HashSet};
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 use serde::{Deserialize, Serialize};
-use vitals_engine::followup::might_signal;
-use vitals_engine::time::Micros;
-use vitals_engine::{
+use vitals_domain::followup::might_signal;
+use vitals_domain::time::Micros;
+use vitals_domain::{
     CustomerRef, CustomerStatus, EventKind, EventPayload, Feedback, FeedbackKind, Interaction,
     InteractionKind, NewEvent, Payment, RetentionAction, Severity, StoredEvent, Transaction,
     content_hash,

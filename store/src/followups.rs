@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
-use vitals_engine::followup::{
+use vitals_domain::followup::{
     FollowUpRules, FollowUpStatus, Move, MoveError, OPEN_STATUSES, Reason, Signal, apply_move,
 };
-use vitals_engine::time::{Micros, now_micros};
+use vitals_domain::time::{Micros, now_micros};
 
 use crate::db::{Store, WriteTransaction, with_conn};
 use crate::error::{Result, StoreError};

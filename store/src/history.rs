@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use vitals_engine::{Customer, StoredEvent};
+use vitals_domain::{Customer, StoredEvent};
 
 use crate::customers::{CustomerRow, not_found_external_id, not_found_id};
 use crate::db::{DbPool, Store, with_conn};

@@ -31,4 +31,3 @@ pub use history::{CustomerLookup, History};
 pub use page::Page;
 pub use schemes::StoredScheme;
 pub use settings::DataArgs;
-pub use snapshots::RefreshProgress;

@@ -3,7 +3,7 @@
 //!
 //! The store reads the rows the metrics need (the customers with their group and span;
 //! purchases from the bucket before the period on, NPS and CSAT answers and contacts in
-//! the period) in one snapshot and hands them to `vitals_engine::portfolio`, which does
+//! the period) in one snapshot and hands them to `vitals_domain::portfolio`, which does
 //! the counting after the read has ended. The bucket
 //! boundaries (calendar weeks and months in UTC) are computed here. On PostgreSQL the
 //! rows come by binary COPY over several connections at once (`portfolio/pg.rs`).
@@ -13,9 +13,9 @@ mod pg;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text};
-pub use vitals_engine::portfolio::BucketMetrics;
-use vitals_engine::portfolio::{Portfolio, PortfolioError, customer_key};
-use vitals_engine::time::{MICROS_PER_DAY, Micros};
+pub use vitals_domain::portfolio::BucketMetrics;
+use vitals_domain::portfolio::{Portfolio, PortfolioError, customer_key};
+use vitals_domain::time::{MICROS_PER_DAY, Micros};
 
 use crate::db::{DbPool, Store};
 use crate::error::{Result, StoreError};

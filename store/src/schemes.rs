@@ -2,7 +2,7 @@
 //! concurrency so two editors working from one version cannot both win.
 
 use diesel::prelude::*;
-use vitals_engine::time::{Micros, now_micros};
+use vitals_domain::time::{Micros, now_micros};
 
 use crate::db::{Store, WriteTransaction, with_conn};
 use crate::error::{Result, StoreError};

@@ -1,33 +1,13 @@
-//! Computing and storing evaluation snapshots: the batch path shared by the server's
-//! `RefreshEvaluations` and `vitals-trainer score --store`, so both store the same thing.
+//! Evaluation snapshots as rows, and the scoring scheme in force. Computing them is the
+//! application layer's (`vitals_app::refresh`), shared by the server's
+//! `RefreshEvaluations` and `vitals-trainer score --store`.
 
-use std::time::Instant;
-
-use vitals_engine::evaluation::{Evaluation, Models, ScoringScheme, VersionedScheme, evaluate};
-use vitals_engine::time::{Micros, now_micros};
+use vitals_domain::evaluation::{Evaluation, ScoringScheme, VersionedScheme};
 
 use crate::db::Store;
 use crate::error::{Result, StoreError};
 use crate::evaluations::EvaluationRecord;
-use crate::followups::CustomerSignal;
 use crate::schemes::StoredScheme;
-
-/// Customers read, evaluated and written per step.
-const CHUNK: usize = 2_000;
-
-/// Where a refresh stands.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct RefreshProgress {
-    pub customers_done: u64,
-    pub customers_total: u64,
-    pub evaluations_stored: u64,
-    /// Follow-up tasks the refresh opened (churn risk crossings, overdue invoices).
-    pub follow_ups_opened: u64,
-    pub seconds: f64,
-}
-
-/// A refresh as of more than this before now is a look at the past: it opens no tasks.
-const LIVE_REFRESH_SLACK: Micros = vitals_engine::time::MICROS_PER_DAY;
 
 impl EvaluationRecord {
     /// The snapshot row of an evaluation: its sortable parts as columns, the whole as JSON.
@@ -86,75 +66,5 @@ impl Store {
             }
         };
         Ok((parse_scheme(&stored)?, stored))
-    }
-
-    /// Evaluates every customer as of `as_of` and stores the snapshots, a chunk at a time
-    /// (each chunk one transaction), calling `progress` after each chunk.
-    pub fn refresh_evaluations(
-        &self,
-        as_of: Micros,
-        models: &Models,
-        scheme: &VersionedScheme,
-        mut progress: impl FnMut(RefreshProgress),
-    ) -> Result<RefreshProgress> {
-        let started = Instant::now();
-        let mut state = RefreshProgress {
-            customers_total: self.count_customers()?,
-            ..RefreshProgress::default()
-        };
-        progress(state);
-        let live = as_of >= now_micros().saturating_sub(LIVE_REFRESH_SLACK);
-        let rules = if live {
-            Some(self.rules_in_force()?)
-        } else {
-            None
-        };
-        self.scan_histories(CHUNK, |histories| {
-            let now = now_micros();
-            let evaluations: Vec<Evaluation> = histories
-                .iter()
-                .map(|h| evaluate(&h.customer, &h.events, as_of, models, scheme, now))
-                .collect();
-            let records = evaluations
-                .iter()
-                .map(EvaluationRecord::of)
-                .collect::<Result<Vec<_>>>()?;
-            let mut signals = Vec::new();
-            if let Some(rules) = &rules {
-                let ids: Vec<String> = histories.iter().map(|h| h.customer.id.clone()).collect();
-                let previous = self.stored_probabilities(&ids)?;
-                for (h, e) in histories.iter().zip(&evaluations) {
-                    let id = &h.customer.id;
-                    let risk = e.churn_probability().and_then(|p| {
-                        rules
-                            .rules
-                            .signal_of_risk(previous.get(id).copied(), p, now)
-                    });
-                    let overdue = rules.rules.signal_of_overdue(&h.events, now);
-                    signals.extend(
-                        risk.into_iter()
-                            .chain(overdue)
-                            .map(|signal| CustomerSignal {
-                                customer_id: id.clone(),
-                                source: "refresh".into(),
-                                signal,
-                            }),
-                    );
-                }
-            }
-            let rules_version = rules.as_ref().map_or(0, |r| r.version);
-            let (written, opened) =
-                self.upsert_evaluations_opening(&records, &signals, rules_version, now)?;
-            state.evaluations_stored += written as u64;
-            state.follow_ups_opened += opened as u64;
-            state.customers_done += histories.len() as u64;
-            state.seconds = started.elapsed().as_secs_f64();
-            progress(state);
-            Ok(())
-        })?;
-        // Customers created during the run make the first count low.
-        state.customers_total = state.customers_total.max(state.customers_done);
-        state.seconds = started.elapsed().as_secs_f64();
-        Ok(state)
     }
 }

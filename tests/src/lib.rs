@@ -226,8 +226,8 @@ impl TestServer {
     }
 
     fn train_synthetic_blocking(&self, customers: u64, activate: bool) -> u64 {
+        use vitals_domain::time::MICROS_PER_DAY;
         use vitals_engine::models::churn::Algorithm;
-        use vitals_engine::time::MICROS_PER_DAY;
         use vitals_trainer::train::{Activation, ChurnChoice, SegmentChoice, TrainConfig};
         if self.store.count_customers().expect("count customers") == 0 {
             let options = vitals_trainer::generate::GenerateOptions::new(customers, 42);
@@ -330,7 +330,7 @@ pub fn ts(seconds: i64) -> prost_types::Timestamp {
 }
 
 pub fn now_seconds() -> i64 {
-    vitals_engine::time::now_micros() / 1_000_000
+    vitals_domain::time::now_micros() / 1_000_000
 }
 
 /// A TCP proxy in front of PostgreSQL that a test can cut and restore: the database

@@ -154,10 +154,10 @@ use indicatif::ProgressBar;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
-use vitals_engine::campaign::{TargetRule, validate_holdout};
-use vitals_engine::time::{MICROS_PER_DAY, Micros, now_micros};
-use vitals_engine::validate::MAX_LABEL_LEN;
-use vitals_engine::{
+use vitals_domain::campaign::{TargetRule, validate_holdout};
+use vitals_domain::time::{MICROS_PER_DAY, Micros, now_micros};
+use vitals_domain::validate::MAX_LABEL_LEN;
+use vitals_domain::{
     AttributeValue, CustomerData, CustomerRef, CustomerStatus, EventKind, EventPayload, Feedback,
     FeedbackKind, Interaction, InteractionKind, NewEvent, Payment, RetentionAction, Severity,
     Transaction,
@@ -276,7 +276,7 @@ impl CampaignOptions {
         if validate_holdout(self.holdout_share).is_err() {
             bail!(
                 "--campaign-holdout must be above 0 and at most {}, got {}",
-                vitals_engine::campaign::MAX_HOLDOUT_SHARE,
+                vitals_domain::campaign::MAX_HOLDOUT_SHARE,
                 self.holdout_share
             );
         }

@@ -26,9 +26,9 @@ use anyhow::Context;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
+use vitals_domain::time::{Micros, now_micros};
 use vitals_engine::models::churn::Algorithm;
 use vitals_engine::registry::Registry;
-use vitals_engine::time::{Micros, now_micros};
 use vitals_store::{DataArgs, DatabaseUrl, Store, redact_url};
 use vitals_trainer::import::ImportOptions;
 use vitals_trainer::score::{ScoreConfig, score};
@@ -505,7 +505,7 @@ fn score_command(
 ) -> anyhow::Result<()> {
     let as_of = args
         .as_of
-        .map_or_else(vitals_engine::time::now_micros, date_micros);
+        .map_or_else(vitals_domain::time::now_micros, date_micros);
     let mut outcomes = serde_json::Map::new();
     if let Some(out) = args.out {
         let config = ScoreConfig {

@@ -24,8 +24,8 @@ use std::fmt;
 use anyhow::bail;
 use chrono::NaiveDate;
 use serde::Serialize;
-use vitals_engine::campaign::Arm;
-use vitals_engine::time::{Micros, now_micros};
+use vitals_domain::campaign::Arm;
+use vitals_domain::time::{Micros, now_micros};
 use vitals_store::{CampaignReview, Store, StoreError};
 
 use crate::money::minor_digits;

@@ -8,16 +8,16 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use serde::Serialize;
+use vitals_domain::features::RawFeatures;
+use vitals_domain::labels::eligible;
+use vitals_domain::time::Micros;
 use vitals_engine::evaluation::{
     CHURN_KIND, CLV_KIND, Models, SEGMENTS_KIND, load_segments, risk_band,
 };
-use vitals_engine::features::RawFeatures;
-use vitals_engine::labels::eligible;
 use vitals_engine::models::churn::load_churn;
 use vitals_engine::models::clv::load_clv;
 use vitals_engine::models::segments::SegmentModel;
 use vitals_engine::registry::Registry;
-use vitals_engine::time::Micros;
 use vitals_store::Store;
 
 use crate::train::progress_bar;
@@ -200,7 +200,7 @@ pub fn store_snapshots(
     let models = active_models(&registry)?;
     let (scheme, _) = store.scheme_in_force()?;
     let bar = progress_bar(progress, store.count_customers()?, "evaluating");
-    let done = store.refresh_evaluations(as_of, &models, &scheme, |p| {
+    let done = vitals_app::refresh_evaluations(store, as_of, &models, &scheme, |p| {
         bar.set_position(p.customers_done);
     })?;
     bar.finish_and_clear();

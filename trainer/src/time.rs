@@ -10,7 +10,7 @@
 //! A timestamp without an offset (`2024-03-01T09:30:00`) is refused rather than guessed.
 
 use chrono::{DateTime, NaiveDate};
-use vitals_engine::time::{MICROS_PER_DAY, Micros};
+use vitals_domain::time::{MICROS_PER_DAY, Micros};
 
 /// Parses an RFC 3339 timestamp or a `YYYY-MM-DD` date (midnight UTC).
 pub fn parse_time(s: &str) -> Result<Micros, String> {

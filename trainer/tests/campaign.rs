@@ -7,9 +7,9 @@ mod common;
 
 use anyhow::{Context, Result, ensure};
 use sha2::{Digest, Sha256};
-use vitals_engine::EventPayload;
-use vitals_engine::campaign::{TargetRule, Verdict};
-use vitals_engine::time::{MICROS_PER_DAY, Micros};
+use vitals_domain::EventPayload;
+use vitals_domain::campaign::{TargetRule, Verdict};
+use vitals_domain::time::{MICROS_PER_DAY, Micros};
 use vitals_store::{CampaignReview, Store};
 use vitals_trainer::generate::{
     CampaignOptions, CampaignSummary, GenerateOptions, Generator, Synthetic, generate,

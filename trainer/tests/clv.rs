@@ -3,10 +3,10 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, ensure};
+use vitals_domain::time::MICROS_PER_DAY;
 use vitals_engine::models::churn::Algorithm;
 use vitals_engine::models::clv::{BgNbd, GammaGamma, RfmSummary, load_clv, summarize};
 use vitals_engine::registry::Registry;
-use vitals_engine::time::MICROS_PER_DAY;
 use vitals_store::{DatabaseUrl, PoolOptions, Store};
 use vitals_trainer::train::{Activation, ChurnChoice, SegmentChoice, TrainConfig, train};
 use vitals_trainer::{ImportOptions, import_cdnow, import_telco};

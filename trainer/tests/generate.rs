@@ -7,10 +7,10 @@ mod common;
 use std::collections::HashSet;
 
 use anyhow::{Context, Result, ensure};
+use vitals_domain::time::{MICROS_PER_DAY, Micros};
+use vitals_domain::{CustomerStatus, EventPayload};
 use vitals_engine::models::churn::Algorithm;
 use vitals_engine::registry::Registry;
-use vitals_engine::time::{MICROS_PER_DAY, Micros};
-use vitals_engine::{CustomerStatus, EventPayload};
 use vitals_store::{History, Store};
 use vitals_trainer::generate::{
     DRIVER_FEATURES, GenerateOptions, GenerateSummary, Generator, default_window, generate,
@@ -135,13 +135,13 @@ fn generated_histories_are_consistent_and_reruns_change_nothing() -> Result<()> 
                     ensure!(f.comment.is_none());
                     ensure!(f.kind.score_range().contains(&f.score));
                     match f.kind {
-                        vitals_engine::FeedbackKind::Nps => nps += 1,
-                        vitals_engine::FeedbackKind::Csat => csat += 1,
+                        vitals_domain::FeedbackKind::Nps => nps += 1,
+                        vitals_domain::FeedbackKind::Csat => csat += 1,
                         _ => {}
                     }
                 }
                 EventPayload::Interaction(i) => {
-                    complaints += usize::from(i.kind == vitals_engine::InteractionKind::Complaint);
+                    complaints += usize::from(i.kind == vitals_domain::InteractionKind::Complaint);
                     open += usize::from(i.resolved_time.is_none());
                     if let Some(r) = i.resolved_time {
                         ensure!(r >= e.time);

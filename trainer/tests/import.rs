@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, ensure};
-use vitals_engine::{AttributeValue, CustomerStatus, EventPayload};
+use vitals_domain::{AttributeValue, CustomerStatus, EventPayload};
 use vitals_store::{CustomerFilter, EventFilter, Store};
 use vitals_trainer::{
     ImportOptions, ImportSummary, import_cdnow, import_customers, import_events, import_telco,
@@ -23,7 +23,7 @@ const CDNOW: &str = concat!(
     "/../fixtures/datasets/cdnow_sample.txt"
 );
 
-fn customers(store: &Store, filter: &CustomerFilter) -> Result<Vec<vitals_engine::Customer>> {
+fn customers(store: &Store, filter: &CustomerFilter) -> Result<Vec<vitals_domain::Customer>> {
     let mut all = Vec::new();
     let mut token = String::new();
     loop {
@@ -76,7 +76,7 @@ fn telco_imports_every_customer_once() -> Result<()> {
     assert_eq!(all.len(), 7043);
 
     let start = vitals_trainer::time::date_micros(as_of);
-    let day = vitals_engine::time::MICROS_PER_DAY;
+    let day = vitals_domain::time::MICROS_PER_DAY;
     for c in &all {
         let d = &c.data;
         ensure!(d.contractual, "{} is contractual", d.external_id);

@@ -4,9 +4,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result, ensure};
 use tempfile::TempDir;
+use vitals_domain::time::MICROS_PER_DAY;
 use vitals_engine::models::churn::{Algorithm, load_churn};
 use vitals_engine::registry::Registry;
-use vitals_engine::time::MICROS_PER_DAY;
 use vitals_store::{DatabaseUrl, PoolOptions, Store};
 use vitals_trainer::score::{ScoreConfig, score};
 use vitals_trainer::train::{Activation, ChurnChoice, SegmentChoice, TrainConfig, train};
@@ -166,7 +166,7 @@ fn clear_errors_and_nothing_half_published() -> Result<()> {
     );
     // A label window that has not passed yet.
     let mut future = config(dir.path(), Activation::Always)?;
-    future.cutoffs = vec![vitals_engine::time::now_micros()];
+    future.cutoffs = vec![vitals_domain::time::now_micros()];
     let err = train(&store, &future).err().context("future")?;
     ensure!(err.to_string().contains("has not passed"), "{err}");
 

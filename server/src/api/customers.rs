@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status, Streaming};
-use vitals_engine::Violations;
-use vitals_engine::time::now_micros;
-use vitals_engine::validate::check_customer;
+use vitals_domain::Violations;
+use vitals_domain::time::now_micros;
+use vitals_domain::validate::check_customer;
 use vitals_proto::v1 as pb;
 use vitals_proto::v1::customer_service_server::CustomerService;
 use vitals_store::{CustomerFilter, Store, page};
@@ -116,7 +116,7 @@ impl CustomerService for CustomerApi {
             return Err(invalid_field("customer", "is required"));
         };
         let mut v = Violations::new();
-        vitals_engine::validate::check_id(&mut v, "customer.id", &customer.id);
+        vitals_domain::validate::check_id(&mut v, "customer.id", &customer.id);
         if customer.etag.is_empty() {
             v.push(
                 "customer.etag",

@@ -8,14 +8,14 @@ use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status};
-use vitals_engine::Violations;
+use vitals_domain::Violations;
+use vitals_domain::features::RawFeatures;
+use vitals_domain::time::{Micros, now_micros};
+use vitals_domain::{Customer, StoredEvent};
 use vitals_engine::evaluation::{
     ChurnAssessment, Evaluation, Models, ScoringScheme, VersionedScheme, assess_churn,
     assess_churn_row, evaluate,
 };
-use vitals_engine::features::RawFeatures;
-use vitals_engine::time::{Micros, now_micros};
-use vitals_engine::{Customer, StoredEvent};
 use vitals_proto::v1 as pb;
 use vitals_proto::v1::evaluation_service_server::EvaluationService;
 use vitals_store::{
@@ -248,7 +248,7 @@ impl EvaluationService for EvaluationApi {
             );
         }
         for (i, id) in request.customer_ids.iter().enumerate() {
-            vitals_engine::validate::check_id(&mut v, &format!("customer_ids[{i}]"), id);
+            vitals_domain::validate::check_id(&mut v, &format!("customer_ids[{i}]"), id);
         }
         v.into_result().map_err(|v| invalid(&v))?;
 
@@ -396,7 +396,7 @@ impl EvaluationService for EvaluationApi {
             let versions = versions(&models, scheme);
             // A refresh, once started, finishes even if the caller stops listening:
             // progress that cannot be delivered is dropped.
-            let report = |p: &vitals_store::RefreshProgress, finished: bool| {
+            let report = |p: &vitals_app::RefreshProgress, finished: bool| {
                 let as_gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
                 metrics
                     .refresh_customers_done
@@ -414,7 +414,9 @@ impl EvaluationService for EvaluationApi {
                     versions: Some(versions),
                 }));
             };
-            let outcome = store.refresh_evaluations(as_of, &models, scheme, |p| report(&p, false));
+            let outcome = vitals_app::refresh_evaluations(&store, as_of, &models, scheme, |p| {
+                report(&p, false);
+            });
             match outcome {
                 Ok(p) => {
                     tracing::info!(

@@ -1,12 +1,12 @@
-//! Evaluations, schemes and feature records between the engine and `vitals.v1`.
+//! Evaluations, schemes and feature records between the domain and `vitals.v1`.
 
 use std::collections::BTreeMap;
 
-use vitals_engine::Violations;
+use vitals_domain::Violations;
+use vitals_domain::features::BEHAVIOUR;
 use vitals_engine::evaluation::{
     ChurnAssessment, Dimension, Evaluation, Factor, Part, ScoringScheme, TierRule,
 };
-use vitals_engine::features::BEHAVIOUR;
 use vitals_proto::v1 as pb;
 use vitals_store::StoredScheme;
 
@@ -175,7 +175,7 @@ pub fn scheme_from_proto(s: &pb::ScoringScheme) -> Result<ScoringScheme, Violati
     v.into_result().map(|()| scheme)
 }
 
-/// Behavioural features by name into the engine's array; NaN where not given.
+/// Behavioural features by name into the domain's feature array; NaN where not given.
 pub fn behaviour_from_proto(
     v: &mut Violations,
     features: &std::collections::HashMap<String, f64>,

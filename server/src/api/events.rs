@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status, Streaming};
-use vitals_engine::Violations;
-use vitals_engine::time::now_micros;
-use vitals_engine::validate::{MAX_BATCH_EVENTS, check_event};
+use vitals_domain::Violations;
+use vitals_domain::time::now_micros;
+use vitals_domain::validate::{MAX_BATCH_EVENTS, check_event};
 use vitals_proto::v1 as pb;
 use vitals_proto::v1::event_service_server::EventService;
 use vitals_store::{BatchOutcome, EventFilter, RecordMode, Store, page};
@@ -190,10 +190,10 @@ impl EventService for EventApi {
         };
         match &r.customer {
             Some(Who::CustomerId(id)) => {
-                vitals_engine::validate::check_id(&mut v, "customer_id", id)
+                vitals_domain::validate::check_id(&mut v, "customer_id", id)
             }
             Some(Who::CustomerExternalId(ext)) => {
-                vitals_engine::validate::check_id(&mut v, "customer_external_id", ext)
+                vitals_domain::validate::check_id(&mut v, "customer_external_id", ext)
             }
             None => v.push("customer_id", "give customer_id or customer_external_id"),
         }

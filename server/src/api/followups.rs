@@ -3,14 +3,14 @@
 
 use rand::Rng;
 use tonic::{Request, Response, Status};
-use vitals_engine::campaign::{DEFAULT_HOLDOUT_SHARE, TargetRule, validate_holdout};
-use vitals_engine::followup::{
+use vitals_domain::campaign::{DEFAULT_HOLDOUT_SHARE, TargetRule, validate_holdout};
+use vitals_domain::followup::{
     ChurnRiskRule, ComplaintRule, DetractorRule, FollowUpRules, FollowUpStatus, Move,
     OverduePaymentRule, Reason,
 };
-use vitals_engine::time::now_micros;
-use vitals_engine::validate::{MAX_LABEL_LEN, check_event, check_id, check_text};
-use vitals_engine::{CustomerRef, EventPayload, NewEvent, Severity, StoredEvent, Violations};
+use vitals_domain::time::now_micros;
+use vitals_domain::validate::{MAX_LABEL_LEN, check_event, check_id, check_text};
+use vitals_domain::{CustomerRef, EventPayload, NewEvent, Severity, StoredEvent, Violations};
 use vitals_proto::v1 as pb;
 use vitals_proto::v1::follow_up_service_server::FollowUpService;
 use vitals_store::campaigns::{CampaignRecord, CampaignReview};
@@ -284,7 +284,7 @@ fn campaign_to_proto(c: CampaignRecord) -> pb::Campaign {
 
 fn review_to_proto(r: CampaignReview) -> pb::CampaignReview {
     let e = &r.effect;
-    let arm = |a: &vitals_engine::campaign::Arm, rate: f64| pb::ReviewArm {
+    let arm = |a: &vitals_domain::campaign::Arm, rate: f64| pb::ReviewArm {
         customers: a.customers as i64,
         churned: a.churned as i64,
         churn_rate: rate,
@@ -309,7 +309,7 @@ fn review_to_proto(r: CampaignReview) -> pb::CampaignReview {
     }
 }
 
-/// A required short label: the engine's text rule, and not blank.
+/// A required short label: the domain's text rule, and not blank.
 fn check_label(v: &mut Violations, field: &str, value: &str) {
     if value.trim().is_empty() {
         v.push(field, "is required");

@@ -1,8 +1,8 @@
 //! `vitals.v1.PortfolioService`: the whole portfolio's metrics by bucket and group.
 
 use tonic::{Request, Response, Status};
-use vitals_engine::Violations;
-use vitals_engine::time::now_micros;
+use vitals_domain::Violations;
+use vitals_domain::time::now_micros;
 use vitals_proto::v1 as pb;
 use vitals_proto::v1::portfolio_service_server::PortfolioService;
 use vitals_store::Store;

@@ -10,7 +10,7 @@ use std::io::BufRead;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
-use vitals_engine::{
+use vitals_domain::{
     Customer, EventPayload, Feedback, FeedbackKind, Interaction, InteractionKind, Payment,
     Severity, StoredEvent, Transaction,
 };

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text};
-use vitals_engine::StoredEvent;
+use vitals_domain::StoredEvent;
 
 use crate::db::{Store, with_conn};
 use crate::error::Result;

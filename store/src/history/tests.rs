@@ -3,7 +3,7 @@
 //! default `postgres://postgres@127.0.0.1:5432/test`) and fails, not skips, without it.
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
-use vitals_engine::{
+use vitals_domain::{
     Customer, CustomerData, CustomerRef, EventPayload, Feedback, FeedbackKind, Interaction,
     InteractionKind, NewEvent, Payment, Severity, Transaction,
 };
@@ -135,7 +135,7 @@ fn scan(
     store: &Store,
     reader: Reader,
     chunk: usize,
-) -> Vec<Vec<(Customer, Vec<vitals_engine::StoredEvent>)>> {
+) -> Vec<Vec<(Customer, Vec<vitals_domain::StoredEvent>)>> {
     let mut chunks = Vec::new();
     store
         .scan_with(reader, chunk, |histories: Vec<History>| {

@@ -24,7 +24,7 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, Pool};
 use diesel::sql_types::{BigInt, Text};
-use vitals_engine::portfolio::{Portfolio, PortfolioError, Tally};
+use vitals_domain::portfolio::{Portfolio, PortfolioError, Tally};
 
 use super::{
     ANSWERS_SQL, CONTACTS_SQL, CUSTOMERS_ALL, CUSTOMERS_REGION, CUSTOMERS_SEGMENT, CUSTOMERS_TIER,

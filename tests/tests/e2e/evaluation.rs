@@ -746,26 +746,24 @@ async fn histories_in_memory_follow_every_write(backend: Backend) {
     // triggers announce it.
     let (source, _) = evaluate_until(&mut api, by_id.clone(), 5, |s, _| s == "memory").await;
     assert_eq!(source, "memory");
-    let event = vitals_engine::domain::NewEvent {
+    let event = vitals_domain::NewEvent {
         event_key: "p3".into(),
-        customer: vitals_engine::domain::CustomerRef::Id(id.clone()),
-        time: vitals_engine::time::now_micros() - 86_400_000_000,
-        payload: vitals_engine::domain::EventPayload::Transaction(
-            vitals_engine::domain::Transaction {
-                amount_minor: 5_000,
-                currency: "USD".into(),
-                quantity: 1,
-                category: String::new(),
-                channel: "web".into(),
-            },
-        ),
+        customer: vitals_domain::CustomerRef::Id(id.clone()),
+        time: vitals_domain::time::now_micros() - 86_400_000_000,
+        payload: vitals_domain::EventPayload::Transaction(vitals_domain::Transaction {
+            amount_minor: 5_000,
+            currency: "USD".into(),
+            quantity: 1,
+            category: String::new(),
+            channel: "web".into(),
+        }),
     };
     let store = server.store.clone();
     let outcome = tokio::task::spawn_blocking(move || {
         store.record_events(
             vec![(0, event)],
             vitals_store::RecordMode::Live,
-            vitals_engine::time::now_micros(),
+            vitals_domain::time::now_micros(),
         )
     })
     .await

@@ -1,7 +1,7 @@
 //! The training read path: whole histories, a chunk of customers at a time.
 
-use vitals_engine::time::MICROS_PER_DAY;
-use vitals_engine::{CustomerData, CustomerRef, EventPayload, NewEvent, Transaction};
+use vitals_domain::time::MICROS_PER_DAY;
+use vitals_domain::{CustomerData, CustomerRef, EventPayload, NewEvent, Transaction};
 use vitals_store::RecordMode;
 use vitals_tests::{Backend, TestDb, both_backends};
 
@@ -10,7 +10,7 @@ both_backends!(scan_histories_groups_every_event_by_customer_in_chunks);
 async fn scan_histories_groups_every_event_by_customer_in_chunks(backend: Backend) {
     let db = TestDb::new(backend);
     let store = db.store();
-    let now = vitals_engine::time::now_micros();
+    let now = vitals_domain::time::now_micros();
     let rows = (0..5)
         .map(|i| (i, CustomerData::new(format!("h{i}"))))
         .collect();

@@ -25,8 +25,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use chrono::NaiveDate;
-use vitals_engine::time::now_micros;
-use vitals_engine::{CustomerData, CustomerRef, EventPayload, NewEvent, Transaction};
+use vitals_domain::time::now_micros;
+use vitals_domain::{CustomerData, CustomerRef, EventPayload, NewEvent, Transaction};
 use vitals_store::Store;
 
 use super::{CustomerSink, EventSink, ImportKind, ImportOptions, ImportSummary, progress_bar};

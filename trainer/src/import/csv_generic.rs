@@ -62,8 +62,8 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use csv::{ByteRecord, StringRecord};
-use vitals_engine::time::{Micros, now_micros};
-use vitals_engine::{
+use vitals_domain::time::{Micros, now_micros};
+use vitals_domain::{
     AttributeValue, CustomerData, CustomerRef, CustomerStatus, EventKind, EventPayload, Feedback,
     FeedbackKind, Interaction, InteractionKind, NewEvent, Payment, Severity, Transaction,
 };

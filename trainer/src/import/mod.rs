@@ -8,7 +8,7 @@
 //! - [`cdnow::import_cdnow`]: the CDNOW transactions sample (non-contractual purchases).
 //!
 //! Every row is parsed and validated with the same rules as the API
-//! (`vitals_engine::validate`) before it is written; a row that fails is reported with its
+//! (`vitals_domain::validate`) before it is written; a row that fails is reported with its
 //! line number, field and reason and never stops the good rows. Writes go through the
 //! store's bulk functions in batches: [`CUSTOMER_BATCH`] customers per
 //! `Store::upsert_customers` call (which commits every 500 rows) and [`EVENT_BATCH`] events
@@ -31,9 +31,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
-use vitals_engine::time::Micros;
-use vitals_engine::validate::{self, MAX_BATCH_EVENTS};
-use vitals_engine::{CustomerData, NewEvent, Violations};
+use vitals_domain::time::Micros;
+use vitals_domain::validate::{self, MAX_BATCH_EVENTS};
+use vitals_domain::{CustomerData, NewEvent, Violations};
 use vitals_store::{RecordMode, Store};
 
 /// Customers per `Store::upsert_customers` call.
@@ -573,7 +573,7 @@ pub(crate) fn check_attribute_name(name: &str) -> Result<(), String> {
     let mut probe = CustomerData::new("probe");
     probe
         .attributes
-        .insert(name.to_owned(), vitals_engine::AttributeValue::Bool(true));
+        .insert(name.to_owned(), vitals_domain::AttributeValue::Bool(true));
     let mut v = Violations::new();
     validate::check_customer(&mut v, "", &probe, 0);
     match v.first() {

@@ -32,8 +32,8 @@ use std::time::Instant;
 use anyhow::bail;
 use chrono::{Months, NaiveDate};
 use csv::StringRecord;
-use vitals_engine::time::{MICROS_PER_DAY, Micros, now_micros};
-use vitals_engine::{AttributeValue, CustomerData, CustomerStatus};
+use vitals_domain::time::{MICROS_PER_DAY, Micros, now_micros};
+use vitals_domain::{AttributeValue, CustomerData, CustomerStatus};
 use vitals_store::Store;
 
 use super::csv_generic::{CellError, CsvFile, cell, load_rows};

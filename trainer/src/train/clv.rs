@@ -3,10 +3,10 @@
 //! registry version with its report.
 
 use serde_json::json;
+use vitals_domain::time::MICROS_PER_DAY;
 use vitals_engine::models::ModelError;
 use vitals_engine::models::clv::{ClvModel, RfmSummary};
 use vitals_engine::registry::{Manifest, Registry};
-use vitals_engine::time::MICROS_PER_DAY;
 
 use super::dataset::{CLV_UNIT, ClvRow, TrainingSet};
 use crate::report::{ClvReport, HoldoutRow, write_clv_report};

@@ -5,11 +5,11 @@ use indicatif::ProgressBar;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 
-use vitals_engine::domain::{EventPayload, StoredEvent};
-use vitals_engine::features::RawFeatures;
-use vitals_engine::labels::{churned_within, eligible};
+use vitals_domain::features::RawFeatures;
+use vitals_domain::labels::{churned_within, eligible};
+use vitals_domain::time::{MICROS_PER_DAY, Micros};
+use vitals_domain::{EventPayload, StoredEvent};
 use vitals_engine::models::clv::{RfmSummary, summarize};
-use vitals_engine::time::{MICROS_PER_DAY, Micros};
 use vitals_store::Store;
 
 /// One customer at one cutoff: what was known then, and what happened after.

@@ -10,8 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{CustomerData, CustomerStatus, EventPayload, StoredEvent};
 use crate::features::known_at;
+use crate::records::{CustomerData, CustomerStatus, EventPayload, StoredEvent};
 use crate::time::{MICROS_PER_DAY, Micros};
 
 pub const DORMANT_AFTER_DAYS: f64 = 180.0;
@@ -100,7 +100,7 @@ pub fn stage(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Transaction;
+    use crate::records::Transaction;
 
     const DAY: Micros = MICROS_PER_DAY;
     const T: Micros = 2_000 * DAY;

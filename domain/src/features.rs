@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::*;
+use crate::records::*;
 use crate::time::{MICROS_PER_DAY, Micros};
 
 /// The behavioural features, in the order `behaviour` returns them.

@@ -2,7 +2,7 @@
 //! violations named by field so a caller knows exactly what to fix.
 
 use crate::currency;
-use crate::domain::*;
+use crate::records::*;
 use crate::time::{MICROS_PER_DAY, Micros};
 
 pub const MAX_ID_LEN: usize = 128;

@@ -18,11 +18,11 @@ use std::fmt::Debug;
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use vitals_engine::evaluation::{Dimension, ScoringScheme, TierRule};
-use vitals_engine::features::{BEHAVIOUR, RawFeatures, behaviour};
-use vitals_engine::time::{MICROS_PER_DAY, Micros};
-use vitals_engine::validate::{Violations, check_customer, check_event};
-use vitals_engine::{
+use vitals_domain::evaluation::{Dimension, ScoringScheme, TierRule};
+use vitals_domain::features::{BEHAVIOUR, RawFeatures, behaviour};
+use vitals_domain::time::{MICROS_PER_DAY, Micros};
+use vitals_domain::validate::{Violations, check_customer, check_event};
+use vitals_domain::{
     AttributeValue, Attributes, CustomerData, CustomerRef, CustomerStatus, EventPayload, Feedback,
     FeedbackKind, Interaction, InteractionKind, NewEvent, Payment, Severity, StoredEvent,
     Transaction,
@@ -305,7 +305,7 @@ fn as_of() -> impl Strategy<Value = Micros> {
 
 fn now() -> impl Strategy<Value = Micros> {
     prop_oneof![
-        4 => Just(vitals_engine::time::now_micros()),
+        4 => Just(vitals_domain::time::now_micros()),
         1 => time(),
     ]
 }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::*;
+use crate::records::*;
 use crate::time::{MICROS_PER_DAY, MICROS_PER_SECOND, Micros};
 use crate::validate::{MAX_LABEL_LEN, Violations};
 

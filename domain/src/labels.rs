@@ -5,7 +5,7 @@
 //! churn time lies in (T, T+H]; a non-contractual customer with no transaction in (T, T+H].
 //! Labels look only at the window after T; features only at what was known before it.
 
-use crate::domain::*;
+use crate::records::*;
 use crate::time::Micros;
 
 /// True when the customer belongs in a training or scoring set at `as_of`.

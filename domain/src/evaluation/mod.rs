@@ -1,0 +1,154 @@
+//! The evaluation of one customer as of a time T, as data: churn risk and why, segment,
+//! RFM, scorecard with composite score and tier, lifecycle stage, lifetime value, and the
+//! versions of every model and scheme used. `vitals-engine` computes it with the models in
+//! service; the store keeps it as a snapshot; the server answers with it.
+//!
+//! A part that needs a model not yet trained is `Absent` with the reason, never an error
+//! for the whole evaluation. The parts that need no model (RFM, scorecard, lifecycle, the
+//! scoring scheme) are computed here.
+
+pub mod lifecycle;
+pub mod rfm;
+pub mod scheme;
+pub mod scorecard;
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::Micros;
+
+pub use lifecycle::{LifecycleStage, risk_band};
+pub use rfm::Rfm;
+pub use scheme::{ScoringScheme, TierRule};
+pub use scorecard::{Dimension, DimensionScore};
+
+/// Why an evaluation has no lifetime value when no model is in service (also the value
+/// of a stored snapshot written before lifetime values existed).
+pub const NO_CLV_MODEL: &str = "no lifetime-value model is active: train on data with repeat purchases (`vitals-trainer train --activate`)";
+
+fn no_clv_part() -> Part<LifetimeValue> {
+    Part::absent(NO_CLV_MODEL)
+}
+
+/// A scheme with the version the store gave it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionedScheme {
+    pub version: i64,
+    pub scheme: ScoringScheme,
+}
+
+/// A part of an evaluation, or why it is missing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Part<T> {
+    Ready(T),
+    Absent { reason: String },
+}
+
+impl<T> Part<T> {
+    pub fn ready(&self) -> Option<&T> {
+        match self {
+            Self::Ready(t) => Some(t),
+            Self::Absent { .. } => None,
+        }
+    }
+
+    pub fn absent(reason: impl Into<String>) -> Self {
+        Self::Absent {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// One input's pull on the churn log-odds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Factor {
+    /// The model input column (e.g. `recency_days`, `Contract=Month-to-month`).
+    pub feature: String,
+    /// The customer's value before standardizing; None when undefined.
+    pub value: Option<f64>,
+    /// Change in log-odds of churn this input causes against an average customer.
+    pub contribution: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChurnAssessment {
+    pub probability: f64,
+    pub band: String,
+    pub horizon_days: f64,
+    /// Largest contributions first.
+    pub raising: Vec<Factor>,
+    /// Most negative contributions first.
+    pub lowering: Vec<Factor>,
+    pub model_version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentAssignment {
+    pub id: usize,
+    pub name: String,
+    pub description: String,
+    pub traits: Vec<String>,
+    pub model_version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scorecard {
+    pub dimensions: Vec<DimensionScore>,
+    pub composite: f64,
+    pub tier: String,
+}
+
+/// What the customer is worth, from BG/NBD (buying and silently dropping out) and
+/// Gamma-Gamma (spend per purchase).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LifetimeValue {
+    pub probability_alive: f64,
+    /// Purchases expected over the horizon.
+    pub expected_purchases: f64,
+    /// Expected spend per purchase (major units).
+    pub expected_spend: f64,
+    /// Discounted value over the horizon (major units).
+    pub lifetime_value: f64,
+    pub horizon_months: u32,
+    pub model_version: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Versions {
+    pub churn: Option<u64>,
+    pub segments: Option<u64>,
+    #[serde(default)]
+    pub clv: Option<u64>,
+    pub scheme: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub customer_id: String,
+    pub external_id: String,
+    pub as_of: Micros,
+    pub computed_at: Micros,
+    pub churn: Part<ChurnAssessment>,
+    pub segment: Part<SegmentAssignment>,
+    pub rfm: Part<Rfm>,
+    pub scorecard: Part<Scorecard>,
+    #[serde(default = "no_clv_part")]
+    pub lifetime: Part<LifetimeValue>,
+    pub lifecycle: LifecycleStage,
+    /// The value at stake if the customer leaves (major units): the lifetime value over
+    /// the next 12 months when a lifetime-value model is in service, else the spend over
+    /// the last 365 days.
+    pub value: f64,
+    pub versions: Versions,
+}
+
+impl Evaluation {
+    pub fn churn_probability(&self) -> Option<f64> {
+        self.churn.ready().map(|c| c.probability)
+    }
+
+    /// Probability of leaving times the value at stake.
+    pub fn expected_loss(&self) -> Option<f64> {
+        self.churn_probability().map(|p| p * self.value)
+    }
+}
