@@ -88,7 +88,7 @@ pub fn refresh_evaluations(
         state.customers_done += histories.len() as u64;
         state.seconds = started.elapsed().as_secs_f64();
         progress(state);
-        Ok(())
+        Ok(std::ops::ControlFlow::Continue(()))
     })?;
     // Customers created during the run make the first count low.
     state.customers_total = state.customers_total.max(state.customers_done);

@@ -28,6 +28,7 @@ use vitals_domain::time::now_micros;
 use vitals_store::AuditEntry;
 
 use crate::audit::{AuditRecord, AuditSink, audited};
+use crate::error::ApiError;
 use sha2::{Digest, Sha256};
 use tonic::Status;
 
@@ -167,9 +168,10 @@ impl ApiKeys {
             return Ok(Caller::anonymous());
         }
         let Some(value) = headers.get(http::header::AUTHORIZATION) else {
-            return Err(Status::unauthenticated(
-                "missing `authorization: Bearer <API key>` metadata",
-            ));
+            return Err(ApiError::Unauthenticated(
+                "missing `authorization: Bearer <API key>` metadata".into(),
+            )
+            .into());
         };
         let key = value
             .to_str()
@@ -177,11 +179,15 @@ impl ApiKeys {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|k| !k.is_empty())
-            .ok_or_else(|| Status::unauthenticated("authorization must be `Bearer <API key>`"))?;
+            .ok_or_else(|| {
+                Status::from(ApiError::Unauthenticated(
+                    "authorization must be `Bearer <API key>`".into(),
+                ))
+            })?;
         self.by_hash
             .get(&hash_key(key))
             .cloned()
-            .ok_or_else(|| Status::unauthenticated("unknown API key"))
+            .ok_or_else(|| ApiError::Unauthenticated("unknown API key".into()).into())
     }
 }
 
@@ -400,11 +406,12 @@ where
                 Err(status) => Err((status, "unauthenticated".to_owned())),
                 Ok(caller) if caller.can(role) => Ok(Some(caller)),
                 Ok(caller) => Err((
-                    Status::permission_denied(format!(
+                    ApiError::PermissionDenied(format!(
                         "{method} needs the {} role; key {:?} does not have it",
                         role.as_str(),
                         caller.name
-                    )),
+                    ))
+                    .into(),
                     caller.name,
                 )),
             },

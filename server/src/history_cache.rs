@@ -25,6 +25,7 @@
 //! from memory within seconds rather than after every customer was asked for once.
 
 use std::collections::VecDeque;
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -285,7 +286,8 @@ pub fn warm(cache: &HistoryCache, store: &Store) -> Result<WarmUp, StoreError> {
     let mut warmed = WarmUp::default();
     let scanned = store.scan_histories(WARM_CHUNK, |histories| {
         if !cache.still_valid(ticket) {
-            return Err(StoreError::Aborted("the cache was flushed".into()));
+            // Flushed while warming: what was read may be stale; stop.
+            return Ok(ControlFlow::Break(()));
         }
         for history in histories {
             warmed.events += history.events.len() as u64;
@@ -293,15 +295,13 @@ pub fn warm(cache: &HistoryCache, store: &Store) -> Result<WarmUp, StoreError> {
             cache.keep(ticket, history);
         }
         if cache.histories.weight() >= full {
-            return Err(StoreError::Aborted("the budget is spent".into()));
+            // The budget is spent.
+            return Ok(ControlFlow::Break(()));
         }
-        Ok(())
+        Ok(ControlFlow::Continue(()))
     });
     warmed.seconds = started.elapsed().as_secs_f64();
-    match scanned {
-        Ok(()) | Err(StoreError::Aborted(_)) => Ok(warmed),
-        Err(e) => Err(e),
-    }
+    scanned.map(|()| warmed)
 }
 
 /// What a warm-up read.

@@ -22,7 +22,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tonic::Status;
 use vitals_store::{CustomerLookup, History, Store, StoreError};
 
-use crate::error::from_store;
+use crate::error::{ApiError, from_store};
 use crate::history_cache::HistoryCache;
 
 /// The most customers one read takes.
@@ -123,13 +123,11 @@ impl HistoryLoader {
         }
         let (reply, answer) = oneshot::channel();
         let caller = Box::new(Caller { reply, then });
-        self.jobs
-            .send(Job { lookup, caller })
-            .await
-            .map_err(|_| Status::unavailable("the server is shutting down"))?;
+        self.jobs.send(Job { lookup, caller }).await.map_err(|_| {
+            Status::from(ApiError::Unavailable("the server is shutting down".into()))
+        })?;
         let answer = answer.await.unwrap_or_else(|_| {
-            tracing::error!("a history read ended without an answer");
-            Err(Status::internal("internal error"))
+            Err(ApiError::Internal("a history read ended without an answer".into()).into())
         });
         answer.map(|t| (t, HistorySource::Database))
     }

@@ -25,7 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     store.scan_histories(chunk, |histories| {
         customers += histories.len();
         events += histories.iter().map(|h| h.events.len()).sum::<usize>();
-        Ok(())
+        Ok(std::ops::ControlFlow::Continue(()))
     })?;
     let seconds = started.elapsed().as_secs_f64();
     println!(

@@ -15,6 +15,8 @@ use std::collections::HashMap;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
+use std::ops::ControlFlow;
+
 use vitals_domain::{Customer, StoredEvent};
 
 use crate::customers::{CustomerRow, not_found_external_id, not_found_id};
@@ -102,7 +104,8 @@ impl Store {
     }
 
     /// Calls `f` with successive chunks of at most `chunk` customers and their histories,
-    /// in customer id order. Stops at the first error `f` returns.
+    /// in customer id order. Stops when `f` returns `ControlFlow::Break` (the caller has
+    /// what it needs: not an error) or at the first error.
     ///
     /// Reader threads fetch the next chunks while `f` works on the current one, so the
     /// database and the caller's computation overlap. Memory holds a few chunks at most:
@@ -110,7 +113,7 @@ impl Store {
     pub fn scan_histories(
         &self,
         chunk: usize,
-        f: impl FnMut(Vec<History>) -> Result<()>,
+        f: impl FnMut(Vec<History>) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
         let reader = if self.is_postgres() {
             Reader::Copy
@@ -130,7 +133,7 @@ impl Store {
         &self,
         reader: Reader,
         chunk: usize,
-        mut f: impl FnMut(Vec<History>) -> Result<()>,
+        mut f: impl FnMut(Vec<History>) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
         use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
         type Job = Result<Vec<Customer>>;
@@ -171,7 +174,9 @@ impl Store {
                 let Ok(next) = results[n % workers].recv() else {
                     return Ok(());
                 };
-                f(next?)?;
+                if f(next?)?.is_break() {
+                    return Ok(());
+                }
             }
             Ok(())
         })

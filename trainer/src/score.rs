@@ -131,7 +131,7 @@ pub fn score(store: &Store, config: &ScoreConfig) -> anyhow::Result<ScoreOutcome
                 scored += 1;
             }
             bar.set_position(read as u64);
-            Ok(())
+            Ok(std::ops::ControlFlow::Continue(()))
         })
         .map_err(|e| failure.take().unwrap_or_else(|| e.into()))?;
     out.flush()?;

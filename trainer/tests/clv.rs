@@ -73,7 +73,7 @@ fn cdnow_summaries() -> Result<Vec<RfmSummary>> {
                 .iter()
                 .filter_map(|h| summarize(&h.events, as_of, 7 * MICROS_PER_DAY)),
         );
-        Ok(())
+        Ok(std::ops::ControlFlow::Continue(()))
     })?;
     Ok(summaries)
 }

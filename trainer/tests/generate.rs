@@ -25,7 +25,7 @@ fn histories(store: &Store) -> Result<Vec<History>> {
     let mut all = Vec::new();
     store.scan_histories(500, |chunk| {
         all.extend(chunk);
-        Ok(())
+        Ok(std::ops::ControlFlow::Continue(()))
     })?;
     Ok(all)
 }

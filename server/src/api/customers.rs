@@ -15,7 +15,7 @@ use crate::auth::{Caller, Role};
 use crate::convert::{
     self, UPDATABLE_PATHS, apply_mask, customer_data_from_proto, customer_to_proto,
 };
-use crate::error::{blocking, check_id, invalid, invalid_field};
+use crate::error::{blocking, check, check_id, invalid_field};
 use crate::history_cache::HistoryCache;
 
 #[derive(Debug, Clone)]
@@ -68,7 +68,7 @@ impl CustomerService for CustomerApi {
         let mut v = Violations::new();
         let data = customer_data_from_proto(&mut v, "customer", &customer);
         check_customer(&mut v, "customer", &data, now);
-        v.into_result().map_err(|v| invalid(&v))?;
+        check(v)?;
         let store = self.store.clone();
         let created = blocking(move || store.create_customer(data, now)).await?;
         Ok(with_record(
@@ -139,7 +139,7 @@ impl CustomerService for CustomerApi {
             }
         }
         let patch = customer_data_from_proto(&mut v, "customer", &customer);
-        v.into_result().map_err(|v| invalid(&v))?;
+        check(v)?;
         let expected = parse_etag("customer.etag", &customer.etag)?;
         let now = now_micros();
         let store = self.store.clone();
@@ -202,7 +202,7 @@ impl CustomerService for CustomerApi {
                 .updated_before
                 .and_then(|t| convert::micros(&mut v, "updated_before", &t)),
         };
-        v.into_result().map_err(|v| invalid(&v))?;
+        check(v)?;
         let size = page::page_size(r.page_size).map_err(crate::error::from_store)?;
         let store = self.store.clone();
         let token = r.page_token;

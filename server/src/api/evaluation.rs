@@ -1,13 +1,14 @@
 //! `vitals.v1.EvaluationService`: evaluations on demand, in batches and as stored
 //! snapshots, what-if scoring, segments, and the scoring scheme.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 use vitals_domain::Violations;
 use vitals_domain::features::RawFeatures;
 use vitals_domain::time::{Micros, now_micros};
@@ -28,7 +29,7 @@ use super::evaluation_proto::{
 use crate::audit::with_record;
 use crate::auth::Caller;
 use crate::convert::{attributes_from_proto, micros, status_filter};
-use crate::error::{blocking, check_id, from_store, invalid, invalid_field};
+use crate::error::{ApiError, blocking, check, check_id, from_store, invalid_field};
 use crate::history_cache::HistoryCache;
 use crate::history_loader::{HISTORY_SOURCE_HEADER, HistoryLoader};
 use crate::models::ModelHub;
@@ -140,7 +141,7 @@ fn as_of(field: &str, ts: Option<&prost_types::Timestamp>) -> Result<Micros, Sta
         Some(ts) => {
             let mut v = Violations::new();
             let m = micros(&mut v, field, ts);
-            v.into_result().map_err(|v| invalid(&v))?;
+            check(v)?;
             m.ok_or_else(|| invalid_field(field, "is not a valid timestamp"))
         }
     }
@@ -250,7 +251,7 @@ impl EvaluationService for EvaluationApi {
         for (i, id) in request.customer_ids.iter().enumerate() {
             vitals_domain::validate::check_id(&mut v, &format!("customer_ids[{i}]"), id);
         }
-        v.into_result().map_err(|v| invalid(&v))?;
+        check(v)?;
 
         let store = self.store.clone();
         let models = self.hub.models();
@@ -302,14 +303,12 @@ impl EvaluationService for EvaluationApi {
                         )))
                     {
                         // The caller went away: stop reading.
-                        return Err(StoreError::Aborted("the caller cancelled".into()));
+                        return Ok(ControlFlow::Break(()));
                     }
                 }
-                Ok(())
+                Ok(ControlFlow::Continue(()))
             });
-            if let Err(e) = scanned
-                && !matches!(e, StoreError::Aborted(_))
-            {
+            if let Err(e) = scanned {
                 send(Err(from_store(e)));
             }
         });
@@ -324,9 +323,11 @@ impl EvaluationService for EvaluationApi {
         let request = request.into_inner();
         let models = self.hub.models();
         let Some(churn) = models.churn.as_ref() else {
-            return Err(Status::failed_precondition(
-                "no churn model is active: run `vitals-trainer train --activate`, or ActivateModel",
-            ));
+            return Err(ApiError::FailedPrecondition(
+                "no churn model is active: run `vitals-trainer train --activate`, or ActivateModel"
+                    .into(),
+            )
+            .into());
         };
         let version = churn.manifest.version;
         if !request.model_input.is_empty() {
@@ -357,7 +358,7 @@ impl EvaluationService for EvaluationApi {
         let mut v = Violations::new();
         let behaviour = behaviour_from_proto(&mut v, &request.features);
         let attributes = attributes_from_proto(&mut v, "", &request.attributes);
-        v.into_result().map_err(|v| invalid(&v))?;
+        check(v)?;
         let assessment = assess_churn(
             churn,
             &RawFeatures {
@@ -377,9 +378,10 @@ impl EvaluationService for EvaluationApi {
     ) -> Result<Response<Self::RefreshEvaluationsStream>, Status> {
         let as_of = as_of("as_of", request.into_inner().as_of.as_ref())?;
         let Ok(guard) = self.refreshing.clone().try_lock_owned() else {
-            return Err(Status::failed_precondition(
-                "a refresh is already running on this server; wait for it to finish",
-            ));
+            return Err(ApiError::FailedPrecondition(
+                "a refresh is already running on this server; wait for it to finish".into(),
+            )
+            .into());
         };
         let store = self.store.clone();
         let models = self.hub.models();
@@ -463,7 +465,7 @@ impl EvaluationService for EvaluationApi {
             }
             Err(e) => return Err(from_store(e)),
         };
-        v.into_result().map_err(|v| invalid(&v))?;
+        check(v)?;
         let query = AtRiskQuery {
             order,
             min_probability: request.min_probability,
@@ -482,7 +484,9 @@ impl EvaluationService for EvaluationApi {
                     .map(|e| evaluation_to_proto(&e))
                     .map_err(|e| {
                         tracing::error!(customer_id = %r.customer_id, error = %e, "stored evaluation unreadable");
-                        Status::new(Code::Internal, "a stored evaluation is unreadable; run RefreshEvaluations")
+                        Status::from(ApiError::Unreadable(
+                            "a stored evaluation is unreadable; run RefreshEvaluations".into(),
+                        ))
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -499,9 +503,10 @@ impl EvaluationService for EvaluationApi {
     ) -> Result<Response<pb::ListSegmentsResponse>, Status> {
         let models = self.hub.models();
         let Some(segments) = models.segments.clone() else {
-            return Err(Status::failed_precondition(
-                "no segments model is active: run `vitals-trainer train --activate`",
-            ));
+            return Err(ApiError::FailedPrecondition(
+                "no segments model is active: run `vitals-trainer train --activate`".into(),
+            )
+            .into());
         };
         let store = self.store.clone();
         let version = segments.manifest.version;
@@ -561,7 +566,9 @@ impl EvaluationService for EvaluationApi {
         .await?;
         let parsed = parse_scheme(&stored).map_err(|e| {
             tracing::error!(error = %e, "stored scoring scheme unreadable");
-            Status::internal("the stored scoring scheme is unreadable")
+            Status::from(ApiError::Unreadable(
+                "the stored scoring scheme is unreadable".into(),
+            ))
         })?;
         Ok(Response::new(scheme_to_proto(&stored, &parsed.scheme)))
     }
@@ -585,11 +592,10 @@ impl EvaluationService for EvaluationApi {
                 "is required: the version being replaced (GetScoringScheme shows it)",
             );
         }
-        v.into_result().map_err(|v| invalid(&v))?;
-        let scheme = scheme_from_proto(&wire).map_err(|v| invalid(&v))?;
+        check(v)?;
+        let scheme = scheme_from_proto(&wire).map_err(ApiError::from)?;
         let body = serde_json::to_string(&scheme).map_err(|e| {
-            tracing::error!(error = %e, "cannot encode a scheme");
-            Status::internal("internal error")
+            Status::from(ApiError::Internal(format!("cannot encode a scheme: {e}")))
         })?;
         let store = self.store.clone();
         let expected = wire.version;

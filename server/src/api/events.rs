@@ -13,7 +13,7 @@ use vitals_store::{BatchOutcome, EventFilter, RecordMode, Store, page};
 use crate::audit::with_record;
 use crate::auth::{Caller, Role};
 use crate::convert::{self, event_from_proto, event_to_proto};
-use crate::error::{blocking, from_store, invalid, invalid_field};
+use crate::error::{blocking, check, from_store, invalid, invalid_field};
 use crate::history_cache::HistoryCache;
 
 #[derive(Debug, Clone)]
@@ -197,7 +197,7 @@ impl EventService for EventApi {
             }
             None => v.push("customer_id", "give customer_id or customer_external_id"),
         }
-        v.into_result().map_err(|v| invalid(&v))?;
+        check(v)?;
         let size = page::page_size(r.page_size).map_err(from_store)?;
         let Some(who) = r.customer else {
             return Err(invalid_field(

@@ -25,7 +25,7 @@ use crate::convert::{
     event_to_proto, micros, retention_action_from_proto, severity_from_proto, severity_to_proto,
     timestamp,
 };
-use crate::error::{blocking, from_store, invalid, invalid_field};
+use crate::error::{ApiError, blocking, check, from_store, invalid_field};
 
 /// The review horizon when a request names none.
 const DEFAULT_HORIZON_DAYS: u32 = 90;
@@ -351,7 +351,7 @@ impl FollowUpService for FollowUpApi {
         if !r.department.is_empty() {
             check_label(&mut v, "department", &r.department);
         }
-        v.into_result().map_err(|v| invalid(&v))?;
+        check(v)?;
         let size = page::page_size(r.page_size).map_err(from_store)?;
         let filter = FollowUpFilter {
             statuses,
@@ -475,8 +475,8 @@ impl FollowUpService for FollowUpApi {
                 "is required: the version being replaced (GetFollowUpRules shows it)",
             );
         }
-        v.into_result().map_err(|v| invalid(&v))?;
-        let rules = rules_from_proto(&wire).map_err(|v| invalid(&v))?;
+        check(v)?;
+        let rules = rules_from_proto(&wire).map_err(ApiError::from)?;
         let store = self.store.clone();
         let expected = wire.version;
         let stored =
@@ -538,7 +538,7 @@ impl FollowUpService for FollowUpApi {
                 .replacen("retention_action", "action", 1);
             v.push(field, f.description);
         }
-        v.into_result().map_err(|v| invalid(&v))?;
+        check(v)?;
         let store = self.store.clone();
         let (stored, duplicate) = blocking(move || {
             let customer = match &event.customer {
@@ -631,7 +631,7 @@ impl FollowUpService for FollowUpApi {
             v.0.extend(more.0);
         }
         let horizon_days = horizon(&mut v, "horizon_days", r.horizon_days);
-        v.into_result().map_err(|v| invalid(&v))?;
+        check(v)?;
         let new = NewCampaign {
             name: r.name.trim().to_owned(),
             action_kind: r.action_kind.trim().to_owned(),
@@ -663,7 +663,7 @@ impl FollowUpService for FollowUpApi {
         let name = request.into_inner().name;
         let mut v = Violations::new();
         check_label(&mut v, "name", &name);
-        v.into_result().map_err(|v| invalid(&v))?;
+        check(v)?;
         let store = self.store.clone();
         let found = blocking(move || {
             store
@@ -707,7 +707,7 @@ impl FollowUpService for FollowUpApi {
                 None
             }
         };
-        v.into_result().map_err(|v| invalid(&v))?;
+        check(v)?;
         let size = page::page_size(r.page_size).map_err(from_store)?;
         let store = self.store.clone();
         let (name, token) = (r.campaign, r.page_token);
@@ -754,7 +754,7 @@ impl FollowUpService for FollowUpApi {
         let review = match r.subject {
             Some(Subject::Campaign(name)) => {
                 check_label(&mut v, "campaign", &name);
-                v.into_result().map_err(|v| invalid(&v))?;
+                check(v)?;
                 blocking(move || store.review_campaign(&name, as_of)).await?
             }
             Some(Subject::Actions(a)) => {
@@ -781,7 +781,7 @@ impl FollowUpService for FollowUpApi {
                 if !a.kind.is_empty() {
                     check_label(&mut v, "actions.kind", &a.kind);
                 }
-                v.into_result().map_err(|v| invalid(&v))?;
+                check(v)?;
                 let (start, end) = (start.unwrap_or(0), end.unwrap_or(now));
                 blocking(move || {
                     store.review_uncampaigned(&a.kind, start, end, horizon_days, as_of)

@@ -10,7 +10,7 @@ use vitals_proto::v1::model_service_server::ModelService;
 use crate::api::evaluation::ACTOR_HEADER;
 use crate::audit::with_record;
 use crate::auth::Caller;
-use crate::error::invalid_field;
+use crate::error::{ApiError, invalid_field};
 use crate::models::{HubError, ModelHub};
 
 #[derive(Debug, Clone)]
@@ -25,24 +25,11 @@ impl ModelApi {
 }
 
 fn from_registry(e: RegistryError) -> Status {
-    match e {
-        RegistryError::NotFound(m) => Status::not_found(m),
-        RegistryError::InvalidKind(m) => invalid_field("kind", m),
-        e @ (RegistryError::Integrity { .. } | RegistryError::Corrupt { .. }) => {
-            Status::failed_precondition(e.to_string())
-        }
-        e => {
-            tracing::error!(error = %e, "registry failure");
-            Status::unavailable("the model registry cannot be read; retry shortly")
-        }
-    }
+    ApiError::from(e).into()
 }
 
 fn from_hub(e: HubError) -> Status {
-    match e {
-        HubError::Registry(e) => from_registry(e),
-        e @ HubError::Unservable { .. } => Status::failed_precondition(e.to_string()),
-    }
+    ApiError::from(e).into()
 }
 
 /// Numbers at the top level of a manifest's metrics (nested objects are in the JSON).
@@ -87,10 +74,9 @@ fn check_kind(kind: &str) -> Result<(), Status> {
 async fn off_thread<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Status> + Send + 'static,
 ) -> Result<T, Status> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
-        tracing::error!(error = %e, "blocking task failed");
-        Status::internal("internal error")
-    })?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::from(ApiError::Internal(format!("blocking task failed: {e}"))))?
 }
 
 fn list(hub: &ModelHub, registry: &Registry, kind: &str) -> Result<Vec<pb::ModelVersion>, Status> {
@@ -157,10 +143,11 @@ impl ModelService for ModelApi {
             let version = match (request.version, active) {
                 (0, Some(v)) => v,
                 (0, None) => {
-                    return Err(Status::not_found(format!(
+                    return Err(ApiError::NotFound(format!(
                         "model kind {:?} has no active version",
                         request.kind
-                    )));
+                    ))
+                    .into());
                 }
                 (v, _) => v,
             };

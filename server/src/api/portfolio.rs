@@ -9,7 +9,7 @@ use vitals_store::Store;
 use vitals_store::portfolio::{BucketMetrics, Granularity, GroupBy};
 
 use crate::convert::{micros, timestamp};
-use crate::error::{blocking, invalid};
+use crate::error::{blocking, check, invalid};
 
 #[derive(Debug, Clone)]
 pub struct PortfolioApi {
@@ -93,11 +93,15 @@ impl PortfolioService for PortfolioApi {
                 Granularity::Period
             }
         };
-        v.into_result().map_err(|v| invalid(&v))?;
+        check(v)?;
         let (Some(start), Some(end)) = (start, end) else {
-            return Err(Status::invalid_argument(
-                "start_time and end_time are required",
-            ));
+            let mut missing = Violations::new();
+            for (field, value) in [("start_time", start), ("end_time", end)] {
+                if value.is_none() {
+                    missing.push(field, "is required");
+                }
+            }
+            return Err(invalid(&missing));
         };
         let store = self.store.clone();
         let buckets =

@@ -2,6 +2,8 @@
 //! customer and event must come out identical. Needs PostgreSQL (`TEST_DATABASE_URL`,
 //! default `postgres://postgres@127.0.0.1:5432/test`) and fails, not skips, without it.
 
+use std::ops::ControlFlow;
+
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use vitals_domain::{
     Customer, CustomerData, CustomerRef, EventPayload, Feedback, FeedbackKind, Interaction,
@@ -145,7 +147,7 @@ fn scan(
                     .map(|h| (h.customer, h.events))
                     .collect::<Vec<_>>(),
             );
-            Ok(())
+            Ok(ControlFlow::Continue(()))
         })
         .expect("scan");
     chunks
@@ -189,7 +191,7 @@ fn copy_reader_returns_what_diesel_returns() {
     store
         .scan_histories(5, |histories| {
             all.extend(histories.into_iter().map(|h| (h.customer, h.events)));
-            Ok(())
+            Ok(ControlFlow::Continue(()))
         })
         .expect("scan_histories");
     assert!(all == expected[0]);
@@ -217,7 +219,7 @@ fn a_bad_stored_value_is_an_error_and_the_pool_stays_usable() {
 
     for reader in [Reader::Diesel, Reader::Copy] {
         let err = store
-            .scan_with(reader, 2, |_| Ok(()))
+            .scan_with(reader, 2, |_| Ok(ControlFlow::Continue(())))
             .expect_err("unknown severity");
         assert!(
             matches!(&err, StoreError::Internal(m) if m.contains("catastrophic")),
@@ -239,14 +241,19 @@ fn the_consumer_stopping_early_stops_the_scan() {
     let store = store(&schema);
     load(&store, 10);
     let mut calls = 0;
-    let err = store
+    store
         .scan_with(Reader::Copy, 2, |_| {
             calls += 1;
-            Err(StoreError::Aborted("enough".into()))
+            Ok(ControlFlow::Break(()))
+        })
+        .expect("stopping early is not an error");
+    assert_eq!(calls, 1);
+    let err = store
+        .scan_with(Reader::Copy, 2, |_| {
+            Err(StoreError::Internal("the consumer failed".into()))
         })
         .expect_err("the consumer's error");
-    assert!(matches!(err, StoreError::Aborted(_)));
-    assert_eq!(calls, 1);
+    assert!(matches!(err, StoreError::Internal(_)));
     assert_eq!(scan(&store, Reader::Copy, 3).concat().len(), 10);
 }
 

@@ -53,7 +53,7 @@ async fn scan_histories_groups_every_event_by_customer_in_chunks(backend: Backen
                 assert_eq!(times, sorted, "oldest first");
                 seen.push((h.customer.data.external_id.clone(), h.events.len()));
             }
-            Ok(())
+            Ok(std::ops::ControlFlow::Continue(()))
         })
         .expect("scan");
     assert_eq!(chunks, [2, 2, 1]);

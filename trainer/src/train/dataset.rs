@@ -127,7 +127,7 @@ pub fn build(
                 }
             }
             progress.set_position(set.customers_read as u64);
-            Ok(())
+            Ok(std::ops::ControlFlow::Continue(()))
         })
         .context("reading customer histories")?;
     set.fingerprint = hex::encode(&hasher.finalize()[..16]);
