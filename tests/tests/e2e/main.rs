@@ -14,4 +14,3 @@ mod models;
 mod portfolio;
 mod store_evaluations;
 mod surface;
-mod tls;
