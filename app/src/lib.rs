@@ -4,7 +4,10 @@
 //!
 //! - `refresh`: evaluate every customer with the models in service, store the snapshots
 //!   and open the follow-ups their risk calls for.
+//! - `histories`: customers' histories for single evaluations, gathered, kept in memory
+//!   and forgotten whenever they change (`HistoryWriter` for this process's own writes).
 
+pub mod histories;
 pub mod refresh;
 
 pub use refresh::{RefreshProgress, refresh_evaluations};

@@ -262,7 +262,7 @@ async fn main() -> Result<()> {
                     Ok(response) => {
                         let source = response
                             .metadata()
-                            .get(vitals_server::history_loader::HISTORY_SOURCE_HEADER)
+                            .get(vitals_server::api::evaluation::HISTORY_SOURCE_HEADER)
                             .and_then(|v| v.to_str().ok())
                             .unwrap_or("unsaid")
                             .to_owned();

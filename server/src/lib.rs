@@ -7,8 +7,6 @@ pub mod auth;
 pub mod convert;
 pub mod error;
 pub mod health;
-pub mod history_cache;
-pub mod history_loader;
 pub mod http;
 pub mod logging;
 pub mod metrics;

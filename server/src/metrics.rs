@@ -18,8 +18,8 @@ use prost::Message;
 use vitals_store::Store;
 
 use crate::auth::KeyRing;
-use crate::history_cache::HistoryCache;
 use crate::models::ModelHub;
+use vitals_app::histories::HistoryCache;
 
 /// The method label of a path no service knows: unknown paths must not each make a new
 /// time series.

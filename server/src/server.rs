@@ -12,6 +12,7 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Span;
+use vitals_app::histories::{HistoryCache, HistoryWriter};
 use vitals_proto::v1::customer_service_server::CustomerServiceServer;
 use vitals_proto::v1::evaluation_service_server::EvaluationServiceServer;
 use vitals_proto::v1::event_service_server::EventServiceServer;
@@ -27,7 +28,6 @@ use crate::api::followups::FollowUpApi;
 use crate::api::models::ModelApi;
 use crate::api::portfolio::PortfolioApi;
 use crate::auth::{AuthLayer, KeyRing, Reload};
-use crate::history_cache::HistoryCache;
 use crate::http::PlainHttpLayer;
 use crate::metrics::Metrics;
 use crate::models::ModelHub;
@@ -56,7 +56,7 @@ pub struct ServerConfig {
     /// TLS (rustls); `None` serves plaintext.
     pub tls: Option<TlsFiles>,
     /// Memory for customers' histories kept between evaluations (PostgreSQL only: see
-    /// `history_cache`); 0 turns the cache off.
+    /// `vitals_app::histories`); 0 turns the cache off.
     pub history_cache_bytes: u64,
     /// A second, plaintext address for `GET /metrics` and gRPC health (the API port
     /// serves both too).
@@ -125,7 +125,7 @@ fn cors() -> CorsLayer {
             HeaderName::from_static("grpc-status"),
             HeaderName::from_static("grpc-message"),
             HeaderName::from_static("grpc-status-details-bin"),
-            HeaderName::from_static(crate::history_loader::HISTORY_SOURCE_HEADER),
+            HeaderName::from_static(crate::api::evaluation::HISTORY_SOURCE_HEADER),
         ])
 }
 
@@ -176,7 +176,7 @@ pub async fn serve(
     // no round trip to save) or with a zero budget it never goes live.
     let listener_task =
         (store.postgres_url().is_some() && config.history_cache_bytes > 0).then(|| {
-            tokio::spawn(crate::history_cache::listen(
+            tokio::spawn(vitals_app::histories::listen(
                 histories.clone(),
                 store.clone(),
             ))
@@ -190,9 +190,10 @@ pub async fn serve(
     );
     let (audit, audit_writer) = crate::audit::spawn_writer(store.clone(), metrics.clone());
     let limit = config.max_message_bytes;
-    let customers = CustomerServiceServer::new(CustomerApi::new(store.clone(), histories.clone()))
+    let writer = HistoryWriter::new(store.clone(), histories.clone());
+    let customers = CustomerServiceServer::new(CustomerApi::new(store.clone(), writer.clone()))
         .max_decoding_message_size(limit);
-    let events = EventServiceServer::new(EventApi::new(store.clone(), histories.clone()))
+    let events = EventServiceServer::new(EventApi::new(store.clone(), writer))
         .max_decoding_message_size(limit);
     let evaluations = EvaluationServiceServer::new(EvaluationApi::new(
         store.clone(),

@@ -1,8 +1,7 @@
 //! `vitals.v1.CustomerService`.
 
-use std::sync::Arc;
-
 use tonic::{Request, Response, Status, Streaming};
+use vitals_app::histories::HistoryWriter;
 use vitals_domain::Violations;
 use vitals_domain::time::now_micros;
 use vitals_domain::validate::check_customer;
@@ -16,18 +15,18 @@ use crate::convert::{
     self, UPDATABLE_PATHS, apply_mask, customer_data_from_proto, customer_to_proto,
 };
 use crate::error::{blocking, check, check_id, invalid_field};
-use crate::history_cache::HistoryCache;
 
 #[derive(Debug, Clone)]
 pub struct CustomerApi {
     store: Store,
     /// Histories this server holds: a changed customer is forgotten before the call answers.
-    histories: Arc<HistoryCache>,
+    /// Every write of a history goes through it, so this server forgets what it held.
+    writer: HistoryWriter,
 }
 
 impl CustomerApi {
-    pub fn new(store: Store, histories: Arc<HistoryCache>) -> Self {
-        Self { store, histories }
+    pub fn new(store: Store, writer: HistoryWriter) -> Self {
+        Self { store, writer }
     }
 }
 
@@ -142,10 +141,10 @@ impl CustomerService for CustomerApi {
         check(v)?;
         let expected = parse_etag("customer.etag", &customer.etag)?;
         let now = now_micros();
-        let store = self.store.clone();
+        let writer = self.writer.clone();
         let id = customer.id;
         let updated = blocking(move || {
-            store.update_customer(&id, expected, now, |current| {
+            writer.update_customer(&id, expected, now, |current| {
                 let next = apply_mask(current, &patch, &paths);
                 let mut v = Violations::new();
                 check_customer(&mut v, "customer", &next, now);
@@ -153,7 +152,6 @@ impl CustomerService for CustomerApi {
             })
         })
         .await?;
-        self.histories.drop_customer(&updated.id);
         Ok(with_record(
             Response::new(visible(customer_to_proto(&updated), pii)),
             &updated.id,
@@ -174,9 +172,8 @@ impl CustomerService for CustomerApi {
             Some(parse_etag("etag", &etag)?)
         };
         let now = now_micros();
-        let store = self.store.clone();
-        let erased = blocking(move || store.erase_customer(&id, expected, now)).await?;
-        self.histories.drop_customer(&erased.id);
+        let writer = self.writer.clone();
+        let erased = blocking(move || writer.erase_customer(&id, expected, now)).await?;
         tracing::info!(customer_id = %erased.id, "customer erased");
         Ok(with_record(
             Response::new(visible(customer_to_proto(&erased), pii)),
@@ -243,13 +240,8 @@ impl CustomerService for CustomerApi {
                 }
                 position += 1;
             }
-            let store = self.store.clone();
-            let batch = blocking(move || store.upsert_customers(valid, now)).await?;
-            if batch.updated > 0 {
-                // Which customers an upsert by external id changed is not reported; imports
-                // are rare, so this server forgets every history instead.
-                self.histories.drop_all();
-            }
+            let writer = self.writer.clone();
+            let batch = blocking(move || writer.upsert_customers(valid, now)).await?;
             outcome.absorb(batch);
         }
         outcome.rejected.sort_by_key(|r| r.position);

@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
+use vitals_app::histories::{HistoryCache, HistoryLoader};
 use vitals_domain::Violations;
 use vitals_domain::features::RawFeatures;
 use vitals_domain::time::{Micros, now_micros};
@@ -30,8 +31,6 @@ use crate::audit::with_record;
 use crate::auth::Caller;
 use crate::convert::{attributes_from_proto, micros, status_filter};
 use crate::error::{ApiError, blocking, check, check_id, from_store, invalid_field};
-use crate::history_cache::HistoryCache;
-use crate::history_loader::{HISTORY_SOURCE_HEADER, HistoryLoader};
 use crate::models::ModelHub;
 use vitals_store::snapshots::parse_scheme;
 
@@ -56,6 +55,10 @@ pub fn actor_of<T>(request: &Request<T>) -> String {
         caller.name
     }
 }
+
+/// The response header that says where an evaluation's history came from (`memory` or
+/// `database`): for operators and tests, the answer is the same either way.
+pub const HISTORY_SOURCE_HEADER: &str = "vitals-history-source";
 
 /// The scoring scheme in force, cached so scoring never waits on the database; replaced
 /// on update and on every registry poll (another server may have updated it).
@@ -219,7 +222,8 @@ impl EvaluationService for EvaluationApi {
             .load_then(lookup, move |h| {
                 evaluate_one(&h.customer, &h.events, as_of, &models, &scheme.0)
             })
-            .await?;
+            .await
+            .map_err(from_store)?;
         let mut response = Response::new(evaluation);
         response.metadata_mut().insert(
             HISTORY_SOURCE_HEADER,

@@ -1,8 +1,7 @@
 //! `vitals.v1.EventService`.
 
-use std::sync::Arc;
-
 use tonic::{Request, Response, Status, Streaming};
+use vitals_app::histories::HistoryWriter;
 use vitals_domain::Violations;
 use vitals_domain::time::now_micros;
 use vitals_domain::validate::{MAX_BATCH_EVENTS, check_event};
@@ -14,18 +13,18 @@ use crate::audit::with_record;
 use crate::auth::{Caller, Role};
 use crate::convert::{self, event_from_proto, event_to_proto};
 use crate::error::{blocking, check, from_store, invalid, invalid_field};
-use crate::history_cache::HistoryCache;
 
 #[derive(Debug, Clone)]
 pub struct EventApi {
     store: Store,
     /// Histories this server holds: a batch's customers are forgotten before it answers.
-    histories: Arc<HistoryCache>,
+    /// Every write of a history goes through it, so this server forgets what it held.
+    writer: HistoryWriter,
 }
 
 impl EventApi {
-    pub fn new(store: Store, histories: Arc<HistoryCache>) -> Self {
-        Self { store, histories }
+    pub fn new(store: Store, writer: HistoryWriter) -> Self {
+        Self { store, writer }
     }
 
     /// Validates and records one batch. Invalid events are rejected one by one while the
@@ -80,13 +79,10 @@ impl EventApi {
         } else {
             RecordMode::Live
         };
-        let store = self.store.clone();
-        let mut outcome = blocking(move || store.record_events(valid, mode, now)).await?;
-        // Before answering, so the caller's next evaluation here sees what it recorded
-        // (other servers hear of it from the database's announcement).
-        for id in std::mem::take(&mut outcome.customers) {
-            self.histories.drop_customer(&id);
-        }
+        // The writer forgets the customers the batch touched before answering, so the
+        // caller's next evaluation here sees what it recorded.
+        let writer = self.writer.clone();
+        let mut outcome = blocking(move || writer.record_events(valid, mode, now)).await?;
         outcome.rejected.extend(rejected);
         outcome.rejected.sort_by_key(|r| r.index);
         Ok(outcome)

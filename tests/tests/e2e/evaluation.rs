@@ -619,7 +619,7 @@ async fn evaluate_with_source(
         .await?;
     let source = response
         .metadata()
-        .get(vitals_server::history_loader::HISTORY_SOURCE_HEADER)
+        .get(vitals_server::api::evaluation::HISTORY_SOURCE_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();

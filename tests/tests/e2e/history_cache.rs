@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diesel::{Connection, RunQueryDsl};
+use vitals_app::histories::{HistoryCache, listen};
 use vitals_domain::time::{MICROS_PER_DAY, now_micros};
 use vitals_domain::{CustomerData, CustomerRef, EventPayload, NewEvent, Transaction};
-use vitals_server::history_cache::{HistoryCache, listen};
 use vitals_store::{CustomerLookup, DatabaseUrl, PoolOptions, RecordMode, Store};
 use vitals_tests::{Backend, TestDb};
 

@@ -19,11 +19,9 @@
 use std::sync::Arc;
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
-use tonic::Status;
 use vitals_store::{CustomerLookup, History, Store, StoreError};
 
-use crate::error::{ApiError, from_store};
-use crate::history_cache::HistoryCache;
+use super::cache::HistoryCache;
 
 /// The most customers one read takes.
 const MAX_BATCH: usize = 64;
@@ -40,11 +38,11 @@ trait Waiting: Send {
     /// The caller gave up (a deadline, a cancel): no need to read for it.
     fn abandoned(&self) -> bool;
     /// Computes the caller's answer from its history and hands it over.
-    fn answer(self: Box<Self>, history: Result<Arc<History>, Status>);
+    fn answer(self: Box<Self>, history: Result<Arc<History>, StoreError>);
 }
 
 struct Caller<F, T> {
-    reply: oneshot::Sender<Result<T, Status>>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
     then: F,
 }
 
@@ -57,7 +55,7 @@ where
         self.reply.is_closed()
     }
 
-    fn answer(self: Box<Self>, history: Result<Arc<History>, Status>) {
+    fn answer(self: Box<Self>, history: Result<Arc<History>, StoreError>) {
         if self.reply.is_closed() {
             return;
         }
@@ -66,8 +64,8 @@ where
     }
 }
 
-/// Where an answer's history came from; the server tells callers in the response header
-/// [`HISTORY_SOURCE_HEADER`] (for operators and tests: the answer is the same either way).
+/// Where an answer's history came from; the server tells callers in a response header (for
+/// operators and tests: the answer is the same either way).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HistorySource {
     Memory,
@@ -82,8 +80,6 @@ impl HistorySource {
         }
     }
 }
-
-pub const HISTORY_SOURCE_HEADER: &str = "vitals-history-source";
 
 #[derive(Debug, Clone)]
 pub struct HistoryLoader {
@@ -113,7 +109,7 @@ impl HistoryLoader {
         &self,
         lookup: CustomerLookup,
         then: F,
-    ) -> Result<(T, HistorySource), Status>
+    ) -> Result<(T, HistorySource), StoreError>
     where
         F: FnOnce(&History) -> T + Send + 'static,
         T: Send + 'static,
@@ -123,11 +119,14 @@ impl HistoryLoader {
         }
         let (reply, answer) = oneshot::channel();
         let caller = Box::new(Caller { reply, then });
-        self.jobs.send(Job { lookup, caller }).await.map_err(|_| {
-            Status::from(ApiError::Unavailable("the server is shutting down".into()))
-        })?;
+        self.jobs
+            .send(Job { lookup, caller })
+            .await
+            .map_err(|_| StoreError::Unavailable("the server is shutting down".into()))?;
         let answer = answer.await.unwrap_or_else(|_| {
-            Err(ApiError::Internal("a history read ended without an answer".into()).into())
+            Err(StoreError::Internal(
+                "a history read ended without an answer".into(),
+            ))
         });
         answer.map(|t| (t, HistorySource::Database))
     }
@@ -164,7 +163,7 @@ async fn gather(
             }
             let lookups: Vec<CustomerLookup> = batch.iter().map(|j| j.lookup.clone()).collect();
             let keep = |history: vitals_store::Result<History>| {
-                history.map_err(from_store).map(|h| match ticket {
+                history.map(|h| match ticket {
                     Some(ticket) => cache.keep(ticket, h),
                     None => Arc::new(h),
                 })
@@ -176,17 +175,16 @@ async fn gather(
                     }
                 }
                 // The database itself is away: every caller gets the same answer.
-                Err(e @ StoreError::Unavailable(_)) => {
-                    let status = from_store(e);
+                Err(StoreError::Unavailable(why)) => {
                     for job in batch {
-                        job.caller.answer(Err(status.clone()));
+                        job.caller.answer(Err(StoreError::Unavailable(why.clone())));
                     }
                 }
                 // Something in the batch could not be read: each on its own, so only the
                 // callers of the customer at fault get the error.
                 Err(e) if batch.len() == 1 => {
                     if let Some(job) = batch.pop() {
-                        job.caller.answer(Err(from_store(e)));
+                        job.caller.answer(Err(e));
                     }
                 }
                 Err(_) => {
