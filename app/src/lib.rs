@@ -5,8 +5,11 @@
 //! - `refresh`: evaluate every customer with the models in service, store the snapshots
 //!   and open the follow-ups their risk calls for.
 //! - `histories`: customers' histories for single evaluations, gathered, kept in memory
-//!   and forgotten whenever they change (`HistoryWriter` for this process's own writes).
+//!   and forgotten whenever they change (`HistoryWriter` for this process's own writes,
+//!   which also opens the follow-ups a live event batch signals).
+//! - `followups`: which follow-ups an event opens, and the cache of the rules in force.
 
+pub mod followups;
 pub mod histories;
 pub mod refresh;
 

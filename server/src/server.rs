@@ -12,6 +12,7 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Span;
+use vitals_app::followups::RulesCache;
 use vitals_app::histories::{HistoryCache, HistoryWriter};
 use vitals_proto::v1::customer_service_server::CustomerServiceServer;
 use vitals_proto::v1::evaluation_service_server::EvaluationServiceServer;
@@ -190,10 +191,11 @@ pub async fn serve(
     );
     let (audit, audit_writer) = crate::audit::spawn_writer(store.clone(), metrics.clone());
     let limit = config.max_message_bytes;
-    let writer = HistoryWriter::new(store.clone(), histories.clone());
+    let rules = Arc::new(RulesCache::default());
+    let writer = HistoryWriter::new(store.clone(), histories.clone(), rules.clone());
     let customers = CustomerServiceServer::new(CustomerApi::new(store.clone(), writer.clone()))
         .max_decoding_message_size(limit);
-    let events = EventServiceServer::new(EventApi::new(store.clone(), writer))
+    let events = EventServiceServer::new(EventApi::new(store.clone(), writer.clone()))
         .max_decoding_message_size(limit);
     let evaluations = EvaluationServiceServer::new(EvaluationApi::new(
         store.clone(),
@@ -205,7 +207,7 @@ pub async fn serve(
     .max_decoding_message_size(limit);
     let models =
         ModelServiceServer::new(ModelApi::new(hub.clone())).max_decoding_message_size(limit);
-    let follow_ups = FollowUpServiceServer::new(FollowUpApi::new(store.clone()))
+    let follow_ups = FollowUpServiceServer::new(FollowUpApi::new(store.clone(), writer, rules))
         .max_decoding_message_size(limit);
     let portfolio = PortfolioServiceServer::new(PortfolioApi::new(store.clone()))
         .max_decoding_message_size(limit);

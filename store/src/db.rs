@@ -104,9 +104,6 @@ pub(crate) enum DbPool {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) pool: DbPool,
-    /// The follow-up rules in force, re-read at most once a second: recording an event
-    /// that may signal must not pay a query for rules that change a few times a year.
-    pub(crate) rules: std::sync::Arc<crate::followups::RulesCache>,
     /// PostgreSQL's URL, for connections outside the pool (the server's change listener).
     postgres_url: Option<std::sync::Arc<str>>,
     /// Callers waiting for a pooled connection now (the server's metrics).
@@ -183,7 +180,6 @@ impl Store {
         };
         Ok(Self {
             pool,
-            rules: std::sync::Arc::default(),
             postgres_url,
             waiting: std::sync::Arc::default(),
         })

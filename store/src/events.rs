@@ -5,7 +5,6 @@ use std::collections::{HashMap, HashSet};
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 use serde::{Deserialize, Serialize};
-use vitals_domain::followup::might_signal;
 use vitals_domain::time::Micros;
 use vitals_domain::{
     CustomerRef, CustomerStatus, EventKind, EventPayload, Feedback, FeedbackKind, Interaction,
@@ -15,7 +14,9 @@ use vitals_domain::{
 
 use crate::db::{Store, WriteTransaction, with_conn};
 use crate::error::{Result, StoreError};
-use crate::followups::{CustomerSignal, FollowUpRow, OpenFollowUps, new_follow_up_rows};
+use crate::followups::{
+    CustomerSignal, FollowUpOpener, FollowUpRow, OpenFollowUps, new_follow_up_rows,
+};
 use crate::page::{self, Page};
 use crate::schema::{events, feedback, interactions, payments, retention_actions, transactions};
 
@@ -673,11 +674,13 @@ impl Store {
     /// Records a batch of validated events. Events naming an unknown or erased customer
     /// are rejected; an event whose key the customer already used is a duplicate when its
     /// content is the same and rejected as a conflict when not. Everything accepted is
-    /// committed in one transaction.
+    /// committed in one transaction, with the follow-ups `opens` decides the new events
+    /// raise (a live batch's; a backfill opens none).
     pub fn record_events(
         &self,
         batch: Vec<(usize, NewEvent)>,
         mode: RecordMode,
+        opens: Option<&FollowUpOpener<'_>>,
         now: Micros,
     ) -> Result<BatchOutcome> {
         // Resolve customers first, outside the write transaction.
@@ -760,7 +763,7 @@ impl Store {
         // roll the transaction back; the next attempt looks the keys up first. A
         // concurrent writer of the same keys can cost one more attempt.
         for (attempt, look_up) in [false, true, true].into_iter().enumerate() {
-            match self.commit_new_events(&candidates, look_up, mode, now) {
+            match self.commit_new_events(&candidates, look_up, opens, now) {
                 Ok(committed) => {
                     outcome.accepted = committed.accepted;
                     outcome.duplicates = committed.duplicates;
@@ -787,7 +790,7 @@ impl Store {
         &self,
         candidates: &[(usize, StoredEvent, String)],
         look_up: bool,
-        mode: RecordMode,
+        opens: Option<&FollowUpOpener<'_>>,
         now: Micros,
     ) -> Result<BatchOutcome> {
         let keys: Vec<(&str, &str)> = if !look_up {
@@ -799,15 +802,6 @@ impl Store {
                 .collect()
         };
         let postgres = self.is_postgres();
-        // Read (or taken from the cache) before the transaction, only when an event could
-        // signal: the bulk of events (purchases) pay nothing for follow-ups.
-        let rules = if mode == RecordMode::Live
-            && candidates.iter().any(|(_, e, _)| might_signal(&e.payload))
-        {
-            Some(self.cached_rules()?)
-        } else {
-            None
-        };
         with_conn!(self, conn => {
             conn.write_transaction(|conn| {
                 let mut found: Vec<LedgerHash> = Vec::new();
@@ -828,8 +822,7 @@ impl Store {
                     .collect();
                 let mut out = BatchOutcome::default();
                 let mut rows = BatchRows::default();
-                // A history load (backfill) opens no tasks: its signals are long past.
-                let mut may_signal: Vec<&StoredEvent> = Vec::new();
+                let mut signals: Vec<CustomerSignal> = Vec::new();
                 for (index, e, hash) in candidates {
                     let key = (e.customer_id.as_str(), e.event_key.as_str());
                     match seen.get(&key) {
@@ -844,26 +837,18 @@ impl Store {
                             seen.insert(key, hash.as_str());
                             rows.push(e, hash.clone());
                             out.accepted += 1;
-                            if rules.is_some() && might_signal(&e.payload) {
-                                may_signal.push(e);
+                            if let Some(signal) = opens.and_then(|o| (o.signal_of)(e)) {
+                                signals.push(CustomerSignal {
+                                    customer_id: e.customer_id.clone(),
+                                    source: e.event_key.clone(),
+                                    signal,
+                                });
                             }
                         }
                     }
                 }
-                let follow_ups = match &rules {
-                    Some(rules) if !may_signal.is_empty() => {
-                        let signals: Vec<CustomerSignal> = may_signal
-                            .iter()
-                            .filter_map(|e| {
-                                rules.rules.signal_of_event(e, now).map(|signal| CustomerSignal {
-                                    customer_id: e.customer_id.clone(),
-                                    source: e.event_key.clone(),
-                                    signal,
-                                })
-                            })
-                            .collect();
-                        new_follow_up_rows(&signals, rules.version, now)
-                    }
+                let follow_ups = match opens {
+                    Some(o) if !signals.is_empty() => new_follow_up_rows(&signals, o.rules_version, now),
                     _ => Vec::new(),
                 };
                 match conn.write_batch(&rows, &follow_ups) {

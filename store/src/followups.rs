@@ -5,11 +5,9 @@
 //! "One open task per customer and reason" is a partial unique index, and every insert is
 //! `ON CONFLICT DO NOTHING`: a repeated signal, or two servers racing on one, opens one.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
+use vitals_domain::StoredEvent;
 use vitals_domain::followup::{
     FollowUpRules, FollowUpStatus, Move, MoveError, OPEN_STATUSES, Reason, Signal, apply_move,
 };
@@ -20,34 +18,19 @@ use crate::error::{Result, StoreError};
 use crate::page::{self, Page};
 use crate::schema::{follow_up_rules, follow_ups};
 
-/// How long a process trusts the rules it read: a change made through another server
-/// applies here within this time; one made through this process applies at once.
-const RULES_TTL: Duration = Duration::from_secs(1);
-
-/// The rules last read, and when.
-#[derive(Debug, Default)]
-pub(crate) struct RulesCache {
-    last: Mutex<Option<(Instant, Arc<VersionedRules>)>>,
+/// How a live event batch opens follow-ups, as its caller decided: which of the batch's
+/// new events signal, under which version of the rules. The store only records the tasks,
+/// in the batch's own transaction.
+pub struct FollowUpOpener<'a> {
+    pub rules_version: i64,
+    pub signal_of: &'a (dyn Fn(&StoredEvent) -> Option<Signal> + Sync),
 }
 
-impl RulesCache {
-    fn fresh(&self) -> Option<Arc<VersionedRules>> {
-        let last = self.last.lock().ok()?;
-        last.as_ref()
-            .filter(|(at, _)| at.elapsed() < RULES_TTL)
-            .map(|(_, rules)| rules.clone())
-    }
-
-    fn put(&self, rules: Arc<VersionedRules>) {
-        if let Ok(mut last) = self.last.lock() {
-            *last = Some((Instant::now(), rules));
-        }
-    }
-
-    fn forget(&self) {
-        if let Ok(mut last) = self.last.lock() {
-            *last = None;
-        }
+impl std::fmt::Debug for FollowUpOpener<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FollowUpOpener")
+            .field("rules_version", &self.rules_version)
+            .finish_non_exhaustive()
     }
 }
 
@@ -301,17 +284,7 @@ impl Store {
                 .optional()?
         });
         let latest = latest.map(RulesRow::parse).transpose()?;
-        let rules = latest.unwrap_or_else(default_rules);
-        self.rules.put(Arc::new(rules.clone()));
-        Ok(rules)
-    }
-
-    /// The rules in force as read within the last second (see `RULES_TTL`).
-    pub(crate) fn cached_rules(&self) -> Result<Arc<VersionedRules>> {
-        if let Some(rules) = self.rules.fresh() {
-            return Ok(rules);
-        }
-        self.rules_in_force().map(Arc::new)
+        Ok(latest.unwrap_or_else(default_rules))
     }
 
     /// One version; version 1 reads as the defaults while nothing is stored.
@@ -341,7 +314,6 @@ impl Store {
         actor: &str,
     ) -> Result<VersionedRules> {
         rules.validate().map_err(StoreError::Invalid)?;
-        self.rules.forget();
         let body = serde_json::to_string(rules).map_err(|e| StoreError::Internal(e.to_string()))?;
         with_conn!(self, conn => {
             conn.write_transaction(|conn| {
@@ -373,10 +345,7 @@ impl Store {
                     create_time: now_micros(),
                 };
                 match diesel::insert_into(follow_up_rules::table).values(&row).execute(conn) {
-                    Ok(_) => {
-                        self.rules.forget();
-                        row.parse()
-                    }
+                    Ok(_) => row.parse(),
                     Err(e) if StoreError::is_unique_violation(&e) => {
                         Err(stale_rules(expected_version, latest + 1))
                     }

@@ -26,7 +26,9 @@ pub use db::{DatabaseUrl, PoolOptions, PoolStats, Store, redact_url};
 pub use error::{Result, StoreError};
 pub use evaluations::{AtRiskOrder, AtRiskQuery, EvaluationRecord, SegmentSummary};
 pub use events::{BatchOutcome, EventFilter, RecordMode, RejectedEvent};
-pub use followups::{CustomerSignal, FollowUpFilter, FollowUpRecord, VersionedRules};
+pub use followups::{
+    CustomerSignal, FollowUpFilter, FollowUpOpener, FollowUpRecord, VersionedRules,
+};
 pub use history::{CustomerLookup, History};
 pub use page::Page;
 pub use schemes::StoredScheme;

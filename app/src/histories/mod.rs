@@ -12,6 +12,8 @@ use vitals_domain::time::Micros;
 use vitals_domain::{Customer, CustomerData, NewEvent, Violations};
 use vitals_store::{BatchOutcome, RecordMode, Result, Store, UpsertOutcome};
 
+use crate::followups::{RulesCache, rules_for, with_opener};
+
 pub use cache::{CacheStats, HistoryCache, listen, warm};
 pub use loader::{HistoryLoader, HistorySource};
 
@@ -19,15 +21,22 @@ pub use loader::{HistoryLoader, HistorySource};
 /// held of the customers it changed before it returns, so a caller reads its own writes at
 /// once; other servers hear of them from the database's announcement. A server writes
 /// histories only through here, so no write path has to remember the cache.
+/// A live event batch also opens the follow-ups its events signal under the rules in
+/// force, in the batch's transaction.
 #[derive(Debug, Clone)]
 pub struct HistoryWriter {
     store: Store,
     cache: Arc<HistoryCache>,
+    rules: Arc<RulesCache>,
 }
 
 impl HistoryWriter {
-    pub fn new(store: Store, cache: Arc<HistoryCache>) -> Self {
-        Self { store, cache }
+    pub fn new(store: Store, cache: Arc<HistoryCache>, rules: Arc<RulesCache>) -> Self {
+        Self {
+            store,
+            cache,
+            rules,
+        }
     }
 
     /// [`Store::update_customer`], then forgets the customer.
@@ -71,14 +80,22 @@ impl HistoryWriter {
         Ok(outcome)
     }
 
-    /// [`Store::record_events`], then forgets every customer the batch touched.
+    /// [`Store::record_events`] with the follow-ups a live batch opens (a backfill, a
+    /// history load, opens none: its signals are long past), then forgets every customer
+    /// the batch touched.
     pub fn record_events(
         &self,
         batch: Vec<(usize, NewEvent)>,
         mode: RecordMode,
         now: Micros,
     ) -> Result<BatchOutcome> {
-        let outcome = self.store.record_events(batch, mode, now)?;
+        let rules = match mode {
+            RecordMode::Live => rules_for(&self.rules, &self.store, &batch)?,
+            RecordMode::Backfill => None,
+        };
+        let outcome = with_opener(rules.as_deref(), now, |opens| {
+            self.store.record_events(batch, mode, opens, now)
+        })?;
         for id in &outcome.customers {
             self.cache.drop_customer(id);
         }

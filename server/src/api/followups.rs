@@ -1,8 +1,12 @@
 //! `vitals.v1.FollowUpService`: follow-up tasks and their rules, retention actions,
 //! campaigns with a control group, and the review of their effect.
 
+use std::sync::Arc;
+
 use rand::Rng;
 use tonic::{Request, Response, Status};
+use vitals_app::followups::RulesCache;
+use vitals_app::histories::HistoryWriter;
 use vitals_domain::campaign::{DEFAULT_HOLDOUT_SHARE, TargetRule, validate_holdout};
 use vitals_domain::followup::Move;
 use vitals_domain::time::now_micros;
@@ -24,11 +28,19 @@ use crate::error::{ApiError, blocking, check, from_store, invalid_field};
 #[derive(Debug, Clone)]
 pub struct FollowUpApi {
     store: Store,
+    /// Retention actions are events: recorded through the writer, so this server forgets
+    /// the customer's history as it does for every other event.
+    writer: HistoryWriter,
+    rules: Arc<RulesCache>,
 }
 
 impl FollowUpApi {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(store: Store, writer: HistoryWriter, rules: Arc<RulesCache>) -> Self {
+        Self {
+            store,
+            writer,
+            rules,
+        }
     }
 }
 
@@ -180,10 +192,9 @@ impl FollowUpService for FollowUpApi {
         }
         check(v)?;
         let rules = rules_from_proto(&wire).map_err(ApiError::from)?;
-        let store = self.store.clone();
+        let (store, cache) = (self.store.clone(), self.rules.clone());
         let expected = wire.version;
-        let stored =
-            blocking(move || store.update_follow_up_rules(expected, &rules, &actor)).await?;
+        let stored = blocking(move || cache.update(&store, expected, &rules, &actor)).await?;
         tracing::info!(version = stored.version, actor = %stored.actor, "follow-up rules updated");
         let record = format!("follow-up rules v{}", stored.version);
         Ok(with_record(Response::new(rules_to_proto(&stored)), record))
@@ -242,7 +253,7 @@ impl FollowUpService for FollowUpApi {
             v.push(field, f.description);
         }
         check(v)?;
-        let store = self.store.clone();
+        let (store, writer) = (self.store.clone(), self.writer.clone());
         let (stored, duplicate) = blocking(move || {
             let customer = match &event.customer {
                 CustomerRef::Id(id) => store.get_customer(id)?,
@@ -286,7 +297,7 @@ impl FollowUpService for FollowUpApi {
                 record_time: now,
                 payload: event.payload.clone(),
             };
-            let outcome = store.record_events(vec![(0, event)], RecordMode::Live, now)?;
+            let outcome = writer.record_events(vec![(0, event)], RecordMode::Live, now)?;
             if let Some(rejected) = outcome.rejected.into_iter().next() {
                 return Err(if rejected.field == "event_key" {
                     StoreError::AlreadyExists(rejected.reason)

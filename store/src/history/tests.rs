@@ -126,7 +126,7 @@ fn load(store: &Store, customers: usize) -> Vec<Customer> {
         created.push(customer);
     }
     let outcome = store
-        .record_events(batch, RecordMode::Backfill, 2_000)
+        .record_events(batch, RecordMode::Backfill, None, 2_000)
         .expect("record the events");
     assert!(outcome.rejected.is_empty(), "{:?}", outcome.rejected);
     created

@@ -763,6 +763,7 @@ async fn histories_in_memory_follow_every_write(backend: Backend) {
         store.record_events(
             vec![(0, event)],
             vitals_store::RecordMode::Live,
+            None,
             vitals_domain::time::now_micros(),
         )
     })

@@ -37,7 +37,7 @@ async fn scan_histories_groups_every_event_by_customer_in_chunks(backend: Backen
         }
     }
     let outcome = store
-        .record_events(batch, RecordMode::Backfill, now)
+        .record_events(batch, RecordMode::Backfill, None, now)
         .expect("events");
     assert_eq!(outcome.accepted, 10);
 

@@ -58,7 +58,7 @@ async fn the_cache_warms_and_survives_losing_its_listener() {
         })
         .collect();
     store
-        .record_events(events, RecordMode::Backfill, now)
+        .record_events(events, RecordMode::Backfill, None, now)
         .expect("events");
 
     let cache = Arc::new(HistoryCache::new(64 << 20));

@@ -518,7 +518,7 @@ impl<'a> EventSink<'a> {
         let now = self.now;
         self.in_flight.push_back(std::thread::spawn(move || {
             let outcome = store
-                .record_events(batch, RecordMode::Backfill, now)
+                .record_events(batch, RecordMode::Backfill, None, now)
                 .with_context(|| format!("writing the events of lines {first} to {last}"))?;
             tracing::debug!(
                 first,
