@@ -8,9 +8,11 @@
 //!   and forgotten whenever they change (`HistoryWriter` for this process's own writes,
 //!   which also opens the follow-ups a live event batch signals).
 //! - `followups`: which follow-ups an event opens, and the cache of the rules in force.
+//! - `schemes`: the scoring scheme in force, cached for scoring.
 
 pub mod followups;
 pub mod histories;
 pub mod refresh;
+pub mod schemes;
 
 pub use refresh::{RefreshProgress, refresh_evaluations};

@@ -14,6 +14,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Span;
 use vitals_app::followups::RulesCache;
 use vitals_app::histories::{HistoryCache, HistoryWriter};
+use vitals_app::schemes::SchemeCache;
 use vitals_proto::v1::customer_service_server::CustomerServiceServer;
 use vitals_proto::v1::evaluation_service_server::EvaluationServiceServer;
 use vitals_proto::v1::event_service_server::EventServiceServer;
@@ -23,7 +24,7 @@ use vitals_proto::v1::portfolio_service_server::PortfolioServiceServer;
 use vitals_store::Store;
 
 use crate::api::customers::CustomerApi;
-use crate::api::evaluation::{EvaluationApi, SchemeCache};
+use crate::api::evaluation::EvaluationApi;
 use crate::api::events::EventApi;
 use crate::api::followups::FollowUpApi;
 use crate::api::models::ModelApi;

@@ -5,24 +5,21 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use vitals_app::histories::{HistoryCache, HistoryLoader};
+use vitals_app::schemes::SchemeCache;
 use vitals_domain::Violations;
 use vitals_domain::features::RawFeatures;
 use vitals_domain::time::{Micros, now_micros};
 use vitals_domain::{Customer, StoredEvent};
 use vitals_engine::evaluation::{
-    ChurnAssessment, Evaluation, Models, ScoringScheme, VersionedScheme, assess_churn,
-    assess_churn_row, evaluate,
+    ChurnAssessment, Evaluation, Models, VersionedScheme, assess_churn, assess_churn_row, evaluate,
 };
 use vitals_proto::v1 as pb;
 use vitals_proto::v1::evaluation_service_server::EvaluationService;
-use vitals_store::{
-    AtRiskOrder, AtRiskQuery, CustomerLookup, Store, StoreError, StoredScheme, page,
-};
+use vitals_store::{AtRiskOrder, AtRiskQuery, CustomerLookup, Store, StoreError, page};
 
 use super::evaluation_proto::{
     behaviour_from_proto, evaluation_to_proto, factor_to_proto, scheme_from_proto, scheme_to_proto,
@@ -59,53 +56,6 @@ pub fn actor_of<T>(request: &Request<T>) -> String {
 /// The response header that says where an evaluation's history came from (`memory` or
 /// `database`): for operators and tests, the answer is the same either way.
 pub const HISTORY_SOURCE_HEADER: &str = "vitals-history-source";
-
-/// The scoring scheme in force, cached so scoring never waits on the database; replaced
-/// on update and on every registry poll (another server may have updated it).
-#[derive(Debug)]
-pub struct SchemeCache {
-    current: ArcSwap<(VersionedScheme, StoredScheme)>,
-}
-
-impl SchemeCache {
-    /// Reads the latest scheme, storing the default as version 1 on a new database. A
-    /// database that cannot be reached at start does not stop the server: the built-in
-    /// default serves as version 0 until a poll reads the stored one.
-    pub fn load(store: &Store) -> Self {
-        let current = store.scheme_in_force().unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "cannot read the scoring scheme yet; using the built-in default as version 0");
-            (
-                VersionedScheme {
-                    version: 0,
-                    scheme: ScoringScheme::default(),
-                },
-                StoredScheme {
-                    version: 0,
-                    body: String::new(),
-                    actor: "vitals (built-in default)".into(),
-                    create_time: 0,
-                },
-            )
-        });
-        Self {
-            current: ArcSwap::from_pointee(current),
-        }
-    }
-
-    pub fn current(&self) -> Arc<(VersionedScheme, StoredScheme)> {
-        self.current.load_full()
-    }
-
-    /// Re-reads the latest version (blocking).
-    pub fn refresh(&self, store: &Store) -> Result<(), StoreError> {
-        let latest = store.scheme_in_force()?;
-        if latest.1.version != self.current.load().1.version {
-            tracing::info!(version = latest.1.version, "scoring scheme in force");
-            self.current.store(Arc::new(latest));
-        }
-        Ok(())
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct EvaluationApi {
