@@ -911,61 +911,27 @@ impl Store {
             let mut keep = |e: StoredEvent| {
                 payloads.insert(e.event_key, e.payload);
             };
-            let tx_keys = keys.get("transaction").unwrap_or(&none);
-            if !tx_keys.is_empty() {
-                let rows: Vec<TransactionRow> = transactions::table
-                    .filter(transactions::customer_id.eq(customer_id))
-                    .filter(transactions::event_key.eq_any(tx_keys))
-                    .select(TransactionRow::as_select())
-                    .load(conn)?;
-                for r in rows {
-                    keep(r.into_event()?);
-                }
+            // Each kind's rows for the keys the ledger names, in one query per kind.
+            macro_rules! load_kind {
+                ($kind:literal, $table:ident, $row:ty) => {
+                    let kind_keys = keys.get($kind).unwrap_or(&none);
+                    if !kind_keys.is_empty() {
+                        let rows: Vec<$row> = $table::table
+                            .filter($table::customer_id.eq(customer_id))
+                            .filter($table::event_key.eq_any(kind_keys))
+                            .select(<$row>::as_select())
+                            .load(conn)?;
+                        for r in rows {
+                            keep(r.into_event()?);
+                        }
+                    }
+                };
             }
-            let pay_keys = keys.get("payment").unwrap_or(&none);
-            if !pay_keys.is_empty() {
-                let rows: Vec<PaymentRow> = payments::table
-                    .filter(payments::customer_id.eq(customer_id))
-                    .filter(payments::event_key.eq_any(pay_keys))
-                    .select(PaymentRow::as_select())
-                    .load(conn)?;
-                for r in rows {
-                    keep(r.into_event()?);
-                }
-            }
-            let fb_keys = keys.get("feedback").unwrap_or(&none);
-            if !fb_keys.is_empty() {
-                let rows: Vec<FeedbackRow> = feedback::table
-                    .filter(feedback::customer_id.eq(customer_id))
-                    .filter(feedback::event_key.eq_any(fb_keys))
-                    .select(FeedbackRow::as_select())
-                    .load(conn)?;
-                for r in rows {
-                    keep(r.into_event()?);
-                }
-            }
-            let int_keys = keys.get("interaction").unwrap_or(&none);
-            if !int_keys.is_empty() {
-                let rows: Vec<InteractionRow> = interactions::table
-                    .filter(interactions::customer_id.eq(customer_id))
-                    .filter(interactions::event_key.eq_any(int_keys))
-                    .select(InteractionRow::as_select())
-                    .load(conn)?;
-                for r in rows {
-                    keep(r.into_event()?);
-                }
-            }
-            let action_keys = keys.get("retention_action").unwrap_or(&none);
-            if !action_keys.is_empty() {
-                let rows: Vec<RetentionActionRow> = retention_actions::table
-                    .filter(retention_actions::customer_id.eq(customer_id))
-                    .filter(retention_actions::event_key.eq_any(action_keys))
-                    .select(RetentionActionRow::as_select())
-                    .load(conn)?;
-                for r in rows {
-                    keep(r.into_event()?);
-                }
-            }
+            load_kind!("transaction", transactions, TransactionRow);
+            load_kind!("payment", payments, PaymentRow);
+            load_kind!("feedback", feedback, FeedbackRow);
+            load_kind!("interaction", interactions, InteractionRow);
+            load_kind!("retention_action", retention_actions, RetentionActionRow);
             ledger
                 .into_iter()
                 .map(|row| {
