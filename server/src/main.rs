@@ -15,50 +15,55 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     logging::init(cli.log_format);
-    let command = cli.command.as_ref().unwrap_or(&Command::Serve);
-    if let Command::NewKey { name, roles } = command {
-        return new_key(name, roles);
+    match cli.command.as_ref().unwrap_or(&Command::Serve) {
+        Command::NewKey { name, roles } => new_key(name, roles),
+        Command::Migrate => {
+            let (store, shown) = open_store(&cli)?;
+            let applied = store
+                .migrate()
+                .with_context(|| format!("migrating {shown}"))?;
+            tracing::info!(database = %shown, applied = applied.len(), "migrations applied");
+            for name in applied {
+                println!("applied {name}");
+            }
+            Ok(())
+        }
+        Command::Serve => {
+            // The whole configuration (keys read, loopback guard applied) before anything
+            // is opened, so a bad flag fails fast.
+            let config = ServerConfig::try_from(&cli)?;
+            let (store, shown) = open_store(&cli)?;
+            if !cli.no_migrate {
+                let applied = store
+                    .migrate()
+                    .with_context(|| format!("migrating {shown}"))?;
+                tracing::info!(database = %shown, applied = applied.len(), "database ready");
+            }
+            if config.api_keys.is_open() {
+                tracing::warn!(listen = %cli.listen, "no API keys configured: every caller may do everything");
+            } else {
+                tracing::info!(keys = config.api_keys.current().len(), file = ?config.api_keys.file(), "API keys loaded");
+            }
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async {
+                let listener = tokio::net::TcpListener::bind(cli.listen)
+                    .await
+                    .with_context(|| format!("binding {}", cli.listen))?;
+                serve(store, config, listener, shutdown_signal()).await
+            })
+        }
     }
-    // The whole configuration (keys read, loopback guard applied) before anything is
-    // opened, so a bad flag fails fast.
-    let config = match command {
-        Command::Serve => Some(ServerConfig::try_from(&cli)?),
-        _ => None,
-    };
+}
+
+/// The store the flags name, and how to show it in logs (no password).
+fn open_store(cli: &Cli) -> anyhow::Result<(Store, String)> {
     let url = cli.data.database_url()?;
     let store = Store::open(&url, &cli.data.pool_options())?;
     let shown = match &url {
         vitals_store::DatabaseUrl::Postgres(u) => redact_url(u),
         vitals_store::DatabaseUrl::Sqlite(p) => p.display().to_string(),
     };
-    let Some(config) = config else {
-        let applied = store
-            .migrate()
-            .with_context(|| format!("migrating {shown}"))?;
-        tracing::info!(database = %shown, applied = applied.len(), "migrations applied");
-        for name in applied {
-            println!("applied {name}");
-        }
-        return Ok(());
-    };
-    if !cli.no_migrate {
-        let applied = store
-            .migrate()
-            .with_context(|| format!("migrating {shown}"))?;
-        tracing::info!(database = %shown, applied = applied.len(), "database ready");
-    }
-    if config.api_keys.is_open() {
-        tracing::warn!(listen = %cli.listen, "no API keys configured: every caller may do everything");
-    } else {
-        tracing::info!(keys = config.api_keys.current().len(), file = ?config.api_keys.file(), "API keys loaded");
-    }
-    let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(cli.listen)
-            .await
-            .with_context(|| format!("binding {}", cli.listen))?;
-        serve(store, config, listener, shutdown_signal()).await
-    })
+    Ok((store, shown))
 }
 
 /// Prints a fresh random key and its keys-file line; the key itself is never stored.
