@@ -13,37 +13,128 @@ use serde::{Deserialize, Serialize};
 use crate::records::*;
 use crate::time::{MICROS_PER_DAY, Micros};
 
-/// The behavioural features, in the order `behaviour` returns them.
-pub const BEHAVIOUR: [&str; 28] = [
-    "recency_days",
-    "frequency_30d",
-    "frequency_90d",
-    "frequency_365d",
-    "frequency_total",
-    "monetary_30d",
-    "monetary_90d",
-    "monetary_365d",
-    "monetary_total",
-    "avg_order_value",
-    "tenure_days",
-    "distinct_purchase_days",
-    "mean_purchase_gap_days",
-    "spend_trend",
-    "nps_last",
-    "nps_mean",
-    "csat_mean",
-    "ces_mean",
-    "detractor_answers",
-    "feedback_count",
-    "interactions_90d",
-    "complaints_365d",
-    "open_tickets",
-    "mean_resolution_hours",
-    "payments_due",
-    "late_payment_share",
-    "mean_days_late",
-    "overdue_amount",
-];
+/// One behavioural feature, by name. A customer's features are a `[f64; 28]` in the
+/// order of [`Behaviour::ALL`] (what `behaviour` returns and models store); read one with
+/// [`Behaviour::of`], never by position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Behaviour {
+    RecencyDays,
+    Frequency30d,
+    Frequency90d,
+    Frequency365d,
+    FrequencyTotal,
+    Monetary30d,
+    Monetary90d,
+    Monetary365d,
+    MonetaryTotal,
+    AvgOrderValue,
+    TenureDays,
+    DistinctPurchaseDays,
+    MeanPurchaseGapDays,
+    SpendTrend,
+    NpsLast,
+    NpsMean,
+    CsatMean,
+    CesMean,
+    DetractorAnswers,
+    FeedbackCount,
+    Interactions90d,
+    Complaints365d,
+    OpenTickets,
+    MeanResolutionHours,
+    PaymentsDue,
+    LatePaymentShare,
+    MeanDaysLate,
+    OverdueAmount,
+}
+
+impl Behaviour {
+    /// Every feature, in the order of the features array.
+    pub const ALL: [Behaviour; 28] = [
+        Self::RecencyDays,
+        Self::Frequency30d,
+        Self::Frequency90d,
+        Self::Frequency365d,
+        Self::FrequencyTotal,
+        Self::Monetary30d,
+        Self::Monetary90d,
+        Self::Monetary365d,
+        Self::MonetaryTotal,
+        Self::AvgOrderValue,
+        Self::TenureDays,
+        Self::DistinctPurchaseDays,
+        Self::MeanPurchaseGapDays,
+        Self::SpendTrend,
+        Self::NpsLast,
+        Self::NpsMean,
+        Self::CsatMean,
+        Self::CesMean,
+        Self::DetractorAnswers,
+        Self::FeedbackCount,
+        Self::Interactions90d,
+        Self::Complaints365d,
+        Self::OpenTickets,
+        Self::MeanResolutionHours,
+        Self::PaymentsDue,
+        Self::LatePaymentShare,
+        Self::MeanDaysLate,
+        Self::OverdueAmount,
+    ];
+
+    /// The name models, reports and the API use.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::RecencyDays => "recency_days",
+            Self::Frequency30d => "frequency_30d",
+            Self::Frequency90d => "frequency_90d",
+            Self::Frequency365d => "frequency_365d",
+            Self::FrequencyTotal => "frequency_total",
+            Self::Monetary30d => "monetary_30d",
+            Self::Monetary90d => "monetary_90d",
+            Self::Monetary365d => "monetary_365d",
+            Self::MonetaryTotal => "monetary_total",
+            Self::AvgOrderValue => "avg_order_value",
+            Self::TenureDays => "tenure_days",
+            Self::DistinctPurchaseDays => "distinct_purchase_days",
+            Self::MeanPurchaseGapDays => "mean_purchase_gap_days",
+            Self::SpendTrend => "spend_trend",
+            Self::NpsLast => "nps_last",
+            Self::NpsMean => "nps_mean",
+            Self::CsatMean => "csat_mean",
+            Self::CesMean => "ces_mean",
+            Self::DetractorAnswers => "detractor_answers",
+            Self::FeedbackCount => "feedback_count",
+            Self::Interactions90d => "interactions_90d",
+            Self::Complaints365d => "complaints_365d",
+            Self::OpenTickets => "open_tickets",
+            Self::MeanResolutionHours => "mean_resolution_hours",
+            Self::PaymentsDue => "payments_due",
+            Self::LatePaymentShare => "late_payment_share",
+            Self::MeanDaysLate => "mean_days_late",
+            Self::OverdueAmount => "overdue_amount",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.name() == name)
+    }
+
+    /// This feature's value in a customer's features.
+    pub fn of(self, features: &[f64; 28]) -> f64 {
+        features[self as usize]
+    }
+}
+
+/// The behavioural features' names, in the order `behaviour` returns them.
+pub const BEHAVIOUR: [&str; 28] = {
+    let mut names = [""; 28];
+    let mut i = 0;
+    while i < 28 {
+        names[i] = Behaviour::ALL[i].name();
+        i += 1;
+    }
+    names
+};
 
 /// How a raw feature is shaped before standardizing: counts and money are heavy-tailed,
 /// so they enter as `ln(1 + x)`.
@@ -243,40 +334,51 @@ pub fn behaviour(signup_time: Option<Micros>, events: &[StoredEvent], as_of: Mic
         late / due.len() as f64
     };
 
-    [
-        recency,
-        count_since(30),
-        count_since(90),
-        count_since(365),
-        frequency_total,
-        spend_since(30),
-        last90,
-        spend_since(365),
-        monetary_total,
-        if frequency_total > 0.0 {
-            monetary_total / frequency_total
-        } else {
-            f64::NAN
-        },
-        tenure,
-        purchase_days.len() as f64,
-        mean_gap,
-        trend,
-        nps_scores.last().copied().unwrap_or(f64::NAN),
-        mean(&nps_scores),
-        mean(&csat),
-        mean(&ces),
-        detractors,
-        feedback_count,
-        interactions_90d,
-        complaints_365d,
-        open,
-        mean(&resolution_hours),
-        due.len() as f64,
-        late_share,
-        mean(&days_late),
-        overdue,
-    ]
+    // Filled by name: the array's order is `Behaviour::ALL`'s.
+    let mut out = [f64::NAN; 28];
+    for (feature, value) in [
+        (Behaviour::RecencyDays, recency),
+        (Behaviour::Frequency30d, count_since(30)),
+        (Behaviour::Frequency90d, count_since(90)),
+        (Behaviour::Frequency365d, count_since(365)),
+        (Behaviour::FrequencyTotal, frequency_total),
+        (Behaviour::Monetary30d, spend_since(30)),
+        (Behaviour::Monetary90d, last90),
+        (Behaviour::Monetary365d, spend_since(365)),
+        (Behaviour::MonetaryTotal, monetary_total),
+        (
+            Behaviour::AvgOrderValue,
+            if frequency_total > 0.0 {
+                monetary_total / frequency_total
+            } else {
+                f64::NAN
+            },
+        ),
+        (Behaviour::TenureDays, tenure),
+        (Behaviour::DistinctPurchaseDays, purchase_days.len() as f64),
+        (Behaviour::MeanPurchaseGapDays, mean_gap),
+        (Behaviour::SpendTrend, trend),
+        (
+            Behaviour::NpsLast,
+            nps_scores.last().copied().unwrap_or(f64::NAN),
+        ),
+        (Behaviour::NpsMean, mean(&nps_scores)),
+        (Behaviour::CsatMean, mean(&csat)),
+        (Behaviour::CesMean, mean(&ces)),
+        (Behaviour::DetractorAnswers, detractors),
+        (Behaviour::FeedbackCount, feedback_count),
+        (Behaviour::Interactions90d, interactions_90d),
+        (Behaviour::Complaints365d, complaints_365d),
+        (Behaviour::OpenTickets, open),
+        (Behaviour::MeanResolutionHours, mean(&resolution_hours)),
+        (Behaviour::PaymentsDue, due.len() as f64),
+        (Behaviour::LatePaymentShare, late_share),
+        (Behaviour::MeanDaysLate, mean(&days_late)),
+        (Behaviour::OverdueAmount, overdue),
+    ] {
+        out[feature as usize] = value;
+    }
+    out
 }
 
 /// One customer's raw inputs at a cutoff: behaviour plus typed attributes.
@@ -341,7 +443,7 @@ const MAX_VOCABULARY: usize = 30;
 const MIN_CATEGORY_SHARE: f64 = 0.005;
 
 fn behaviour_index(name: &str) -> Option<usize> {
-    BEHAVIOUR.iter().position(|b| *b == name)
+    Behaviour::from_name(name).map(|b| b as usize)
 }
 
 impl FeatureSchema {
@@ -622,6 +724,22 @@ impl Column {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn features_are_named_once_and_found_by_name() {
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, feature) in Behaviour::ALL.into_iter().enumerate() {
+            assert_eq!(feature as usize, i, "ALL is in declaration order");
+            assert_eq!(BEHAVIOUR[i], feature.name());
+            assert_eq!(Behaviour::from_name(feature.name()), Some(feature));
+            assert!(
+                seen.insert(feature.name()),
+                "{} named twice",
+                feature.name()
+            );
+        }
+        assert_eq!(Behaviour::from_name("no_such_feature"), None);
+    }
+
     use super::*;
 
     const DAY: Micros = MICROS_PER_DAY;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::features::{BEHAVIOUR, RawFeatures};
+use crate::features::{BEHAVIOUR, Behaviour, RawFeatures};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReferenceStats {
@@ -33,16 +33,13 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
 }
 
 fn column(rows: &[&RawFeatures], name: &str, only_buyers: bool) -> Vec<f64> {
-    let Some(i) = BEHAVIOUR.iter().position(|b| *b == name) else {
-        return Vec::new();
-    };
-    let Some(freq) = BEHAVIOUR.iter().position(|b| *b == "frequency_total") else {
+    let Some(feature) = Behaviour::from_name(name) else {
         return Vec::new();
     };
     let mut v: Vec<f64> = rows
         .iter()
-        .filter(|r| !only_buyers || r.behaviour[freq] > 0.0)
-        .map(|r| r.behaviour[i])
+        .filter(|r| !only_buyers || Behaviour::FrequencyTotal.of(&r.behaviour) > 0.0)
+        .map(|r| feature.of(&r.behaviour))
         .filter(|x| x.is_finite())
         .collect();
     v.sort_by(f64::total_cmp);

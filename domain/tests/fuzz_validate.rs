@@ -19,7 +19,7 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use vitals_domain::evaluation::{Dimension, ScoringScheme, TierRule};
-use vitals_domain::features::{BEHAVIOUR, RawFeatures, behaviour};
+use vitals_domain::features::{BEHAVIOUR, Behaviour, RawFeatures, behaviour};
 use vitals_domain::time::{MICROS_PER_DAY, Micros};
 use vitals_domain::validate::{Violations, check_customer, check_event};
 use vitals_domain::{
@@ -383,7 +383,7 @@ fn behaviour_never_panics_on_any_history() {
             reversed.reverse();
             finite_or_nan(&behaviour(signup, &reversed, as_of))?;
             // Counts are counts.
-            let count = |n: &str| b[BEHAVIOUR.iter().position(|x| *x == n).unwrap_or(0)];
+            let count = |n: &str| Behaviour::from_name(n).map_or(f64::NAN, |f| f.of(&b));
             for n in [
                 "frequency_total",
                 "feedback_count",

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::features::BEHAVIOUR;
+use crate::features::Behaviour;
 use crate::reference::ReferenceStats;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,21 +20,14 @@ pub struct Rfm {
     pub segment: String,
 }
 
-fn feature(behaviour: &[f64; 28], name: &str) -> f64 {
-    BEHAVIOUR
-        .iter()
-        .position(|b| *b == name)
-        .map_or(f64::NAN, |i| behaviour[i])
-}
-
 /// The customer's RFM standing, or why there is none.
 pub fn rfm(behaviour: &[f64; 28], reference: &ReferenceStats) -> Result<Rfm, String> {
-    let recency_days = feature(behaviour, "recency_days");
+    let recency_days = Behaviour::RecencyDays.of(behaviour);
     if !recency_days.is_finite() {
         return Err("no purchase yet: RFM needs at least one".into());
     }
-    let frequency = feature(behaviour, "frequency_365d");
-    let monetary = feature(behaviour, "monetary_365d");
+    let frequency = Behaviour::Frequency365d.of(behaviour);
+    let monetary = Behaviour::Monetary365d.of(behaviour);
     let cuts = |key: &str| {
         reference
             .rfm_quintiles
@@ -111,9 +104,9 @@ mod tests {
             .insert("monetary".into(), vec![10.0, 50.0, 100.0, 500.0]);
         let mut b = [f64::NAN; 28];
         assert!(rfm(&b, &reference).is_err(), "no purchase, no RFM");
-        b[0] = 5.0; // recency_days
-        b[3] = 12.0; // frequency_365d
-        b[7] = 900.0; // monetary_365d
+        b[Behaviour::RecencyDays as usize] = 5.0;
+        b[Behaviour::Frequency365d as usize] = 12.0;
+        b[Behaviour::Monetary365d as usize] = 900.0;
         let got = rfm(&b, &reference).expect("rfm");
         assert_eq!((got.r, got.f, got.m), (5, 5, 5));
         assert_eq!(got.segment, "Champions");

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::features::BEHAVIOUR;
+use crate::features::Behaviour;
 use crate::reference::ReferenceStats;
 
 /// Neutral score of a dimension the customer has no data for.
@@ -166,8 +166,8 @@ pub fn scorecard(behaviour: &[f64; 28], reference: &ReferenceStats) -> Vec<Dimen
             let scores: Vec<f64> = inputs
                 .iter()
                 .filter_map(|(feature, better)| {
-                    let i = BEHAVIOUR.iter().position(|b| b == feature)?;
-                    input_score(reference, feature, *better, behaviour[i])
+                    let value = Behaviour::from_name(feature)?.of(behaviour);
+                    input_score(reference, feature, *better, value)
                 })
                 .collect();
             let score = if scores.is_empty() {

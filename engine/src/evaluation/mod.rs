@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::domain::{Customer, StoredEvent};
-use crate::features::{BEHAVIOUR, RawFeatures};
+use crate::features::{BEHAVIOUR, Behaviour, RawFeatures};
 use crate::labels::eligible;
 use crate::models::ModelError;
 use crate::models::churn::LoadedChurn;
@@ -186,12 +186,6 @@ pub fn evaluate(
     computed_at: Micros,
 ) -> Evaluation {
     let raw = RawFeatures::of(&customer.data, events, as_of);
-    let feature = |name: &str| {
-        BEHAVIOUR
-            .iter()
-            .position(|b| *b == name)
-            .map_or(f64::NAN, |i| raw.behaviour[i])
-    };
 
     let churn = match &models.churn {
         None => Part::absent(NO_CHURN_MODEL),
@@ -242,7 +236,7 @@ pub fn evaluate(
         None => Part::absent(NO_CLV_MODEL),
         Some(clv) => assess_lifetime(clv, events, as_of),
     };
-    let monetary = feature("monetary_365d");
+    let monetary = Behaviour::Monetary365d.of(&raw.behaviour);
     let value = match lifetime.ready() {
         Some(l) if l.lifetime_value.is_finite() => l.lifetime_value,
         _ if monetary.is_finite() => monetary,
@@ -262,7 +256,7 @@ pub fn evaluate(
             &customer.data,
             events,
             as_of,
-            feature("tenure_days"),
+            Behaviour::TenureDays.of(&raw.behaviour),
             churn_probability,
         ),
         value,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ModelError;
 use crate::domain::AttributeValue;
-use crate::features::{BEHAVIOUR, RawFeatures, is_heavy_tailed};
+use crate::features::{Behaviour, RawFeatures, is_heavy_tailed};
 
 /// The behavioural and satisfaction inputs segments are made of.
 pub const SEGMENT_BEHAVIOUR: [&str; 9] = [
@@ -79,10 +79,7 @@ fn raw_input(name: &str, raw: &RawFeatures) -> f64 {
             _ => f64::NAN,
         };
     }
-    BEHAVIOUR
-        .iter()
-        .position(|b| *b == name)
-        .map_or(f64::NAN, |i| raw.behaviour[i])
+    Behaviour::from_name(name).map_or(f64::NAN, |b| b.of(&raw.behaviour))
 }
 
 fn phrase(input: &str, high: bool) -> String {
@@ -420,14 +417,9 @@ mod tests {
 
     fn row(freq: f64, spend: f64) -> RawFeatures {
         let mut behaviour = [f64::NAN; 28];
-        for (i, name) in BEHAVIOUR.iter().enumerate() {
-            behaviour[i] = match *name {
-                "frequency_365d" => freq,
-                "monetary_365d" => spend,
-                "recency_days" => 10.0,
-                _ => f64::NAN,
-            };
-        }
+        behaviour[Behaviour::Frequency365d as usize] = freq;
+        behaviour[Behaviour::Monetary365d as usize] = spend;
+        behaviour[Behaviour::RecencyDays as usize] = 10.0;
         RawFeatures {
             behaviour,
             attributes: Attributes::new(),

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use vitals_domain::Violations;
-use vitals_domain::features::BEHAVIOUR;
+use vitals_domain::features::Behaviour;
 use vitals_engine::evaluation::{
     ChurnAssessment, Dimension, Evaluation, Factor, Part, ScoringScheme, TierRule,
 };
@@ -182,8 +182,8 @@ pub fn behaviour_from_proto(
 ) -> [f64; 28] {
     let mut out = [f64::NAN; 28];
     for (name, value) in features {
-        match BEHAVIOUR.iter().position(|b| b == name) {
-            Some(i) if value.is_finite() => out[i] = *value,
+        match Behaviour::from_name(name) {
+            Some(feature) if value.is_finite() => out[feature as usize] = *value,
             Some(_) => v.push(format!("features[{name}]"), "must be a finite number"),
             None => v.push(
                 format!("features[{name}]"),
