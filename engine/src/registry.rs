@@ -323,6 +323,78 @@ fn safe_relative(rel: &str) -> bool {
             .all(|c| matches!(c, Component::Normal(_)))
 }
 
+/// What serving models needs of a registry, whatever holds it: list and read versions,
+/// fetch one verified against its manifest, move the active pointer, read the activation
+/// history. [`Registry`] keeps them in a directory; an object store (S3 and the like) is
+/// the next implementation. Publishing new versions is the trainer's, on the concrete
+/// type.
+pub trait ModelRegistry: std::fmt::Debug + Send + Sync {
+    /// Where the versions are, for logs and messages: a directory or a URL.
+    fn location(&self) -> String;
+    /// The kinds with at least one version, sorted.
+    fn kinds(&self) -> Result<Vec<String>, RegistryError>;
+    /// The published versions of `kind`, ascending.
+    fn versions(&self, kind: &str) -> Result<Vec<u64>, RegistryError>;
+    /// The active version of `kind`, if one was ever activated.
+    fn active(&self, kind: &str) -> Result<Option<u64>, RegistryError>;
+    /// One version's manifest, as stored (not checked against its files).
+    fn manifest(&self, kind: &str, version: u64) -> Result<Manifest, RegistryError>;
+    /// One version checked against its manifest (every file present with its size and
+    /// sha256, nothing else), and a local directory holding its files for the loaders.
+    fn verified(&self, kind: &str, version: u64) -> Result<(Manifest, PathBuf), RegistryError>;
+    /// Makes a verified `version` the active one; returns the one active before.
+    fn activate(
+        &self,
+        kind: &str,
+        version: u64,
+        actor: &str,
+        reason: &str,
+    ) -> Result<Option<u64>, RegistryError>;
+    /// The activations of `kind`, oldest first.
+    fn history(&self, kind: &str) -> Result<Vec<Activation>, RegistryError>;
+}
+
+impl ModelRegistry for Registry {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn kinds(&self) -> Result<Vec<String>, RegistryError> {
+        Registry::kinds(self)
+    }
+
+    fn versions(&self, kind: &str) -> Result<Vec<u64>, RegistryError> {
+        Registry::versions(self, kind)
+    }
+
+    fn active(&self, kind: &str) -> Result<Option<u64>, RegistryError> {
+        Registry::active(self, kind)
+    }
+
+    fn manifest(&self, kind: &str, version: u64) -> Result<Manifest, RegistryError> {
+        Registry::manifest(self, kind, version)
+    }
+
+    fn verified(&self, kind: &str, version: u64) -> Result<(Manifest, PathBuf), RegistryError> {
+        let manifest = self.verify(kind, version)?;
+        Ok((manifest, self.version_dir(kind, version)))
+    }
+
+    fn activate(
+        &self,
+        kind: &str,
+        version: u64,
+        actor: &str,
+        reason: &str,
+    ) -> Result<Option<u64>, RegistryError> {
+        Registry::activate(self, kind, version, actor, reason)
+    }
+
+    fn history(&self, kind: &str) -> Result<Vec<Activation>, RegistryError> {
+        Registry::history(self, kind)
+    }
+}
+
 /// The filesystem model registry rooted at one directory.
 #[derive(Debug, Clone)]
 pub struct Registry {
@@ -967,6 +1039,32 @@ mod tests {
         fs::create_dir(staged.dir().join("reports")).unwrap();
         fs::write(staged.dir().join("reports/summary.txt"), b"auc 0.81").unwrap();
         staged.publish(manifest(kind)).unwrap()
+    }
+
+    /// What the server sees through the trait: listing, a verified version with its local
+    /// files, activation and history; a tampered file is refused.
+    #[test]
+    fn the_filesystem_registry_serves_through_the_model_registry_trait() {
+        let (_tmp, reg) = registry();
+        publish(&reg, "churn", b"weights one");
+        let served: &dyn ModelRegistry = &reg;
+        assert_eq!(served.kinds().unwrap(), vec!["churn".to_string()]);
+        assert_eq!(served.versions("churn").unwrap(), vec![1]);
+        let (m, dir) = served.verified("churn", 1).unwrap();
+        assert_eq!((m.kind.as_str(), m.version), ("churn", 1));
+        assert_eq!(
+            fs::read(dir.join("model.safetensors")).unwrap(),
+            b"weights one"
+        );
+        assert_eq!(served.activate("churn", 1, "ops", "test").unwrap(), None);
+        assert_eq!(served.active("churn").unwrap(), Some(1));
+        assert_eq!(served.history("churn").unwrap().len(), 1);
+        fs::write(dir.join("model.safetensors"), b"tampered!!!").unwrap();
+        assert!(
+            served.verified("churn", 1).is_err(),
+            "a changed file is refused"
+        );
+        assert!(served.location().ends_with("registry"));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use arc_swap::ArcSwap;
 use vitals_engine::evaluation::{CHURN_KIND, CLV_KIND, Models, SEGMENTS_KIND, load_segments};
 use vitals_engine::models::churn::load_churn;
 use vitals_engine::models::clv::load_clv;
-use vitals_engine::registry::{Registry, RegistryError};
+use vitals_engine::registry::{ModelRegistry, Registry, RegistryError};
 
 /// The kinds the server serves, in the order they are reported.
 pub const SERVED_KINDS: [&str; 3] = [CHURN_KIND, SEGMENTS_KIND, CLV_KIND];
@@ -54,7 +54,9 @@ pub enum HubError {
 }
 
 pub struct ModelHub {
-    registry: Registry,
+    /// Where versions are published: the filesystem registry today, any
+    /// [`ModelRegistry`] tomorrow.
+    registry: Arc<dyn ModelRegistry>,
     models: ArcSwap<Models>,
     /// Serializes reloads and activations (never taken on the scoring path), and
     /// remembers refused versions so a bad version is logged once, not every poll.
@@ -66,24 +68,29 @@ pub struct ModelHub {
 impl std::fmt::Debug for ModelHub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ModelHub")
-            .field("registry", &self.registry.root())
+            .field("registry", &self.registry.location())
             .finish_non_exhaustive()
     }
 }
 
 impl ModelHub {
-    /// Opens the registry (creating the directory if needed); loads nothing yet.
+    /// Opens the filesystem registry (creating the directory if needed); loads nothing yet.
     pub fn open(root: &Path) -> Result<Self, HubError> {
-        Ok(Self {
-            registry: Registry::open(root)?,
+        Ok(Self::with_registry(Arc::new(Registry::open(root)?)))
+    }
+
+    /// Serves from `registry`; loads nothing yet.
+    pub fn with_registry(registry: Arc<dyn ModelRegistry>) -> Self {
+        Self {
+            registry,
             models: ArcSwap::from_pointee(Models::default()),
             reloads: Mutex::new(BTreeMap::new()),
             last_reload: ArcSwap::from_pointee(Vec::new()),
-        })
+        }
     }
 
-    pub fn registry(&self) -> &Registry {
-        &self.registry
+    pub fn registry(&self) -> &dyn ModelRegistry {
+        self.registry.as_ref()
     }
 
     /// The models in service now: one consistent snapshot for a whole request.
@@ -120,18 +127,18 @@ impl ModelHub {
         let mut next = Models::clone(&self.models.load());
         match kind {
             CHURN_KIND => {
-                let churn =
-                    load_churn(&self.registry, version).map_err(|e| unservable(e.to_string()))?;
+                let churn = load_churn(self.registry.as_ref(), version)
+                    .map_err(|e| unservable(e.to_string()))?;
                 next.churn = Some(Arc::new(churn));
             }
             SEGMENTS_KIND => {
-                let segments = load_segments(&self.registry, version)
+                let segments = load_segments(self.registry.as_ref(), version)
                     .map_err(|e| unservable(e.to_string()))?;
                 next.segments = Some(Arc::new(segments));
             }
             CLV_KIND => {
-                let clv =
-                    load_clv(&self.registry, version).map_err(|e| unservable(e.to_string()))?;
+                let clv = load_clv(self.registry.as_ref(), version)
+                    .map_err(|e| unservable(e.to_string()))?;
                 next.clv = Some(Arc::new(clv));
             }
             other => {

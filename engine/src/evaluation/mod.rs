@@ -17,7 +17,7 @@ use crate::models::churn::LoadedChurn;
 use crate::models::clv::{LoadedClv, summarize};
 use crate::models::segments::SegmentModel;
 use crate::reference::ReferenceStats;
-use crate::registry::{Manifest, Registry};
+use crate::registry::{Manifest, ModelRegistry};
 use crate::time::{MICROS_PER_DAY, Micros};
 
 // The evaluation's parts and result types are the domain's (the store keeps them as
@@ -49,15 +49,18 @@ pub struct LoadedSegments {
 }
 
 /// Loads a segments version after verifying its files' hashes.
-pub fn load_segments(registry: &Registry, version: u64) -> Result<LoadedSegments, ModelError> {
-    let dir = registry.version_dir(SEGMENTS_KIND, version);
+pub fn load_segments(
+    registry: &dyn ModelRegistry,
+    version: u64,
+) -> Result<LoadedSegments, ModelError> {
     let bad = |path: &Path, reason: String| ModelError::File {
         path: path.display().to_string(),
         reason,
     };
-    let manifest = registry
-        .verify(SEGMENTS_KIND, version)
-        .map_err(|e| bad(&dir, e.to_string()))?;
+    let (manifest, dir) = registry.verified(SEGMENTS_KIND, version).map_err(|e| {
+        let at = format!("{}/{SEGMENTS_KIND}/{version}", registry.location());
+        bad(Path::new(&at), e.to_string())
+    })?;
     let model = SegmentModel::load(&dir)?;
     for input in &model.inputs {
         let known = input.name.starts_with("attr.") || BEHAVIOUR.contains(&input.name.as_str());

@@ -10,7 +10,7 @@ use super::logistic::{LogisticParams, LogisticRegression};
 use super::mlp::Mlp;
 use super::{ModelError, Rows, sigmoid};
 use crate::features::FeatureSchema;
-use crate::registry::{Manifest, Registry};
+use crate::registry::{Manifest, ModelRegistry};
 
 /// The churn algorithms the trainer can fit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -216,13 +216,13 @@ pub struct LoadedChurn {
 
 /// Loads a churn version after verifying its files, refusing a schema or algorithm the
 /// engine does not understand.
-pub fn load_churn(registry: &Registry, version: u64) -> Result<LoadedChurn, ModelError> {
+pub fn load_churn(registry: &dyn ModelRegistry, version: u64) -> Result<LoadedChurn, ModelError> {
     let bad = |reason: String| ModelError::File {
-        path: registry.version_dir("churn", version).display().to_string(),
+        path: format!("{}/churn/{version}", registry.location()),
         reason,
     };
-    let manifest = registry
-        .verify("churn", version)
+    let (manifest, dir) = registry
+        .verified("churn", version)
         .map_err(|e| bad(e.to_string()))?;
     let algorithm = Algorithm::parse(&manifest.algorithm)
         .ok_or_else(|| bad(format!("unknown algorithm {:?}", manifest.algorithm)))?;
@@ -234,11 +234,7 @@ pub fn load_churn(registry: &Registry, version: u64) -> Result<LoadedChurn, Mode
         .get("horizon_micros")
         .and_then(serde_json::Value::as_i64)
         .ok_or_else(|| bad("training.horizon_micros missing".into()))?;
-    let model = ChurnModel::load(
-        &registry.version_dir("churn", version),
-        algorithm,
-        schema.len(),
-    )?;
+    let model = ChurnModel::load(&dir, algorithm, schema.len())?;
     Ok(LoadedChurn {
         manifest,
         schema,

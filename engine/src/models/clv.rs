@@ -20,7 +20,7 @@ use super::ModelError;
 use super::lbfgs;
 use crate::domain::{EventPayload, StoredEvent};
 use crate::features::known_at;
-use crate::registry::{Manifest, Registry};
+use crate::registry::{Manifest, ModelRegistry};
 use crate::time::{MICROS_PER_DAY, Micros};
 
 /// The model file in a `clv` registry version.
@@ -786,12 +786,11 @@ pub struct LoadedClv {
 }
 
 /// Loads a `clv` version after verifying its files against the manifest.
-pub fn load_clv(registry: &Registry, version: u64) -> Result<LoadedClv, ModelError> {
-    let dir = registry.version_dir("clv", version);
-    let manifest = registry
-        .verify("clv", version)
+pub fn load_clv(registry: &dyn ModelRegistry, version: u64) -> Result<LoadedClv, ModelError> {
+    let (manifest, dir) = registry
+        .verified("clv", version)
         .map_err(|e| ModelError::File {
-            path: dir.display().to_string(),
+            path: format!("{}/clv/{version}", registry.location()),
             reason: e.to_string(),
         })?;
     let model = ClvModel::load(&dir)?;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
-use vitals_engine::registry::{Manifest, Registry, RegistryError, validate_kind};
+use vitals_engine::registry::{Manifest, ModelRegistry, RegistryError, validate_kind};
 use vitals_proto::v1 as pb;
 use vitals_proto::v1::model_service_server::ModelService;
 
@@ -79,7 +79,11 @@ async fn off_thread<T: Send + 'static>(
         .map_err(|e| Status::from(ApiError::Internal(format!("blocking task failed: {e}"))))?
 }
 
-fn list(hub: &ModelHub, registry: &Registry, kind: &str) -> Result<Vec<pb::ModelVersion>, Status> {
+fn list(
+    hub: &ModelHub,
+    registry: &dyn ModelRegistry,
+    kind: &str,
+) -> Result<Vec<pb::ModelVersion>, Status> {
     let active = registry.active(kind).map_err(from_registry)?;
     let mut out = Vec::new();
     for version in registry.versions(kind).map_err(from_registry)? {
