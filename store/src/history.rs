@@ -22,7 +22,7 @@ use vitals_domain::{Customer, StoredEvent};
 use crate::customers::{CustomerRow, not_found_external_id, not_found_id};
 use crate::db::{DbPool, Store, with_conn};
 use crate::error::Result;
-use crate::events::{FeedbackRow, InteractionRow, PaymentRow, TransactionRow};
+use crate::events::{FeedbackRow, InteractionRow, KindRow, PaymentRow, TransactionRow};
 use crate::schema::{customers, feedback, interactions, payments, transactions};
 
 /// How a caller names a customer.
@@ -61,16 +61,15 @@ impl Reader {
     }
 }
 
-/// The event kind tables, keyed by (customer, event): the four a history read scans and
-/// `retention_actions`, which a customer's timeline and campaign reviews read by
-/// customer too. `cluster_histories` rewrites them in this order.
-pub const EVENT_TABLES: [&str; 5] = [
-    "transactions",
-    "payments",
-    "feedback",
-    "interactions",
-    "retention_actions",
-];
+macro_rules! event_tables {
+    ([] $($table:ident: $row:ty),*) => {
+        /// The event kind tables, keyed by (customer, event): the four a history read scans
+        /// and `retention_actions`, which a customer's timeline and campaign reviews read by
+        /// customer too. `cluster_histories` rewrites them in this order.
+        pub const EVENT_TABLES: &[&str] = &[$(stringify!($table)),*];
+    };
+}
+crate::events::with_event_kinds!(event_tables);
 
 impl Store {
     /// Rewrites each event kind table in customer order (PostgreSQL's `CLUSTER` on its

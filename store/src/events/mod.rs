@@ -24,6 +24,26 @@ use crate::schema::{events, feedback, interactions, payments, retention_actions,
 
 /// Rows per INSERT or per `IN (...)` list: under SQLite's 32,766 and PostgreSQL's 65,535
 /// bind parameters for the widest table.
+/// Every event kind's table and row type, listed once: `$m!` gets the list (after any
+/// arguments in brackets) and expands what each kind needs: the batch's rows
+/// (`rows.rs`), the inserts (`write.rs`), the timeline's loads (`timeline.rs`) and the kind
+/// tables (`history.rs`). A new kind is a row type with its `KindRow` impl, its
+/// `statement_row!` columns, and a line here (then its COPY reader and its part of the
+/// single-history statement in `history/`).
+macro_rules! with_event_kinds {
+    ($m:ident $(, $arg:expr)*) => {
+        $m! {
+            [$($arg),*]
+            transactions: TransactionRow,
+            payments: PaymentRow,
+            feedback: FeedbackRow,
+            interactions: InteractionRow,
+            retention_actions: RetentionActionRow
+        }
+    };
+}
+pub(crate) use with_event_kinds;
+
 mod rows;
 mod timeline;
 mod write;

@@ -86,8 +86,29 @@ pub(crate) struct RetentionActionRow {
     pub(crate) note: Option<String>,
 }
 
-impl RetentionActionRow {
-    pub(crate) fn into_event(self) -> Result<StoredEvent> {
+impl KindRow for RetentionActionRow {
+    const KIND: EventKind = EventKind::RetentionAction;
+
+    fn of(e: &StoredEvent) -> Option<Self> {
+        let EventPayload::RetentionAction(a) = &e.payload else {
+            return None;
+        };
+        Some(Self {
+            customer_id: e.customer_id.clone(),
+            event_key: e.event_key.clone(),
+            time: e.time,
+            record_time: e.record_time,
+            kind: a.kind.clone(),
+            cost_minor: a.cost_minor,
+            currency: a.currency.clone(),
+            campaign: a.campaign.clone(),
+            channel: a.channel.clone(),
+            actor: a.actor.clone(),
+            note: a.note.clone(),
+        })
+    }
+
+    fn into_event(self) -> Result<StoredEvent> {
         Ok(StoredEvent {
             customer_id: self.customer_id,
             event_key: self.event_key,
@@ -106,8 +127,27 @@ impl RetentionActionRow {
     }
 }
 
-impl TransactionRow {
-    pub(crate) fn into_event(self) -> Result<StoredEvent> {
+impl KindRow for TransactionRow {
+    const KIND: EventKind = EventKind::Transaction;
+
+    fn of(e: &StoredEvent) -> Option<Self> {
+        let EventPayload::Transaction(t) = &e.payload else {
+            return None;
+        };
+        Some(Self {
+            customer_id: e.customer_id.clone(),
+            event_key: e.event_key.clone(),
+            time: e.time,
+            record_time: e.record_time,
+            amount_minor: t.amount_minor,
+            currency: t.currency.clone(),
+            quantity: t.quantity,
+            category: t.category.clone(),
+            channel: t.channel.clone(),
+        })
+    }
+
+    fn into_event(self) -> Result<StoredEvent> {
         Ok(StoredEvent {
             customer_id: self.customer_id,
             event_key: self.event_key,
@@ -124,8 +164,28 @@ impl TransactionRow {
     }
 }
 
-impl PaymentRow {
-    pub(crate) fn into_event(self) -> Result<StoredEvent> {
+impl KindRow for PaymentRow {
+    const KIND: EventKind = EventKind::Payment;
+
+    fn of(e: &StoredEvent) -> Option<Self> {
+        let EventPayload::Payment(p) = &e.payload else {
+            return None;
+        };
+        Some(Self {
+            customer_id: e.customer_id.clone(),
+            event_key: e.event_key.clone(),
+            time: e.time,
+            record_time: e.record_time,
+            invoice_id: p.invoice_id.clone(),
+            amount_minor: p.amount_minor,
+            currency: p.currency.clone(),
+            due_time: p.due_time,
+            paid_time: p.paid_time,
+            method: p.method.clone(),
+        })
+    }
+
+    fn into_event(self) -> Result<StoredEvent> {
         Ok(StoredEvent {
             customer_id: self.customer_id,
             event_key: self.event_key,
@@ -143,8 +203,26 @@ impl PaymentRow {
     }
 }
 
-impl FeedbackRow {
-    pub(crate) fn into_event(self) -> Result<StoredEvent> {
+impl KindRow for FeedbackRow {
+    const KIND: EventKind = EventKind::Feedback;
+
+    fn of(e: &StoredEvent) -> Option<Self> {
+        let EventPayload::Feedback(f) = &e.payload else {
+            return None;
+        };
+        Some(Self {
+            customer_id: e.customer_id.clone(),
+            event_key: e.event_key.clone(),
+            time: e.time,
+            record_time: e.record_time,
+            kind: f.kind.as_str().to_owned(),
+            score: f.score,
+            comment: f.comment.clone(),
+            channel: f.channel.clone(),
+        })
+    }
+
+    fn into_event(self) -> Result<StoredEvent> {
         let kind =
             FeedbackKind::parse(&self.kind).ok_or_else(|| corrupt("feedback kind", &self.kind))?;
         Ok(StoredEvent {
@@ -162,8 +240,28 @@ impl FeedbackRow {
     }
 }
 
-impl InteractionRow {
-    pub(crate) fn into_event(self) -> Result<StoredEvent> {
+impl KindRow for InteractionRow {
+    const KIND: EventKind = EventKind::Interaction;
+
+    fn of(e: &StoredEvent) -> Option<Self> {
+        let EventPayload::Interaction(i) = &e.payload else {
+            return None;
+        };
+        Some(Self {
+            customer_id: e.customer_id.clone(),
+            event_key: e.event_key.clone(),
+            time: e.time,
+            record_time: e.record_time,
+            kind: i.kind.as_str().to_owned(),
+            severity: i.severity.as_str().to_owned(),
+            category: i.category.clone(),
+            channel: i.channel.clone(),
+            ticket_id: i.ticket_id.clone(),
+            resolved_time: i.resolved_time,
+        })
+    }
+
+    fn into_event(self) -> Result<StoredEvent> {
         let kind = InteractionKind::parse(&self.kind)
             .ok_or_else(|| corrupt("interaction kind", &self.kind))?;
         let severity =
@@ -185,95 +283,46 @@ impl InteractionRow {
     }
 }
 
-/// The rows of one batch, by table.
-#[derive(Default)]
-pub(super) struct BatchRows {
-    pub(super) ledger: Vec<EventRow>,
-    pub(super) transactions: Vec<TransactionRow>,
-    pub(super) payments: Vec<PaymentRow>,
-    pub(super) feedback: Vec<FeedbackRow>,
-    pub(super) interactions: Vec<InteractionRow>,
-    pub(super) retention_actions: Vec<RetentionActionRow>,
+/// One event kind's table row: made from an event of that kind, and made back into one.
+/// With its `statement_row!` columns (`write.rs`) and its line in `with_event_kinds!`, this
+/// is all the store needs to know of a kind.
+pub(crate) trait KindRow: Sized {
+    const KIND: EventKind;
+    /// The row of `e`, when `e` is of this kind.
+    fn of(e: &StoredEvent) -> Option<Self>;
+    fn into_event(self) -> Result<StoredEvent>;
 }
 
-impl BatchRows {
-    pub(super) fn push(&mut self, e: &StoredEvent, hash: String) {
-        let (customer_id, event_key, time, record_time) = (
-            e.customer_id.clone(),
-            e.event_key.clone(),
-            e.time,
-            e.record_time,
-        );
-        self.ledger.push(EventRow {
-            customer_id: customer_id.clone(),
-            event_key: event_key.clone(),
-            kind: e.payload.kind().as_str().to_owned(),
-            time,
-            record_time,
-            content_hash: hash,
-        });
-        match &e.payload {
-            EventPayload::Transaction(t) => self.transactions.push(TransactionRow {
-                customer_id,
-                event_key,
-                time,
-                record_time,
-                amount_minor: t.amount_minor,
-                currency: t.currency.clone(),
-                quantity: t.quantity,
-                category: t.category.clone(),
-                channel: t.channel.clone(),
-            }),
-            EventPayload::Payment(p) => self.payments.push(PaymentRow {
-                customer_id,
-                event_key,
-                time,
-                record_time,
-                invoice_id: p.invoice_id.clone(),
-                amount_minor: p.amount_minor,
-                currency: p.currency.clone(),
-                due_time: p.due_time,
-                paid_time: p.paid_time,
-                method: p.method.clone(),
-            }),
-            EventPayload::Feedback(f) => self.feedback.push(FeedbackRow {
-                customer_id,
-                event_key,
-                time,
-                record_time,
-                kind: f.kind.as_str().to_owned(),
-                score: f.score,
-                comment: f.comment.clone(),
-                channel: f.channel.clone(),
-            }),
-            EventPayload::Interaction(i) => self.interactions.push(InteractionRow {
-                customer_id,
-                event_key,
-                time,
-                record_time,
-                kind: i.kind.as_str().to_owned(),
-                severity: i.severity.as_str().to_owned(),
-                category: i.category.clone(),
-                channel: i.channel.clone(),
-                ticket_id: i.ticket_id.clone(),
-                resolved_time: i.resolved_time,
-            }),
-            EventPayload::RetentionAction(a) => self.retention_actions.push(RetentionActionRow {
-                customer_id,
-                event_key,
-                time,
-                record_time,
-                kind: a.kind.clone(),
-                cost_minor: a.cost_minor,
-                currency: a.currency.clone(),
-                campaign: a.campaign.clone(),
-                channel: a.channel.clone(),
-                actor: a.actor.clone(),
-                note: a.note.clone(),
-            }),
+macro_rules! batch_rows {
+    ([] $($table:ident: $row:ty),*) => {
+        /// The rows of one batch, by table.
+        #[derive(Default)]
+        pub(super) struct BatchRows {
+            pub(super) ledger: Vec<EventRow>,
+            $(pub(super) $table: Vec<$row>,)*
         }
-    }
+
+        impl BatchRows {
+            pub(super) fn push(&mut self, e: &StoredEvent, hash: String) {
+                self.ledger.push(EventRow {
+                    customer_id: e.customer_id.clone(),
+                    event_key: e.event_key.clone(),
+                    kind: e.payload.kind().as_str().to_owned(),
+                    time: e.time,
+                    record_time: e.record_time,
+                    content_hash: hash,
+                });
+                $(
+                    if let Some(row) = <$row as KindRow>::of(e) {
+                        self.$table.push(row);
+                        return;
+                    }
+                )*
+            }
+        }
+    };
 }
+with_event_kinds!(batch_rows);
 
 /// A stored row whose kind, severity or other code this build does not know.
 pub(super) fn corrupt(what: &str, value: &str) -> StoreError {

@@ -69,26 +69,24 @@ impl Store {
                 payloads.insert(e.event_key, e.payload);
             };
             // Each kind's rows for the keys the ledger names, in one query per kind.
-            macro_rules! load_kind {
-                ($kind:literal, $table:ident, $row:ty) => {
-                    let kind_keys = keys.get($kind).unwrap_or(&none);
-                    if !kind_keys.is_empty() {
-                        let rows: Vec<$row> = $table::table
-                            .filter($table::customer_id.eq(customer_id))
-                            .filter($table::event_key.eq_any(kind_keys))
-                            .select(<$row>::as_select())
-                            .load(conn)?;
-                        for r in rows {
-                            keep(r.into_event()?);
+            macro_rules! load_kinds {
+                ([] $($table:ident: $row:ty),*) => {
+                    $(
+                        let kind_keys = keys.get(<$row as KindRow>::KIND.as_str()).unwrap_or(&none);
+                        if !kind_keys.is_empty() {
+                            let rows: Vec<$row> = $table::table
+                                .filter($table::customer_id.eq(customer_id))
+                                .filter($table::event_key.eq_any(kind_keys))
+                                .select(<$row>::as_select())
+                                .load(conn)?;
+                            for r in rows {
+                                keep(r.into_event()?);
+                            }
                         }
-                    }
+                    )*
                 };
             }
-            load_kind!("transaction", transactions, TransactionRow);
-            load_kind!("payment", payments, PaymentRow);
-            load_kind!("feedback", feedback, FeedbackRow);
-            load_kind!("interaction", interactions, InteractionRow);
-            load_kind!("retention_action", retention_actions, RetentionActionRow);
+            with_event_kinds!(load_kinds);
             ledger
                 .into_iter()
                 .map(|row| {

@@ -209,11 +209,12 @@ pub(super) fn write_one_statement(
     let mut st = OneStatement::new();
     let mut p: Vec<Param> = Vec::new();
     add_rows(&mut st, &mut p, "e", &rows.ledger, "");
-    add_rows(&mut st, &mut p, "t", &rows.transactions, "");
-    add_rows(&mut st, &mut p, "p", &rows.payments, "");
-    add_rows(&mut st, &mut p, "f", &rows.feedback, "");
-    add_rows(&mut st, &mut p, "i", &rows.interactions, "");
-    add_rows(&mut st, &mut p, "r", &rows.retention_actions, "");
+    macro_rules! add_kinds {
+        ([] $($table:ident: $row:ty),*) => {
+            $(add_rows(&mut st, &mut p, concat!("k_", stringify!($table)), &rows.$table, "");)*
+        };
+    }
+    with_event_kinds!(add_kinds);
     // The partial unique index turns a second open task into nothing.
     add_rows(&mut st, &mut p, "u", follow_ups, " ON CONFLICT DO NOTHING");
     if st.ctes == 0 {
@@ -247,31 +248,18 @@ impl WriteBatch for diesel::pg::PgConnection {
                 .from_insertable(&rows.ledger)
                 .execute(self)?;
         }
-        if !rows.transactions.is_empty() {
-            diesel::copy_from(transactions::table)
-                .from_insertable(&rows.transactions)
-                .execute(self)?;
+        macro_rules! copy_kinds {
+            ([] $($table:ident: $row:ty),*) => {
+                $(
+                    if !rows.$table.is_empty() {
+                        diesel::copy_from($table::table)
+                            .from_insertable(&rows.$table)
+                            .execute(self)?;
+                    }
+                )*
+            };
         }
-        if !rows.payments.is_empty() {
-            diesel::copy_from(payments::table)
-                .from_insertable(&rows.payments)
-                .execute(self)?;
-        }
-        if !rows.feedback.is_empty() {
-            diesel::copy_from(feedback::table)
-                .from_insertable(&rows.feedback)
-                .execute(self)?;
-        }
-        if !rows.interactions.is_empty() {
-            diesel::copy_from(interactions::table)
-                .from_insertable(&rows.interactions)
-                .execute(self)?;
-        }
-        if !rows.retention_actions.is_empty() {
-            diesel::copy_from(retention_actions::table)
-                .from_insertable(&rows.retention_actions)
-                .execute(self)?;
-        }
+        with_event_kinds!(copy_kinds);
         self.open_follow_ups(follow_ups)
     }
 }
@@ -280,11 +268,12 @@ impl WriteBatch for diesel::pg::PgConnection {
 impl WriteBatch for diesel::sqlite::SqliteConnection {
     fn write_batch(&mut self, rows: &BatchRows, follow_ups: &[FollowUpRow]) -> QueryResult<usize> {
         insert_chunked!(self, events::table, rows.ledger);
-        insert_chunked!(self, transactions::table, rows.transactions);
-        insert_chunked!(self, payments::table, rows.payments);
-        insert_chunked!(self, feedback::table, rows.feedback);
-        insert_chunked!(self, interactions::table, rows.interactions);
-        insert_chunked!(self, retention_actions::table, rows.retention_actions);
+        macro_rules! insert_kinds {
+            ([] $($table:ident: $row:ty),*) => {
+                $(insert_chunked!(self, $table::table, rows.$table);)*
+            };
+        }
+        with_event_kinds!(insert_kinds);
         self.open_follow_ups(follow_ups)
     }
 }

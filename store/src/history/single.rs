@@ -14,7 +14,7 @@ use vitals_domain::StoredEvent;
 
 use crate::db::{Store, with_conn};
 use crate::error::Result;
-use crate::events::{FeedbackRow, InteractionRow, PaymentRow, TransactionRow};
+use crate::events::{FeedbackRow, InteractionRow, KindRow, PaymentRow, TransactionRow};
 
 /// Which table a row of the union came from.
 const TRANSACTION: i32 = 0;
