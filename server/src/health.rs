@@ -64,24 +64,29 @@ pub async fn probe_once(store: &Store, health: &HealthReporter, metrics: &Metric
     answered
 }
 
-/// Probes the database every `interval` for the server's life, logging each change.
+/// Probes the database every `interval` for the server's life, after a first probe that
+/// found it `up` (or not); logs the first state and each change.
 pub async fn probe_database(
     store: Store,
     health: HealthReporter,
     metrics: Arc<Metrics>,
     interval: Duration,
+    mut up: bool,
 ) {
-    let mut was_up = None;
-    loop {
-        let up = probe_once(&store, &health, &metrics).await;
-        if was_up != Some(up) {
-            if up {
-                tracing::info!("database answers: serving");
-            } else {
-                tracing::error!("database does not answer: health is NOT_SERVING until it does");
-            }
-            was_up = Some(up);
+    let log = |up: bool| {
+        if up {
+            tracing::info!("database answers: serving");
+        } else {
+            tracing::error!("database does not answer: health is NOT_SERVING until it does");
         }
+    };
+    log(up);
+    loop {
         tokio::time::sleep(interval).await;
+        let now = probe_once(&store, &health, &metrics).await;
+        if now != up {
+            log(now);
+            up = now;
+        }
     }
 }

@@ -135,13 +135,14 @@ fn status_of(headers: &mut HeaderMap) -> Option<Code> {
 }
 
 /// tonic's decoder refuses a message over `max_decoding_message_size` with OUT_OF_RANGE
-/// and this message (percent-encoded in `grpc-message`); Vitals' own handlers never answer
-/// OUT_OF_RANGE, so nothing else is rewritten.
+/// and "Error, decoded message length too large: ..." (percent-encoded in `grpc-message`,
+/// where spaces are `%20`); Vitals' own handlers never answer OUT_OF_RANGE, so nothing
+/// else is rewritten.
 fn is_message_too_large(headers: &HeaderMap) -> bool {
     headers.get("grpc-message").is_some_and(|m| {
-        let m = m.as_bytes();
-        m.windows(15)
-            .any(|w| w == b"length%20too%20" || w == b"length too larg")
+        String::from_utf8_lossy(m.as_bytes())
+            .replace("%20", " ")
+            .contains("message length too large")
     })
 }
 

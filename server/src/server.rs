@@ -217,12 +217,13 @@ pub async fn serve(
     // Every service but ModelService needs the database; ModelService answers from the
     // registry. The first probe runs before the first request is answered.
     health.set_serving::<ModelServiceServer<ModelApi>>().await;
-    crate::health::probe_once(&store, &health, &metrics).await;
+    let database_up = crate::health::probe_once(&store, &health, &metrics).await;
     let prober = tokio::spawn(crate::health::probe_database(
         store.clone(),
         health.clone(),
         metrics.clone(),
         config.health_probe_interval,
+        database_up,
     ));
 
     // Both reflection versions: grpcurl and current tools ask v1; older grpcurl,

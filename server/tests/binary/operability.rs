@@ -331,3 +331,65 @@ async fn a_request_over_the_size_limit_is_resource_exhausted_and_stores_nothing(
         "{ids:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn excess_calls_on_one_connection_are_shed_as_the_flag_says() {
+    use vitals_proto::v1::event_service_client::EventServiceClient;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server =
+        Server::start(dir.path(), &["--max-concurrent-per-connection", "1"]).expect("serving");
+    let channel = server.channel().await;
+    CustomerServiceClient::new(channel.clone())
+        .create_customer(pb::CreateCustomerRequest {
+            customer: Some(pb::Customer {
+                external_id: "busy".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("created");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    // Eight slow calls (10,000 events each) at once on one connection.
+    let calls: Vec<_> = (0..8)
+        .map(|c| {
+            let mut events = EventServiceClient::new(channel.clone());
+            let batch: Vec<pb::Event> = (0..10_000)
+                .map(|i| pb::Event {
+                    event_key: format!("c{c}-{i}"),
+                    customer: Some(pb::event::Customer::CustomerExternalId("busy".into())),
+                    time: Some(prost_types::Timestamp {
+                        seconds: now - 3_600,
+                        nanos: 0,
+                    }),
+                    record_time: None,
+                    payload: Some(pb::event::Payload::Transaction(pb::Transaction {
+                        amount_minor: 100,
+                        currency: "USD".into(),
+                        ..Default::default()
+                    })),
+                })
+                .collect();
+            tokio::spawn(async move {
+                events
+                    .record_events(pb::RecordEventsRequest {
+                        events: batch,
+                        backfill: false,
+                    })
+                    .await
+                    .map(|_| ())
+                    .map_err(|s| s.code())
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for call in calls {
+        outcomes.push(call.await.expect("the call's task"));
+    }
+    assert!(outcomes.contains(&Ok(())), "one runs: {outcomes:?}");
+    assert!(
+        outcomes.contains(&Err(Code::ResourceExhausted)),
+        "the rest are shed, not queued: {outcomes:?}"
+    );
+}

@@ -258,6 +258,19 @@ async fn the_loopback_guard_refuses_an_open_server_and_enforces_keys_beyond_loop
         .err()
         .expect("no keys, every interface: refused");
     assert!(!refused.status.success());
+    assert!(
+        refused.logs.contains("without API keys"),
+        "{}",
+        refused.logs
+    );
+    // --insecure: the operator said so; anyone may call.
+    let open = Server::start(dir.path(), &["--listen", "0.0.0.0:0", "--insecure"])
+        .expect("served when told --insecure");
+    CustomerServiceClient::new(open.channel().await)
+        .list_customers(pb::ListCustomersRequest::default())
+        .await
+        .expect("no key needed");
+    drop(open);
     let (reader, line) = new_key("crm", "reader");
     let keys = write_keys(dir.path(), &[&line]);
     let empty = write_keys_as(dir.path(), "empty.txt", &["# no keys yet"]);
