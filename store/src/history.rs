@@ -22,8 +22,11 @@ use vitals_domain::{Customer, StoredEvent};
 use crate::customers::{CustomerRow, not_found_external_id, not_found_id};
 use crate::db::{DbPool, Store, with_conn};
 use crate::error::Result;
-use crate::events::{FeedbackRow, InteractionRow, KindRow, PaymentRow, TransactionRow};
-use crate::schema::{customers, feedback, interactions, payments, transactions};
+use crate::events::{
+    FeedbackRow, InteractionRow, KindRow, PaymentRow, RetentionActionRow, TransactionRow,
+    with_event_kinds,
+};
+use crate::schema::{customers, feedback, interactions, payments, retention_actions, transactions};
 
 /// How a caller names a customer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -317,34 +320,22 @@ impl Store {
         let mut out: HashMap<String, Vec<StoredEvent>> = HashMap::new();
         let mut push = |e: StoredEvent| out.entry(e.customer_id.clone()).or_default().push(e);
         with_conn!(self, conn => {
-            let rows: Vec<TransactionRow> = transactions::table
-                .filter(transactions::customer_id.between(first, last))
-                .select(TransactionRow::as_select())
-                .load(conn)?;
-            for r in rows {
-                push(r.into_event()?);
+            macro_rules! load_kinds {
+                ([] $($table:ident: $row:ty),*) => {
+                    $(
+                        if <$row as KindRow>::IN_HISTORY {
+                            let rows: Vec<$row> = $table::table
+                                .filter($table::customer_id.between(first, last))
+                                .select(<$row>::as_select())
+                                .load(conn)?;
+                            for r in rows {
+                                push(r.into_event()?);
+                            }
+                        }
+                    )*
+                };
             }
-            let rows: Vec<PaymentRow> = payments::table
-                .filter(payments::customer_id.between(first, last))
-                .select(PaymentRow::as_select())
-                .load(conn)?;
-            for r in rows {
-                push(r.into_event()?);
-            }
-            let rows: Vec<FeedbackRow> = feedback::table
-                .filter(feedback::customer_id.between(first, last))
-                .select(FeedbackRow::as_select())
-                .load(conn)?;
-            for r in rows {
-                push(r.into_event()?);
-            }
-            let rows: Vec<InteractionRow> = interactions::table
-                .filter(interactions::customer_id.between(first, last))
-                .select(InteractionRow::as_select())
-                .load(conn)?;
-            for r in rows {
-                push(r.into_event()?);
-            }
+            with_event_kinds!(load_kinds);
         });
         Ok(out)
     }

@@ -50,6 +50,34 @@ pub(crate) trait RowSink {
     fn row<R: BufRead>(&mut self, fields: &mut Fields<R>) -> Result<()>;
 }
 
+/// A table row decoded from a binary COPY of its table's columns in declaration order.
+/// `statement_row!` (`events/write.rs`) implements it from the same column list that
+/// drives the inserts, so the reader cannot drift from the writer.
+pub(crate) trait CopyRow: Sized {
+    type Table: diesel::Table + CopyTarget;
+    fn from_fields<R: BufRead>(fields: &mut Fields<R>) -> Result<Self>;
+}
+
+/// Reads one field of a `statement_row!` column type.
+macro_rules! copy_field {
+    ($r:expr, Text) => {
+        $r.string()?
+    };
+    ($r:expr, OptText) => {
+        $r.opt_string()?
+    };
+    ($r:expr, BigInt) => {
+        $r.i64()?
+    };
+    ($r:expr, OptBigInt) => {
+        $r.opt_i64()?
+    };
+    ($r:expr, Integer) => {
+        $r.i32()?
+    };
+}
+pub(crate) use copy_field;
+
 /// Runs one binary COPY of `source` and hands each row to `sink`.
 pub(crate) fn copy_out<T: CopyTarget, S: RowSink>(
     conn: &mut PgConnection,
@@ -269,15 +297,6 @@ impl<R: BufRead> Fields<R> {
     /// A text field's bytes, borrowed until the next read: for values that need no copy.
     pub(crate) fn bytes(&mut self) -> Result<&[u8]> {
         self.not_null()
-    }
-
-    /// A text column holding one of an enum's names.
-    pub(crate) fn parsed<T>(&mut self, what: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
-        let bytes = self.bytes()?;
-        let text = String::from_utf8_lossy(bytes);
-        parse(&text).ok_or_else(|| {
-            StoreError::Internal(format!("stored event has unknown {what} {text:?}"))
-        })
     }
 }
 

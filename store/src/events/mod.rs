@@ -22,14 +22,15 @@ use crate::followups::{
 use crate::page::{self, Page};
 use crate::schema::{events, feedback, interactions, payments, retention_actions, transactions};
 
-/// Rows per INSERT or per `IN (...)` list: under SQLite's 32,766 and PostgreSQL's 65,535
-/// bind parameters for the widest table.
 /// Every event kind's table and row type, listed once: `$m!` gets the list (after any
 /// arguments in brackets) and expands what each kind needs: the batch's rows
-/// (`rows.rs`), the inserts (`write.rs`), the timeline's loads (`timeline.rs`) and the kind
-/// tables (`history.rs`). A new kind is a row type with its `KindRow` impl, its
-/// `statement_row!` columns, and a line here (then its COPY reader and its part of the
-/// single-history statement in `history/`).
+/// (`rows.rs`), the inserts (`write.rs`), the timeline's loads (`timeline.rs`), the
+/// history scans, diesel's and the binary COPY reader (`history.rs`, `history/copy.rs`),
+/// and the kind tables (`history.rs`). A new kind is a row type with its `KindRow` impl,
+/// its `statement_row!` columns, a line here, and, when it belongs to a customer's
+/// history, its branch of the one-statement history read (`history/single.rs`, kept by
+/// hand because diesel caches that typed statement; `history/tests.rs` fails when a kind
+/// is missing from it).
 macro_rules! with_event_kinds {
     ($m:ident $(, $arg:expr)*) => {
         $m! {
@@ -50,8 +51,11 @@ mod write;
 
 pub(crate) use rows::*;
 pub use timeline::EventFilter;
+pub(crate) use write::StatementRow;
 use write::WriteBatch;
 
+/// Rows per INSERT or per `IN (...)` list: under SQLite's 32,766 and PostgreSQL's 65,535
+/// bind parameters for the widest table.
 const CHUNK: usize = 2_000;
 
 /// (customer, key) pairs per ledger lookup: two bind parameters each.

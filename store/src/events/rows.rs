@@ -88,6 +88,7 @@ pub(crate) struct RetentionActionRow {
 
 impl KindRow for RetentionActionRow {
     const KIND: EventKind = EventKind::RetentionAction;
+    const IN_HISTORY: bool = false;
 
     fn of(e: &StoredEvent) -> Option<Self> {
         let EventPayload::RetentionAction(a) = &e.payload else {
@@ -129,6 +130,7 @@ impl KindRow for RetentionActionRow {
 
 impl KindRow for TransactionRow {
     const KIND: EventKind = EventKind::Transaction;
+    const IN_HISTORY: bool = true;
 
     fn of(e: &StoredEvent) -> Option<Self> {
         let EventPayload::Transaction(t) = &e.payload else {
@@ -166,6 +168,7 @@ impl KindRow for TransactionRow {
 
 impl KindRow for PaymentRow {
     const KIND: EventKind = EventKind::Payment;
+    const IN_HISTORY: bool = true;
 
     fn of(e: &StoredEvent) -> Option<Self> {
         let EventPayload::Payment(p) = &e.payload else {
@@ -205,6 +208,7 @@ impl KindRow for PaymentRow {
 
 impl KindRow for FeedbackRow {
     const KIND: EventKind = EventKind::Feedback;
+    const IN_HISTORY: bool = true;
 
     fn of(e: &StoredEvent) -> Option<Self> {
         let EventPayload::Feedback(f) = &e.payload else {
@@ -242,6 +246,7 @@ impl KindRow for FeedbackRow {
 
 impl KindRow for InteractionRow {
     const KIND: EventKind = EventKind::Interaction;
+    const IN_HISTORY: bool = true;
 
     fn of(e: &StoredEvent) -> Option<Self> {
         let EventPayload::Interaction(i) = &e.payload else {
@@ -284,10 +289,15 @@ impl KindRow for InteractionRow {
 }
 
 /// One event kind's table row: made from an event of that kind, and made back into one.
-/// With its `statement_row!` columns (`write.rs`) and its line in `with_event_kinds!`, this
-/// is all the store needs to know of a kind.
+/// With its `statement_row!` columns (`write.rs`: they drive the one-statement insert and
+/// the binary COPY reader) and its line in `with_event_kinds!`, this is all the store
+/// needs to know of a kind, except the one-statement history read (`history/single.rs`).
 pub(crate) trait KindRow: Sized {
     const KIND: EventKind;
+    /// Whether a customer's history (what evaluations, training and refresh read) holds
+    /// this kind. Retention actions are Vitals' own doings, read by the timeline and
+    /// campaign reviews, not evidence of how the customer behaves.
+    const IN_HISTORY: bool;
     /// The row of `e`, when `e` is of this kind.
     fn of(e: &StoredEvent) -> Option<Self>;
     fn into_event(self) -> Result<StoredEvent>;

@@ -143,44 +143,53 @@ pub(crate) trait StatementRow {
 }
 
 macro_rules! statement_row {
-    ($row:ty, $table:literal, [$($column:ident: $kind:ident),+ $(,)?]) => {
+    ($row:ty, $table:ident, [$($column:ident: $kind:ident),+ $(,)?]) => {
         impl StatementRow for $row {
-            const TABLE: &'static str = $table;
+            const TABLE: &'static str = stringify!($table);
             const COLUMNS: &'static [&'static str] = &[$(stringify!($column)),+];
             fn push_params(&self, p: &mut Vec<Param>) {
                 p.extend([$(Param::$kind(self.$column.clone())),+]);
             }
         }
+
+        impl crate::pgcopy::CopyRow for $row {
+            type Table = crate::schema::$table::table;
+            fn from_fields<R: std::io::BufRead>(
+                r: &mut crate::pgcopy::Fields<R>,
+            ) -> Result<Self> {
+                Ok(Self { $($column: crate::pgcopy::copy_field!(r, $kind)),+ })
+            }
+        }
     };
 }
 
-statement_row!(EventRow, "events", [
+statement_row!(EventRow, events, [
     customer_id: Text, event_key: Text, kind: Text, time: BigInt, record_time: BigInt,
     content_hash: Text,
 ]);
-statement_row!(TransactionRow, "transactions", [
+statement_row!(TransactionRow, transactions, [
     customer_id: Text, event_key: Text, time: BigInt, record_time: BigInt,
     amount_minor: BigInt, currency: Text, quantity: Integer, category: Text, channel: Text,
 ]);
-statement_row!(PaymentRow, "payments", [
+statement_row!(PaymentRow, payments, [
     customer_id: Text, event_key: Text, time: BigInt, record_time: BigInt, invoice_id: Text,
     amount_minor: BigInt, currency: Text, due_time: OptBigInt, paid_time: OptBigInt,
     method: Text,
 ]);
-statement_row!(FeedbackRow, "feedback", [
+statement_row!(FeedbackRow, feedback, [
     customer_id: Text, event_key: Text, time: BigInt, record_time: BigInt, kind: Text,
     score: Integer, comment: OptText, channel: Text,
 ]);
-statement_row!(InteractionRow, "interactions", [
+statement_row!(InteractionRow, interactions, [
     customer_id: Text, event_key: Text, time: BigInt, record_time: BigInt, kind: Text,
     severity: Text, category: Text, channel: Text, ticket_id: Text, resolved_time: OptBigInt,
 ]);
-statement_row!(RetentionActionRow, "retention_actions", [
+statement_row!(RetentionActionRow, retention_actions, [
     customer_id: Text, event_key: Text, time: BigInt, record_time: BigInt, kind: Text,
     cost_minor: BigInt, currency: Text, campaign: Text, channel: Text, actor: Text,
     note: OptText,
 ]);
-statement_row!(FollowUpRow, "follow_ups", [
+statement_row!(FollowUpRow, follow_ups, [
     customer_id: Text, id: Text, reason: Text, department: Text, status: Text, detail: Text,
     source: Text, rules_version: BigInt, assignee: OptText, outcome: OptText,
     dismiss_reason: OptText, due_time: BigInt, create_time: BigInt, update_time: BigInt,
