@@ -10,30 +10,42 @@ fn factors(out: &mut String, title: &str, list: &[pb::Factor]) {
     }
     let _ = writeln!(out, "    {title}:");
     for f in list {
-        let value = f
-            .value
-            .map_or_else(|| "n/a".to_owned(), |v| format!("{v:.2}"));
-        let _ = writeln!(
-            out,
-            "      {:<38} value {:>9}   {:+.3} log-odds",
-            f.feature, value, f.contribution
-        );
+        let label = if f.label.is_empty() {
+            &f.feature
+        } else {
+            &f.label
+        };
+        let reason = if f.display_value.is_empty() {
+            label.clone()
+        } else {
+            format!("{label}: {}", f.display_value)
+        };
+        let _ = writeln!(out, "      {reason:<58} {:+.2} log-odds", f.contribution);
     }
+}
+
+/// Money with the evaluation's currency.
+fn money(v: f64, currency: &str) -> String {
+    vitals_domain::explain::money(v, (!currency.is_empty()).then_some(currency))
 }
 
 pub fn evaluation(e: &pb::Evaluation) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "Customer {} (id {})", e.external_id, e.customer_id);
+    if e.display_name.is_empty() || e.display_name == e.external_id {
+        let _ = writeln!(out, "Customer {}", e.external_id);
+    } else {
+        let _ = writeln!(out, "Customer {} ({})", e.display_name, e.external_id);
+    }
     let _ = writeln!(out, "  lifecycle stage: {}", e.lifecycle_stage);
     match &e.lifetime_value {
         Some(l) if l.absent_reason.is_empty() => {
             let _ = writeln!(
                 out,
-                "  lifetime value:  {:.2} over {} months ({:.2} purchases of {:.2}; still buying with probability {:.2})",
-                l.lifetime_value,
+                "  lifetime value:  {} over the next {} months ({:.1} purchases of {} expected; still buying with probability {:.2})",
+                money(l.lifetime_value, &e.currency),
                 l.horizon_months,
                 l.expected_purchases,
-                l.expected_spend,
+                money(l.expected_spend, &e.currency),
                 l.probability_alive
             );
         }
@@ -42,7 +54,7 @@ pub fn evaluation(e: &pb::Evaluation) -> String {
         }
         None => {}
     }
-    let _ = writeln!(out, "  value at stake:  {:.2}", e.value);
+    let _ = writeln!(out, "  value at stake:  {}", money(e.value, &e.currency));
     match &e.churn {
         Some(c) if c.absent_reason.is_empty() => {
             let _ = writeln!(

@@ -177,6 +177,21 @@ fn mean(xs: &[f64]) -> f64 {
     }
 }
 
+/// The customer's currency as of `as_of`: that of their latest purchase or invoice known
+/// then. Amounts are never converted; this says which currency they are in.
+pub fn currency_of(events: &[StoredEvent], as_of: Micros) -> Option<String> {
+    events
+        .iter()
+        .filter(|e| known_at(e.time, e.record_time, as_of))
+        .filter_map(|e| match &e.payload {
+            EventPayload::Transaction(t) => Some((e.time, &t.currency)),
+            EventPayload::Payment(p) => Some((e.time, &p.currency)),
+            _ => None,
+        })
+        .max_by_key(|(time, _)| *time)
+        .map(|(_, c)| c.clone())
+}
+
 /// Money in major units (amount_minor / 100). Vitals assumes one reporting currency per
 /// deployment for modelling; amounts are not converted.
 fn major(amount_minor: i64) -> f64 {

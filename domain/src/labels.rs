@@ -8,17 +8,88 @@
 use crate::records::*;
 use crate::time::Micros;
 
-/// True when the customer belongs in a training or scoring set at `as_of`.
-pub fn eligible(customer: &CustomerData, events: &[StoredEvent], as_of: Micros) -> bool {
+/// A non-contractual customer with no purchase for longer than this has lapsed: no
+/// longer a customer whose churn can be predicted, but one to win back. The lifecycle
+/// stage calls them dormant; the same threshold, so the two never disagree.
+pub const LAPSED_AFTER_DAYS: f64 = 180.0;
+
+/// Where a customer stands at a time, for churn prediction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Standing {
+    /// Not signed up yet, and nothing known of them before this time.
+    NotYet,
+    /// Churned at or before this time (a churn time at or before it).
+    Churned,
+    /// Non-contractual, with no purchase for `days` days (more than
+    /// [`LAPSED_AFTER_DAYS`]); `bought` says whether they ever bought.
+    Lapsed { days: f64, bought: bool },
+    /// Still a customer: in a training or scoring set.
+    Customer,
+}
+
+impl Standing {
+    /// Why a customer who is not [`Standing::Customer`] gets no churn probability, in
+    /// words with units.
+    pub fn reason(self) -> Option<String> {
+        match self {
+            Self::Customer => None,
+            Self::NotYet => Some("not yet a customer at this time".into()),
+            Self::Churned => Some("already churned: nothing left to predict".into()),
+            Self::Lapsed { days, bought: true } => Some(format!(
+                "lapsed: no purchase in {days:.0} days (more than {LAPSED_AFTER_DAYS:.0}); \
+                 on the win-back list, not the at-risk list"
+            )),
+            Self::Lapsed {
+                days,
+                bought: false,
+            } => Some(format!(
+                "lapsed: no purchase in the {days:.0} days since sign-up (more than \
+                 {LAPSED_AFTER_DAYS:.0}); on the win-back list, not the at-risk list"
+            )),
+        }
+    }
+}
+
+/// The customer's standing at `as_of`, from what was known then.
+pub fn standing(customer: &CustomerData, events: &[StoredEvent], as_of: Micros) -> Standing {
     if customer.churn_time.is_some_and(|c| c <= as_of) {
-        return false;
+        return Standing::Churned;
     }
-    match customer.signup_time {
-        Some(signup) => signup <= as_of,
-        None => events
-            .iter()
-            .any(|e| e.time < as_of && e.record_time <= as_of),
+    let known = |e: &&StoredEvent| e.time < as_of && e.record_time <= as_of;
+    let since = match customer.signup_time {
+        Some(signup) if signup <= as_of => signup,
+        Some(_) => return Standing::NotYet,
+        None => match events.iter().filter(known).map(|e| e.time).min() {
+            Some(first) => first,
+            None => return Standing::NotYet,
+        },
+    };
+    if customer.contractual {
+        // Only the churn time decides: the status is today's, not the status at `as_of`.
+        return Standing::Customer;
     }
+    let last_purchase = events
+        .iter()
+        .filter(known)
+        .filter(|e| matches!(e.payload, EventPayload::Transaction(_)))
+        .map(|e| e.time)
+        .max();
+    let quiet_since = last_purchase.unwrap_or(since);
+    let days = (as_of - quiet_since) as f64 / crate::time::MICROS_PER_DAY as f64;
+    if days > LAPSED_AFTER_DAYS {
+        Standing::Lapsed {
+            days,
+            bought: last_purchase.is_some(),
+        }
+    } else {
+        Standing::Customer
+    }
+}
+
+/// True when the customer belongs in a training or scoring set at `as_of`: still a
+/// customer (see [`standing`]).
+pub fn eligible(customer: &CustomerData, events: &[StoredEvent], as_of: Micros) -> bool {
+    standing(customer, events, as_of) == Standing::Customer
 }
 
 /// True when the customer churned in `(as_of, as_of + horizon]`.
@@ -93,5 +164,32 @@ mod tests {
         assert!(!churned_within(&c, &came_back, T, 30 * DAY));
         let too_late = [buy(T - 10 * DAY), buy(T + 31 * DAY)];
         assert!(churned_within(&c, &too_late, T, 30 * DAY));
+    }
+
+    #[test]
+    fn a_non_contractual_customer_quiet_for_half_a_year_has_lapsed() {
+        let c = CustomerData::new("x");
+        assert_eq!(standing(&c, &[buy(T - 180 * DAY)], T), Standing::Customer);
+        let lapsed = standing(&c, &[buy(T - 400 * DAY), buy(T - 181 * DAY)], T);
+        assert_eq!(
+            lapsed,
+            Standing::Lapsed {
+                days: 181.0,
+                bought: true
+            }
+        );
+        let reason = lapsed.reason().expect("a reason");
+        assert!(reason.contains("no purchase in 181 days"), "{reason}");
+        // Signed up long ago and never bought: lapsed as well.
+        let mut signed = CustomerData::new("y");
+        signed.signup_time = Some(T - 200 * DAY);
+        assert!(matches!(
+            standing(&signed, &[], T),
+            Standing::Lapsed { bought: false, .. }
+        ));
+        // A contractual customer is a customer until their churn time, bought or not.
+        let mut contract = signed.clone();
+        contract.contractual = true;
+        assert_eq!(standing(&contract, &[], T), Standing::Customer);
     }
 }

@@ -15,6 +15,7 @@
 pub mod campaign;
 pub mod currency;
 pub mod evaluation;
+pub mod explain;
 pub mod features;
 pub mod followup;
 pub mod labels;

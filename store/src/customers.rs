@@ -179,6 +179,31 @@ impl Store {
         })
     }
 
+    /// The external id and display name of each of `ids` that exists, by id: what a list
+    /// of tasks or snapshots shows a person instead of an internal id. One query per
+    /// call (chunked under the bind-parameter limits).
+    pub fn names_of(&self, ids: &[&str]) -> Result<HashMap<String, CustomerName>> {
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(1_000) {
+            let rows: Vec<(String, String, Option<String>)> = with_conn!(self, conn => {
+                customers::table
+                    .filter(customers::id.eq_any(chunk))
+                    .select((customers::id, customers::external_id, customers::display_name))
+                    .load(conn)?
+            });
+            for (id, external_id, display_name) in rows {
+                out.insert(
+                    id,
+                    CustomerName {
+                        external_id,
+                        display_name,
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+
     pub fn get_customer(&self, id: &str) -> Result<Customer> {
         let row: Option<CustomerRow> = with_conn!(self, conn => {
             customers::table
@@ -477,4 +502,11 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Who a customer is, for a person reading a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerName {
+    pub external_id: String,
+    pub display_name: Option<String>,
 }

@@ -21,7 +21,7 @@ pub mod snapshots;
 
 pub use audit::{AuditEntry, AuditFilter};
 pub use campaigns::{CampaignMember, CampaignRecord, CampaignReview, NewCampaign};
-pub use customers::{CustomerFilter, RejectedRow, UpsertOutcome};
+pub use customers::{CustomerFilter, CustomerName, RejectedRow, UpsertOutcome};
 pub use db::{DatabaseUrl, PoolOptions, PoolStats, Store, redact_url};
 pub use error::{Result, StoreError};
 pub use evaluations::{AtRiskOrder, AtRiskQuery, EvaluationRecord, SegmentSummary};

@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use serde::Serialize;
-use vitals_domain::features::RawFeatures;
+use vitals_domain::explain;
+use vitals_domain::features::{RawFeatures, currency_of};
 use vitals_domain::labels::eligible;
 use vitals_domain::time::Micros;
 use vitals_engine::evaluation::{
@@ -62,7 +63,6 @@ pub fn score(store: &Store, config: &ScoreConfig) -> anyhow::Result<ScoreOutcome
         }
         None => None,
     };
-    let names = churn.schema.names();
     let mut out = csv::Writer::from_path(&config.out)
         .with_context(|| format!("creating {}", config.out.display()))?;
     out.write_record([
@@ -89,18 +89,19 @@ pub fn score(store: &Store, config: &ScoreConfig) -> anyhow::Result<ScoreOutcome
                 let raw = RawFeatures::of(&h.customer.data, &h.events, config.as_of);
                 let row = churn.schema.transform(&raw);
                 let p = churn.model.probability(&row);
-                let mut factors: Vec<(usize, f64)> = churn
-                    .model
-                    .contributions(&row)
-                    .into_iter()
-                    .enumerate()
-                    .collect();
-                factors.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+                let currency = currency_of(&h.events, config.as_of);
+                let mut factors = explain::factors(
+                    &churn.schema,
+                    &churn.model.contributions(&row),
+                    Some(&raw),
+                    currency.as_deref(),
+                );
+                factors.sort_by(|a, b| b.contribution.abs().total_cmp(&a.contribution.abs()));
+                // The same words as the API and the demo: "contract: Month-to-month (+0.84)".
                 let factors: Vec<String> = factors
                     .iter()
                     .take(config.top_factors)
-                    .filter(|(_, c)| c.abs() > 1e-6)
-                    .map(|(i, c)| format!("{}:{c:+.3}", names[*i]))
+                    .map(|f| format!("{}: {} ({:+.2})", f.label, f.display_value, f.contribution))
                     .collect();
                 let (segment_id, segment_name) = match &segments {
                     Some(s) => {

@@ -112,10 +112,16 @@ fn telco_trains_publishes_activates_and_scores() -> Result<()> {
         let p: f64 = row.get(2).context("probability")?.parse()?;
         ensure!((0.0..=1.0).contains(&p));
         ensure!(!row.get(5).unwrap_or_default().is_empty(), "a segment name");
-        ensure!(
-            row.get(6).unwrap_or_default().contains(':'),
-            "factors listed"
-        );
+        // Factors in words with the customer's values: "contract: Month-to-month (+0.84)",
+        // never model columns ("attr.Contract=other", "tenure_days_missing").
+        let factors = row.get(6).unwrap_or_default();
+        ensure!(factors.contains(": "), "factors listed: {factors}");
+        for column_like in ["attr.", "=other", "_missing", "_days"] {
+            ensure!(
+                !factors.contains(column_like),
+                "a model column in {factors}"
+            );
+        }
     }
 
     // `score --store`: every customer's snapshot, as the server's RefreshEvaluations.

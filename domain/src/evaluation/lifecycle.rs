@@ -2,7 +2,8 @@
 //!
 //! Rules, first match wins (the order puts what needs action first):
 //! 1. churned: status churned, or a contractual churn time at or before T;
-//! 2. dormant: a buyer with no purchase for more than 180 days;
+//! 2. dormant: lapsed (`labels::standing`: a non-contractual customer with no purchase
+//!    for more than 180 days), or any buyer with no purchase for that long;
 //! 3. at risk: churn probability in the high band (≥ 0.5), or no purchase for 90 days;
 //! 4. new: known for fewer than 90 days;
 //! 5. won back: came back within the last 90 days after a pause of more than 180 days;
@@ -14,7 +15,7 @@ use crate::features::known_at;
 use crate::records::{CustomerData, CustomerStatus, EventPayload, StoredEvent};
 use crate::time::{MICROS_PER_DAY, Micros};
 
-pub const DORMANT_AFTER_DAYS: f64 = 180.0;
+pub const DORMANT_AFTER_DAYS: f64 = crate::labels::LAPSED_AFTER_DAYS;
 pub const AT_RISK_AFTER_DAYS: f64 = 90.0;
 pub const NEW_FOR_DAYS: f64 = 90.0;
 
@@ -77,7 +78,12 @@ pub fn stage(
     purchases.sort_unstable();
     let days = |m: Micros| m as f64 / MICROS_PER_DAY as f64;
     let recency = purchases.last().map(|&t| days(as_of - t));
-    if recency.is_some_and(|r| r > DORMANT_AFTER_DAYS) {
+    if recency.is_some_and(|r| r > DORMANT_AFTER_DAYS)
+        || matches!(
+            crate::labels::standing(customer, events, as_of),
+            crate::labels::Standing::Lapsed { .. }
+        )
+    {
         return LifecycleStage::Dormant;
     }
     if churn_probability.is_some_and(|p| risk_band(p) == "high")

@@ -62,10 +62,19 @@ impl<T> Part<T> {
 /// One input's pull on the churn log-odds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Factor {
-    /// The model input column (e.g. `recency_days`, `Contract=Month-to-month`).
+    /// The feature (e.g. `recency_days`, `attr.Contract`): every model column made from it
+    /// folded into one (`explain::factors`).
     pub feature: String,
-    /// The customer's value before standardizing; None when undefined.
+    /// What a person calls it ("days since last purchase", "contract").
+    #[serde(default)]
+    pub label: String,
+    /// The customer's value as a number in its natural unit (days, count, money), None
+    /// when undefined or not a number.
     pub value: Option<f64>,
+    /// The customer's value in words with its unit ("41 days", "Month-to-month",
+    /// "120.50 USD"); empty when only a model input row was given.
+    #[serde(default)]
+    pub display_value: String,
     /// Change in log-odds of churn this input causes against an average customer.
     pub contribution: f64,
 }
@@ -139,6 +148,10 @@ pub struct Evaluation {
     /// the next 12 months when a lifetime-value model is in service, else the spend over
     /// the last 365 days.
     pub value: f64,
+    /// The currency of `value` and of every amount in the evaluation: the customer's,
+    /// from their latest purchase or invoice (ISO 4217); None when they have neither.
+    #[serde(default)]
+    pub currency: Option<String>,
     pub versions: Versions,
 }
 

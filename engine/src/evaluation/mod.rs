@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::domain::{Customer, StoredEvent};
 use crate::features::{BEHAVIOUR, Behaviour, RawFeatures};
-use crate::labels::eligible;
+use crate::labels::standing;
 use crate::models::ModelError;
 use crate::models::churn::LoadedChurn;
 use crate::models::clv::{LoadedClv, summarize};
@@ -93,36 +93,30 @@ pub struct Models {
     pub clv: Option<Arc<LoadedClv>>,
 }
 
-/// The churn probability of a feature record with its top factors each way.
-pub fn assess_churn(churn: &LoadedChurn, raw: &RawFeatures) -> ChurnAssessment {
-    let raw_values = churn.schema.raw_values(raw);
-    let row = churn.schema.standardize(&raw_values);
-    assess_churn_row(churn, &row, Some(&raw_values))
+/// The churn probability of a feature record with its top factors each way, in words
+/// (`currency` for the money among them).
+pub fn assess_churn(
+    churn: &LoadedChurn,
+    raw: &RawFeatures,
+    currency: Option<&str>,
+) -> ChurnAssessment {
+    let row = churn.schema.transform(raw);
+    assess_churn_row(churn, &row, Some(raw), currency)
 }
 
 /// As [`assess_churn`], for a row already in model input form (standardized, schema
-/// order); `raw_values` are the inputs before standardizing, when known.
+/// order); `raw` is the record it came from, when known (without it, factors have names
+/// but no values).
 pub fn assess_churn_row(
     churn: &LoadedChurn,
     row: &[f32],
-    raw_values: Option<&[f64]>,
+    raw: Option<&RawFeatures>,
+    currency: Option<&str>,
 ) -> ChurnAssessment {
     let probability = churn.model.probability(row);
-    let mut factors: Vec<Factor> = churn
-        .model
-        .contributions(row)
-        .into_iter()
-        .zip(&churn.schema.columns)
-        .enumerate()
-        .filter(|(_, (c, _))| c.abs() > 1e-6)
-        .map(|(i, (contribution, column))| Factor {
-            feature: column.name.clone(),
-            value: raw_values
-                .and_then(|v| v.get(i).copied())
-                .filter(|v| v.is_finite()),
-            contribution,
-        })
-        .collect();
+    let contributions = churn.model.contributions(row);
+    let mut factors: Vec<Factor> =
+        vitals_domain::explain::factors(&churn.schema, &contributions, raw, currency);
     factors.sort_by(|a, b| b.contribution.total_cmp(&a.contribution));
     let raising = factors
         .iter()
@@ -189,13 +183,14 @@ pub fn evaluate(
     computed_at: Micros,
 ) -> Evaluation {
     let raw = RawFeatures::of(&customer.data, events, as_of);
+    let currency = crate::features::currency_of(events, as_of);
 
     let churn = match &models.churn {
         None => Part::absent(NO_CHURN_MODEL),
-        Some(_) if !eligible(&customer.data, events, as_of) => {
-            Part::absent("not a customer at this time (not yet signed up, or already churned)")
-        }
-        Some(model) => Part::Ready(assess_churn(model, &raw)),
+        Some(model) => match standing(&customer.data, events, as_of).reason() {
+            Some(reason) => Part::absent(reason),
+            None => Part::Ready(assess_churn(model, &raw, currency.as_deref())),
+        },
     };
     let churn_probability = churn.ready().map(|c| c.probability);
 
@@ -263,6 +258,7 @@ pub fn evaluate(
             churn_probability,
         ),
         value,
+        currency,
         versions: Versions {
             churn: models.churn.as_ref().map(|c| c.manifest.version),
             segments: models.segments.as_ref().map(|s| s.manifest.version),

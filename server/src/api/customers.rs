@@ -34,6 +34,22 @@ impl CustomerApi {
 /// exists without showing it, so a CRM screen cannot become an export of contact data.
 pub const MASKED: &str = "***";
 
+/// The name a caller sees for a customer in lists and evaluations: the display name
+/// (masked without the `pii-reader` role), or the external id when there is none, so a
+/// row always names someone a person can look up.
+pub fn shown_name(display_name: Option<&str>, external_id: &str, pii: bool) -> String {
+    match display_name {
+        Some(name) if !name.is_empty() => {
+            if pii {
+                name.to_owned()
+            } else {
+                MASKED.to_owned()
+            }
+        }
+        _ => external_id.to_owned(),
+    }
+}
+
 fn visible(mut c: pb::Customer, pii: bool) -> pb::Customer {
     if !pii {
         for field in [&mut c.display_name, &mut c.email, &mut c.phone] {

@@ -21,11 +21,12 @@ use vitals_proto::v1 as pb;
 use vitals_proto::v1::evaluation_service_server::EvaluationService;
 use vitals_store::{AtRiskOrder, AtRiskQuery, CustomerLookup, Store, StoreError, page};
 
+use super::customers::shown_name;
 use super::evaluation_proto::{
     behaviour_from_proto, evaluation_to_proto, factor_to_proto, scheme_from_proto, scheme_to_proto,
 };
 use crate::audit::with_record;
-use crate::auth::Caller;
+use crate::auth::{Caller, Role};
 use crate::convert::{attributes_from_proto, micros, status_filter};
 use crate::error::{ApiError, blocking, check, check_id, from_store, invalid_field};
 use crate::models::ModelHub;
@@ -100,21 +101,29 @@ fn as_of(field: &str, ts: Option<&prost_types::Timestamp>) -> Result<Micros, Sta
     }
 }
 
+/// One evaluation as the caller may see it (`pii`: whether they may see names).
 fn evaluate_one(
     customer: &Customer,
     events: &[StoredEvent],
     as_of: Micros,
     models: &Models,
     scheme: &VersionedScheme,
+    pii: bool,
 ) -> pb::Evaluation {
-    evaluation_to_proto(&evaluate(
+    let mut e = evaluation_to_proto(&evaluate(
         customer,
         events,
         as_of,
         models,
         scheme,
         now_micros(),
-    ))
+    ));
+    e.display_name = shown_name(
+        customer.data.display_name.as_deref(),
+        &customer.data.external_id,
+        pii,
+    );
+    e
 }
 
 fn score_response(a: &ChurnAssessment) -> pb::ScoreFeaturesResponse {
@@ -147,6 +156,7 @@ impl EvaluationService for EvaluationApi {
         request: Request<pb::EvaluateCustomerRequest>,
     ) -> Result<Response<pb::Evaluation>, Status> {
         use pb::evaluate_customer_request::Lookup;
+        let pii = Caller::of(&request).can(Role::PiiReader);
         let request = request.into_inner();
         let as_of = as_of("as_of", request.as_of.as_ref())?;
         let lookup = match request.lookup {
@@ -170,7 +180,7 @@ impl EvaluationService for EvaluationApi {
         let (evaluation, source) = self
             .histories
             .load_then(lookup, move |h| {
-                evaluate_one(&h.customer, &h.events, as_of, &models, &scheme.0)
+                evaluate_one(&h.customer, &h.events, as_of, &models, &scheme.0, pii)
             })
             .await
             .map_err(from_store)?;
@@ -189,6 +199,7 @@ impl EvaluationService for EvaluationApi {
         &self,
         request: Request<pb::EvaluateCustomersRequest>,
     ) -> Result<Response<Self::EvaluateCustomersStream>, Status> {
+        let pii = Caller::of(&request).can(Role::PiiReader);
         let request = request.into_inner();
         let as_of = as_of("as_of", request.as_of.as_ref())?;
         let mut v = Violations::new();
@@ -235,7 +246,7 @@ impl EvaluationService for EvaluationApi {
                 for customer in customers {
                     let item = store
                         .customer_history(customer)
-                        .map(|h| evaluate_one(&h.customer, &h.events, as_of, &models, scheme))
+                        .map(|h| evaluate_one(&h.customer, &h.events, as_of, &models, scheme, pii))
                         .map_err(from_store);
                     if !send(item) {
                         return;
@@ -254,6 +265,7 @@ impl EvaluationService for EvaluationApi {
                             as_of,
                             &models,
                             scheme,
+                            pii,
                         )))
                     {
                         // The caller went away: stop reading.
@@ -306,7 +318,7 @@ impl EvaluationService for EvaluationApi {
             }
             let row: Vec<f32> = request.model_input.iter().map(|&x| x as f32).collect();
             return Ok(Response::new(score_response(&assess_churn_row(
-                churn, &row, None,
+                churn, &row, None, None,
             ))));
         }
         let mut v = Violations::new();
@@ -319,6 +331,8 @@ impl EvaluationService for EvaluationApi {
                 behaviour,
                 attributes,
             },
+            // A bare feature record names no currency: amounts are shown as numbers.
+            None,
         );
         Ok(Response::new(score_response(&assessment)))
     }
@@ -399,6 +413,7 @@ impl EvaluationService for EvaluationApi {
         &self,
         request: Request<pb::ListAtRiskRequest>,
     ) -> Result<Response<pb::ListAtRiskResponse>, Status> {
+        let pii = Caller::of(&request).can(Role::PiiReader);
         let request = request.into_inner();
         let mut v = Violations::new();
         let order = match pb::AtRiskOrder::try_from(request.order_by) {
@@ -429,13 +444,29 @@ impl EvaluationService for EvaluationApi {
             page_token: (!request.page_token.is_empty()).then_some(request.page_token),
         };
         let store = self.store.clone();
-        let page = blocking(move || store.list_at_risk(&query)).await?;
+        let (page, names) = blocking(move || {
+            let page = store.list_at_risk(&query)?;
+            let ids: Vec<&str> = page.items.iter().map(|r| r.customer_id.as_str()).collect();
+            let names = store.names_of(&ids)?;
+            Ok::<_, StoreError>((page, names))
+        })
+        .await?;
         let evaluations = page
             .items
             .iter()
             .map(|r| {
                 serde_json::from_str::<Evaluation>(&r.body)
-                    .map(|e| evaluation_to_proto(&e))
+                    .map(|e| {
+                        let mut e = evaluation_to_proto(&e);
+                        e.display_name = shown_name(
+                            names
+                                .get(&r.customer_id)
+                                .and_then(|n| n.display_name.as_deref()),
+                            &r.external_id,
+                            pii,
+                        );
+                        e
+                    })
                     .map_err(|e| {
                         tracing::error!(customer_id = %r.customer_id, error = %e, "stored evaluation unreadable");
                         Status::from(ApiError::Unreadable(

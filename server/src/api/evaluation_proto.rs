@@ -24,6 +24,8 @@ pub fn factor_to_proto(f: &Factor) -> pb::Factor {
         feature: f.feature.clone(),
         value: f.value,
         contribution: f.contribution,
+        label: f.label.clone(),
+        display_value: f.display_value.clone(),
     }
 }
 
@@ -113,6 +115,9 @@ pub fn evaluation_to_proto(e: &Evaluation) -> pb::Evaluation {
             clv: e.versions.clv.unwrap_or(0),
         }),
         lifetime_value: Some(lifetime),
+        currency: e.currency.clone().unwrap_or_default(),
+        // The caller's view of the name: set by the handler, which knows the caller.
+        display_name: String::new(),
     }
 }
 

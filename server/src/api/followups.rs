@@ -22,6 +22,7 @@ use super::followups_proto::{
     review_to_proto, rules_from_proto, rules_to_proto, status_from_proto,
 };
 use crate::audit::with_record;
+use crate::auth::{Caller, Role};
 use crate::convert::{event_to_proto, micros, retention_action_from_proto};
 use crate::error::{ApiError, blocking, check, from_store, invalid_field};
 
@@ -51,6 +52,7 @@ impl FollowUpService for FollowUpApi {
         &self,
         request: Request<pb::ListFollowUpsRequest>,
     ) -> Result<Response<pb::ListFollowUpsResponse>, Status> {
+        let pii = Caller::of(&request).can(Role::PiiReader);
         let r = request.into_inner();
         let mut v = Violations::new();
         let statuses = r
@@ -78,12 +80,18 @@ impl FollowUpService for FollowUpApi {
         let store = self.store.clone();
         let token = r.page_token;
         let now = now_micros();
-        let page = blocking(move || store.list_follow_ups(&filter, size, &token, now)).await?;
+        let (page, names) = blocking(move || {
+            let page = store.list_follow_ups(&filter, size, &token, now)?;
+            let ids: Vec<&str> = page.items.iter().map(|f| f.customer_id.as_str()).collect();
+            let names = store.names_of(&ids)?;
+            Ok::<_, StoreError>((page, names))
+        })
+        .await?;
         Ok(Response::new(pb::ListFollowUpsResponse {
             follow_ups: page
                 .items
                 .into_iter()
-                .map(|f| follow_up_to_proto(f, now))
+                .map(|f| follow_up_to_proto(f, now, &names, pii))
                 .collect(),
             next_page_token: page.next_page_token.unwrap_or_default(),
         }))
@@ -94,16 +102,24 @@ impl FollowUpService for FollowUpApi {
         &self,
         request: Request<pb::GetFollowUpRequest>,
     ) -> Result<Response<pb::FollowUp>, Status> {
+        let pii = Caller::of(&request).can(Role::PiiReader);
         let id = request.into_inner().id;
         crate::error::check_id("id", &id)?;
         let store = self.store.clone();
-        let found = blocking(move || {
-            store
+        let (found, names) = blocking(move || {
+            let found = store
                 .get_follow_up(&id)?
-                .ok_or_else(|| StoreError::NotFound(format!("follow-up {id:?} not found")))
+                .ok_or_else(|| StoreError::NotFound(format!("follow-up {id:?} not found")))?;
+            let names = store.names_of(&[found.customer_id.as_str()])?;
+            Ok::<_, StoreError>((found, names))
         })
         .await?;
-        Ok(Response::new(follow_up_to_proto(found, now_micros())))
+        Ok(Response::new(follow_up_to_proto(
+            found,
+            now_micros(),
+            &names,
+            pii,
+        )))
     }
 
     #[tracing::instrument(skip_all)]
@@ -112,6 +128,7 @@ impl FollowUpService for FollowUpApi {
         request: Request<pb::UpdateFollowUpRequest>,
     ) -> Result<Response<pb::FollowUp>, Status> {
         use pb::update_follow_up_request::Action;
+        let pii = Caller::of(&request).can(Role::PiiReader);
         let r = request.into_inner();
         crate::error::check_id("id", &r.id)?;
         let expected =
@@ -137,10 +154,15 @@ impl FollowUpService for FollowUpApi {
         let store = self.store.clone();
         let id = r.id;
         let now = now_micros();
-        let updated = blocking(move || store.update_follow_up(&id, expected, &mv, now)).await?;
+        let (updated, names) = blocking(move || {
+            let updated = store.update_follow_up(&id, expected, &mv, now)?;
+            let names = store.names_of(&[updated.customer_id.as_str()])?;
+            Ok::<_, StoreError>((updated, names))
+        })
+        .await?;
         let record = format!("follow-up {}", updated.id);
         Ok(with_record(
-            Response::new(follow_up_to_proto(updated, now)),
+            Response::new(follow_up_to_proto(updated, now, &names, pii)),
             record,
         ))
     }

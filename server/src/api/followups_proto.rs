@@ -1,6 +1,8 @@
 //! `vitals.v1.FollowUpService`'s messages to and from the domain's types, and the checks
 //! of its request fields that need no store.
 
+use std::collections::HashMap;
+
 use vitals_domain::followup::{
     ChurnRiskRule, ComplaintRule, DetractorRule, FollowUpRules, FollowUpStatus, OverduePaymentRule,
     Reason,
@@ -9,7 +11,9 @@ use vitals_domain::validate::{MAX_LABEL_LEN, check_text};
 use vitals_domain::{Severity, Violations};
 use vitals_proto::v1 as pb;
 use vitals_store::campaigns::{CampaignRecord, CampaignReview};
-use vitals_store::{FollowUpRecord, VersionedRules};
+use vitals_store::{CustomerName, FollowUpRecord, VersionedRules};
+
+use super::customers::shown_name;
 
 use crate::convert::{severity_from_proto, severity_to_proto, timestamp};
 
@@ -73,8 +77,24 @@ pub(super) fn status_from_proto(
     }
 }
 
-pub(super) fn follow_up_to_proto(r: FollowUpRecord, now: i64) -> pb::FollowUp {
+/// A task as the caller sees it: `names` from `Store::names_of` (a customer erased since
+/// shows their internal id), `pii` whether the caller may see names.
+pub(super) fn follow_up_to_proto(
+    r: FollowUpRecord,
+    now: i64,
+    names: &HashMap<String, CustomerName>,
+    pii: bool,
+) -> pb::FollowUp {
+    let (external_id, display_name) = match names.get(&r.customer_id) {
+        Some(n) => (
+            n.external_id.clone(),
+            shown_name(n.display_name.as_deref(), &n.external_id, pii),
+        ),
+        None => (String::new(), r.customer_id.clone()),
+    };
     pb::FollowUp {
+        external_id,
+        display_name,
         overdue: r.is_overdue(now),
         etag: r.etag(),
         id: r.id,

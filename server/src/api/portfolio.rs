@@ -1,5 +1,7 @@
 //! `vitals.v1.PortfolioService`: the whole portfolio's metrics by bucket and group.
 
+use std::sync::Arc;
+
 use tonic::{Request, Response, Status};
 use vitals_domain::Violations;
 use vitals_domain::time::now_micros;
@@ -8,22 +10,46 @@ use vitals_proto::v1::portfolio_service_server::PortfolioService;
 use vitals_store::Store;
 use vitals_store::portfolio::{BucketMetrics, Granularity, GroupBy};
 
+use vitals_engine::evaluation::LoadedSegments;
+
 use crate::convert::{micros, timestamp};
 use crate::error::{blocking, check, invalid};
+use crate::models::ModelHub;
 
 #[derive(Debug, Clone)]
 pub struct PortfolioApi {
     store: Store,
+    /// For the names of segments (groups by segment are their ids in the snapshots).
+    hub: Arc<ModelHub>,
 }
 
 impl PortfolioApi {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(store: Store, hub: Arc<ModelHub>) -> Self {
+        Self { store, hub }
     }
 }
 
-fn bucket_to_proto(m: BucketMetrics) -> pb::MetricsBucket {
+/// A group as a person reads it: a segment's name from the segments model in service
+/// ("segment 3" when it has no profile for that id), "no segment" or "no tier" for
+/// customers without one, "no region" for an empty region, the group itself otherwise.
+fn group_name(group_by: GroupBy, group: &str, segments: Option<&LoadedSegments>) -> String {
+    match (group_by, group) {
+        (GroupBy::Segment, "none") => "no segment".into(),
+        (GroupBy::Tier, "none") => "no tier".into(),
+        (GroupBy::Region, "none" | "") => "no region".into(),
+        (GroupBy::All, _) => "all customers".into(),
+        (GroupBy::Segment, id) => id
+            .parse::<usize>()
+            .ok()
+            .and_then(|id| segments.and_then(|s| s.model.profiles.get(id)))
+            .map_or_else(|| format!("segment {group}"), |p| p.name.clone()),
+        _ => group.to_owned(),
+    }
+}
+
+fn bucket_to_proto(m: BucketMetrics, group_name: String) -> pb::MetricsBucket {
     pb::MetricsBucket {
+        group_name,
         start_time: Some(timestamp(m.start)),
         end_time: Some(timestamp(m.end)),
         nps: m.nps(),
@@ -106,8 +132,16 @@ impl PortfolioService for PortfolioApi {
         let store = self.store.clone();
         let buckets =
             blocking(move || store.portfolio_metrics(start, end, group_by, granularity)).await?;
+        let models = self.hub.models();
+        let segments = models.segments.as_deref();
         Ok(Response::new(pb::PortfolioMetrics {
-            buckets: buckets.into_iter().map(bucket_to_proto).collect(),
+            buckets: buckets
+                .into_iter()
+                .map(|m| {
+                    let name = group_name(group_by, &m.group, segments);
+                    bucket_to_proto(m, name)
+                })
+                .collect(),
             compute_time: Some(timestamp(now_micros())),
         }))
     }

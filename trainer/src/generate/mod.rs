@@ -81,7 +81,7 @@
 //! churn time), which the labels see as no purchase within the horizon. The drivers show
 //! in the features `complaints_365d`, `interactions_90d`, `nps_mean`, `nps_last`,
 //! `detractor_answers`, `csat_mean`, `late_payment_share`, `mean_days_late`,
-//! `tenure_days`, `attr.plan=basic` and `attr.contract=monthly` (see
+//! `tenure_days`, `attr.plan` (basic) and `attr.contract` (monthly) (see
 //! [`DRIVER_FEATURES`]), and for non-contractual customers in `recency_days` and the
 //! frequency features.
 //!
@@ -198,7 +198,7 @@ pub const BETA_MONTHLY_CONTRACT: f64 = 0.8;
 pub const RECENT_COMPLAINT_DAYS: i64 = 90;
 
 /// Model features through which the churn drivers show.
-pub const DRIVER_FEATURES: [&str; 12] = [
+pub const DRIVER_FEATURES: [&str; 11] = [
     "complaints_365d",
     "interactions_90d",
     "nps_mean",
@@ -208,9 +208,8 @@ pub const DRIVER_FEATURES: [&str; 12] = [
     "late_payment_share",
     "mean_days_late",
     "tenure_days",
-    "attr.plan=basic",
-    "attr.contract=monthly",
-    "attr.contract=yearly",
+    "attr.plan",
+    "attr.contract",
 ];
 
 /// Customers whose rows are upserted before their events are recorded.

@@ -41,7 +41,8 @@ pub struct ChurnSection {
     pub metrics: BinaryReport,
     /// Every algorithm tried, the chosen one marked.
     pub candidates: Vec<Candidate>,
-    /// `(feature, importance)`, sorted by importance, largest first.
+    /// `(feature as a person calls it, importance)`, one entry per feature (its model
+    /// columns folded), sorted by importance, largest first.
     pub importance: Vec<(String, f64)>,
 }
 

@@ -240,23 +240,18 @@ fn fit_one(
     })
 }
 
-/// Mean absolute contribution of each input over (up to 2,000) validation rows.
-fn importance(model: &ChurnModel, schema: &FeatureSchema, xv: Rows<'_>) -> Vec<(String, f64)> {
-    let n = xv.rows.min(2_000);
-    let mut sums = vec![0.0; schema.len()];
-    for i in 0..n {
-        for (s, c) in sums.iter_mut().zip(model.contributions(xv.row(i))) {
-            *s += c.abs();
-        }
-    }
-    let mut out: Vec<(String, f64)> = schema
-        .names()
-        .into_iter()
-        .zip(sums)
-        .map(|(name, s)| (name.to_owned(), s / n.max(1) as f64))
+/// Importance of each feature (its columns' contributions summed, as the explanations
+/// fold them) over up to 2,000 validation rows: (name, label, mean absolute
+/// contribution), largest first.
+fn importance(
+    model: &ChurnModel,
+    schema: &FeatureSchema,
+    xv: Rows<'_>,
+) -> Vec<(String, String, f64)> {
+    let rows: Vec<Vec<f64>> = (0..xv.rows.min(2_000))
+        .map(|i| model.contributions(xv.row(i)))
         .collect();
-    out.sort_by(|a, b| b.1.total_cmp(&a.1));
-    out
+    vitals_domain::explain::importance(schema, &rows)
 }
 
 /// The whole run.
@@ -440,7 +435,10 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
             validation: validation.clone(),
             metrics: chosen.report.clone(),
             candidates: candidates.clone(),
-            importance: importance.clone(),
+            importance: importance
+                .iter()
+                .map(|(_, label, v)| (label.clone(), *v))
+                .collect(),
         },
         segments: segments.as_ref().map(|(m, silhouettes)| SegmentSection {
             k: m.k(),
@@ -466,7 +464,11 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
         "lift_20": m.lift_20,
         "calibration": m.calibration,
         "candidates": candidates,
-        "importance": importance.iter().take(30).collect::<Vec<_>>(),
+        "importance": importance
+            .iter()
+            .take(30)
+            .map(|(name, _, v)| (name, v))
+            .collect::<Vec<_>>(),
     });
     manifest.extra = json!({ "report": "report.html", "report_json": "report.json" });
     let churn = staged.publish(manifest)?;
