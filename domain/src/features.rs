@@ -177,10 +177,19 @@ fn mean(xs: &[f64]) -> f64 {
     }
 }
 
+/// The attribute that names a customer's currency when their events do not (a
+/// subscription source with charges but no invoices); never a model input.
+pub const CURRENCY_ATTRIBUTE: &str = "currency";
+
 /// The customer's currency as of `as_of`: that of their latest purchase or invoice known
-/// then. Amounts are never converted; this says which currency they are in.
-pub fn currency_of(events: &[StoredEvent], as_of: Micros) -> Option<String> {
-    events
+/// then, else their `currency` attribute. Amounts are never converted; this says which
+/// currency they are in.
+pub fn currency_of(
+    customer: &CustomerData,
+    events: &[StoredEvent],
+    as_of: Micros,
+) -> Option<String> {
+    let from_events = events
         .iter()
         .filter(|e| known_at(e.time, e.record_time, as_of))
         .filter_map(|e| match &e.payload {
@@ -189,7 +198,11 @@ pub fn currency_of(events: &[StoredEvent], as_of: Micros) -> Option<String> {
             _ => None,
         })
         .max_by_key(|(time, _)| *time)
-        .map(|(_, c)| c.clone())
+        .map(|(_, c)| c.clone());
+    from_events.or_else(|| match customer.attributes.get(CURRENCY_ATTRIBUTE) {
+        Some(AttributeValue::String(code)) if !code.is_empty() => Some(code.clone()),
+        _ => None,
+    })
 }
 
 /// Money in major units (amount_minor / 100). Vitals assumes one reporting currency per
@@ -483,6 +496,10 @@ impl FeatureSchema {
             Default::default();
         for r in rows {
             for (name, value) in &r.attributes {
+                if name == CURRENCY_ATTRIBUTE {
+                    // Which currency amounts are in says nothing about the customer.
+                    continue;
+                }
                 match value {
                     AttributeValue::Number(_) | AttributeValue::Bool(_) => {
                         numeric.insert(name.as_str());

@@ -89,7 +89,7 @@ pub fn score(store: &Store, config: &ScoreConfig) -> anyhow::Result<ScoreOutcome
                 let raw = RawFeatures::of(&h.customer.data, &h.events, config.as_of);
                 let row = churn.schema.transform(&raw);
                 let p = churn.model.probability(&row);
-                let currency = currency_of(&h.events, config.as_of);
+                let currency = currency_of(&h.customer.data, &h.events, config.as_of);
                 let mut factors = explain::factors(
                     &churn.schema,
                     &churn.model.contributions(&row),

@@ -8,6 +8,7 @@
 //! scoring scheme) are computed here.
 
 pub mod lifecycle;
+pub mod lifetime;
 pub mod rfm;
 pub mod scheme;
 pub mod scorecard;
@@ -120,6 +121,11 @@ pub struct LifetimeValue {
     pub lifetime_value: f64,
     pub horizon_months: u32,
     pub model_version: u64,
+    /// How the value was reached, in words: the subscription's monthly revenue and
+    /// expected paid months, or the purchase model's reading (and why probability alive
+    /// and churn risk may seem to disagree).
+    #[serde(default)]
+    pub basis: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

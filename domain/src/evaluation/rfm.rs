@@ -35,7 +35,10 @@ pub fn rfm(behaviour: &[f64; 28], reference: &ReferenceStats) -> Result<Rfm, Str
             .filter(|c| c.len() == 4)
             .ok_or_else(|| format!("the reference statistics have no {key} quintiles"))
     };
-    let r = ReferenceStats::quintile_score(cuts("recency")?, recency_days, false);
+    let r = recency_capped(
+        ReferenceStats::quintile_score(cuts("recency")?, recency_days, false),
+        recency_days,
+    );
     let f = ReferenceStats::quintile_score(cuts("frequency")?, frequency, true);
     let m = ReferenceStats::quintile_score(cuts("monetary")?, monetary, true);
     Ok(Rfm {
@@ -47,6 +50,21 @@ pub fn rfm(behaviour: &[f64; 28], reference: &ReferenceStats) -> Result<Rfm, Str
         m,
         segment: segment_name(r, f).to_owned(),
     })
+}
+
+/// The recency score agrees with the lifecycle stage's notion of recent, whatever the
+/// population's quintiles say (a population full of long-lapsed customers would make
+/// a half-year-old purchase look recent): no purchase for more than 180 days (dormant)
+/// scores 1, for more than 90 days (at risk) at most 2.
+fn recency_capped(r: u8, recency_days: f64) -> u8 {
+    use super::lifecycle::{AT_RISK_AFTER_DAYS, DORMANT_AFTER_DAYS};
+    if recency_days > DORMANT_AFTER_DAYS {
+        1
+    } else if recency_days > AT_RISK_AFTER_DAYS {
+        r.min(2)
+    } else {
+        r
+    }
 }
 
 /// The RFM segment from the recency and frequency scores: the widely used R×F grid
@@ -72,6 +90,13 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+
+    #[test]
+    fn recency_scores_agree_with_the_lifecycle_stage() {
+        assert_eq!(recency_capped(5, 200.0), 1, "dormant is never recent");
+        assert_eq!(recency_capped(5, 100.0), 2, "at risk is at most R2");
+        assert_eq!(recency_capped(5, 10.0), 5);
+    }
 
     #[test]
     fn every_cell_of_the_grid_has_a_name() {

@@ -141,7 +141,7 @@ pub fn assess_churn_row(
     }
 }
 
-/// The lifetime value of one customer's history, or why there is none.
+/// The lifetime value of one non-contractual customer's purchases, or why there is none.
 pub fn assess_lifetime(
     clv: &LoadedClv,
     events: &[StoredEvent],
@@ -152,8 +152,23 @@ pub fn assess_lifetime(
         return Part::absent("no purchase yet: lifetime value needs at least one");
     };
     let model = &clv.model;
+    let probability_alive = model.bgnbd.probability_alive(&summary);
+    let basis = if summary.x == 0.0 {
+        "purchases (BG/NBD and Gamma-Gamma). One purchase so far: the model has seen no \
+         gap between purchases to judge by, so it counts the customer as still buying \
+         (probability alive 1.00); the churn risk asks the narrower question of a purchase \
+         within its horizon"
+            .to_owned()
+    } else {
+        format!(
+            "purchases (BG/NBD and Gamma-Gamma): {:.0} repeat purchase days, the last {:.0} \
+             days ago",
+            summary.x,
+            (summary.t - summary.t_x) * model.unit_days
+        )
+    };
     Part::Ready(LifetimeValue {
-        probability_alive: model.bgnbd.probability_alive(&summary),
+        probability_alive,
         expected_purchases: model
             .expected_purchases_months(&summary, f64::from(CLV_HORIZON_MONTHS)),
         expected_spend: model.gamma_gamma.expected_spend(&summary),
@@ -165,6 +180,62 @@ pub fn assess_lifetime(
         ),
         horizon_months: CLV_HORIZON_MONTHS,
         model_version: clv.manifest.version,
+        basis,
+    })
+}
+
+/// The lifetime value of a contractual customer: their monthly revenue for as long as
+/// their churn risk says they stay (`vitals_domain::evaluation::lifetime`).
+pub fn assess_subscription(
+    customer: &Customer,
+    events: &[StoredEvent],
+    as_of: Micros,
+    churn: &Part<ChurnAssessment>,
+    currency: Option<&str>,
+) -> Part<LifetimeValue> {
+    let churn = match churn {
+        Part::Ready(c) => c,
+        Part::Absent { reason } => {
+            return Part::absent(format!(
+                "a subscription is valued from its churn risk, and there is none: {reason}"
+            ));
+        }
+    };
+    let Some(revenue) = lifetime::monthly_revenue(&customer.data, events, as_of) else {
+        return Part::absent(
+            "a subscription is valued from what it pays each month: no invoice in the last \
+             90 days and no monthly-charge attribute",
+        );
+    };
+    let v = lifetime::subscription_value(
+        churn.probability,
+        churn.horizon_days,
+        revenue.amount,
+        CLV_HORIZON_MONTHS,
+        CLV_MONTHLY_DISCOUNT,
+        CLV_MARGIN,
+    );
+    let source = match &revenue.source {
+        lifetime::RevenueSource::Invoices => "invoiced over the last 90 days".to_owned(),
+        lifetime::RevenueSource::Attribute(name) => format!("its {name}"),
+    };
+    Part::Ready(LifetimeValue {
+        probability_alive: 1.0,
+        expected_purchases: v.expected_months,
+        expected_spend: revenue.amount,
+        lifetime_value: v.lifetime_value,
+        horizon_months: CLV_HORIZON_MONTHS,
+        model_version: churn.model_version,
+        basis: format!(
+            "subscription: {} a month ({source}), paid for an expected {:.1} of the next \
+             {CLV_HORIZON_MONTHS} months (a {:.0}% chance of staying each month, from the \
+             churn risk of {:.0}% over {:.0} days)",
+            vitals_domain::explain::money(revenue.amount, currency),
+            v.expected_months,
+            v.monthly_retention * 100.0,
+            churn.probability * 100.0,
+            churn.horizon_days
+        ),
     })
 }
 
@@ -183,7 +254,7 @@ pub fn evaluate(
     computed_at: Micros,
 ) -> Evaluation {
     let raw = RawFeatures::of(&customer.data, events, as_of);
-    let currency = crate::features::currency_of(events, as_of);
+    let currency = crate::features::currency_of(&customer.data, events, as_of);
 
     let churn = match &models.churn {
         None => Part::absent(NO_CHURN_MODEL),
@@ -231,6 +302,9 @@ pub fn evaluate(
     };
 
     let lifetime = match &models.clv {
+        _ if customer.data.contractual => {
+            assess_subscription(customer, events, as_of, &churn, currency.as_deref())
+        }
         None => Part::absent(NO_CLV_MODEL),
         Some(clv) => assess_lifetime(clv, events, as_of),
     };

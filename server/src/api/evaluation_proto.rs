@@ -96,6 +96,7 @@ pub fn evaluation_to_proto(e: &Evaluation) -> pb::Evaluation {
         lifetime.expected_spend = l.expected_spend;
         lifetime.lifetime_value = l.lifetime_value;
         lifetime.horizon_months = i32::try_from(l.horizon_months).unwrap_or(i32::MAX);
+        lifetime.basis = l.basis.clone();
     }
     pb::Evaluation {
         customer_id: e.customer_id.clone(),

@@ -22,6 +22,9 @@
 //!   and `TotalCharges` as numbers, the rest as strings. A blank cell sets no attribute
 //!   (the 11 customers with tenure 0 have a blank `TotalCharges`). `Churn` is the label
 //!   and is deliberately not an attribute.
+//! - The attribute `currency` is `USD`: the sample's charges are in US dollars, and
+//!   without invoices nothing else says so (it names the currency of the customer's
+//!   lifetime value; it is never a model input).
 //!
 //! The as-of date must be at least 31 days in the past: churn times in the future are
 //! refused by validation, so such a date is refused up front.
@@ -32,6 +35,7 @@ use std::time::Instant;
 use anyhow::bail;
 use chrono::{Months, NaiveDate};
 use csv::StringRecord;
+use vitals_domain::features::CURRENCY_ATTRIBUTE;
 use vitals_domain::time::{MICROS_PER_DAY, Micros, now_micros};
 use vitals_domain::{AttributeValue, CustomerData, CustomerStatus};
 use vitals_store::Store;
@@ -191,6 +195,11 @@ impl TelcoColumns {
             };
             data.attributes.insert(name.clone(), value);
         }
+        // IBM's sample gives charges in US dollars and has no invoices to say so.
+        data.attributes.insert(
+            CURRENCY_ATTRIBUTE.to_owned(),
+            AttributeValue::String("USD".into()),
+        );
         Ok(data)
     }
 }
