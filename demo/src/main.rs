@@ -21,12 +21,13 @@ use vitals_proto::v1::evaluation_service_client::EvaluationServiceClient;
 use vitals_server::logging::{self, LogFormat};
 use vitals_server::{ServerConfig, serve};
 use vitals_store::{DatabaseUrl, PoolOptions, Store};
+use vitals_trainer::generate::{GenerateOptions, generate};
 use vitals_trainer::train::{Activation, ChurnChoice, SegmentChoice, TrainConfig, train};
-use vitals_trainer::{ImportOptions, import_cdnow, import_telco};
+use vitals_trainer::{ImportOptions, import_telco};
 
-/// The Telco snapshot is placed in time at this date (its churners leave within 30 days
-/// after it), and the churn model is trained at it.
-const TELCO_AS_OF: &str = "2025-10-01";
+/// The generated retailer: its size and seed (its customers are `gen-1-<n>`).
+const GENERATED_CUSTOMERS: u64 = 3_000;
+const GENERATED_SEED: u64 = 1;
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/datasets");
 
 #[derive(Debug, Parser)]
@@ -65,7 +66,7 @@ enum Command {
     },
     /// Ask the running server for one customer's evaluation.
     Evaluate {
-        /// The customer's external id, e.g. 7590-VHVEG (Telco) or cdnow-0001 (CDNOW).
+        /// The customer's external id, e.g. 7590-VHVEG (Telco) or gen-1-17 (the generated retailer).
         external_id: String,
     },
 }
@@ -160,8 +161,8 @@ fn run(
         data_dir.join("vitals.db").display()
     );
 
-    step("1. Import the shipped samples (a second run changes nothing)");
-    let as_of = vitals_trainer::time::parse_date(TELCO_AS_OF).map_err(anyhow::Error::msg)?;
+    step("1. Load two companies' customers (a second run changes nothing)");
+    let as_of = demo_as_of(data_dir)?;
     let fixtures = Path::new(FIXTURES);
     let telco = import_telco(
         &store,
@@ -170,20 +171,37 @@ fn run(
         &ImportOptions::default(),
     )?;
     println!(
-        "IBM Telco churn: {} rows read, {} rejected, {:.1} s",
-        telco.read, telco.rejected, telco.seconds
+        "IBM Telco churn (real, {} subscription customers): {} rows read, {} rejected, \
+         {:.1} s; placed in time at {as_of}",
+        telco.read - telco.rejected,
+        telco.read,
+        telco.rejected,
+        telco.seconds
     );
-    let cdnow = import_cdnow(
-        &store,
-        &fixtures.join("cdnow_sample.txt"),
-        &ImportOptions::default(),
-    )?;
-    println!(
-        "CDNOW purchases: {} lines read, {} rejected, {:.1} s",
-        cdnow.read, cdnow.rejected, cdnow.seconds
-    );
+    let first_generated = format!("gen-{GENERATED_SEED}-1");
+    if store.get_customer_by_external_id(&first_generated).is_ok() {
+        println!("A generated retailer: already loaded");
+    } else {
+        let generated = generate(
+            &store,
+            &GenerateOptions::new(GENERATED_CUSTOMERS, GENERATED_SEED),
+        )?;
+        println!(
+            "A generated retailer (synthetic, every channel): {} customers ({} on \
+             subscriptions, the rest buying in its shop), {} events: {} purchases, {} \
+             invoices, {} survey answers, {} contacts and complaints; {:.1} s",
+            generated.customers,
+            generated.contractual,
+            generated.events,
+            generated.transactions,
+            generated.payments,
+            generated.feedback,
+            generated.interactions,
+            generated.seconds
+        );
+    }
 
-    step("2. Train churn and segment models and activate them");
+    step("2. Train churn, segment and lifetime-value models and activate them");
     let cutoff = as_of
         .and_hms_opt(0, 0, 0)
         .context("midnight")?
@@ -206,15 +224,26 @@ fn run(
         },
     )?;
     println!(
-        "churn model v{} ({}): ROC-AUC {:.3} on {} held-out customers; {} segments (v{})\n\
-         (CDNOW's customers last bought in 1998, so at this cutoff they are long lapsed and easy\n\
-         to call: Telco alone scores 0.84-0.86, see BENCHMARKS.md)\nreport: {}",
-        outcome.churn_version,
-        outcome.churn_algorithm,
-        outcome.roc_auc,
-        outcome.validation_rows,
+        "churn model v{} ({}), trained on who left in the 30 days after {as_of}:",
+        outcome.churn_version, outcome.churn_algorithm,
+    );
+    for p in &outcome.populations {
+        println!(
+            "  {:<26} ROC-AUC {:.3} on {} held-out customers ({:.1}% of them left)",
+            p.population,
+            p.roc_auc,
+            p.validation_rows,
+            p.base_rate * 100.0
+        );
+    }
+    println!(
+        "{} segments (v{}); lifetime-value model: {}\nreport: {}",
         outcome.segments.unwrap_or(0),
         outcome.segments_version.unwrap_or(0),
+        match outcome.clv_version {
+            Some(v) => format!("v{v}"),
+            None => outcome.clv_note.clone(),
+        },
         outcome.report,
     );
 
@@ -251,38 +280,85 @@ fn run(
             }
         }
 
-        step(
-            "5. The customer most at risk who has not already lapsed, as EvaluateCustomer answers",
-        );
-        // CDNOW's customers have been dormant since 1998: certain to "leave", and nothing
-        // to act on. The first one still active is the one worth a call.
+        step("5. Who is most likely to leave, as ListAtRisk answers (customers still with us)");
         let at_risk = client
             .list_at_risk(pb::ListAtRiskRequest {
-                page_size: 1000,
+                page_size: 5,
                 ..Default::default()
             })
             .await?
             .into_inner();
-        let mut active = at_risk
+        print!("{}", render::at_risk_table(&at_risk.evaluations));
+        let Some(top) = at_risk.evaluations.first() else {
+            println!("No customer has a churn probability: nothing is at risk.");
+            return finish(no_serve, stop, server, listen, started, None).await;
+        };
+
+        step(&format!(
+            "6. The customer most at risk, {}, as EvaluateCustomer answers",
+            render::name(top)
+        ));
+        let e = evaluate(&mut client, &top.external_id).await?;
+        println!("{}", render::evaluation(&e));
+
+        step("7. Where the most value is at stake (ListAtRisk by expected loss)");
+        let by_loss = client
+            .list_at_risk(pb::ListAtRiskRequest {
+                page_size: 5,
+                order_by: pb::AtRiskOrder::ExpectedLoss as i32,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        print!("{}", render::at_risk_table(&by_loss.evaluations));
+        let another = by_loss
             .evaluations
             .iter()
-            .filter(|e| e.lifecycle_stage != "dormant")
-            .map(|e| e.external_id.clone());
-        let external_id = active.next().unwrap_or_else(|| "7590-VHVEG".to_owned());
-        let another = active.next().unwrap_or_else(|| "cdnow-0001".to_owned());
-        let e = evaluate(&mut client, &external_id).await?;
-        println!("{}", render::evaluation(&e));
-        println!(
-            "Done in {:.1} s. Ask for another customer (in a second terminal):\n\n    \
-             cargo run --release -p vitals-demo -- --listen {listen} evaluate {another}\n",
-            started.elapsed().as_secs_f64()
-        );
-        if no_serve {
-            let _ = stop.send(());
-        } else {
-            println!("Serving on {listen}; Ctrl-C stops.");
-        }
-        server.await??;
-        Ok(())
+            .map(|e| e.external_id.clone())
+            .find(|id| *id != top.external_id);
+        finish(no_serve, stop, server, listen, started, another).await
     })
+}
+
+/// Prints how to ask for another customer, then serves until Ctrl-C (or stops).
+async fn finish(
+    no_serve: bool,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    listen: SocketAddr,
+    started: Instant,
+    another: Option<String>,
+) -> anyhow::Result<()> {
+    println!("\nDone in {:.1} s.", started.elapsed().as_secs_f64());
+    if let Some(another) = another {
+        println!(
+            "Ask for another customer (in a second terminal):\n\n    \
+             target/release/vitals-demo --listen {listen} evaluate {another}\n"
+        );
+    }
+    if no_serve {
+        let _ = stop.send(());
+    } else {
+        println!("Serving on {listen}; Ctrl-C stops.");
+    }
+    server.await??;
+    Ok(())
+}
+
+/// The demo's point in time: the Telco snapshot is placed there, and the churn models
+/// learn from who left in the 30 days after it. 45 days before the first run (so those
+/// 30 days have passed), kept in the data directory so that later runs see the same.
+fn demo_as_of(data_dir: &Path) -> anyhow::Result<chrono::NaiveDate> {
+    let path = data_dir.join("demo-as-of.txt");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => vitals_trainer::time::parse_date(text.trim())
+            .map_err(|e| anyhow::anyhow!("{}: {e}; delete it to start over", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let date = chrono::Utc::now().date_naive() - chrono::Days::new(45);
+            std::fs::write(&path, date.to_string())
+                .with_context(|| format!("writing {}", path.display()))?;
+            Ok(date)
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
+    }
 }

@@ -29,6 +29,52 @@ fn money(v: f64, currency: &str) -> String {
     vitals_domain::explain::money(v, (!currency.is_empty()).then_some(currency))
 }
 
+/// The customer as a person reads them: their name, with the external id to look them up.
+pub fn name(e: &pb::Evaluation) -> String {
+    if e.display_name.is_empty() || e.display_name == e.external_id {
+        e.external_id.clone()
+    } else {
+        format!("{} ({})", e.display_name, e.external_id)
+    }
+}
+
+/// A short at-risk list: who, how likely to leave, what they are worth, where they stand.
+pub fn at_risk_table(rows: &[pb::Evaluation]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "  {:<24} {:>10} {:>16} {:>16}  {:<10} {}",
+        "customer", "churn risk", "lifetime value", "expected loss", "stage", "top reason"
+    );
+    for e in rows {
+        let (p, reason) = match &e.churn {
+            Some(c) if c.absent_reason.is_empty() => (
+                format!("{:.1}%", c.probability * 100.0),
+                c.raising
+                    .first()
+                    .map(|f| format!("{}: {}", f.label, f.display_value))
+                    .unwrap_or_default(),
+            ),
+            _ => ("-".to_owned(), String::new()),
+        };
+        let probability = e
+            .churn
+            .as_ref()
+            .filter(|c| c.absent_reason.is_empty())
+            .map_or(0.0, |c| c.probability);
+        let _ = writeln!(
+            out,
+            "  {:<24} {:>10} {:>16} {:>16}  {:<10} {reason}",
+            name(e),
+            p,
+            money(e.value, &e.currency),
+            money(e.value * probability, &e.currency),
+            e.lifecycle_stage,
+        );
+    }
+    out
+}
+
 pub fn evaluation(e: &pb::Evaluation) -> String {
     let mut out = String::new();
     if e.display_name.is_empty() || e.display_name == e.external_id {
@@ -38,6 +84,15 @@ pub fn evaluation(e: &pb::Evaluation) -> String {
     }
     let _ = writeln!(out, "  lifecycle stage: {}", e.lifecycle_stage);
     match &e.lifetime_value {
+        Some(l) if l.absent_reason.is_empty() && l.basis.starts_with("subscription") => {
+            let _ = writeln!(
+                out,
+                "  lifetime value:  {} over the next {} months\n    ({})",
+                money(l.lifetime_value, &e.currency),
+                l.horizon_months,
+                l.basis
+            );
+        }
         Some(l) if l.absent_reason.is_empty() => {
             let _ = writeln!(
                 out,
@@ -48,6 +103,9 @@ pub fn evaluation(e: &pb::Evaluation) -> String {
                 money(l.expected_spend, &e.currency),
                 l.probability_alive
             );
+            if !l.basis.is_empty() {
+                let _ = writeln!(out, "    ({})", l.basis);
+            }
         }
         Some(l) => {
             let _ = writeln!(out, "  lifetime value:  - ({})", l.absent_reason);

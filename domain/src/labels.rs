@@ -5,8 +5,53 @@
 //! churn time lies in (T, T+H]; a non-contractual customer with no transaction in (T, T+H].
 //! Labels look only at the window after T; features only at what was known before it.
 
+use serde::{Deserialize, Serialize};
+
 use crate::records::*;
 use crate::time::Micros;
+
+/// The kinds of customer that churn differently and get churn models of their own:
+/// subscribers leave at a churn time (their contract ends); shop customers simply stop
+/// buying. Each is trained and validated on its own rows, on the features that exist
+/// for it, and a customer is only ever explained by their own population's model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Population {
+    Contractual,
+    NonContractual,
+}
+
+impl Population {
+    pub const ALL: [Population; 2] = [Self::Contractual, Self::NonContractual];
+
+    pub fn of(customer: &CustomerData) -> Self {
+        if customer.contractual {
+            Self::Contractual
+        } else {
+            Self::NonContractual
+        }
+    }
+
+    /// The name in files and APIs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Contractual => "contractual",
+            Self::NonContractual => "non_contractual",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    /// What a person calls them.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Contractual => "subscription customers",
+            Self::NonContractual => "shop customers (no contract)",
+        }
+    }
+}
 
 /// A non-contractual customer with no purchase for longer than this has lapsed: no
 /// longer a customer whose churn can be predicted, but one to win back. The lifecycle

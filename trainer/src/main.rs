@@ -485,6 +485,17 @@ fn train_command(
         outcome.events_read,
         outcome.seconds
     );
+    for p in &outcome.populations {
+        vitals_trainer::outln!(
+            "  {}: {} ROC-AUC {:.4}, base rate {:.3} ({} training / {} validation rows)",
+            p.population,
+            p.algorithm,
+            p.roc_auc,
+            p.base_rate,
+            p.training_rows,
+            p.validation_rows
+        );
+    }
     if let (Some(v), Some(k)) = (outcome.segments_version, outcome.segments) {
         vitals_trainer::outln!("segments v{v}: {k} segments");
     }

@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 use vitals_domain::explain;
 use vitals_domain::features::{RawFeatures, currency_of};
+use vitals_domain::labels::Population;
 use vitals_domain::labels::eligible;
 use vitals_domain::time::Micros;
 use vitals_engine::evaluation::{
@@ -86,13 +87,18 @@ pub fn score(store: &Store, config: &ScoreConfig) -> anyhow::Result<ScoreOutcome
                 if !eligible(&h.customer.data, &h.events, config.as_of) {
                     continue;
                 }
+                // Each customer is scored by their own population's model; a population
+                // the version has no model for is not scored.
+                let Some(model) = churn.for_population(Population::of(&h.customer.data)) else {
+                    continue;
+                };
                 let raw = RawFeatures::of(&h.customer.data, &h.events, config.as_of);
-                let row = churn.schema.transform(&raw);
-                let p = churn.model.probability(&row);
+                let row = model.schema.transform(&raw);
+                let p = model.model.probability(&row);
                 let currency = currency_of(&h.customer.data, &h.events, config.as_of);
                 let mut factors = explain::factors(
-                    &churn.schema,
-                    &churn.model.contributions(&row),
+                    &model.schema,
+                    &model.model.contributions(&row),
                     Some(&raw),
                     currency.as_deref(),
                 );

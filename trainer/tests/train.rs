@@ -4,6 +4,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, ensure};
 use tempfile::TempDir;
+use vitals_domain::labels::Population;
 use vitals_domain::time::MICROS_PER_DAY;
 use vitals_engine::models::churn::{Algorithm, load_churn};
 use vitals_engine::registry::Registry;
@@ -70,7 +71,14 @@ fn telco_trains_publishes_activates_and_scores() -> Result<()> {
 
     let registry = Registry::open(dir.path().join("models"))?;
     let manifest = registry.verify("churn", 1)?;
-    for file in ["model.safetensors", "report.html", "report.json"] {
+    // Telco is all subscriptions: one model, for contractual customers, in its folder.
+    ensure!(outcome.populations.len() == 1, "{:?}", outcome.populations);
+    ensure!(outcome.populations[0].population == "subscription customers");
+    for file in [
+        "contractual/model.safetensors",
+        "report.html",
+        "report.json",
+    ] {
         ensure!(
             manifest.files.contains_key(file),
             "{file} is published and hashed"
@@ -205,11 +213,15 @@ fn a_forest_is_published_calibrated_and_loads_back() -> Result<()> {
     ensure!(outcome.log_loss < 0.5, "log loss {}", outcome.log_loss);
     let registry = Registry::open(dir.path().join("models"))?;
     let manifest = registry.verify("churn", outcome.churn_version)?;
-    ensure!(manifest.files.contains_key("calibration.json"));
+    ensure!(manifest.files.contains_key("contractual/calibration.json"));
     let loaded = load_churn(&registry, outcome.churn_version)?;
-    ensure!(loaded.model.algorithm() == Algorithm::Forest);
-    let row = vec![0.0f32; loaded.schema.len()];
-    let p = loaded.model.probability(&row);
+    let model = loaded
+        .for_population(Population::Contractual)
+        .context("a contractual model")?;
+    ensure!(loaded.for_population(Population::NonContractual).is_none());
+    ensure!(model.model.algorithm() == Algorithm::Forest);
+    let row = vec![0.0f32; model.schema.len()];
+    let p = model.model.probability(&row);
     ensure!(p > 0.0 && p < 1.0);
     Ok(())
 }

@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use crate::domain::{Customer, StoredEvent};
 use crate::features::{BEHAVIOUR, Behaviour, RawFeatures};
-use crate::labels::standing;
+use crate::labels::{Population, standing};
 use crate::models::ModelError;
-use crate::models::churn::LoadedChurn;
+use crate::models::churn::{LoadedChurn, PopulationChurn};
 use crate::models::clv::{LoadedClv, summarize};
 use crate::models::segments::SegmentModel;
 use crate::reference::ReferenceStats;
@@ -97,11 +97,12 @@ pub struct Models {
 /// (`currency` for the money among them).
 pub fn assess_churn(
     churn: &LoadedChurn,
+    model: &PopulationChurn,
     raw: &RawFeatures,
     currency: Option<&str>,
 ) -> ChurnAssessment {
-    let row = churn.schema.transform(raw);
-    assess_churn_row(churn, &row, Some(raw), currency)
+    let row = model.schema.transform(raw);
+    assess_churn_row(churn, model, &row, Some(raw), currency)
 }
 
 /// As [`assess_churn`], for a row already in model input form (standardized, schema
@@ -109,14 +110,15 @@ pub fn assess_churn(
 /// but no values).
 pub fn assess_churn_row(
     churn: &LoadedChurn,
+    model: &PopulationChurn,
     row: &[f32],
     raw: Option<&RawFeatures>,
     currency: Option<&str>,
 ) -> ChurnAssessment {
-    let probability = churn.model.probability(row);
-    let contributions = churn.model.contributions(row);
+    let probability = model.model.probability(row);
+    let contributions = model.model.contributions(row);
     let mut factors: Vec<Factor> =
-        vitals_domain::explain::factors(&churn.schema, &contributions, raw, currency);
+        vitals_domain::explain::factors(&model.schema, &contributions, raw, currency);
     factors.sort_by(|a, b| b.contribution.total_cmp(&a.contribution));
     let raising = factors
         .iter()
@@ -258,10 +260,24 @@ pub fn evaluate(
 
     let churn = match &models.churn {
         None => Part::absent(NO_CHURN_MODEL),
-        Some(model) => match standing(&customer.data, events, as_of).reason() {
-            Some(reason) => Part::absent(reason),
-            None => Part::Ready(assess_churn(model, &raw, currency.as_deref())),
-        },
+        Some(churn) => {
+            let population = Population::of(&customer.data);
+            match (
+                standing(&customer.data, events, as_of).reason(),
+                churn.for_population(population),
+            ) {
+                (Some(reason), _) => Part::absent(reason),
+                (None, None) => Part::absent(format!(
+                    "churn version {} has no model for {}: there were too few of them to \
+                     train one",
+                    churn.manifest.version,
+                    population.label()
+                )),
+                (None, Some(model)) => {
+                    Part::Ready(assess_churn(churn, model, &raw, currency.as_deref()))
+                }
+            }
+        }
     };
     let churn_probability = churn.ready().map(|c| c.probability);
 

@@ -10,6 +10,7 @@ use super::logistic::{LogisticParams, LogisticRegression};
 use super::mlp::Mlp;
 use super::{ModelError, Rows, sigmoid};
 use crate::features::FeatureSchema;
+use crate::labels::Population;
 use crate::registry::{Manifest, ModelRegistry};
 
 /// The churn algorithms the trainer can fit.
@@ -204,14 +205,48 @@ impl ChurnModel {
     }
 }
 
-/// A churn model with everything needed to score a customer.
+/// One population's churn model with the feature schema it was trained on.
+#[derive(Debug)]
+pub struct PopulationChurn {
+    /// None for a version from before models were fitted per population: it serves
+    /// every customer.
+    pub population: Option<Population>,
+    pub schema: FeatureSchema,
+    pub model: ChurnModel,
+}
+
+/// A churn version with everything needed to score a customer: a model per population.
 #[derive(Debug)]
 pub struct LoadedChurn {
     pub manifest: Manifest,
-    pub schema: FeatureSchema,
-    pub model: ChurnModel,
-    /// The horizon the model predicts over, in microseconds.
+    pub populations: Vec<PopulationChurn>,
+    /// The horizon the models predict over, in microseconds.
     pub horizon: i64,
+}
+
+impl LoadedChurn {
+    /// The model that scores customers of `population`, if this version has one.
+    pub fn for_population(&self, population: Population) -> Option<&PopulationChurn> {
+        self.populations
+            .iter()
+            .find(|p| p.population == Some(population))
+            .or_else(|| self.populations.iter().find(|p| p.population.is_none()))
+    }
+}
+
+/// One population's entry in a churn manifest's `feature_schema`:
+/// `{"populations": [{"population", "algorithm", "schema"}, ...]}`; its files are in the
+/// version's subdirectory named after the population.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PopulationSchema {
+    pub population: Population,
+    pub algorithm: Algorithm,
+    pub schema: FeatureSchema,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PopulationSchemas {
+    pub populations: Vec<PopulationSchema>,
 }
 
 /// Loads a churn version after verifying its files, refusing a schema or algorithm the
@@ -224,21 +259,48 @@ pub fn load_churn(registry: &dyn ModelRegistry, version: u64) -> Result<LoadedCh
     let (manifest, dir) = registry
         .verified("churn", version)
         .map_err(|e| bad(e.to_string()))?;
-    let algorithm = Algorithm::parse(&manifest.algorithm)
-        .ok_or_else(|| bad(format!("unknown algorithm {:?}", manifest.algorithm)))?;
-    let schema: FeatureSchema = serde_json::from_value(manifest.feature_schema.clone())
-        .map_err(|e| bad(format!("feature schema unreadable: {e}")))?;
-    schema.check_compatible().map_err(bad)?;
     let horizon = manifest
         .training
         .get("horizon_micros")
         .and_then(serde_json::Value::as_i64)
         .ok_or_else(|| bad("training.horizon_micros missing".into()))?;
-    let model = ChurnModel::load(&dir, algorithm, schema.len())?;
+    let populations = if manifest.feature_schema.get("populations").is_some() {
+        let schemas: PopulationSchemas = serde_json::from_value(manifest.feature_schema.clone())
+            .map_err(|e| bad(format!("per-population schemas unreadable: {e}")))?;
+        if schemas.populations.is_empty() {
+            return Err(bad("the version has no population's model".into()));
+        }
+        let mut out = Vec::new();
+        for p in schemas.populations {
+            p.schema.check_compatible().map_err(&bad)?;
+            let model = ChurnModel::load(
+                &dir.join(p.population.as_str()),
+                p.algorithm,
+                p.schema.len(),
+            )?;
+            out.push(PopulationChurn {
+                population: Some(p.population),
+                schema: p.schema,
+                model,
+            });
+        }
+        out
+    } else {
+        let algorithm = Algorithm::parse(&manifest.algorithm)
+            .ok_or_else(|| bad(format!("unknown algorithm {:?}", manifest.algorithm)))?;
+        let schema: FeatureSchema = serde_json::from_value(manifest.feature_schema.clone())
+            .map_err(|e| bad(format!("feature schema unreadable: {e}")))?;
+        schema.check_compatible().map_err(&bad)?;
+        let model = ChurnModel::load(&dir, algorithm, schema.len())?;
+        vec![PopulationChurn {
+            population: None,
+            schema,
+            model,
+        }]
+    };
     Ok(LoadedChurn {
         manifest,
-        schema,
-        model,
+        populations,
         horizon,
     })
 }

@@ -12,6 +12,7 @@ use vitals_app::histories::{HistoryCache, HistoryLoader};
 use vitals_app::schemes::SchemeCache;
 use vitals_domain::Violations;
 use vitals_domain::features::RawFeatures;
+use vitals_domain::labels::Population;
 use vitals_domain::time::{Micros, now_micros};
 use vitals_domain::{Customer, StoredEvent};
 use vitals_engine::evaluation::{
@@ -296,6 +297,39 @@ impl EvaluationService for EvaluationApi {
             .into());
         };
         let version = churn.manifest.version;
+        let model = if request.population.is_empty() {
+            match churn.populations.as_slice() {
+                [only] => only,
+                _ => {
+                    return Err(invalid_field(
+                        "population",
+                        format!(
+                            "churn version {version} has a model per population: say which, \
+                             contractual or non_contractual"
+                        ),
+                    ));
+                }
+            }
+        } else {
+            let population = Population::parse(&request.population).ok_or_else(|| {
+                invalid_field(
+                    "population",
+                    format!(
+                        "{:?} is not a population: contractual or non_contractual",
+                        request.population
+                    ),
+                )
+            })?;
+            churn.for_population(population).ok_or_else(|| {
+                invalid_field(
+                    "population",
+                    format!(
+                        "churn version {version} has no model for {}",
+                        population.label()
+                    ),
+                )
+            })?
+        };
         if !request.model_input.is_empty() {
             if !request.features.is_empty() || !request.attributes.is_empty() {
                 return Err(invalid_field(
@@ -303,7 +337,7 @@ impl EvaluationService for EvaluationApi {
                     "give either model_input or features/attributes, not both",
                 ));
             }
-            let n = churn.schema.len();
+            let n = model.schema.len();
             if request.model_input.len() != n {
                 return Err(invalid_field(
                     "model_input",
@@ -318,7 +352,7 @@ impl EvaluationService for EvaluationApi {
             }
             let row: Vec<f32> = request.model_input.iter().map(|&x| x as f32).collect();
             return Ok(Response::new(score_response(&assess_churn_row(
-                churn, &row, None, None,
+                churn, model, &row, None, None,
             ))));
         }
         let mut v = Violations::new();
@@ -327,6 +361,7 @@ impl EvaluationService for EvaluationApi {
         check(v)?;
         let assessment = assess_churn(
             churn,
+            model,
             &RawFeatures {
                 behaviour,
                 attributes,

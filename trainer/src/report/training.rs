@@ -19,7 +19,8 @@ pub struct TrainingReport {
     pub title: String,
     /// When the run finished, RFC 3339.
     pub created: String,
-    pub churn: ChurnSection,
+    /// One churn model per population, in the order fitted.
+    pub churn: Vec<ChurnSection>,
     /// `None` when the run fitted no segmentation.
     pub segments: Option<SegmentSection>,
 }
@@ -27,6 +28,8 @@ pub struct TrainingReport {
 /// The churn model: how it was trained and how well it does on validation data.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChurnSection {
+    /// Whose churn the model predicts, as a person says it ("subscription customers").
+    pub population: String,
     pub algorithm: String,
     pub version: u64,
     /// A customer churns when inactive for this many days after a cutoff.
@@ -76,13 +79,16 @@ pub fn write_report(dir: &Path, report: &TrainingReport) -> anyhow::Result<()> {
 
 /// The self-contained HTML page of a report.
 pub fn render_html(report: &TrainingReport) -> anyhow::Result<String> {
-    let m = &report.churn.metrics;
-    let figures = [
-        roc_figure(m).context("drawing the ROC chart")?,
-        pr_figure(m).context("drawing the precision-recall chart")?,
-        calibration_figure(m).context("drawing the calibration chart")?,
-        lift_figure(m).context("drawing the lift chart")?,
-    ];
+    let mut figures = Vec::with_capacity(report.churn.len());
+    for c in &report.churn {
+        let m = &c.metrics;
+        figures.push([
+            roc_figure(m).context("drawing the ROC chart")?,
+            pr_figure(m).context("drawing the precision-recall chart")?,
+            calibration_figure(m).context("drawing the calibration chart")?,
+            lift_figure(m).context("drawing the lift chart")?,
+        ]);
+    }
     let mut out = String::with_capacity(64 * 1024);
     page(&mut out, report, &figures).context("formatting the HTML report")?;
     Ok(out)
@@ -376,33 +382,52 @@ fn lift_figure(m: &BinaryReport) -> anyhow::Result<Figure> {
     })
 }
 
-fn page(out: &mut String, r: &TrainingReport, figures: &[Figure]) -> fmt::Result {
-    let c = &r.churn;
-    let m = &c.metrics;
+fn page(out: &mut String, r: &TrainingReport, figures: &[[Figure; 4]]) -> fmt::Result {
+    let models: Vec<String> = r
+        .churn
+        .iter()
+        .map(|c| {
+            format!(
+                "{} <strong>{}</strong>",
+                esc(&c.population),
+                esc(&c.algorithm)
+            )
+        })
+        .collect();
     page_start(
         out,
         &r.title,
         &format!(
-            "Created {} · churn model <strong>{}</strong> version {}",
+            "Created {} · churn version {} · {}",
             esc(&r.created),
-            esc(&c.algorithm),
-            c.version
+            r.churn.first().map_or(0, |c| c.version),
+            models.join(" · ")
         ),
     )?;
-    headline(out, c)?;
-    run_table(out, c)?;
-    metrics_table(out, m)?;
-
-    writeln!(out, "<h2>Charts</h2>\n<div class=\"charts\">")?;
-    for f in figures {
-        figure(out, f)?;
+    for (c, figures) in r.churn.iter().zip(figures) {
+        // Each population's model is trained and judged on its own customers only.
+        writeln!(out, "<h1>{}</h1>", esc(&capitalized(&c.population)))?;
+        headline(out, c)?;
+        run_table(out, c)?;
+        metrics_table(out, &c.metrics)?;
+        writeln!(out, "<h2>Charts</h2>\n<div class=\"charts\">")?;
+        for f in figures {
+            figure(out, f)?;
+        }
+        writeln!(out, "</div>")?;
+        candidates_table(out, &c.candidates)?;
+        importance_bars(out, &c.importance)?;
     }
-    writeln!(out, "</div>")?;
-
-    candidates_table(out, &c.candidates)?;
-    importance_bars(out, &c.importance)?;
     segments(out, r.segments.as_ref())?;
     page_end(out)
+}
+
+fn capitalized(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 /// The positive rate in the top group of a lift cut-off.
@@ -494,11 +519,11 @@ fn metrics_table(out: &mut String, m: &BinaryReport) -> fmt::Result {
             format!("{} lift · {} captured", times(l.lift, 2), pct(l.capture, 1)),
             format!(
                 "{} of this group churned ({} the base rate); it holds {} of all churners. \
-                 It is everyone scoring at least {}.",
+                 It is everyone with a churn probability of at least {}.",
                 pct(top_rate(l, p), 1),
                 times_words(l.lift),
                 pct(l.capture, 1),
-                fixed(l.threshold, 3)
+                pct(l.threshold, 1)
             ),
         )
     };
@@ -856,7 +881,8 @@ mod tests {
         TrainingReport {
             title: "Churn model <test> & report".into(),
             created: "2025-01-31T12:00:00Z".into(),
-            churn: ChurnSection {
+            churn: vec![ChurnSection {
+                population: "subscription customers".into(),
                 algorithm: "logistic".into(),
                 version: 7,
                 horizon_days: 90.0,
@@ -884,7 +910,7 @@ mod tests {
                 ],
                 metrics,
                 importance,
-            },
+            }],
             segments: Some(SegmentSection {
                 k: 2,
                 silhouettes: vec![(2, 0.41), (3, 0.35)],
@@ -909,10 +935,13 @@ mod tests {
         let json = std::fs::read_to_string(&json_path).expect("read json");
         let back: TrainingReport = serde_json::from_str(&json).expect("json round trip");
         assert_eq!(back.title, report.title);
-        assert_eq!(back.churn.metrics.roc, report.churn.metrics.roc);
-        assert_eq!(back.churn.metrics.roc_auc, report.churn.metrics.roc_auc);
-        assert_eq!(back.churn.candidates.len(), 2);
-        assert_eq!(back.churn.importance, report.churn.importance);
+        assert_eq!(back.churn[0].metrics.roc, report.churn[0].metrics.roc);
+        assert_eq!(
+            back.churn[0].metrics.roc_auc,
+            report.churn[0].metrics.roc_auc
+        );
+        assert_eq!(back.churn[0].candidates.len(), 2);
+        assert_eq!(back.churn[0].importance, report.churn[0].importance);
         let segs = back.segments.expect("segments");
         assert_eq!(segs.profiles, report.segments.as_ref().expect("s").profiles);
         assert_eq!(segs.silhouettes, vec![(2, 0.41), (3, 0.35)]);
@@ -923,7 +952,7 @@ mod tests {
         assert!(!html.contains("<b>&"));
         assert!(!html.contains("<test>") && !html.contains("plan<tier>"));
         assert!(html.contains("&#39;apostrophes&#39;"));
-        let auc = format!("{:.3}", report.churn.metrics.roc_auc);
+        let auc = format!("{:.3}", report.churn[0].metrics.roc_auc);
         assert!(html.contains(&auc), "{auc}");
         // Top 20 of 25 importances only.
         assert!(html.contains("feature_19") && !html.contains("feature_20"));
@@ -942,7 +971,7 @@ mod tests {
             threshold: 0.0,
         };
         let mut r = report();
-        r.churn.metrics = BinaryReport {
+        r.churn[0].metrics = BinaryReport {
             n: 0,
             positives: 0,
             base_rate: 0.0,
@@ -957,9 +986,9 @@ mod tests {
             pr: Vec::new(),
             lift: Vec::new(),
         };
-        r.churn.candidates.clear();
-        r.churn.importance.clear();
-        r.churn.cutoffs.clear();
+        r.churn[0].candidates.clear();
+        r.churn[0].importance.clear();
+        r.churn[0].cutoffs.clear();
         r.segments = Some(SegmentSection {
             k: 0,
             silhouettes: Vec::new(),
@@ -971,7 +1000,7 @@ mod tests {
         assert_eq!(html.matches("<svg").count(), 4);
 
         // Single points, all-zero importances, no segmentation.
-        let m = &mut r.churn.metrics;
+        let m = &mut r.churn[0].metrics;
         m.roc = vec![(0.5, 0.5)];
         m.pr = vec![(1.0, 0.3)];
         m.lift = vec![LiftAt {
@@ -987,20 +1016,20 @@ mod tests {
             mean_predicted: 0.3,
             observed_rate: 0.3,
         }];
-        r.churn.importance = vec![("a".into(), 0.0), ("b".into(), 0.0)];
+        r.churn[0].importance = vec![("a".into(), 0.0), ("b".into(), 0.0)];
         r.segments = None;
         render_html(&r).expect("single points");
 
         // Values no metric produces, in a hand-built report: still no panic.
-        let m = &mut r.churn.metrics;
+        let m = &mut r.churn[0].metrics;
         m.roc_auc = f64::NAN;
         m.base_rate = f64::INFINITY;
         m.roc = vec![(f64::NAN, 0.2), (2.0, -1.0)];
         m.lift[0].lift = f64::MAX;
         m.lift_10.fraction = f64::NEG_INFINITY;
         m.calibration[0].count = usize::MAX;
-        r.churn.importance = vec![("x".into(), f64::NAN), ("y".into(), -3.0)];
-        r.churn.candidates = vec![Candidate {
+        r.churn[0].importance = vec![("x".into(), f64::NAN), ("y".into(), -3.0)];
+        r.churn[0].candidates = vec![Candidate {
             algorithm: String::new(),
             roc_auc: f64::NAN,
             pr_auc: -0.0,

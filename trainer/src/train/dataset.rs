@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 
 use vitals_domain::features::RawFeatures;
-use vitals_domain::labels::{churned_within, eligible};
+use vitals_domain::labels::{Population, churned_within, eligible};
 use vitals_domain::time::{MICROS_PER_DAY, Micros};
 use vitals_domain::{EventPayload, StoredEvent};
 use vitals_engine::models::clv::{RfmSummary, summarize};
@@ -21,6 +21,8 @@ pub struct Example {
     pub cutoff: usize,
     pub raw: RawFeatures,
     pub label: bool,
+    /// Which churn model the example trains and validates.
+    pub population: Population,
 }
 
 /// A customer's identity, kept once however many cutoffs include them.
@@ -123,6 +125,7 @@ pub fn build(
                         cutoff: c,
                         raw: RawFeatures::of(&h.customer.data, &h.events, t),
                         label,
+                        population: Population::of(&h.customer.data),
                     });
                 }
             }

@@ -18,11 +18,14 @@ use rand::{SeedableRng, rngs::StdRng};
 use serde::Serialize;
 use serde_json::json;
 use vitals_domain::features::{FeatureSchema, RawFeatures};
+use vitals_domain::labels::Population;
 use vitals_domain::reference::ReferenceStats;
 use vitals_domain::time::{MICROS_PER_DAY, Micros, now_micros};
 use vitals_engine::metrics::{BinaryReport, binary_report, roc_auc};
 use vitals_engine::models::Rows;
-use vitals_engine::models::churn::{Algorithm, ChurnModel, Platt, load_churn};
+use vitals_engine::models::churn::{
+    Algorithm, ChurnModel, Platt, PopulationSchema, PopulationSchemas, load_churn,
+};
 use vitals_engine::models::forest::{Forest, ForestParams};
 use vitals_engine::models::logistic::{LogisticParams, LogisticRegression};
 use vitals_engine::models::mlp::{Mlp, MlpParams};
@@ -94,9 +97,27 @@ pub struct TrainOutcome {
     pub brier: f64,
     pub base_rate: f64,
     pub segments: Option<usize>,
+    /// Each population's churn model, measured on its own validation rows (the figures
+    /// above are over every validation row, each scored by its population's model).
+    pub populations: Vec<PopulationOutcome>,
     pub report: String,
     pub seconds: f64,
 }
+
+/// One population's churn model in a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct PopulationOutcome {
+    /// What a person calls the population ("subscription customers").
+    pub population: String,
+    pub algorithm: String,
+    pub training_rows: usize,
+    pub validation_rows: usize,
+    pub roc_auc: f64,
+    pub base_rate: f64,
+}
+
+/// Fewest training rows of each class a population needs for a model of its own.
+const MIN_CLASS_ROWS: usize = 10;
 
 pub(crate) fn progress_bar(enabled: bool, len: u64, what: &str) -> ProgressBar {
     if !enabled {
@@ -254,6 +275,94 @@ fn importance(
     vitals_domain::explain::importance(schema, &rows)
 }
 
+/// One population's churn model: its schema, every candidate, the best by validation
+/// ROC-AUC, and what drives it.
+struct PopulationFit {
+    population: Population,
+    algorithm: Algorithm,
+    schema: FeatureSchema,
+    chosen: Fitted,
+    candidates: Vec<Candidate>,
+    importance: Vec<(String, String, f64)>,
+    training_rows: usize,
+    val_idx: Vec<usize>,
+    yv: Vec<bool>,
+}
+
+fn fit_population(
+    set: &TrainingSet,
+    population: Population,
+    train_idx: &[usize],
+    val_idx: &[usize],
+    algorithms: &[Algorithm],
+    config: &TrainConfig,
+) -> anyhow::Result<PopulationFit> {
+    let train_raw: Vec<&RawFeatures> = train_idx.iter().map(|&i| &set.examples[i].raw).collect();
+    let val_raw: Vec<&RawFeatures> = val_idx.iter().map(|&i| &set.examples[i].raw).collect();
+    let schema = FeatureSchema::fit(&train_raw);
+    let x = matrix(&schema, &train_raw);
+    let xv = matrix(&schema, &val_raw);
+    let y: Vec<bool> = train_idx.iter().map(|&i| set.examples[i].label).collect();
+    let yv: Vec<bool> = val_idx.iter().map(|&i| set.examples[i].label).collect();
+    let rows = Rows::new(&x, schema.len())?;
+    let vrows = Rows::new(&xv, schema.len())?;
+    let bar = progress_bar(config.progress, algorithms.len() as u64, "fitting");
+    let mut fitted: Vec<(Algorithm, Fitted)> = Vec::new();
+    for a in algorithms {
+        bar.set_message(format!("fitting {} ({})", a.as_str(), population.as_str()));
+        let f = fit_one(*a, rows, &y, vrows, &yv, config.seed)
+            .with_context(|| format!("fitting the {} churn model", a.as_str()))?;
+        tracing::info!(
+            population = population.as_str(),
+            algorithm = a.as_str(),
+            roc_auc = f.report.roc_auc,
+            seconds = f.seconds,
+            "candidate fitted"
+        );
+        fitted.push((*a, f));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let best = fitted
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.1.report.roc_auc.total_cmp(&b.1.1.report.roc_auc))
+        .map(|(i, _)| i)
+        .unwrap_or(0);
+    let candidates: Vec<Candidate> = fitted
+        .iter()
+        .enumerate()
+        .map(|(i, (a, f))| Candidate {
+            algorithm: a.as_str().to_owned(),
+            roc_auc: f.report.roc_auc,
+            pr_auc: f.report.pr_auc,
+            log_loss: f.report.log_loss,
+            seconds: f.seconds,
+            chosen: i == best,
+        })
+        .collect();
+    let (algorithm, chosen) = fitted.swap_remove(best);
+    let importance = importance(&chosen.model, &schema, vrows);
+    Ok(PopulationFit {
+        population,
+        algorithm,
+        schema,
+        chosen,
+        candidates,
+        importance,
+        training_rows: train_idx.len(),
+        val_idx: val_idx.to_vec(),
+        yv,
+    })
+}
+
+/// A cutoff as a day, as people write it: "2025-10-01".
+fn day(t: Micros) -> String {
+    chrono::DateTime::from_timestamp_micros(t)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
+}
+
 /// The whole run.
 pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
     let started = Instant::now();
@@ -325,58 +434,56 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
         "training set built"
     );
 
-    // 2. Features: the schema is learned on the training rows only.
-    let train_raw: Vec<&RawFeatures> = train_idx.iter().map(|&i| &set.examples[i].raw).collect();
-    let val_raw: Vec<&RawFeatures> = val_idx.iter().map(|&i| &set.examples[i].raw).collect();
-    let schema = FeatureSchema::fit(&train_raw);
-    let x = matrix(&schema, &train_raw);
-    let xv = matrix(&schema, &val_raw);
-    let y: Vec<bool> = train_idx.iter().map(|&i| set.examples[i].label).collect();
-    let yv: Vec<bool> = val_idx.iter().map(|&i| set.examples[i].label).collect();
-    let rows = Rows::new(&x, schema.len())?;
-    let vrows = Rows::new(&xv, schema.len())?;
-
-    // 3. Churn candidates.
+    // 2-3. A churn model per population, each on its own rows and features (the schema is
+    // learned on its training rows only), its candidates compared on its validation rows.
     let algorithms: Vec<Algorithm> = match config.churn {
         ChurnChoice::Auto => Algorithm::ALL.to_vec(),
         ChurnChoice::Only(a) => vec![a],
     };
-    let bar = progress_bar(config.progress, algorithms.len() as u64, "fitting");
-    let mut fitted: Vec<(Algorithm, Fitted)> = Vec::new();
-    for a in &algorithms {
-        bar.set_message(format!("fitting {}", a.as_str()));
-        let f = fit_one(*a, rows, &y, vrows, &yv, config.seed)
-            .with_context(|| format!("fitting the {} churn model", a.as_str()))?;
-        tracing::info!(
-            algorithm = a.as_str(),
-            roc_auc = f.report.roc_auc,
-            seconds = f.seconds,
-            "candidate fitted"
-        );
-        fitted.push((*a, f));
-        bar.inc(1);
+    let mut fits: Vec<PopulationFit> = Vec::new();
+    for population in Population::ALL {
+        let of = |idx: &[usize]| -> Vec<usize> {
+            idx.iter()
+                .copied()
+                .filter(|&i| set.examples[i].population == population)
+                .collect()
+        };
+        let (train_p, val_p) = (of(&train_idx), of(&val_idx));
+        let classes = |idx: &[usize]| {
+            let p = count(idx);
+            (p, idx.len() - p)
+        };
+        let ((tp, tn), (vp, vn)) = (classes(&train_p), classes(&val_p));
+        if tp.min(tn) < MIN_CLASS_ROWS || vp == 0 || vn == 0 {
+            if !train_p.is_empty() {
+                tracing::warn!(
+                    population = population.as_str(),
+                    training = train_p.len(),
+                    churned = tp,
+                    validation = val_p.len(),
+                    "too few rows of each class for a churn model of this population"
+                );
+            }
+            continue;
+        }
+        let fit = fit_population(&set, population, &train_p, &val_p, &algorithms, config)
+            .with_context(|| format!("fitting the churn model of {}", population.label()))?;
+        fits.push(fit);
     }
-    bar.finish_and_clear();
-    let best = fitted
+    if fits.is_empty() {
+        bail!(
+            "no population has at least {MIN_CLASS_ROWS} training rows of each class and both classes among its validation rows: use more data, another cutoff or a longer horizon"
+        );
+    }
+    // Every validation row scored by its population's model, for the run's headline
+    // figures and the activation check.
+    let yv: Vec<bool> = fits.iter().flat_map(|f| f.yv.iter().copied()).collect();
+    let pv: Vec<f64> = fits
         .iter()
-        .enumerate()
-        .max_by(|a, b| a.1.1.report.roc_auc.total_cmp(&b.1.1.report.roc_auc))
-        .map(|(i, _)| i)
-        .unwrap_or(0);
-    let candidates: Vec<Candidate> = fitted
-        .iter()
-        .enumerate()
-        .map(|(i, (a, f))| Candidate {
-            algorithm: a.as_str().to_owned(),
-            roc_auc: f.report.roc_auc,
-            pr_auc: f.report.pr_auc,
-            log_loss: f.report.log_loss,
-            seconds: f.seconds,
-            chosen: i == best,
-        })
+        .flat_map(|f| f.chosen.probabilities.iter().copied())
         .collect();
-    let (algorithm, chosen) = fitted.swap_remove(best);
-    let importance = importance(&chosen.model, &schema, vrows);
+    let overall = binary_report(&yv, &pv).context("measuring the churn models together")?;
+    let train_raw: Vec<&RawFeatures> = train_idx.iter().map(|&i| &set.examples[i].raw).collect();
 
     // 4. Segments, on the training rows (a sample is enough to describe the population).
     let mut sample: Vec<RawFeatures> = train_raw.iter().map(|r| (*r).clone()).collect();
@@ -416,30 +523,51 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
         "validation": validation,
         "seed": config.seed,
     });
+    let expected_version = registry.latest("churn")?.unwrap_or(0) + 1;
+    let algorithm_name = {
+        let mut names: Vec<&str> = fits.iter().map(|f| f.algorithm.as_str()).collect();
+        names.dedup();
+        if names.len() == 1 {
+            names[0].to_owned()
+        } else {
+            fits.iter()
+                .map(|f| format!("{} {}", f.population.as_str(), f.algorithm.as_str()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
     let report = TrainingReport {
         title: format!(
-            "Churn model ({}), {}",
-            algorithm.as_str(),
-            cutoffs.join(", ")
+            "Churn models: who left in the {horizon_days:.0} days after {}",
+            set.cutoffs
+                .iter()
+                .map(|&t| day(t))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         created: rfc3339(now_micros()),
-        churn: ChurnSection {
-            algorithm: algorithm.as_str().to_owned(),
-            // The version this run expects to get; a concurrent publish may take it first,
-            // in which case the manifest (not the report) has the true number.
-            version: registry.latest("churn")?.unwrap_or(0) + 1,
-            horizon_days,
-            cutoffs: cutoffs.clone(),
-            training_rows: train_idx.len(),
-            validation_rows: val_idx.len(),
-            validation: validation.clone(),
-            metrics: chosen.report.clone(),
-            candidates: candidates.clone(),
-            importance: importance
-                .iter()
-                .map(|(_, label, v)| (label.clone(), *v))
-                .collect(),
-        },
+        churn: fits
+            .iter()
+            .map(|f| ChurnSection {
+                population: f.population.label().to_owned(),
+                algorithm: f.algorithm.as_str().to_owned(),
+                // The version this run expects to get; a concurrent publish may take it
+                // first, in which case the manifest (not the report) has the true number.
+                version: expected_version,
+                horizon_days,
+                cutoffs: cutoffs.clone(),
+                training_rows: f.training_rows,
+                validation_rows: f.yv.len(),
+                validation: validation.clone(),
+                metrics: f.chosen.report.clone(),
+                candidates: f.candidates.clone(),
+                importance: f
+                    .importance
+                    .iter()
+                    .map(|(_, label, v)| (label.clone(), *v))
+                    .collect(),
+            })
+            .collect(),
         segments: segments.as_ref().map(|(m, silhouettes)| SegmentSection {
             k: m.k(),
             silhouettes: silhouettes.clone(),
@@ -447,28 +575,56 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
         }),
     };
     let staged = registry.stage("churn")?;
-    chosen.model.save(staged.dir())?;
+    let mut schemas = Vec::new();
+    let mut per_population = serde_json::Map::new();
+    for f in &fits {
+        let dir = staged.dir().join(f.population.as_str());
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        f.chosen.model.save(&dir)?;
+        schemas.push(PopulationSchema {
+            population: f.population,
+            algorithm: f.algorithm,
+            schema: f.schema.clone(),
+        });
+        let m = &f.chosen.report;
+        per_population.insert(
+            f.population.as_str().to_owned(),
+            json!({
+                "algorithm": f.algorithm.as_str(),
+                "training_rows": f.training_rows,
+                "validation_rows": f.yv.len(),
+                "roc_auc": m.roc_auc,
+                "pr_auc": m.pr_auc,
+                "log_loss": m.log_loss,
+                "brier": m.brier,
+                "base_rate": m.base_rate,
+                "lift_10": m.lift_10,
+                "lift_20": m.lift_20,
+                "calibration": m.calibration,
+                "candidates": f.candidates,
+                "importance": f
+                    .importance
+                    .iter()
+                    .take(30)
+                    .map(|(name, _, v)| (name, v))
+                    .collect::<Vec<_>>(),
+            }),
+        );
+    }
     write_report(staged.dir(), &report)?;
-    let mut manifest = Manifest::new("churn", algorithm.as_str());
+    let mut manifest = Manifest::new("churn", &algorithm_name);
     manifest.training = training.clone();
     manifest.data_fingerprint = set.fingerprint.clone();
-    manifest.feature_schema = serde_json::to_value(&schema)?;
-    let m = &chosen.report;
+    manifest.feature_schema = serde_json::to_value(PopulationSchemas {
+        populations: schemas,
+    })?;
     manifest.metrics = json!({
-        "roc_auc": m.roc_auc,
-        "pr_auc": m.pr_auc,
-        "log_loss": m.log_loss,
-        "brier": m.brier,
-        "base_rate": m.base_rate,
-        "lift_10": m.lift_10,
-        "lift_20": m.lift_20,
-        "calibration": m.calibration,
-        "candidates": candidates,
-        "importance": importance
-            .iter()
-            .take(30)
-            .map(|(name, _, v)| (name, v))
-            .collect::<Vec<_>>(),
+        "roc_auc": overall.roc_auc,
+        "pr_auc": overall.pr_auc,
+        "log_loss": overall.log_loss,
+        "brier": overall.brier,
+        "base_rate": overall.base_rate,
+        "populations": per_population,
     });
     manifest.extra = json!({ "report": "report.html", "report_json": "report.json" });
     let churn = staged.publish(manifest)?;
@@ -516,12 +672,27 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
             Some(active) => {
                 let current = load_churn(&registry, active)
                     .with_context(|| format!("loading the active churn version {active}"))?;
-                let xa = matrix(&current.schema, &val_raw);
-                let pa = current
-                    .model
-                    .probabilities(Rows::new(&xa, current.schema.len())?)?;
-                let old = roc_auc(&yv, &pa)?;
-                let new = roc_auc(&yv, &chosen.probabilities)?;
+                // The same validation rows, each scored by the active version's model for
+                // its population; rows it has no model for are left out of both sides.
+                let mut yb = Vec::new();
+                let (mut old_p, mut new_p) = (Vec::new(), Vec::new());
+                for f in &fits {
+                    let Some(model) = current.for_population(f.population) else {
+                        continue;
+                    };
+                    let raws: Vec<&RawFeatures> =
+                        f.val_idx.iter().map(|&i| &set.examples[i].raw).collect();
+                    let xa = matrix(&model.schema, &raws);
+                    old_p.extend(
+                        model
+                            .model
+                            .probabilities(Rows::new(&xa, model.schema.len())?)?,
+                    );
+                    new_p.extend(f.chosen.probabilities.iter().copied());
+                    yb.extend(f.yv.iter().copied());
+                }
+                let old = roc_auc(&yb, &old_p)?;
+                let new = roc_auc(&yb, &new_p)?;
                 if new > old {
                     (
                         true,
@@ -556,7 +727,7 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
 
     Ok(TrainOutcome {
         churn_version: churn.version,
-        churn_algorithm: algorithm.as_str().to_owned(),
+        churn_algorithm: algorithm_name,
         segments_version,
         clv_version: clv.version,
         clv_note: clv.note,
@@ -564,14 +735,25 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
         activation_note,
         customers_read: set.customers_read,
         events_read: set.events_read,
-        training_rows: train_idx.len(),
-        validation_rows: val_idx.len(),
-        roc_auc: chosen.report.roc_auc,
-        pr_auc: chosen.report.pr_auc,
-        log_loss: chosen.report.log_loss,
-        brier: chosen.report.brier,
-        base_rate: chosen.report.base_rate,
+        training_rows: fits.iter().map(|f| f.training_rows).sum(),
+        validation_rows: yv.len(),
+        roc_auc: overall.roc_auc,
+        pr_auc: overall.pr_auc,
+        log_loss: overall.log_loss,
+        brier: overall.brier,
+        base_rate: overall.base_rate,
         segments: segments.as_ref().map(|(m, _)| m.k()),
+        populations: fits
+            .iter()
+            .map(|f| PopulationOutcome {
+                population: f.population.label().to_owned(),
+                algorithm: f.algorithm.as_str().to_owned(),
+                training_rows: f.training_rows,
+                validation_rows: f.yv.len(),
+                roc_auc: f.chosen.report.roc_auc,
+                base_rate: f.chosen.report.base_rate,
+            })
+            .collect(),
         report: churn.dir.join("report.html").display().to_string(),
         seconds: started.elapsed().as_secs_f64(),
     })
