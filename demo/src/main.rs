@@ -316,6 +316,16 @@ fn run(
             .iter()
             .map(|e| e.external_id.clone())
             .find(|id| *id != top.external_id);
+
+        step("8. Whom to win back (ListWinBack: lapsed or churned, by the value lost)");
+        let win_back = client
+            .list_win_back(pb::ListWinBackRequest {
+                page_size: 5,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        print!("{}", render::win_back_table(&win_back.evaluations));
         finish(no_serve, stop, server, listen, started, another).await
     })
 }

@@ -43,8 +43,8 @@ pub fn at_risk_table(rows: &[pb::Evaluation]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "  {:<24} {:>10} {:>16} {:>16}  {:<10} {}",
-        "customer", "churn risk", "lifetime value", "expected loss", "stage", "top reason"
+        "  {:<24} {:>10} {:>16} {:>16}  {:<10} top reason",
+        "customer", "churn risk", "lifetime value", "expected loss", "stage"
     );
     for e in rows {
         let (p, reason) = match &e.churn {
@@ -69,6 +69,37 @@ pub fn at_risk_table(rows: &[pb::Evaluation]) -> String {
             p,
             money(e.value, &e.currency),
             money(e.value * probability, &e.currency),
+            e.lifecycle_stage,
+        );
+    }
+    out
+}
+
+/// The win-back list: who left, what it cost, and since when.
+pub fn win_back_table(rows: &[pb::Evaluation]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "  {:<24} {:>16}  {:<10} why they count as gone",
+        "customer", "value lost", "stage"
+    );
+    for e in rows {
+        let why = e
+            .churn
+            .as_ref()
+            .map(|c| {
+                c.absent_reason
+                    .split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {:<24} {:>16}  {:<10} {why}",
+            name(e),
+            money(e.value_lost.unwrap_or_default(), &e.currency),
             e.lifecycle_stage,
         );
     }

@@ -1,5 +1,8 @@
 //! The README's first command, as a new user runs it: on an empty directory the demo
-//! imports, trains, serves, refreshes and prints a real evaluation.
+//! loads both companies, trains, serves, refreshes and prints who is at risk and why.
+//! What it prints must be true, not only present: the headline customer is the first
+//! row of the at-risk list the API gave, nobody on that list has lapsed or churned,
+//! money carries its currency and reasons are words, not model columns.
 
 use std::process::Command;
 
@@ -16,10 +19,12 @@ fn the_demo_runs_end_to_end_on_an_empty_directory() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stdout}\n{stderr}");
     for expected in [
-        "IBM Telco churn: 7043 rows read, 0 rejected",
-        "CDNOW purchases: 6919 lines read, 0 rejected",
+        "IBM Telco churn (real, 7043 subscription customers): 7043 rows read, 0 rejected",
+        "A generated retailer (synthetic, every channel): 3000 customers",
         "churn model v1 (logistic)",
-        "9400 evaluations stored",
+        "subscription customers ",
+        "shop customers (no contract) ",
+        "10043 evaluations stored",
         "churn risk:",
         "scorecard:",
         "evaluate ",
@@ -29,6 +34,40 @@ fn the_demo_runs_end_to_end_on_an_empty_directory() {
             "{expected:?} missing from:\n{stdout}"
         );
     }
+    for column in ["attr.", "_missing", "=other", "_days"] {
+        assert!(
+            !stdout.contains(column),
+            "a model column ({column:?}) instead of words in:\n{stdout}"
+        );
+    }
+
+    // The at-risk table (step 5) and the headline (step 6) agree, and list only
+    // customers still with us, each valued in a currency.
+    let table: Vec<&str> = stdout
+        .split("== 5.")
+        .nth(1)
+        .and_then(|s| s.split("== 6.").next())
+        .expect("step 5")
+        .lines()
+        .skip(2)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert!(!table.is_empty(), "an at-risk list:\n{stdout}");
+    for row in &table {
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert!(
+            !cells.contains(&"dormant") && !cells.contains(&"churned"),
+            "a lapsed customer on the at-risk list: {row}"
+        );
+        assert!(row.contains(" USD"), "money without its currency: {row}");
+    }
+    let first = table[0].split_whitespace().next().expect("a name");
+    assert!(
+        stdout.contains(&format!(
+            "The customer most at risk, {first}, as EvaluateCustomer"
+        )),
+        "the headline is not the list's first customer {first}:\n{stdout}"
+    );
     assert!(dir.path().join("vitals.db").exists());
     assert!(dir.path().join("models/churn/ACTIVE").exists());
 }

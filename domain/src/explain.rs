@@ -79,7 +79,7 @@ pub fn behaviour_label(b: Behaviour) -> &'static str {
         TenureDays => "tenure",
         DistinctPurchaseDays => "days with a purchase",
         MeanPurchaseGapDays => "average time between purchases",
-        SpendTrend => "spend, last 90 days against the 90 before",
+        SpendTrend => "spend trend (last 90 days against the 90 before)",
         NpsLast => "last NPS answer",
         NpsMean => "mean NPS",
         CsatMean => "mean CSAT",
@@ -126,9 +126,9 @@ pub fn behaviour_value(b: Behaviour, v: f64, currency: Option<&str>) -> String {
             if v.abs() < 0.005 {
                 "unchanged".into()
             } else if v >= 1.0 {
-                "spending again after 90 days without".into()
+                "buying again after 90 days without".into()
             } else if v <= -1.0 {
-                "no spend after spending the 90 days before".into()
+                "stopped buying".into()
             } else {
                 // (last - prior) / (last + prior) = t  ⇒  last / prior = (1 + t) / (1 - t).
                 let ratio = (1.0 + v) / (1.0 - v);
@@ -176,7 +176,7 @@ pub fn money(v: f64, currency: Option<&str>) -> String {
     let digits = whole.to_string();
     let mut grouped = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             grouped.push(',');
         }
         grouped.push(c);

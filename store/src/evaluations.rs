@@ -16,7 +16,7 @@ use crate::page::{self, Page};
 use crate::schema::evaluations;
 
 /// The columns of `evaluations` in the order `upsert_evaluations` binds them.
-const COLUMN_NAMES: [&str; 14] = [
+const COLUMN_NAMES: [&str; 15] = [
     "customer_id",
     "external_id",
     "as_of",
@@ -31,6 +31,7 @@ const COLUMN_NAMES: [&str; 14] = [
     "segments_version",
     "scheme_version",
     "body",
+    "value_lost",
 ];
 /// Bind parameters per row of an upsert.
 const COLUMNS: usize = COLUMN_NAMES.len();
@@ -65,6 +66,8 @@ pub struct EvaluationRecord {
     pub segments_version: Option<i64>,
     pub scheme_version: i64,
     pub body: String,
+    /// What leaving took with a lapsed or churned customer; NULL for those still with us.
+    pub value_lost: Option<f64>,
 }
 
 /// What `list_at_risk` ranks by, highest first.
@@ -73,6 +76,9 @@ pub enum AtRiskOrder {
     Probability,
     /// Rows without an expected loss are left out.
     ExpectedLoss,
+    /// The win-back list: only lapsed and churned customers (rows with a value lost), by
+    /// the value lost with them.
+    ValueLost,
 }
 
 /// A request for one page of the at-risk ranking.
@@ -177,6 +183,7 @@ fn check_finite(rows: &[&EvaluationRecord]) -> Result<()> {
             ("value", row.value),
             ("expected_loss", row.expected_loss),
             ("composite", row.composite),
+            ("value_lost", row.value_lost),
         ] {
             if let Some(v) = v
                 && !v.is_finite()
@@ -259,7 +266,8 @@ impl Store {
                             .bind::<Nullable<BigInt>, _>(r.churn_version)
                             .bind::<Nullable<BigInt>, _>(r.segments_version)
                             .bind::<BigInt, _>(r.scheme_version)
-                            .bind::<Text, _>(r.body.as_str());
+                            .bind::<Text, _>(r.body.as_str())
+                            .bind::<Nullable<Double>, _>(r.value_lost);
                     }
                     written += q.execute(conn)?;
                 }
@@ -312,9 +320,14 @@ impl Store {
         let rows: Vec<EvaluationRecord> = with_conn!(self, conn => {
             let mut q = evaluations::table
                 .select(EvaluationRecord::as_select())
-                .filter(evaluations::churn_probability.is_not_null())
                 .limit(limit)
                 .into_boxed();
+            // Customers still with us have a churn probability; those who lapsed or
+            // churned have a value lost instead: the two lists never share a customer.
+            q = match query.order {
+                AtRiskOrder::ValueLost => q.filter(evaluations::value_lost.is_not_null()),
+                _ => q.filter(evaluations::churn_probability.is_not_null()),
+            };
             if let Some(min) = query.min_probability {
                 q = q.filter(evaluations::churn_probability.ge(min));
             }
@@ -359,6 +372,21 @@ impl Store {
                         );
                     }
                 }
+                AtRiskOrder::ValueLost => {
+                    q = q.order((
+                        evaluations::value_lost.desc(),
+                        evaluations::customer_id.asc(),
+                    ));
+                    if let Some((v, id)) = &after {
+                        q = q.filter(
+                            evaluations::value_lost.le(*v).and(
+                                evaluations::value_lost
+                                    .lt(*v)
+                                    .or(evaluations::customer_id.gt(id.clone())),
+                            ),
+                        );
+                    }
+                }
             }
             q.load(conn)?
         });
@@ -367,6 +395,7 @@ impl Store {
             let v = match order {
                 AtRiskOrder::Probability => r.churn_probability,
                 AtRiskOrder::ExpectedLoss => r.expected_loss,
+                AtRiskOrder::ValueLost => r.value_lost,
             };
             // Both are non-NULL in every row served (the query filters on them).
             (v.unwrap_or_default().to_bits(), r.customer_id.clone())
@@ -433,6 +462,7 @@ mod tests {
             segments_version: None,
             scheme_version: 1,
             body: "{}".into(),
+            value_lost: None,
         }
     }
 

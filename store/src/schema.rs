@@ -104,6 +104,7 @@ diesel::table! {
         segments_version -> Nullable<BigInt>,
         scheme_version -> BigInt,
         body -> Text,
+        value_lost -> Nullable<Double>,
     }
 }
 

@@ -95,6 +95,34 @@ pub fn monthly_revenue(
     })
 }
 
+/// What leaving took with it, for the win-back list, in major units: a subscription's
+/// revenue for a year at its last monthly rate (invoices before the churn, or its
+/// monthly-charge attribute), or a shop customer's spend in the year up to their last
+/// purchase. None for a customer who never paid anything.
+pub fn value_lost(customer: &CustomerData, events: &[StoredEvent], as_of: Micros) -> Option<f64> {
+    if customer.contractual {
+        let at = customer.churn_time.map_or(as_of, |t| t.min(as_of));
+        return monthly_revenue(customer, events, at).map(|r| r.amount * 12.0);
+    }
+    let known = |e: &&StoredEvent| e.time < as_of && e.record_time <= as_of;
+    let purchases = || {
+        events
+            .iter()
+            .filter(known)
+            .filter_map(|e| match &e.payload {
+                EventPayload::Transaction(t) => Some((e.time, t.amount_minor)),
+                _ => None,
+            })
+    };
+    let last = purchases().map(|(t, _)| t).max()?;
+    let since = last.saturating_sub(365 * MICROS_PER_DAY);
+    let minor: i64 = purchases()
+        .filter(|(t, _)| *t > since)
+        .map(|(_, a)| a)
+        .sum();
+    Some(minor as f64 / 100.0)
+}
+
 /// A subscription's value over `months`, from its churn probability `p` over
 /// `horizon_days`.
 #[derive(Debug, Clone, PartialEq)]

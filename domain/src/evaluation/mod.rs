@@ -158,6 +158,11 @@ pub struct Evaluation {
     /// from their latest purchase or invoice (ISO 4217); None when they have neither.
     #[serde(default)]
     pub currency: Option<String>,
+    /// For a customer who has lapsed or churned (lifecycle dormant or churned): what
+    /// leaving took with it (`lifetime::value_lost`), which orders the win-back list.
+    /// None for everyone still with us.
+    #[serde(default)]
+    pub value_lost: Option<f64>,
     pub versions: Versions,
 }
 

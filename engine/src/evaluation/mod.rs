@@ -14,7 +14,7 @@ use crate::features::{BEHAVIOUR, Behaviour, RawFeatures};
 use crate::labels::{Population, standing};
 use crate::models::ModelError;
 use crate::models::churn::{LoadedChurn, PopulationChurn};
-use crate::models::clv::{LoadedClv, summarize};
+use crate::models::clv::{LoadedClv, RfmSummary, summarize};
 use crate::models::segments::SegmentModel;
 use crate::reference::ReferenceStats;
 use crate::registry::{Manifest, ModelRegistry};
@@ -146,16 +146,42 @@ pub fn assess_churn_row(
 /// The lifetime value of one non-contractual customer's purchases, or why there is none.
 pub fn assess_lifetime(
     clv: &LoadedClv,
+    customer: &Customer,
     events: &[StoredEvent],
     as_of: Micros,
 ) -> Part<LifetimeValue> {
     let unit = (clv.model.unit_days * MICROS_PER_DAY as f64).round() as Micros;
-    let Some(summary) = summarize(events, as_of, unit) else {
-        return Part::absent("no purchase yet: lifetime value needs at least one");
-    };
     let model = &clv.model;
+    let (summary, never_bought) = match summarize(events, as_of, unit) {
+        Some(summary) => (summary, false),
+        // No purchase yet: valued as a customer whose first contact was their sign-up,
+        // with no purchase since: the shop's purchase rates and spend, weighed by how
+        // long they have been quiet.
+        None => match customer.data.signup_time.filter(|&t| t <= as_of) {
+            Some(signup) => (
+                RfmSummary {
+                    x: 0.0,
+                    t_x: 0.0,
+                    t: (as_of - signup) as f64 / unit as f64,
+                    monetary: 0.0,
+                },
+                true,
+            ),
+            None => {
+                return Part::absent(
+                    "no purchase and no sign-up time: nothing to value the customer from",
+                );
+            }
+        },
+    };
     let probability_alive = model.bgnbd.probability_alive(&summary);
-    let basis = if summary.x == 0.0 {
+    let basis = if never_bought {
+        format!(
+            "purchases (BG/NBD and Gamma-Gamma). No purchase yet in the {:.0} days since \
+             sign-up: valued at the shop's purchase rate and spend for a customer that quiet",
+            summary.t * model.unit_days
+        )
+    } else if summary.x == 0.0 {
         "purchases (BG/NBD and Gamma-Gamma). One purchase so far: the model has seen no \
          gap between purchases to judge by, so it counts the customer as still buying \
          (probability alive 1.00); the churn risk asks the narrower question of a purchase \
@@ -322,13 +348,34 @@ pub fn evaluate(
             assess_subscription(customer, events, as_of, &churn, currency.as_deref())
         }
         None => Part::absent(NO_CLV_MODEL),
-        Some(clv) => assess_lifetime(clv, events, as_of),
+        Some(clv) => assess_lifetime(clv, customer, events, as_of),
     };
+    // A customer with no money of their own is valued in the purchase model's currency.
+    let currency = currency.or_else(|| {
+        lifetime
+            .ready()
+            .filter(|_| !customer.data.contractual)
+            .and(models.clv.as_ref())
+            .and_then(|clv| clv.currency().map(str::to_owned))
+    });
     let monetary = Behaviour::Monetary365d.of(&raw.behaviour);
     let value = match lifetime.ready() {
         Some(l) if l.lifetime_value.is_finite() => l.lifetime_value,
         _ if monetary.is_finite() => monetary,
         _ => 0.0,
+    };
+    let lifecycle = lifecycle::stage(
+        &customer.data,
+        events,
+        as_of,
+        Behaviour::TenureDays.of(&raw.behaviour),
+        churn_probability,
+    );
+    let value_lost = match lifecycle {
+        LifecycleStage::Dormant | LifecycleStage::Churned => {
+            lifetime::value_lost(&customer.data, events, as_of)
+        }
+        _ => None,
     };
     Evaluation {
         customer_id: customer.id.clone(),
@@ -340,15 +387,10 @@ pub fn evaluate(
         rfm,
         scorecard,
         lifetime,
-        lifecycle: lifecycle::stage(
-            &customer.data,
-            events,
-            as_of,
-            Behaviour::TenureDays.of(&raw.behaviour),
-            churn_probability,
-        ),
+        lifecycle,
         value,
         currency,
+        value_lost,
         versions: Versions {
             churn: models.churn.as_ref().map(|c| c.manifest.version),
             segments: models.segments.as_ref().map(|s| s.manifest.version),

@@ -785,6 +785,17 @@ pub struct LoadedClv {
     pub model: ClvModel,
 }
 
+impl LoadedClv {
+    /// The currency the model's spend is in (`extra.currency`, written by the trainer);
+    /// None for a version that does not say.
+    pub fn currency(&self) -> Option<&str> {
+        self.manifest
+            .extra
+            .get("currency")
+            .and_then(serde_json::Value::as_str)
+    }
+}
+
 /// Loads a `clv` version after verifying its files against the manifest.
 pub fn load_clv(registry: &dyn ModelRegistry, version: u64) -> Result<LoadedClv, ModelError> {
     let (manifest, dir) = registry

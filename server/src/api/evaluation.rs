@@ -149,6 +149,48 @@ fn versions(models: &Models, scheme: &VersionedScheme) -> pb::ModelVersions {
     }
 }
 
+/// One page of stored snapshots (the at-risk or the win-back list) as the caller may
+/// see them, with the page token for the next.
+async fn stored_list(
+    store: &Store,
+    query: AtRiskQuery,
+    pii: bool,
+) -> Result<(Vec<pb::Evaluation>, String), Status> {
+    let store = store.clone();
+    let (page, names) = blocking(move || {
+        let page = store.list_at_risk(&query)?;
+        let ids: Vec<&str> = page.items.iter().map(|r| r.customer_id.as_str()).collect();
+        let names = store.names_of(&ids)?;
+        Ok::<_, StoreError>((page, names))
+    })
+    .await?;
+    let evaluations = page
+        .items
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<Evaluation>(&r.body)
+                .map(|e| {
+                    let mut e = evaluation_to_proto(&e);
+                    e.display_name = shown_name(
+                        names
+                            .get(&r.customer_id)
+                            .and_then(|n| n.display_name.as_deref()),
+                        &r.external_id,
+                        pii,
+                    );
+                    e
+                })
+                .map_err(|e| {
+                    tracing::error!(customer_id = %r.customer_id, error = %e, "stored evaluation unreadable");
+                    Status::from(ApiError::Unreadable(
+                        "a stored evaluation is unreadable; run RefreshEvaluations".into(),
+                    ))
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((evaluations, page.next_page_token.unwrap_or_default()))
+}
+
 #[tonic::async_trait]
 impl EvaluationService for EvaluationApi {
     #[tracing::instrument(skip_all)]
@@ -478,41 +520,33 @@ impl EvaluationService for EvaluationApi {
             page_size,
             page_token: (!request.page_token.is_empty()).then_some(request.page_token),
         };
-        let store = self.store.clone();
-        let (page, names) = blocking(move || {
-            let page = store.list_at_risk(&query)?;
-            let ids: Vec<&str> = page.items.iter().map(|r| r.customer_id.as_str()).collect();
-            let names = store.names_of(&ids)?;
-            Ok::<_, StoreError>((page, names))
-        })
-        .await?;
-        let evaluations = page
-            .items
-            .iter()
-            .map(|r| {
-                serde_json::from_str::<Evaluation>(&r.body)
-                    .map(|e| {
-                        let mut e = evaluation_to_proto(&e);
-                        e.display_name = shown_name(
-                            names
-                                .get(&r.customer_id)
-                                .and_then(|n| n.display_name.as_deref()),
-                            &r.external_id,
-                            pii,
-                        );
-                        e
-                    })
-                    .map_err(|e| {
-                        tracing::error!(customer_id = %r.customer_id, error = %e, "stored evaluation unreadable");
-                        Status::from(ApiError::Unreadable(
-                            "a stored evaluation is unreadable; run RefreshEvaluations".into(),
-                        ))
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let (evaluations, next_page_token) = stored_list(&self.store, query, pii).await?;
         Ok(Response::new(pb::ListAtRiskResponse {
             evaluations,
-            next_page_token: page.next_page_token.unwrap_or_default(),
+            next_page_token,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_win_back(
+        &self,
+        request: Request<pb::ListWinBackRequest>,
+    ) -> Result<Response<pb::ListWinBackResponse>, Status> {
+        let pii = Caller::of(&request).can(Role::PiiReader);
+        let request = request.into_inner();
+        let page_size = page::page_size(request.page_size).map_err(from_store)?;
+        let query = AtRiskQuery {
+            order: AtRiskOrder::ValueLost,
+            min_probability: None,
+            segment_id: request.segment_id,
+            tier: (!request.tier.is_empty()).then_some(request.tier),
+            page_size,
+            page_token: (!request.page_token.is_empty()).then_some(request.page_token),
+        };
+        let (evaluations, next_page_token) = stored_list(&self.store, query, pii).await?;
+        Ok(Response::new(pb::ListWinBackResponse {
+            evaluations,
+            next_page_token,
         }))
     }
 

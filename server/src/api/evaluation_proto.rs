@@ -117,6 +117,7 @@ pub fn evaluation_to_proto(e: &Evaluation) -> pb::Evaluation {
         }),
         lifetime_value: Some(lifetime),
         currency: e.currency.clone().unwrap_or_default(),
+        value_lost: e.value_lost,
         // The caller's view of the name: set by the handler, which knows the caller.
         display_name: String::new(),
     }

@@ -9,7 +9,7 @@ use vitals_tests::{Backend, TestDb, both_backends};
 
 both_backends!(
     upsert_replaces_snapshots,
-    pages_are_complete_and_ordered_in_both_orders,
+    pages_are_complete_and_ordered_in_every_order,
     filters_and_bound_tokens,
     bad_at_risk_requests_are_refused,
     segment_summaries_aggregate_per_segment,
@@ -33,6 +33,9 @@ fn record(id: &str, probability: Option<f64>, value: Option<f64>) -> EvaluationR
         segments_version: None,
         scheme_version: 1,
         body: format!(r#"{{"customer":"{id}"}}"#),
+        // A customer without a churn probability but with a value stands for one who has
+        // lapsed: the win-back list's rows.
+        value_lost: if probability.is_none() { value } else { None },
     }
 }
 
@@ -132,21 +135,32 @@ fn many(n: usize) -> Vec<EvaluationRecord> {
         .collect()
 }
 
-async fn pages_are_complete_and_ordered_in_both_orders(backend: Backend) {
+async fn pages_are_complete_and_ordered_in_every_order(backend: Backend) {
     let db = TestDb::new(backend);
     let store = db.store();
     let rows = many(613);
     assert_eq!(store.upsert_evaluations(&rows).expect("upsert"), 613);
 
-    for order in [AtRiskOrder::Probability, AtRiskOrder::ExpectedLoss] {
+    for order in [
+        AtRiskOrder::Probability,
+        AtRiskOrder::ExpectedLoss,
+        AtRiskOrder::ValueLost,
+    ] {
         let key = |r: &EvaluationRecord| match order {
             AtRiskOrder::Probability => r.churn_probability,
             AtRiskOrder::ExpectedLoss => r.expected_loss,
+            AtRiskOrder::ValueLost => r.value_lost,
         };
+        // The at-risk orders list customers with a probability; the win-back list those
+        // with a value lost; never both.
         let mut expected: Vec<&EvaluationRecord> = rows
             .iter()
-            .filter(|r| r.churn_probability.is_some() && key(r).is_some())
+            .filter(|r| {
+                key(r).is_some()
+                    && (order == AtRiskOrder::ValueLost) == r.churn_probability.is_none()
+            })
             .collect();
+        assert!(!expected.is_empty(), "{order:?} has rows to page through");
         expected.sort_by(|a, b| {
             key(b)
                 .partial_cmp(&key(a))

@@ -146,6 +146,9 @@ pub fn run(
         "report": "report.html",
         "report_json": "report.json",
         "churn_version": churn_version,
+        // Amounts are never converted: the model's spend is in the currency most of its
+        // purchases were in, and a customer without purchases of their own is valued in it.
+        "currency": set.main_currency(),
     });
     let published = staged.publish(manifest)?;
     tracing::info!(

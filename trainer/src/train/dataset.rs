@@ -57,9 +57,19 @@ pub struct TrainingSet {
     pub events_read: usize,
     /// sha256 over every customer's id, version, event count and newest record time.
     pub fingerprint: String,
+    /// Purchases by currency, over every history read.
+    pub purchase_currencies: std::collections::HashMap<String, u64>,
 }
 
 impl TrainingSet {
+    /// The currency most purchases were in (ties: the first in alphabetical order).
+    pub fn main_currency(&self) -> Option<&str> {
+        self.purchase_currencies
+            .iter()
+            .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
+            .map(|(c, _)| c.as_str())
+    }
+
     pub fn positives(&self) -> usize {
         self.examples.iter().filter(|e| e.label).count()
     }
@@ -86,6 +96,7 @@ pub fn build(
         customers_read: 0,
         events_read: 0,
         fingerprint: String::new(),
+        purchase_currencies: Default::default(),
     };
     let mut hasher = Sha256::new();
     store
@@ -98,6 +109,16 @@ pub fn build(
                 hasher.update((h.events.len() as u64).to_le_bytes());
                 let newest = h.events.iter().map(|e| e.record_time).max().unwrap_or(0);
                 hasher.update(newest.to_le_bytes());
+                for e in &h.events {
+                    if let EventPayload::Transaction(t) = &e.payload {
+                        match set.purchase_currencies.get_mut(&t.currency) {
+                            Some(n) => *n += 1,
+                            None => {
+                                set.purchase_currencies.insert(t.currency.clone(), 1);
+                            }
+                        }
+                    }
+                }
                 if let Some(&last) = cutoffs.last()
                     && let Some(summary) = summarize(&h.events, last, CLV_UNIT)
                 {

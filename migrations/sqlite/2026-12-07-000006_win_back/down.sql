@@ -1,0 +1,2 @@
+DROP INDEX evaluations_value_lost;
+ALTER TABLE evaluations DROP COLUMN value_lost;
