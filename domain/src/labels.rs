@@ -78,7 +78,7 @@ impl Standing {
     pub fn reason(self) -> Option<String> {
         match self {
             Self::Customer => None,
-            Self::NotYet => Some("not yet a customer at this time".into()),
+            Self::NotYet => Some("not a customer yet at this time".into()),
             Self::Churned => Some("already churned: nothing left to predict".into()),
             Self::Lapsed { days, bought: true } => Some(format!(
                 "lapsed: no purchase in {days:.0} days (more than {LAPSED_AFTER_DAYS:.0}); \

@@ -486,10 +486,10 @@ mod tests {
     #[test]
     fn upsert_sql_numbers_every_parameter() {
         let pg = upsert_sql(2, true);
-        assert!(pg.contains("($15, $16,"), "{pg}");
+        assert!(pg.contains("($16, $17,"), "{pg}");
         assert!(
             pg.contains(
-                "$28) ON CONFLICT (customer_id) DO UPDATE SET external_id = excluded.external_id"
+                "$30) ON CONFLICT (customer_id) DO UPDATE SET external_id = excluded.external_id"
             ),
             "{pg}"
         );

@@ -3,8 +3,9 @@
 //! Rules, first match wins (the order puts what needs action first):
 //! 1. churned: status churned, or a contractual churn time at or before T;
 //! 2. dormant: lapsed (`labels::standing`: a non-contractual customer with no purchase
-//!    for more than 180 days), or any buyer with no purchase for that long;
-//! 3. at risk: churn probability in the high band (≥ 0.5), or no purchase for 90 days;
+//!    for more than 180 days); a subscriber never is, whatever their add-on purchases;
+//! 3. at risk: churn probability in the high band (≥ 0.5), or a non-contractual customer
+//!    with no purchase for 90 days;
 //! 4. new: known for fewer than 90 days;
 //! 5. won back: came back within the last 90 days after a pause of more than 180 days;
 //! 6. active: everyone else.
@@ -78,17 +79,16 @@ pub fn stage(
     purchases.sort_unstable();
     let days = |m: Micros| m as f64 / MICROS_PER_DAY as f64;
     let recency = purchases.last().map(|&t| days(as_of - t));
-    if recency.is_some_and(|r| r > DORMANT_AFTER_DAYS)
-        || matches!(
-            crate::labels::standing(customer, events, as_of),
-            crate::labels::Standing::Lapsed { .. }
-        )
-    {
+    // A subscriber is a customer until their churn time, however long since an add-on
+    // purchase: only shop customers go dormant, or at risk, by not buying.
+    if matches!(
+        crate::labels::standing(customer, events, as_of),
+        crate::labels::Standing::Lapsed { .. }
+    ) {
         return LifecycleStage::Dormant;
     }
-    if churn_probability.is_some_and(|p| risk_band(p) == "high")
-        || recency.is_some_and(|r| r > AT_RISK_AFTER_DAYS)
-    {
+    let quiet = !customer.contractual && recency.is_some_and(|r| r > AT_RISK_AFTER_DAYS);
+    if churn_probability.is_some_and(|p| risk_band(p) == "high") || quiet {
         return LifecycleStage::AtRisk;
     }
     if tenure_days.is_finite() && tenure_days < NEW_FOR_DAYS {

@@ -66,8 +66,10 @@ async fn without_models_the_model_parts_are_absent_with_reasons(backend: Backend
 }
 
 async fn a_trained_server_evaluates_refreshes_and_lists(backend: Backend) {
+    // Enough customers that both populations (about 40% subscribers) get a churn model.
+    const CUSTOMERS: u64 = 600;
     let server = TestServer::start(backend).await;
-    let version = server.train_synthetic(300, true);
+    let version = server.train_synthetic(CUSTOMERS, true);
     let reload = server
         .models()
         .await
@@ -178,8 +180,8 @@ async fn a_trained_server_evaluates_refreshes_and_lists(backend: Backend) {
     }
     let last = last.expect("at least one progress message");
     assert!(last.finished);
-    assert_eq!(last.customers_done, 300);
-    assert_eq!(last.evaluations_stored, 300);
+    assert_eq!(last.customers_done, CUSTOMERS);
+    assert_eq!(last.evaluations_stored, CUSTOMERS);
 
     // The at-risk list: riskiest first, complete across pages, no repeats.
     let mut seen = HashSet::new();
@@ -196,10 +198,26 @@ async fn a_trained_server_evaluates_refreshes_and_lists(backend: Backend) {
             .expect("list at risk")
             .into_inner();
         for e in &page.evaluations {
-            let p = e.churn.as_ref().expect("churn").probability;
+            let churn = e.churn.as_ref().expect("churn");
+            let p = churn.probability;
             assert!(p <= previous, "ordered by probability");
             previous = p;
             assert!(seen.insert(e.customer_id.clone()), "no repeats");
+            // Customers still with us, named, their money in a currency, their reasons
+            // in words with units.
+            assert!(
+                !["dormant", "churned"].contains(&e.lifecycle_stage.as_str()),
+                "a lapsed customer on the at-risk list: {e:?}"
+            );
+            assert_eq!(e.value_lost, None);
+            assert_eq!(e.display_name, e.external_id, "no name: the external id");
+            assert_eq!(e.currency, "USD");
+            for f in churn.raising.iter().chain(&churn.lowering) {
+                assert!(!f.label.is_empty() && !f.display_value.is_empty(), "{f:?}");
+                for column in ["attr.", "_missing", "=other", "_days"] {
+                    assert!(!f.label.contains(column), "a model column: {f:?}");
+                }
+            }
         }
         if page.next_page_token.is_empty() {
             break;
@@ -211,6 +229,55 @@ async fn a_trained_server_evaluates_refreshes_and_lists(backend: Backend) {
         "most customers have a probability: {}",
         seen.len()
     );
+    // The win-back list holds the others who lapsed or churned, by the value lost.
+    let win_back = api
+        .list_win_back(pb::ListWinBackRequest {
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("win-back list")
+        .into_inner()
+        .evaluations;
+    assert!(!win_back.is_empty(), "synthetic shop customers stop buying");
+    let mut previous = f64::INFINITY;
+    for e in &win_back {
+        let lost = e.value_lost.expect("a value lost");
+        assert!(lost <= previous && lost >= 0.0, "ordered by value lost");
+        previous = lost;
+        assert!(
+            ["dormant", "churned"].contains(&e.lifecycle_stage.as_str()),
+            "{e:?}"
+        );
+        assert!(!seen.contains(&e.customer_id), "on both lists: {e:?}");
+    }
+    // Every customer still with us has a lifetime value, subscribers and shop customers
+    // alike, in the same units as the value at stake.
+    let current: Vec<&pb::Evaluation> = everyone
+        .iter()
+        .filter(|e| e.churn.as_ref().is_some_and(|c| c.absent_reason.is_empty()))
+        .collect();
+    for e in &current {
+        let l = e.lifetime_value.as_ref().expect("lifetime part");
+        assert!(l.absent_reason.is_empty(), "no lifetime value: {e:?}");
+        assert!(!l.basis.is_empty(), "{l:?}");
+        assert!((e.value - l.lifetime_value).abs() < 1e-9);
+    }
+    for contractual in [true, false] {
+        assert!(
+            current.iter().any(|e| e
+                .lifetime_value
+                .as_ref()
+                .is_some_and(|l| l.basis.starts_with("subscription") == contractual)),
+            "a current customer valued as {}",
+            if contractual {
+                "a subscription"
+            } else {
+                "a shop customer"
+            }
+        );
+    }
+
     let high = api
         .list_at_risk(pb::ListAtRiskRequest {
             min_probability: Some(0.5),
@@ -254,6 +321,13 @@ async fn a_trained_server_evaluates_refreshes_and_lists(backend: Backend) {
             .iter()
             .all(|t| t.department == "account_management")
     );
+    // A task names its customer as a person finds them.
+    assert!(
+        risk_tasks
+            .iter()
+            .all(|t| t.external_id.starts_with("gen-") && t.display_name == t.external_id),
+        "{risk_tasks:?}"
+    );
     assert!(last.follow_ups_opened as usize >= risk_tasks.len());
     let mut again = api
         .refresh_evaluations(pb::RefreshEvaluationsRequest { as_of: None })
@@ -273,7 +347,10 @@ async fn a_trained_server_evaluates_refreshes_and_lists(backend: Backend) {
         .expect("segments")
         .into_inner();
     assert_eq!(segments.segments.len(), 3);
-    assert_eq!(segments.segments.iter().map(|s| s.size).sum::<u64>(), 300);
+    assert_eq!(
+        segments.segments.iter().map(|s| s.size).sum::<u64>(),
+        CUSTOMERS
+    );
     assert!(segments.segments.iter().all(|s| !s.name.is_empty()));
 
     // Batch evaluation, by ids and by filter.
@@ -298,18 +375,45 @@ async fn a_trained_server_evaluates_refreshes_and_lists(backend: Backend) {
     );
     assert_eq!(
         everyone.len(),
-        300,
+        CUSTOMERS as usize,
         "a filter-less batch evaluates everyone"
     );
 
-    // What-if: a recent, frequent buyer is less likely to leave than a lapsed one.
-    let what_if = |recency: f64, frequency: f64| pb::ScoreFeaturesRequest {
+    // What-if: a recent, frequent buyer is less likely to leave than one gone quiet. A
+    // whole, consistent purchase record (an unlisted feature counts as undefined, which
+    // no real buyer's spend ever is).
+    let what_if = |recency: f64, per_90_days: f64| pb::ScoreFeaturesRequest {
+        population: "non_contractual".into(),
         features: [
-            ("recency_days".to_string(), recency),
-            ("frequency_90d".to_string(), frequency),
-            ("frequency_365d".to_string(), frequency * 4.0),
+            ("recency_days", recency),
+            (
+                "frequency_30d",
+                if recency <= 30.0 {
+                    per_90_days / 3.0
+                } else {
+                    0.0
+                },
+            ),
+            ("frequency_90d", per_90_days),
+            ("frequency_365d", per_90_days * 4.0 + 1.0),
+            ("frequency_total", per_90_days * 8.0 + 1.0),
+            (
+                "monetary_30d",
+                if recency <= 30.0 {
+                    per_90_days * 12.0
+                } else {
+                    0.0
+                },
+            ),
+            ("monetary_90d", per_90_days * 35.0),
+            ("monetary_365d", per_90_days * 140.0 + 35.0),
+            ("monetary_total", per_90_days * 280.0 + 35.0),
+            ("avg_order_value", 35.0),
+            ("tenure_days", 700.0),
+            ("distinct_purchase_days", per_90_days * 8.0 + 1.0),
         ]
         .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
         .collect(),
         ..Default::default()
     };
@@ -318,8 +422,9 @@ async fn a_trained_server_evaluates_refreshes_and_lists(backend: Backend) {
         .await
         .expect("score")
         .into_inner();
+    // Quiet for 150 days (lapsed customers, past 180, are not the model's business).
     let lapsed = api
-        .score_features(what_if(200.0, 0.0))
+        .score_features(what_if(150.0, 0.0))
         .await
         .expect("score")
         .into_inner();
@@ -331,6 +436,7 @@ async fn a_trained_server_evaluates_refreshes_and_lists(backend: Backend) {
     assert_invalid(
         api.score_features(pb::ScoreFeaturesRequest {
             features: [("shoe_size".to_string(), 42.0)].into_iter().collect(),
+            population: "non_contractual".into(),
             ..Default::default()
         })
         .await,
@@ -339,11 +445,23 @@ async fn a_trained_server_evaluates_refreshes_and_lists(backend: Backend) {
     assert_invalid(
         api.score_features(pb::ScoreFeaturesRequest {
             model_input: vec![0.0; 3],
+            population: "non_contractual".into(),
             ..Default::default()
         })
         .await,
         "model_input",
     );
+    // A model per population: the caller says whose, by a name the server knows.
+    for population in ["", "prospects"] {
+        assert_invalid(
+            api.score_features(pb::ScoreFeaturesRequest {
+                population: population.into(),
+                ..what_if(3.0, 12.0)
+            })
+            .await,
+            "population",
+        );
+    }
 }
 
 async fn scoring_schemes_are_versioned_and_validated(backend: Backend) {

@@ -95,7 +95,12 @@ async fn models_are_listed_activated_and_rolled_back(backend: Backend) {
 
     // A corrupt version is refused, and the version in service keeps serving.
     let dir = server.registry.join("churn").join(v2.to_string());
-    let weights = dir.join("model.safetensors");
+    // Each population's model is in a folder of its own.
+    let weights = ["contractual", "non_contractual"]
+        .iter()
+        .map(|p| dir.join(p).join("model.safetensors"))
+        .find(|w| w.exists())
+        .expect("a population's weights");
     let mut bytes = std::fs::read(&weights).expect("weights");
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;

@@ -174,6 +174,7 @@ async fn metrics_match_a_hand_count(backend: Backend) {
     assert_eq!(jan.start_time, Some(at(2024, 1, 1, 0)));
     assert_eq!(feb.end_time, Some(at(2024, 3, 1, 0)));
     assert_eq!(jan.group, "all");
+    assert_eq!(jan.group_name, "all customers");
 
     // January. NPS: A 10 (promoter), B 5 (detractor): 2 answers, (1 - 1) / 2 = 0.
     assert_eq!(jan.nps_answers, 2);
@@ -230,6 +231,23 @@ async fn metrics_match_a_hand_count(backend: Backend) {
     .await;
     let groups: Vec<&str> = regions.iter().map(|m| m.group.as_str()).collect();
     assert_eq!(groups, ["north", "south"]);
+    let names: Vec<&str> = regions.iter().map(|m| m.group_name.as_str()).collect();
+    assert_eq!(names, ["north", "south"]);
+    // Without a segmentation nobody has a segment: the group says so in words.
+    let by_segment = metrics(
+        &server,
+        at(2024, 1, 1, 0),
+        at(2024, 3, 1, 0),
+        pb::Grouping::Segment,
+        pb::Granularity::Unspecified,
+    )
+    .await;
+    assert!(
+        by_segment
+            .iter()
+            .all(|m| m.group == "none" && m.group_name == "no segment"),
+        "{by_segment:?}"
+    );
     let (north, south) = (&regions[0], &regions[1]);
     assert_eq!((north.customers_at_start, north.churned), (2, 1));
     assert_eq!((north.nps_answers, north.complaints), (2, 1));
