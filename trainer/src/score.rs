@@ -18,7 +18,6 @@ use vitals_engine::evaluation::{
 };
 use vitals_engine::models::churn::load_churn;
 use vitals_engine::models::clv::load_clv;
-use vitals_engine::models::segments::SegmentModel;
 use vitals_engine::registry::Registry;
 use vitals_store::Store;
 
@@ -58,10 +57,9 @@ pub fn score(store: &Store, config: &ScoreConfig) -> anyhow::Result<ScoreOutcome
         .with_context(|| format!("loading churn version {churn_version}"))?;
     let segments_version = registry.active("segments")?;
     let segments = match segments_version {
-        Some(v) => {
-            registry.verify("segments", v)?;
-            Some(SegmentModel::load(&registry.version_dir("segments", v))?)
-        }
+        Some(v) => Some(
+            load_segments(&registry, v).with_context(|| format!("loading segments version {v}"))?,
+        ),
         None => None,
     };
     let mut out = csv::Writer::from_path(&config.out)
@@ -109,16 +107,11 @@ pub fn score(store: &Store, config: &ScoreConfig) -> anyhow::Result<ScoreOutcome
                     .take(config.top_factors)
                     .map(|f| format!("{}: {} ({:+.2})", f.label, f.display_value, f.contribution))
                     .collect();
-                let (segment_id, segment_name) = match &segments {
-                    Some(s) => {
-                        let id = s.assign(&raw);
-                        let name = s
-                            .profiles
-                            .get(id)
-                            .map(|p| p.name.clone())
-                            .unwrap_or_default();
-                        (id.to_string(), name)
-                    }
+                let (segment_id, segment_name) = match segments
+                    .as_ref()
+                    .and_then(|s| s.assign(&h.customer.data, &raw))
+                {
+                    Some((id, profile)) => (id.to_string(), profile.name.clone()),
                     None => (String::new(), String::new()),
                 };
                 if let Err(e) = out.write_record([

@@ -9,13 +9,15 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::domain::{Customer, StoredEvent};
+use crate::domain::{Customer, CustomerData, StoredEvent};
 use crate::features::{BEHAVIOUR, Behaviour, RawFeatures};
 use crate::labels::{Population, standing};
 use crate::models::ModelError;
 use crate::models::churn::{LoadedChurn, PopulationChurn};
 use crate::models::clv::{LoadedClv, RfmSummary, summarize};
-use crate::models::segments::SegmentModel;
+use serde::{Deserialize, Serialize};
+
+use crate::models::segments::{SegmentInput, SegmentModel, SegmentProfile};
 use crate::reference::ReferenceStats;
 use crate::registry::{Manifest, ModelRegistry};
 use crate::time::{MICROS_PER_DAY, Micros};
@@ -39,13 +41,83 @@ pub const REFERENCE_FILE: &str = "reference.json";
 /// Factors listed on each side (raising, lowering) of a churn probability.
 pub const TOP_FACTORS: usize = 5;
 
-/// A segmentation with the population statistics the scorecard and RFM are placed
-/// against (computed on the same training population).
+/// One population's segmentation within a segments version. Segment ids are unique
+/// across the version: this population's start at `first_id`.
+#[derive(Debug)]
+pub struct PopulationSegments {
+    /// None for a version from before segmentations were fitted per population: it
+    /// segments every customer.
+    pub population: Option<Population>,
+    pub model: SegmentModel,
+    pub first_id: usize,
+}
+
+/// A segmentation (one per population: subscribers and shop customers are described
+/// against their own kind, never against each other) with the statistics the scorecard
+/// and RFM are placed against (computed on the same training population).
 #[derive(Debug)]
 pub struct LoadedSegments {
     pub manifest: Manifest,
-    pub model: SegmentModel,
+    pub populations: Vec<PopulationSegments>,
     pub reference: ReferenceStats,
+}
+
+impl LoadedSegments {
+    fn for_population(&self, population: Population) -> Option<&PopulationSegments> {
+        self.populations
+            .iter()
+            .find(|p| p.population == Some(population))
+            .or_else(|| self.populations.iter().find(|p| p.population.is_none()))
+    }
+
+    /// The customer's segment (its version-wide id) and profile, from their own
+    /// population's segmentation; None when the version has none for their population.
+    pub fn assign(
+        &self,
+        customer: &CustomerData,
+        raw: &RawFeatures,
+    ) -> Option<(usize, &SegmentProfile)> {
+        let part = self.for_population(Population::of(customer))?;
+        let local = part.model.assign(raw);
+        Some((part.first_id + local, part.model.profiles.get(local)?))
+    }
+
+    /// Every segment with its version-wide id and population, in id order.
+    pub fn profiles(&self) -> impl Iterator<Item = (usize, Option<Population>, &SegmentProfile)> {
+        self.populations.iter().flat_map(|p| {
+            p.model
+                .profiles
+                .iter()
+                .enumerate()
+                .map(move |(i, profile)| (p.first_id + i, p.population, profile))
+        })
+    }
+
+    /// The profile of a version-wide segment id.
+    pub fn profile(&self, id: usize) -> Option<&SegmentProfile> {
+        self.profiles()
+            .find(|(i, _, _)| *i == id)
+            .map(|(_, _, p)| p)
+    }
+
+    /// Segments in all.
+    pub fn k(&self) -> usize {
+        self.populations.iter().map(|p| p.model.k()).sum()
+    }
+}
+
+/// One population's entry in a segments manifest's `feature_schema`:
+/// `{"populations": [{"population", "inputs"}, ...]}`; its files are in the version's
+/// subdirectory named after the population.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PopulationSegmentInputs {
+    pub population: Population,
+    pub inputs: Vec<SegmentInput>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PopulationSegmentSchemas {
+    pub populations: Vec<PopulationSegmentInputs>,
 }
 
 /// Loads a segments version after verifying its files' hashes.
@@ -61,18 +133,49 @@ pub fn load_segments(
         let at = format!("{}/{SEGMENTS_KIND}/{version}", registry.location());
         bad(Path::new(&at), e.to_string())
     })?;
-    let model = SegmentModel::load(&dir)?;
-    for input in &model.inputs {
-        let known = input.name.starts_with("attr.") || BEHAVIOUR.contains(&input.name.as_str());
-        if !known {
-            return Err(bad(
-                &dir,
-                format!(
-                    "segment input {:?} is not a feature this engine computes",
-                    input.name
-                ),
-            ));
+    let parts: Vec<(Option<Population>, std::path::PathBuf)> =
+        if manifest.feature_schema.get("populations").is_some() {
+            let schemas: PopulationSegmentSchemas =
+                serde_json::from_value(manifest.feature_schema.clone()).map_err(|e| {
+                    bad(
+                        &dir,
+                        format!("per-population segment inputs unreadable: {e}"),
+                    )
+                })?;
+            schemas
+                .populations
+                .iter()
+                .map(|p| (Some(p.population), dir.join(p.population.as_str())))
+                .collect()
+        } else {
+            vec![(None, dir.clone())]
+        };
+    let mut populations = Vec::new();
+    let mut first_id = 0;
+    for (population, part_dir) in parts {
+        let model = SegmentModel::load(&part_dir)?;
+        for input in &model.inputs {
+            let known = input.name.starts_with("attr.") || BEHAVIOUR.contains(&input.name.as_str());
+            if !known {
+                return Err(bad(
+                    &part_dir,
+                    format!(
+                        "segment input {:?} is not a feature this engine computes",
+                        input.name
+                    ),
+                ));
+            }
         }
+        let k = model.k();
+        populations.push(PopulationSegments {
+            population,
+            model,
+            first_id,
+        });
+        first_id += k;
+    }
+    if populations.is_empty() {
+        return Err(bad(&dir, "the version has no segmentation".into()));
     }
     let path = dir.join(REFERENCE_FILE);
     let bytes = std::fs::read(&path).map_err(|e| bad(&path, e.to_string()))?;
@@ -80,7 +183,7 @@ pub fn load_segments(
         serde_json::from_slice(&bytes).map_err(|e| bad(&path, e.to_string()))?;
     Ok(LoadedSegments {
         manifest,
-        model,
+        populations,
         reference,
     })
 }
@@ -314,16 +417,19 @@ pub fn evaluate(
             Part::absent(NO_SEGMENTS_MODEL),
         ),
         Some(s) => {
-            let id = s.model.assign(&raw);
-            let segment = match s.model.profiles.get(id) {
-                Some(p) => Part::Ready(SegmentAssignment {
+            let segment = match s.assign(&customer.data, &raw) {
+                Some((id, p)) => Part::Ready(SegmentAssignment {
                     id,
                     name: p.name.clone(),
                     description: p.description.clone(),
                     traits: p.traits.iter().map(|t| t.phrase.clone()).collect(),
                     model_version: s.manifest.version,
                 }),
-                None => Part::absent(format!("segment {id} has no profile in the model")),
+                None => Part::absent(format!(
+                    "segments version {} has no segmentation of {}",
+                    s.manifest.version,
+                    Population::of(&customer.data).label()
+                )),
             };
             let rfm = match rfm::rfm(&raw.behaviour, &s.reference) {
                 Ok(r) => Part::Ready(r),

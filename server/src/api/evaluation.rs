@@ -568,11 +568,9 @@ impl EvaluationService for EvaluationApi {
             blocking(move || store.segment_summaries(i64::try_from(version).unwrap_or(i64::MAX)))
                 .await?;
         let out = segments
-            .model
-            .profiles
-            .iter()
-            .map(|p| {
-                let id = i32::try_from(p.id).unwrap_or(i32::MAX);
+            .profiles()
+            .map(|(id, population, p)| {
+                let id = i32::try_from(id).unwrap_or(i32::MAX);
                 let summary = summaries.iter().find(|s| s.segment_id == id);
                 pb::Segment {
                     segment_id: id,
@@ -583,6 +581,7 @@ impl EvaluationService for EvaluationApi {
                     training_share: p.share,
                     mean_churn_probability: summary.and_then(|s| s.mean_probability),
                     mean_value: summary.and_then(|s| s.mean_value),
+                    population: population.map(|p| p.label().to_owned()).unwrap_or_default(),
                 }
             })
             .collect();

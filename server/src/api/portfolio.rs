@@ -41,7 +41,7 @@ fn group_name(group_by: GroupBy, group: &str, segments: Option<&LoadedSegments>)
         (GroupBy::Segment, id) => id
             .parse::<usize>()
             .ok()
-            .and_then(|id| segments.and_then(|s| s.model.profiles.get(id)))
+            .and_then(|id| segments.and_then(|s| s.profile(id)))
             .map_or_else(|| format!("segment {group}"), |p| p.name.clone()),
         _ => group.to_owned(),
     }

@@ -346,12 +346,25 @@ async fn a_trained_server_evaluates_refreshes_and_lists(backend: Backend) {
         .await
         .expect("segments")
         .into_inner();
-    assert_eq!(segments.segments.len(), 3);
+    // Three per population (K = 3), each population segmented on its own.
+    assert_eq!(segments.segments.len(), 6, "{segments:?}");
     assert_eq!(
         segments.segments.iter().map(|s| s.size).sum::<u64>(),
         CUSTOMERS
     );
     assert!(segments.segments.iter().all(|s| !s.name.is_empty()));
+    for population in ["subscription customers", "shop customers (no contract)"] {
+        assert_eq!(
+            segments
+                .segments
+                .iter()
+                .filter(|s| s.population == population)
+                .count(),
+            3
+        );
+    }
+    let ids: Vec<i32> = segments.segments.iter().map(|s| s.segment_id).collect();
+    assert_eq!(ids, [0, 1, 2, 3, 4, 5], "ids unique across populations");
 
     // Batch evaluation, by ids and by filter.
     let ids: Vec<String> = seen.iter().take(5).cloned().collect();

@@ -21,8 +21,8 @@ pub struct TrainingReport {
     pub created: String,
     /// One churn model per population, in the order fitted.
     pub churn: Vec<ChurnSection>,
-    /// `None` when the run fitted no segmentation.
-    pub segments: Option<SegmentSection>,
+    /// One segmentation per population; empty when the run fitted none.
+    pub segments: Vec<SegmentSection>,
 }
 
 /// The churn model: how it was trained and how well it does on validation data.
@@ -64,6 +64,10 @@ pub struct Candidate {
 /// The customer segmentation: the chosen number of segments and their profiles.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SegmentSection {
+    /// Whose segments they are, as a person says it ("subscription customers").
+    pub population: String,
+    /// The id of the first segment, as `ListSegments` and the evaluations number them.
+    pub first_id: usize,
     pub k: usize,
     /// `(k, mean silhouette)` for every k tried.
     pub silhouettes: Vec<(usize, f64)>,
@@ -418,7 +422,12 @@ fn page(out: &mut String, r: &TrainingReport, figures: &[[Figure; 4]]) -> fmt::R
         candidates_table(out, &c.candidates)?;
         importance_bars(out, &c.importance)?;
     }
-    segments(out, r.segments.as_ref())?;
+    if r.segments.is_empty() {
+        segments(out, None)?;
+    }
+    for section in &r.segments {
+        segments(out, Some(section))?;
+    }
     page_end(out)
 }
 
@@ -738,18 +747,25 @@ fn importance_bars(out: &mut String, importance: &[(String, f64)]) -> fmt::Resul
 }
 
 fn segments(out: &mut String, section: Option<&SegmentSection>) -> fmt::Result {
-    writeln!(out, "<h2>Customer segments</h2>")?;
     let Some(s) = section else {
+        writeln!(out, "<h2>Customer segments</h2>")?;
         return writeln!(
             out,
             "<p class=\"note\">No segmentation was fitted in this run.</p>"
         );
     };
+    writeln!(out, "<h2>Segments of {}</h2>", esc(&s.population))?;
+    let total: usize = s.profiles.iter().map(|p| p.size).sum();
     writeln!(
         out,
-        "<p class=\"note\">Customers grouped by behaviour and satisfaction (k-means on \
-         standardised inputs), largest segment first. Traits say how far a segment's average \
-         lies from the whole customer base, in standard deviations (sd).</p>"
+        "<p class=\"note\">{} grouped by behaviour and satisfaction (k-means on \
+         standardised inputs), largest segment first, with how many of the {} training \
+         customers each holds (ListSegments gives the same share, and the count among \
+         today's evaluations). Traits say how far a segment's average lies from all {}, \
+         in standard deviations (sd).</p>",
+        esc(&capitalized(&s.population)),
+        count(total),
+        esc(&s.population)
     )?;
     if s.profiles.is_empty() {
         writeln!(
@@ -762,9 +778,10 @@ fn segments(out: &mut String, section: Option<&SegmentSection>) -> fmt::Result {
             let share = clamp(p.share * 100.0, 0.0, 100.0).unwrap_or(0.0);
             writeln!(
                 out,
-                "<div class=\"card\">\n<h3>{}</h3>\n<div class=\"size\">{} customers · {}</div>\n\
+                "<div class=\"card\">\n<h3>{} <small>(segment {})</small></h3>\n<div class=\"size\">{} training customers · {}</div>\n\
                  <div class=\"share\"><div style=\"width:{share:.1}%\"></div></div>\n<p>{}</p>",
                 esc(&p.name),
+                s.first_id + p.id,
                 count(p.size),
                 pct(p.share, 1),
                 esc(&p.description)
@@ -911,14 +928,16 @@ mod tests {
                 metrics,
                 importance,
             }],
-            segments: Some(SegmentSection {
+            segments: vec![SegmentSection {
+                population: "shop customers (no contract)".into(),
+                first_id: 0,
                 k: 2,
                 silhouettes: vec![(2, 0.41), (3, 0.35)],
                 profiles: vec![
                     profile(0, "Big <b>& spenders", 300, 0.75),
                     profile(1, "Quiet ones", 100, 0.25),
                 ],
-            }),
+            }],
         }
     }
 
@@ -942,8 +961,8 @@ mod tests {
         );
         assert_eq!(back.churn[0].candidates.len(), 2);
         assert_eq!(back.churn[0].importance, report.churn[0].importance);
-        let segs = back.segments.expect("segments");
-        assert_eq!(segs.profiles, report.segments.as_ref().expect("s").profiles);
+        let segs = &back.segments[0];
+        assert_eq!(segs.profiles, report.segments[0].profiles);
         assert_eq!(segs.silhouettes, vec![(2, 0.41), (3, 0.35)]);
 
         let html = std::fs::read_to_string(&html_path).expect("read html");
@@ -989,11 +1008,13 @@ mod tests {
         r.churn[0].candidates.clear();
         r.churn[0].importance.clear();
         r.churn[0].cutoffs.clear();
-        r.segments = Some(SegmentSection {
+        r.segments = vec![SegmentSection {
+            population: "subscription customers".into(),
+            first_id: 0,
             k: 0,
             silhouettes: Vec::new(),
             profiles: Vec::new(),
-        });
+        }];
         let dir = tempfile::tempdir().expect("tempdir");
         write_report(dir.path(), &r).expect("empty report");
         let html = std::fs::read_to_string(dir.path().join("report.html")).expect("html");
@@ -1017,7 +1038,7 @@ mod tests {
             observed_rate: 0.3,
         }];
         r.churn[0].importance = vec![("a".into(), 0.0), ("b".into(), 0.0)];
-        r.segments = None;
+        r.segments = Vec::new();
         render_html(&r).expect("single points");
 
         // Values no metric produces, in a hand-built report: still no panic.

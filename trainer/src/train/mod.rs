@@ -21,6 +21,7 @@ use vitals_domain::features::{FeatureSchema, RawFeatures};
 use vitals_domain::labels::Population;
 use vitals_domain::reference::ReferenceStats;
 use vitals_domain::time::{MICROS_PER_DAY, Micros, now_micros};
+use vitals_engine::evaluation::{PopulationSegmentInputs, PopulationSegmentSchemas};
 use vitals_engine::metrics::{BinaryReport, binary_report, roc_auc};
 use vitals_engine::models::Rows;
 use vitals_engine::models::churn::{
@@ -275,6 +276,9 @@ fn importance(
     vitals_domain::explain::importance(schema, &rows)
 }
 
+/// One population's segmentation and the silhouette of every k tried.
+type PopulationSegmentation = (Population, SegmentModel, Vec<(usize, f64)>);
+
 /// One population's churn model: its schema, every candidate, the best by validation
 /// ROC-AUC, and what drives it.
 struct PopulationFit {
@@ -483,23 +487,35 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
         .flat_map(|f| f.chosen.probabilities.iter().copied())
         .collect();
     let overall = binary_report(&yv, &pv).context("measuring the churn models together")?;
-    let train_raw: Vec<&RawFeatures> = train_idx.iter().map(|&i| &set.examples[i].raw).collect();
 
-    // 4. Segments, on the training rows (a sample is enough to describe the population).
-    let mut sample: Vec<RawFeatures> = train_raw.iter().map(|r| (*r).clone()).collect();
-    sample.shuffle(&mut StdRng::seed_from_u64(config.seed));
-    sample.truncate(100_000);
-    let segments = match config.segments {
-        SegmentChoice::Auto => fit_auto(&sample, config.seed).map(|(m, c)| (m, c.silhouettes)),
-        SegmentChoice::K(k) => SegmentModel::fit(&sample, k, config.seed).map(|m| (m, Vec::new())),
-    };
-    let segments = match segments {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!(error = %e, "no segments this run");
-            None
+    // 4. Segments per population, on its training rows (a sample is enough to describe
+    // it): subscribers are described against subscribers, shop customers against shop
+    // customers.
+    let mut segments: Vec<PopulationSegmentation> = Vec::new();
+    for population in Population::ALL {
+        let mut sample: Vec<RawFeatures> = train_idx
+            .iter()
+            .filter(|&&i| set.examples[i].population == population)
+            .map(|&i| set.examples[i].raw.clone())
+            .collect();
+        if sample.is_empty() {
+            continue;
         }
-    };
+        sample.shuffle(&mut StdRng::seed_from_u64(config.seed));
+        sample.truncate(100_000);
+        let fitted = match config.segments {
+            SegmentChoice::Auto => fit_auto(&sample, config.seed).map(|(m, c)| (m, c.silhouettes)),
+            SegmentChoice::K(k) => {
+                SegmentModel::fit(&sample, k, config.seed).map(|m| (m, Vec::new()))
+            }
+        };
+        match fitted {
+            Ok((model, silhouettes)) => segments.push((population, model, silhouettes)),
+            Err(e) => {
+                tracing::warn!(population = population.as_str(), error = %e, "no segments for this population");
+            }
+        }
+    }
     let reference = ReferenceStats::compute(
         &set.examples
             .iter()
@@ -568,11 +584,23 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
                     .collect(),
             })
             .collect(),
-        segments: segments.as_ref().map(|(m, silhouettes)| SegmentSection {
-            k: m.k(),
-            silhouettes: silhouettes.clone(),
-            profiles: m.profiles.clone(),
-        }),
+        segments: {
+            let mut first_id = 0;
+            segments
+                .iter()
+                .map(|(population, m, silhouettes)| {
+                    let section = SegmentSection {
+                        population: population.label().to_owned(),
+                        first_id,
+                        k: m.k(),
+                        silhouettes: silhouettes.clone(),
+                        profiles: m.profiles.clone(),
+                    };
+                    first_id += m.k();
+                    section
+                })
+                .collect()
+        },
     };
     let staged = registry.stage("churn")?;
     let mut schemas = Vec::new();
@@ -630,24 +658,41 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
     let churn = staged.publish(manifest)?;
     tracing::info!(version = churn.version, "churn model published");
 
-    let segments_version = match &segments {
-        Some((model, silhouettes)) => {
-            let staged = registry.stage("segments")?;
-            model.save(staged.dir())?;
-            std::fs::write(
-                staged.dir().join("reference.json"),
-                serde_json::to_vec_pretty(&reference)?,
-            )?;
-            let mut manifest = Manifest::new("segments", "kmeans");
-            manifest.training = training.clone();
-            manifest.data_fingerprint = set.fingerprint.clone();
-            manifest.feature_schema = serde_json::to_value(&model.inputs)?;
-            manifest.metrics = json!({ "k": model.k(), "silhouettes": silhouettes });
-            manifest.extra = json!({ "churn_version": churn.version });
-            let published = staged.publish(manifest)?;
-            Some(published.version)
+    let segments_version = if segments.is_empty() {
+        None
+    } else {
+        let staged = registry.stage("segments")?;
+        let mut inputs = Vec::new();
+        let mut metrics = serde_json::Map::new();
+        for (population, model, silhouettes) in &segments {
+            let dir = staged.dir().join(population.as_str());
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            model.save(&dir)?;
+            inputs.push(PopulationSegmentInputs {
+                population: *population,
+                inputs: model.inputs.clone(),
+            });
+            metrics.insert(
+                population.as_str().to_owned(),
+                json!({ "k": model.k(), "silhouettes": silhouettes }),
+            );
         }
-        None => None,
+        std::fs::write(
+            staged.dir().join("reference.json"),
+            serde_json::to_vec_pretty(&reference)?,
+        )?;
+        let mut manifest = Manifest::new("segments", "kmeans");
+        manifest.training = training.clone();
+        manifest.data_fingerprint = set.fingerprint.clone();
+        manifest.feature_schema = serde_json::to_value(PopulationSegmentSchemas {
+            populations: inputs,
+        })?;
+        manifest.metrics = json!({
+            "k": segments.iter().map(|(_, m, _)| m.k()).sum::<usize>(),
+            "populations": metrics,
+        });
+        manifest.extra = json!({ "churn_version": churn.version });
+        Some(staged.publish(manifest)?.version)
     };
 
     // Lifetime value on every buyer at the last cutoff; skipped (not failed) when the data
@@ -742,7 +787,7 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
         log_loss: overall.log_loss,
         brier: overall.brier,
         base_rate: overall.base_rate,
-        segments: segments.as_ref().map(|(m, _)| m.k()),
+        segments: (!segments.is_empty()).then(|| segments.iter().map(|(_, m, _)| m.k()).sum()),
         populations: fits
             .iter()
             .map(|f| PopulationOutcome {
