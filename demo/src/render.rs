@@ -195,7 +195,14 @@ pub fn evaluation(e: &pb::Evaluation) -> String {
             let dims: Vec<String> = s
                 .dimensions
                 .iter()
-                .map(|d| format!("{} {:.0}", d.dimension, d.score))
+                .map(|d| {
+                    if d.inputs_used == 0 {
+                        // Scored neutral (50) for want of data: say so rather than show 50.
+                        format!("{} (no data)", d.dimension)
+                    } else {
+                        format!("{} {:.0}", d.dimension, d.score)
+                    }
+                })
                 .collect();
             let _ = writeln!(out, "  scorecard:       {}", dims.join(" · "));
             let _ = writeln!(

@@ -76,7 +76,7 @@ pub fn behaviour_label(b: Behaviour) -> &'static str {
         Monetary365d => "spend in the last 12 months",
         MonetaryTotal => "spend in all",
         AvgOrderValue => "average order",
-        TenureDays => "tenure",
+        TenureDays => "time since sign-up",
         DistinctPurchaseDays => "days with a purchase",
         MeanPurchaseGapDays => "average time between purchases",
         SpendTrend => "spend trend (last 90 days against the 90 before)",
@@ -426,7 +426,7 @@ mod tests {
             .iter()
             .find(|f| f.feature == "tenure_days")
             .expect("tenure");
-        assert_eq!(tenure.label, "tenure");
+        assert_eq!(tenure.label, "time since sign-up");
         assert_eq!(tenure.display_value, "3 months");
         assert!((tenure.contribution - 0.75).abs() < 1e-12);
         let contract = f

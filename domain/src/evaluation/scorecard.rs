@@ -166,8 +166,11 @@ pub fn scorecard(behaviour: &[f64; 28], reference: &ReferenceStats) -> Vec<Dimen
             let scores: Vec<f64> = inputs
                 .iter()
                 .filter_map(|(feature, better)| {
-                    let value = Behaviour::from_name(feature)?.of(behaviour);
-                    input_score(reference, feature, *better, value)
+                    let input = Behaviour::from_name(feature)?;
+                    if !has_evidence(input, behaviour) {
+                        return None;
+                    }
+                    input_score(reference, feature, *better, input.of(behaviour))
                 })
                 .collect();
             let score = if scores.is_empty() {
@@ -183,6 +186,18 @@ pub fn scorecard(behaviour: &[f64; 28], reference: &ReferenceStats) -> Vec<Dimen
             }
         })
         .collect()
+}
+
+/// Whether a count of bad things says anything: no detractor answers means nothing
+/// without any NPS answer, nothing overdue nothing without an invoice due. Without this,
+/// a customer who never answered a survey would score full satisfaction.
+fn has_evidence(input: Behaviour, behaviour: &[f64; 28]) -> bool {
+    let answered = |b: Behaviour| b.of(behaviour).is_finite();
+    match input {
+        Behaviour::DetractorAnswers => answered(Behaviour::NpsMean),
+        Behaviour::OverdueAmount => Behaviour::PaymentsDue.of(behaviour) > 0.0,
+        _ => true,
+    }
 }
 
 /// The scores by dimension, as the scheme's composite wants them.
@@ -268,6 +283,34 @@ mod tests {
         assert!(
             card.iter()
                 .all(|d| d.score == NEUTRAL && d.inputs_used == 0)
+        );
+    }
+
+    #[test]
+    fn no_survey_answer_is_no_satisfaction_score() {
+        let mut r = ReferenceStats {
+            population: 100,
+            rfm_quintiles: BTreeMap::new(),
+            percentiles: BTreeMap::new(),
+        };
+        r.percentiles
+            .insert("detractor_answers".into(), points(|i| (i / 5) as f64));
+        let mut b = [f64::NAN; 28];
+        b[Behaviour::DetractorAnswers as usize] = 0.0;
+        b[Behaviour::FeedbackCount as usize] = 0.0;
+        let card = scorecard(&b, &r);
+        let satisfaction = card
+            .iter()
+            .find(|d| d.dimension == Dimension::Satisfaction)
+            .expect("satisfaction");
+        assert_eq!(satisfaction.inputs_used, 0, "{satisfaction:?}");
+        assert_eq!(satisfaction.score, NEUTRAL);
+        // With an NPS answer the detractor count counts.
+        b[Behaviour::NpsMean as usize] = 9.0;
+        let card = scorecard(&b, &r);
+        assert!(
+            card.iter()
+                .any(|d| d.dimension == Dimension::Satisfaction && d.inputs_used == 1)
         );
     }
 }
