@@ -16,6 +16,7 @@ use vitals_proto::v1 as pb;
 use vitals_proto::v1::follow_up_service_server::FollowUpService;
 use vitals_store::{FollowUpFilter, NewCampaign, RecordMode, Store, StoreError, page};
 
+use super::customers::shown_name;
 use super::evaluation::actor_of;
 use super::followups_proto::{
     campaign_to_proto, check_label, follow_up_to_proto, horizon, reason_from_proto,
@@ -431,6 +432,7 @@ impl FollowUpService for FollowUpApi {
         &self,
         request: Request<pb::ListCampaignMembersRequest>,
     ) -> Result<Response<pb::ListCampaignMembersResponse>, Status> {
+        let pii = Caller::of(&request).can(Role::PiiReader);
         let r = request.into_inner();
         let mut v = Violations::new();
         check_label(&mut v, "campaign", &r.campaign);
@@ -447,11 +449,14 @@ impl FollowUpService for FollowUpApi {
         let size = page::page_size(r.page_size).map_err(from_store)?;
         let store = self.store.clone();
         let (name, token) = (r.campaign, r.page_token);
-        let page = blocking(move || {
+        let (page, names) = blocking(move || {
             let campaign = store
                 .get_campaign(&name)?
                 .ok_or_else(|| StoreError::NotFound(format!("no campaign named {name:?}")))?;
-            store.list_campaign_members(&campaign.id, control, size, &token)
+            let page = store.list_campaign_members(&campaign.id, control, size, &token)?;
+            let ids: Vec<&str> = page.items.iter().map(|m| m.customer_id.as_str()).collect();
+            let names = store.names_of(&ids)?;
+            Ok::<_, StoreError>((page, names))
         })
         .await?;
         Ok(Response::new(pb::ListCampaignMembersResponse {
@@ -459,6 +464,14 @@ impl FollowUpService for FollowUpApi {
                 .items
                 .into_iter()
                 .map(|m| pb::CampaignMember {
+                    external_id: names
+                        .get(&m.customer_id)
+                        .map(|n| n.external_id.clone())
+                        .unwrap_or_default(),
+                    display_name: match names.get(&m.customer_id) {
+                        Some(n) => shown_name(n.display_name.as_deref(), &n.external_id, pii),
+                        None => m.customer_id.clone(),
+                    },
                     customer_id: m.customer_id,
                     arm: if m.control {
                         pb::CampaignArm::Control

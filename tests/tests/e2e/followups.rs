@@ -559,6 +559,13 @@ async fn retention_actions_and_campaigns_close_the_loop(backend: Backend) {
         .into_inner()
         .members;
     assert_eq!(treated.len(), 24);
+    // Members name their customers: no names here, so the external ids.
+    assert!(
+        treated
+            .iter()
+            .all(|m| m.external_id.starts_with("camp-") && m.display_name == m.external_id),
+        "{treated:?}"
+    );
 
     // An action naming no existing campaign is refused; the treated get theirs.
     let unknown = api
