@@ -1,6 +1,7 @@
-//! Plain HTTP on the gRPC port: `GET /metrics` (Prometheus' text format). It sits in
-//! front of everything else because tonic-web answers 400 to any HTTP/1.1 request that is
-//! not gRPC-Web, which is what a Prometheus scrape is.
+//! Plain HTTP on the gRPC port: `GET /metrics` (Prometheus' text format) and the console's
+//! page, script and style (`console.rs`). It sits in front of everything else because
+//! tonic-web answers 400 to any HTTP/1.1 request that is not gRPC-Web, which is what a
+//! Prometheus scrape or a browser opening the console is.
 //!
 //! The page is open like health and reflection: it holds counts and versions, no
 //! customer data. Where even that must stay inside, keep the port off the public network
@@ -16,6 +17,7 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body::Body;
 use http_body_util::Full;
 
+use crate::console;
 use crate::metrics::Metrics;
 
 pub const METRICS_PATH: &str = "/metrics";
@@ -64,8 +66,33 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let is_page = matches!(*request.method(), Method::GET | Method::HEAD)
-            && request.uri().path() == METRICS_PATH;
+        let is_get = matches!(*request.method(), Method::GET | Method::HEAD);
+        if let Some(asset) = is_get
+            .then(|| console::asset(request.uri().path()))
+            .flatten()
+        {
+            return Box::pin(async move {
+                let mut response = Response::new(tonic::body::Body::new(Full::new(
+                    Bytes::from_static(asset.body),
+                )));
+                let headers = response.headers_mut();
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static(asset.content_type),
+                );
+                // The files change with the binary: revalidate rather than keep a stale one.
+                headers.insert(
+                    header::CACHE_CONTROL,
+                    header::HeaderValue::from_static("no-cache"),
+                );
+                headers.insert(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    header::HeaderValue::from_static("nosniff"),
+                );
+                Ok(response)
+            });
+        }
+        let is_page = is_get && request.uri().path() == METRICS_PATH;
         if is_page {
             let metrics = self.metrics.clone();
             return Box::pin(async move {

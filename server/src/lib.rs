@@ -4,6 +4,7 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod console;
 pub mod convert;
 pub mod error;
 pub mod health;

@@ -118,6 +118,7 @@ fn cors() -> CorsLayer {
         .allow_methods([http::Method::POST, http::Method::OPTIONS])
         .allow_headers([
             HeaderName::from_static("authorization"),
+            HeaderName::from_static("x-vitals-actor"),
             HeaderName::from_static("content-type"),
             HeaderName::from_static("x-grpc-web"),
             HeaderName::from_static("x-user-agent"),

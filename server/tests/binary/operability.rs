@@ -15,12 +15,40 @@ use vitals_proto::v1 as pb;
 use vitals_proto::v1::customer_service_client::CustomerServiceClient;
 use vitals_proto::v1::evaluation_service_client::EvaluationServiceClient;
 
-use crate::common::{FreshDatabase, Server, eventually, http_get};
+use crate::common::{FreshDatabase, Server, eventually, http_get, new_key};
 
 /// The value of one sample line (`name{labels} value`) on a metrics page.
 fn sample(page: &str, series: &str) -> Option<f64> {
     page.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_is_served_on_the_api_port_without_a_key() {
+    // A server with keys: the page holds no data, so it needs none; the API still does.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, line) = new_key("ops", "admin");
+    let keys = dir.path().join("keys.txt");
+    std::fs::write(&keys, line + "\n").expect("keys");
+    let server =
+        Server::start(dir.path(), &["--api-keys", &keys.to_string_lossy()]).expect("serving");
+    let (status, page) = http_get(server.port(), "/").await;
+    assert!(status.contains("200"), "{status}");
+    assert!(
+        page.contains("<main id=\"main\">") && page.contains("/console.js"),
+        "{page}"
+    );
+    let (status, script) = http_get(server.port(), "/console.js").await;
+    assert!(status.contains("200"), "{status}");
+    assert!(
+        script.contains("Customers most likely to leave"),
+        "the console's bundle"
+    );
+    let (status, _) = http_get(server.port(), "/console.css").await;
+    assert!(status.contains("200"), "{status}");
+    // Anything else plain is still tonic-web's to refuse.
+    let (status, _) = http_get(server.port(), "/nothing-here").await;
+    assert!(!status.contains("200"), "{status}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

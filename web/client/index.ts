@@ -1,0 +1,104 @@
+// The Vitals TypeScript client: the generated services (client/gen/, from ../proto by
+// `npm run generate`) over gRPC-Web, plus the little a front end needs around them:
+// the API key as a bearer token, paging as async iterators, and errors in words.
+//
+//   const vitals = createVitals({ endpoint: "https://vitals.example.com", apiKey });
+//   const top = await vitals.evaluations.listAtRisk({ pageSize: 20 });
+//   for await (const e of pages((pageToken) => vitals.evaluations.listAtRisk({ pageToken }),
+//                               (r) => r.evaluations)) { ... }
+
+import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
+import { createGrpcWebTransport } from "@connectrpc/connect-web";
+
+import { CustomerService } from "./gen/vitals/v1/customer_pb.js";
+import { EvaluationService } from "./gen/vitals/v1/evaluation_pb.js";
+import { EventService } from "./gen/vitals/v1/event_pb.js";
+import { FollowUpService } from "./gen/vitals/v1/followup_pb.js";
+import { ModelService } from "./gen/vitals/v1/model_pb.js";
+import { PortfolioService } from "./gen/vitals/v1/portfolio_pb.js";
+
+export * from "./gen/vitals/v1/customer_pb.js";
+export * from "./gen/vitals/v1/evaluation_pb.js";
+export * from "./gen/vitals/v1/event_pb.js";
+export * from "./gen/vitals/v1/followup_pb.js";
+export * from "./gen/vitals/v1/model_pb.js";
+export * from "./gen/vitals/v1/portfolio_pb.js";
+export { Code, ConnectError };
+
+export interface VitalsOptions {
+  /** The server's base URL, e.g. `http://127.0.0.1:50051`. */
+  endpoint: string;
+  /** An API key; omit for a server without keys (loopback only). */
+  apiKey?: string;
+  /** Who acts, for the audit trail of writes (`x-vitals-actor`). */
+  actor?: string;
+}
+
+export interface Vitals {
+  customers: Client<typeof CustomerService>;
+  events: Client<typeof EventService>;
+  evaluations: Client<typeof EvaluationService>;
+  followUps: Client<typeof FollowUpService>;
+  models: Client<typeof ModelService>;
+  portfolio: Client<typeof PortfolioService>;
+}
+
+/** Clients for every Vitals service over one gRPC-Web transport. */
+export function createVitals(options: VitalsOptions): Vitals {
+  const headers: Interceptor = (next) => async (request) => {
+    if (options.apiKey) request.header.set("authorization", `Bearer ${options.apiKey}`);
+    if (options.actor) request.header.set("x-vitals-actor", options.actor);
+    return next(request);
+  };
+  const transport = createGrpcWebTransport({
+    baseUrl: options.endpoint.replace(/\/+$/, ""),
+    interceptors: [headers],
+  });
+  return {
+    customers: createClient(CustomerService, transport),
+    events: createClient(EventService, transport),
+    evaluations: createClient(EvaluationService, transport),
+    followUps: createClient(FollowUpService, transport),
+    models: createClient(ModelService, transport),
+    portfolio: createClient(PortfolioService, transport),
+  };
+}
+
+/**
+ * Every item of a paged list, fetching a page only when the previous one is used up:
+ * `fetch(pageToken)` asks for one page, `items(response)` picks its rows.
+ */
+export async function* pages<R extends { nextPageToken: string }, T>(
+  fetch: (pageToken: string) => Promise<R>,
+  items: (response: R) => T[],
+): AsyncGenerator<T> {
+  let token = "";
+  do {
+    const response = await fetch(token);
+    yield* items(response);
+    token = response.nextPageToken;
+  } while (token !== "");
+}
+
+/** What went wrong, for a person: the server's message, and whether trying again helps. */
+export interface Problem {
+  code: Code;
+  message: string;
+  /** The server answered ABORTED: someone else changed the record first. */
+  stale: boolean;
+  /** Worth retrying as is (the server or the network was briefly unavailable). */
+  retry: boolean;
+  /** A refusal of the caller: not signed in, or a role that may not do this. */
+  refused: boolean;
+}
+
+export function problem(error: unknown): Problem {
+  const e = ConnectError.from(error);
+  return {
+    code: e.code,
+    message: e.rawMessage,
+    stale: e.code === Code.Aborted,
+    retry: e.code === Code.Unavailable || e.code === Code.ResourceExhausted,
+    refused: e.code === Code.Unauthenticated || e.code === Code.PermissionDenied,
+  };
+}

@@ -1,0 +1,604 @@
+// The Vitals console: served by vitals-server itself at `/`, talking gRPC-Web to the same
+// origin. Pages by hash route: #/at-risk, #/win-back, #/customer/<external id>,
+// #/follow-ups. Plain DOM, no framework: the whole console stays a small download.
+
+import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import {
+  AtRiskOrder,
+  type Evaluation,
+  type Event,
+  type Factor,
+  type FollowUp,
+  FollowUpStatus,
+  createVitals,
+  problem,
+  type Vitals,
+} from "../client/index.js";
+import { type Key, type Lang, lang, setLang, t } from "./i18n.js";
+
+const KEY_STORE = "vitals.apiKey";
+const LANG_STORE = "vitals.lang";
+const PAGE = 25;
+
+let vitals: Vitals = connect();
+
+function connect(): Vitals {
+  const apiKey = sessionStorage.getItem(KEY_STORE) ?? undefined;
+  return createVitals({ endpoint: location.origin, apiKey, actor: "console" });
+}
+
+// ---- DOM helpers -------------------------------------------------------------------
+
+type Child = Node | string | null | undefined | false;
+
+function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs: Record<string, string | ((e: globalThis.Event) => void)> = {},
+  ...children: Child[]
+): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (typeof value === "function") el.addEventListener(name, value);
+    else el.setAttribute(name, value);
+  }
+  for (const c of children) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(typeof c === "string" ? document.createTextNode(c) : c);
+  }
+  return el;
+}
+
+function main(): HTMLElement {
+  const el = document.getElementById("main");
+  if (!el) throw new Error("the page has no #main");
+  return el;
+}
+
+function show(...children: Child[]): void {
+  main().replaceChildren(...children.filter((c): c is Node | string => !!c));
+}
+
+function errorBox(error: unknown): HTMLElement {
+  const p = problem(error);
+  return h("p", { class: "error", role: "alert" }, `${t("error")}: ${p.message}`);
+}
+
+// ---- Formatting --------------------------------------------------------------------
+
+function money(value: number | undefined, currency: string): string {
+  if (value === undefined || !Number.isFinite(value)) return "–";
+  if (!currency) return value.toLocaleString(lang(), { maximumFractionDigits: 2 });
+  return new Intl.NumberFormat(lang(), { style: "currency", currency }).format(value);
+}
+
+function percent(p: number): string {
+  return new Intl.NumberFormat(lang(), { style: "percent", maximumFractionDigits: 1 }).format(p);
+}
+
+function when(ts: Timestamp | undefined): string {
+  if (!ts) return "";
+  return timestampDate(ts).toLocaleString(lang(), { dateStyle: "medium", timeStyle: "short" });
+}
+
+function name(e: { displayName: string; externalId: string }): string {
+  return e.displayName && e.displayName !== e.externalId
+    ? `${e.displayName} (${e.externalId})`
+    : e.externalId;
+}
+
+function stageLabel(stage: string): string {
+  return stage.replace(/_/g, " ");
+}
+
+function reason(f: Factor): string {
+  return f.displayValue ? `${f.label}: ${f.displayValue}` : f.label || f.feature;
+}
+
+function customerLink(e: { displayName: string; externalId: string }): HTMLElement {
+  return h("a", { href: `#/customer/${encodeURIComponent(e.externalId)}` }, name(e));
+}
+
+// ---- Sign in -----------------------------------------------------------------------
+
+function signIn(): void {
+  const input = h("input", { id: "api-key", type: "password", autocomplete: "off" });
+  const message = h("p", { class: "error", role: "alert" });
+  const form = h(
+    "form",
+    {
+      class: "card narrow",
+      submit: async (e) => {
+        e.preventDefault();
+        sessionStorage.setItem(KEY_STORE, input.value.trim());
+        vitals = connect();
+        try {
+          // Any read tells whether the key is good.
+          await vitals.evaluations.listAtRisk({ pageSize: 1 });
+          location.hash = "#/at-risk";
+        } catch (error) {
+          sessionStorage.removeItem(KEY_STORE);
+          message.textContent = problem(error).refused ? t("signIn.refused") : problem(error).message;
+        }
+      },
+    },
+    h("h1", {}, t("signIn.heading")),
+    h("label", { for: "api-key" }, t("signIn.key")),
+    input,
+    h("p", { class: "hint" }, t("signIn.hint")),
+    h("button", { type: "submit" }, t("signIn.submit")),
+    message,
+  );
+  show(form);
+}
+
+// ---- At risk and win back ----------------------------------------------------------
+
+async function atRisk(order: AtRiskOrder): Promise<void> {
+  const byProbability = order !== AtRiskOrder.EXPECTED_LOSS;
+  const switcher = h(
+    "div",
+    { class: "tabs", role: "group" },
+    h(
+      "a",
+      { href: "#/at-risk", "aria-current": byProbability ? "page" : "false" },
+      t("atRisk.byProbability"),
+    ),
+    h(
+      "a",
+      { href: "#/at-risk/loss", "aria-current": byProbability ? "false" : "page" },
+      t("atRisk.byLoss"),
+    ),
+  );
+  const body = h("tbody");
+  const table = h(
+    "table",
+    { id: "at-risk" },
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        h("th", { scope: "col" }, t("col.customer")),
+        h("th", { scope: "col", class: "num" }, t("col.risk")),
+        h("th", { scope: "col", class: "num" }, t("col.value")),
+        h("th", { scope: "col", class: "num" }, t("col.loss")),
+        h("th", { scope: "col" }, t("col.stage")),
+        h("th", { scope: "col" }, t("col.reason")),
+      ),
+    ),
+    body,
+  );
+  const more = h("button", { type: "button", class: "more" }, t("more"));
+  show(
+    h("h1", {}, t("atRisk.heading")),
+    h("p", { class: "note" }, t("atRisk.note")),
+    switcher,
+    table,
+    more,
+  );
+  let token = "";
+  const load = async (): Promise<void> => {
+    more.disabled = true;
+    try {
+      const page = await vitals.evaluations.listAtRisk({
+        pageSize: PAGE,
+        pageToken: token,
+        orderBy: order,
+      });
+      if (token === "" && page.evaluations.length === 0) {
+        table.replaceWith(h("p", { class: "note" }, t("atRisk.empty")));
+      }
+      for (const e of page.evaluations) body.append(atRiskRow(e));
+      token = page.nextPageToken;
+      more.hidden = token === "";
+    } catch (error) {
+      main().append(errorBox(error));
+    } finally {
+      more.disabled = false;
+    }
+  };
+  more.addEventListener("click", () => void load());
+  await load();
+}
+
+function atRiskRow(e: Evaluation): HTMLElement {
+  const churn = e.churn;
+  const p = churn?.probability ?? 0;
+  const top = churn?.raising[0];
+  return h(
+    "tr",
+    {},
+    h("td", {}, customerLink(e)),
+    h("td", { class: `num band-${churn?.riskBand ?? ""}` }, percent(p)),
+    h("td", { class: "num" }, money(e.value, e.currency)),
+    h("td", { class: "num" }, money(e.value * p, e.currency)),
+    h("td", {}, stageLabel(e.lifecycleStage)),
+    h("td", {}, top ? reason(top) : ""),
+  );
+}
+
+async function winBack(): Promise<void> {
+  const body = h("tbody");
+  const table = h(
+    "table",
+    { id: "win-back" },
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        h("th", { scope: "col" }, t("col.customer")),
+        h("th", { scope: "col", class: "num" }, t("col.lost")),
+        h("th", { scope: "col" }, t("col.stage")),
+        h("th", { scope: "col" }, t("col.why")),
+      ),
+    ),
+    body,
+  );
+  const more = h("button", { type: "button", class: "more" }, t("more"));
+  show(h("h1", {}, t("winBack.heading")), h("p", { class: "note" }, t("winBack.note")), table, more);
+  let token = "";
+  const load = async (): Promise<void> => {
+    try {
+      const page = await vitals.evaluations.listWinBack({ pageSize: PAGE, pageToken: token });
+      if (token === "" && page.evaluations.length === 0) {
+        table.replaceWith(h("p", { class: "note" }, t("winBack.empty")));
+      }
+      for (const e of page.evaluations) {
+        body.append(
+          h(
+            "tr",
+            {},
+            h("td", {}, customerLink(e)),
+            h("td", { class: "num" }, money(e.valueLost, e.currency)),
+            h("td", {}, stageLabel(e.lifecycleStage)),
+            h("td", {}, (e.churn?.absentReason ?? "").split(";")[0] ?? ""),
+          ),
+        );
+      }
+      token = page.nextPageToken;
+      more.hidden = token === "";
+    } catch (error) {
+      main().append(errorBox(error));
+    }
+  };
+  more.addEventListener("click", () => void load());
+  await load();
+}
+
+// ---- Customer ----------------------------------------------------------------------
+
+function factorBars(title: string, factors: Factor[], largest: number, kind: string): HTMLElement {
+  return h(
+    "section",
+    { class: `factors ${kind}` },
+    h("h3", {}, title),
+    h(
+      "ul",
+      {},
+      ...factors.map((f) =>
+        h(
+          "li",
+          {},
+          h("span", { class: "label" }, reason(f)),
+          h(
+            "span",
+            { class: "bar", "aria-hidden": "true" },
+            h("span", {
+              style: `width:${Math.round((Math.abs(f.contribution) / largest) * 100)}%`,
+            }),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+function part(title: Key, absent: string | undefined, ...content: Child[]): HTMLElement {
+  return h(
+    "section",
+    { class: "card" },
+    h("h2", {}, t(title)),
+    absent ? h("p", { class: "note" }, `${t("customer.absent")}: ${absent}`) : null,
+    ...(absent ? [] : content),
+  );
+}
+
+async function customer(externalId: string): Promise<void> {
+  show(h("p", {}, t("loading")));
+  try {
+    const e = await vitals.evaluations.evaluateCustomer({
+      lookup: { case: "externalId", value: externalId },
+    });
+    const [events, tasks] = await Promise.all([
+      vitals.events.listCustomerEvents({
+        customer: { case: "customerId", value: e.customerId },
+        pageSize: 50,
+      }),
+      vitals.followUps.listFollowUps({ customerId: e.customerId, pageSize: 50 }),
+    ]);
+    const churn = e.churn;
+    const factors = [...(churn?.raising ?? []), ...(churn?.lowering ?? [])];
+    const largest = Math.max(1e-9, ...factors.map((f) => Math.abs(f.contribution)));
+    const lifetime = e.lifetimeValue;
+    const card = e.scorecard;
+    show(
+      h("p", {}, h("a", { href: "#/at-risk" }, `← ${t("customer.back")}`)),
+      h("h1", { id: "customer-name" }, name(e)),
+      h("p", { class: "stage" }, `${t("customer.stage")}: ${stageLabel(e.lifecycleStage)}`),
+      h(
+        "div",
+        { class: "grid" },
+        part(
+          "customer.risk",
+          churn?.absentReason,
+          h(
+            "p",
+            { class: `big band-${churn?.riskBand ?? ""}`, id: "churn-probability" },
+            percent(churn?.probability ?? 0),
+            " ",
+            h("small", {}, t("customer.within", { days: Math.round(churn?.horizonDays ?? 0) })),
+          ),
+          factorBars(t("customer.raising"), churn?.raising ?? [], largest, "up"),
+          factorBars(t("customer.lowering"), churn?.lowering ?? [], largest, "down"),
+        ),
+        part(
+          "customer.value",
+          lifetime?.absentReason,
+          h("p", { class: "big" }, money(lifetime?.lifetimeValue, e.currency)),
+          h("p", { class: "note" }, lifetime?.basis ?? ""),
+        ),
+        part(
+          "customer.segment",
+          e.segment?.absentReason,
+          h("p", {}, h("strong", {}, e.segment?.name ?? "")),
+          h("ul", {}, ...(e.segment?.traits ?? []).map((x) => h("li", {}, x))),
+        ),
+        part(
+          "customer.scorecard",
+          card?.absentReason,
+          h(
+            "table",
+            {},
+            h(
+              "tbody",
+              {},
+              ...(card?.dimensions ?? []).map((d) =>
+                h(
+                  "tr",
+                  {},
+                  h("th", { scope: "row" }, d.dimension),
+                  h(
+                    "td",
+                    { class: "num" },
+                    d.inputsUsed === 0 ? t("customer.noData") : Math.round(d.score).toString(),
+                  ),
+                ),
+              ),
+            ),
+          ),
+          h("p", {}, `${Math.round(card?.composite ?? 0)} · ${t("customer.tier")} ${card?.tier ?? ""}`),
+        ),
+        part(
+          "customer.rfm",
+          e.rfm?.absentReason,
+          h("p", {}, `R${e.rfm?.rScore} F${e.rfm?.fScore} M${e.rfm?.mScore}: ${e.rfm?.segment ?? ""}`),
+        ),
+      ),
+      h("h2", {}, t("customer.followUps")),
+      tasks.followUps.length === 0
+        ? h("p", { class: "note" }, t("customer.noFollowUps"))
+        : h("ul", { class: "tasks" }, ...tasks.followUps.map(taskItem)),
+      h("h2", {}, t("customer.timeline")),
+      h("ol", { class: "timeline", id: "timeline" }, ...events.events.map(eventItem)),
+    );
+  } catch (error) {
+    show(errorBox(error));
+  }
+}
+
+function eventItem(e: Event): HTMLElement {
+  const p = e.payload;
+  let text: string;
+  switch (p.case) {
+    case "transaction":
+      text = `${p.case}: ${money(Number(p.value.amountMinor) / 100, p.value.currency)} ${p.value.category}`;
+      break;
+    case "payment":
+      text = `${p.case}: ${money(Number(p.value.amountMinor) / 100, p.value.currency)}`;
+      break;
+    case "feedback":
+      text = `${p.case}: ${p.value.score}${p.value.comment ? ` “${p.value.comment}”` : ""}`;
+      break;
+    case "interaction":
+      text = `${p.case}: ${p.value.category} (${p.value.channel})`;
+      break;
+    case "retentionAction":
+      text = `retention action: ${p.value.kind} ${p.value.campaign}`;
+      break;
+    default:
+      text = "";
+  }
+  return h("li", {}, h("time", {}, when(e.time)), " ", text);
+}
+
+function taskItem(f: FollowUp): HTMLElement {
+  return h(
+    "li",
+    {},
+    h("strong", {}, f.department),
+    ` · ${FollowUpStatus[f.status].toLowerCase().replace(/_/g, " ")} · ${f.detail}`,
+    f.overdue ? h("span", { class: "overdue" }, ` · ${t("followUps.overdue")}`) : null,
+  );
+}
+
+// ---- Follow-ups --------------------------------------------------------------------
+
+async function followUps(): Promise<void> {
+  const status = h(
+    "select",
+    { id: "status" },
+    h("option", { value: "" }, t("all")),
+    ...[FollowUpStatus.OPEN, FollowUpStatus.ASSIGNED, FollowUpStatus.IN_PROGRESS].map((s) =>
+      h("option", { value: String(s) }, FollowUpStatus[s].toLowerCase().replace(/_/g, " ")),
+    ),
+  );
+  const department = h("input", { id: "department", placeholder: "customer_service" });
+  const overdue = h("input", { id: "overdue", type: "checkbox" });
+  const list = h("div", { id: "queue" });
+  const reload = async (): Promise<void> => {
+    list.replaceChildren(h("p", {}, t("loading")));
+    try {
+      const page = await vitals.followUps.listFollowUps({
+        statuses: status.value ? [Number(status.value)] : [],
+        department: department.value.trim(),
+        overdueOnly: overdue.checked,
+        pageSize: 100,
+      });
+      list.replaceChildren(
+        page.followUps.length === 0
+          ? h("p", { class: "note" }, t("followUps.empty"))
+          : h("ul", { class: "tasks" }, ...page.followUps.map((f) => queueItem(f, reload))),
+      );
+    } catch (error) {
+      list.replaceChildren(errorBox(error));
+    }
+  };
+  for (const el of [status, department, overdue]) el.addEventListener("change", () => void reload());
+  show(
+    h("h1", {}, t("followUps.heading")),
+    h(
+      "div",
+      { class: "filters" },
+      h("label", { for: "status" }, t("followUps.status")),
+      status,
+      h("label", { for: "department" }, t("followUps.department")),
+      department,
+      h("label", {}, overdue, ` ${t("followUps.overdueOnly")}`),
+    ),
+    list,
+  );
+  await reload();
+}
+
+function queueItem(f: FollowUp, reload: () => Promise<void>): HTMLElement {
+  const message = h("p", { class: "error", role: "alert" });
+  const text = h("input", { "aria-label": t("followUps.assignee"), value: f.assignee });
+  const act = async (action: Parameters<Vitals["followUps"]["updateFollowUp"]>[0]["action"]) => {
+    message.replaceChildren();
+    try {
+      await vitals.followUps.updateFollowUp({ id: f.id, etag: f.etag, action });
+      await reload();
+    } catch (error) {
+      const p = problem(error);
+      if (p.stale) {
+        message.replaceChildren(
+          t("followUps.stale"),
+          " ",
+          h("button", { type: "button", click: () => void reload() }, t("followUps.reload")),
+        );
+      } else {
+        message.textContent = p.message;
+      }
+    }
+  };
+  const button = (label: Key, onClick: () => void) =>
+    h("button", { type: "button", click: onClick }, t(label));
+  return h(
+    "li",
+    { class: "task", "data-id": f.id },
+    h("div", {}, customerLink(f), ` · ${f.department} · ${f.detail}`),
+    h(
+      "div",
+      { class: "meta" },
+      `${FollowUpStatus[f.status].toLowerCase().replace(/_/g, " ")} · ${t("followUps.due")} ${when(f.dueTime)}`,
+      f.overdue ? h("span", { class: "overdue" }, ` · ${t("followUps.overdue")}`) : null,
+    ),
+    h(
+      "div",
+      { class: "actions" },
+      text,
+      button("followUps.assign", () =>
+        void act({ case: "assign", value: { assignee: text.value.trim() } }),
+      ),
+      button("followUps.start", () =>
+        void act({ case: "start", value: { assignee: text.value.trim() } }),
+      ),
+      button("followUps.resolve", () =>
+        void act({ case: "resolve", value: { outcome: text.value.trim() || "done" } }),
+      ),
+      button("followUps.dismiss", () =>
+        void act({ case: "dismiss", value: { reason: text.value.trim() || "not needed" } }),
+      ),
+    ),
+    message,
+  );
+}
+
+// ---- Shell -------------------------------------------------------------------------
+
+function nav(): void {
+  const links: [string, Key][] = [
+    ["#/at-risk", "nav.atRisk"],
+    ["#/win-back", "nav.winBack"],
+    ["#/follow-ups", "nav.followUps"],
+  ];
+  const el = document.getElementById("nav");
+  if (!el) return;
+  el.replaceChildren(
+    h("strong", { class: "brand" }, t("title")),
+    ...links.map(([href, key]) => h("a", { href }, t(key))),
+    h(
+      "button",
+      {
+        type: "button",
+        id: "lang",
+        click: () => {
+          const next: Lang = lang() === "en" ? "zh-CN" : "en";
+          localStorage.setItem(LANG_STORE, next);
+          setLang(next);
+          void route();
+        },
+      },
+      t("lang"),
+    ),
+    h(
+      "button",
+      {
+        type: "button",
+        click: () => {
+          sessionStorage.removeItem(KEY_STORE);
+          vitals = connect();
+          location.hash = "#/sign-in";
+        },
+      },
+      t("nav.signOut"),
+    ),
+  );
+  document.title = t("title");
+}
+
+async function route(): Promise<void> {
+  nav();
+  const [, page, arg] = location.hash.split("/");
+  switch (page) {
+    case "sign-in":
+      return signIn();
+    case "win-back":
+      return winBack();
+    case "customer":
+      return customer(decodeURIComponent(arg ?? ""));
+    case "follow-ups":
+      return followUps();
+    case "at-risk":
+      return atRisk(arg === "loss" ? AtRiskOrder.EXPECTED_LOSS : AtRiskOrder.PROBABILITY);
+    default:
+      location.hash = "#/at-risk";
+  }
+}
+
+setLang((localStorage.getItem(LANG_STORE) as Lang | null) ?? "en");
+window.addEventListener("hashchange", () => void route());
+void route();
