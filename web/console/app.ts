@@ -60,6 +60,10 @@ function show(...children: Child[]): void {
 
 function errorBox(error: unknown): HTMLElement {
   const p = problem(error);
+  if (p.refused && !sessionStorage.getItem(KEY_STORE)) {
+    // Not signed in, and the server wants a key: ask for one.
+    location.hash = "#/sign-in";
+  }
   return h("p", { class: "error", role: "alert" }, `${t("error")}: ${p.message}`);
 }
 

@@ -1,0 +1,186 @@
+// The console in a real browser (Debian's Chromium through playwright-core) against the
+// real vitals-server, with keys, on generated data trained and scored by the real
+// vitals-trainer. What the pages show is checked against the API's own answers.
+//
+// Needs the debug binaries (`cargo build --bins`; CI runs `cargo test` first) and
+// Chromium at /usr/bin/chromium (VITALS_CHROMIUM overrides).
+
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { build } from "esbuild";
+import { chromium } from "playwright-core";
+
+const root = resolve(import.meta.dirname, "../..");
+const bin = (name) => join(root, "target", process.env.VITALS_PROFILE ?? "debug", name);
+const dir = mkdtempSync(join(tmpdir(), "vitals-console-"));
+let server;
+let browser;
+let base;
+let key;
+let api;
+
+function freePort() {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.on("error", fail);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+  });
+}
+
+function trainer(...args) {
+  return execFileSync(bin("vitals-trainer"), [...args, "--data-dir", dir], {
+    encoding: "utf8",
+    env: { ...process.env, RUST_LOG: "warn" },
+  });
+}
+
+async function waitForServer(url) {
+  for (let i = 0; i < 100; i++) {
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no server at ${url}`);
+}
+
+before(async () => {
+  const asOf = new Date(Date.now() - 60 * 86_400_000).toISOString().slice(0, 10);
+  trainer("generate", "--customers", "400", "--seed", "3");
+  trainer("train", "--registry", join(dir, "models"), "--as-of", asOf, "--horizon", "30d", "--activate");
+  trainer("score", "--registry", join(dir, "models"), "--store");
+  const made = execFileSync(bin("vitals-server"), ["new-key", "--name", "console-test", "--roles", "admin,pii-reader"], {
+    encoding: "utf8",
+  });
+  key = made.match(/vk_[A-Za-z0-9_-]+/)[0];
+  writeFileSync(join(dir, "keys.txt"), `${made.trim().split("\n").pop()}\n`);
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  server = spawn(
+    bin("vitals-server"),
+    ["--data-dir", dir, "--registry", join(dir, "models"), "--listen", `127.0.0.1:${port}`, "--api-keys", join(dir, "keys.txt")],
+    { stdio: "ignore", env: { ...process.env, RUST_LOG: "warn" } },
+  );
+  await waitForServer(`${base}/`);
+  // The same client the console uses, built for Node, to ask the API directly.
+  const client = join(dir, "client.mjs");
+  await build({ entryPoints: [resolve(import.meta.dirname, "../client/index.ts")], bundle: true, format: "esm", platform: "node", outfile: client, logLevel: "warning" });
+  const { createVitals } = await import(client);
+  api = createVitals({ endpoint: base, apiKey: key });
+  browser = await chromium.launch({
+    executablePath: process.env.VITALS_CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--no-sandbox"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill("SIGTERM");
+});
+
+async function signedIn() {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  await page.goto(`${base}/#/sign-in`);
+  await page.fill("#api-key", key);
+  await page.click("button[type=submit]");
+  await page.waitForSelector("#at-risk tbody tr");
+  return page;
+}
+
+async function axe(page) {
+  await page.addScriptTag({ content: readFileSync(resolve(import.meta.dirname, "../node_modules/axe-core/axe.min.js"), "utf8") });
+  const result = await page.evaluate(() => globalThis.axe.run());
+  return result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+}
+
+test("without a key the console asks for one, and a wrong key is refused", async () => {
+  const page = await browser.newPage();
+  await page.goto(`${base}/#/at-risk`);
+  await page.waitForSelector("#api-key");
+  await page.fill("#api-key", "vk_not-a-key");
+  await page.click("button[type=submit]");
+  await page.getByText("This key was refused.").waitFor();
+  await page.close();
+});
+
+test("the at-risk page lists what ListAtRisk answers, riskiest first, and pages on", async () => {
+  const page = await signedIn();
+  const first = await api.evaluations.listAtRisk({ pageSize: 25 });
+  const rows = page.locator("#at-risk tbody tr");
+  assert.equal(await rows.count(), first.evaluations.length);
+  const names = await page.locator("#at-risk tbody tr td:first-child").allTextContents();
+  assert.deepEqual(names, first.evaluations.map((e) => e.externalId));
+  for (const e of first.evaluations) {
+    assert.ok(!["dormant", "churned"].includes(e.lifecycleStage), "nobody lapsed is at risk");
+  }
+  if (first.nextPageToken) {
+    await page.click("button.more");
+    const second = await api.evaluations.listAtRisk({ pageSize: 25, pageToken: first.nextPageToken });
+    await page.waitForFunction((n) => document.querySelectorAll("#at-risk tbody tr").length === n, first.evaluations.length + second.evaluations.length);
+  }
+  assert.deepEqual(await axe(page), []);
+  await page.screenshot({ path: join(dir, "at-risk.png") });
+  await page.close();
+});
+
+test("a customer's page shows the evaluation the API gives, with reasons in words", async () => {
+  const page = await signedIn();
+  const top = (await api.evaluations.listAtRisk({ pageSize: 1 })).evaluations[0];
+  await page.click(`#at-risk tbody tr a[href="#/customer/${top.externalId}"]`);
+  await page.waitForSelector("#customer-name");
+  assert.equal(await page.textContent("#customer-name"), top.externalId);
+  const e = await api.evaluations.evaluateCustomer({ lookup: { case: "externalId", value: top.externalId } });
+  const shown = await page.textContent("#churn-probability");
+  assert.ok(shown.startsWith(`${(e.churn.probability * 100).toFixed(1)}%`), `${shown} vs ${e.churn.probability}`);
+  const reasons = await page.locator(".factors li .label").allTextContents();
+  assert.ok(reasons.length > 0);
+  for (const r of reasons) assert.doesNotMatch(r, /attr\.|_missing|=other/);
+  assert.ok((await page.locator("#timeline li").count()) > 0, "the timeline");
+  assert.deepEqual(await axe(page), []);
+  await page.screenshot({ path: join(dir, "customer.png"), fullPage: true });
+  await page.close();
+});
+
+test("a follow-up is assigned from the queue, and a second tab's stale copy says so", async () => {
+  const [tab1, tab2] = [await signedIn(), await signedIn()];
+  for (const tab of [tab1, tab2]) {
+    await tab.goto(`${base}/#/follow-ups`);
+    await tab.waitForSelector("#queue .task");
+  }
+  const id = await tab1.locator("#queue .task").first().getAttribute("data-id");
+  const task = (name) => `#queue .task[data-id="${id}"]`;
+  await tab1.fill(`${task()} input`, "ann");
+  await tab1.click(`${task()} button:has-text("Assign")`);
+  await tab1.waitForFunction(async () => true);
+  const after = await api.followUps.getFollowUp({ id });
+  await tab1.waitForSelector(`${task()} .meta:has-text("assigned")`);
+  assert.equal(after.assignee, "ann");
+  // The second tab still holds the old etag.
+  await tab2.fill(`${task()} input`, "bob");
+  await tab2.click(`${task()} button:has-text("Assign")`);
+  await tab2.getByText("Changed by someone else").waitFor();
+  assert.equal((await api.followUps.getFollowUp({ id })).assignee, "ann", "the stale write changed nothing");
+  assert.deepEqual(await axe(tab2), []);
+  await tab1.close();
+  await tab2.close();
+});
+
+test("the console speaks Simplified Chinese", async () => {
+  const page = await signedIn();
+  await page.click("#lang");
+  await page.getByText("最可能流失的客户").waitFor();
+  assert.equal(await page.getAttribute("html", "lang"), "zh-CN");
+  await page.click("#lang");
+  await page.getByText("Customers most likely to leave").waitFor();
+  await page.close();
+});
