@@ -1,4 +1,4 @@
-//! The console's files, built from `web/` (`npm run build` there) and embedded in the
+//! The console's files and the embeddable customer card, built from `web/` (`npm run build` there) and embedded in the
 //! binary, so the README's first command serves the console with nothing but Rust
 //! installed. CI rebuilds them and fails when they differ from the checked-in build.
 //!
@@ -10,11 +10,15 @@
 pub struct Asset {
     pub body: &'static [u8],
     pub content_type: &'static str,
+    /// Loadable by pages of other origins: the customer card is a module script, which
+    /// browsers fetch in CORS mode.
+    pub cross_origin: bool,
 }
 
 const PAGE: Asset = Asset {
     body: include_bytes!("../../web/dist/console.html"),
     content_type: "text/html; charset=utf-8",
+    cross_origin: false,
 };
 
 /// The file served at `path`, if the console has one there.
@@ -24,10 +28,18 @@ pub fn asset(path: &str) -> Option<Asset> {
         "/console.js" => Some(Asset {
             body: include_bytes!("../../web/dist/console.js"),
             content_type: "text/javascript; charset=utf-8",
+            cross_origin: false,
         }),
         "/console.css" => Some(Asset {
             body: include_bytes!("../../web/dist/console.css"),
             content_type: "text/css; charset=utf-8",
+            cross_origin: false,
+        }),
+        // <vitals-customer-card>, for CRM pages on other origins (examples/crm-page/).
+        "/card.js" => Some(Asset {
+            body: include_bytes!("../../web/dist/card.js"),
+            content_type: "text/javascript; charset=utf-8",
+            cross_origin: true,
         }),
         _ => None,
     }

@@ -89,6 +89,12 @@ where
                     header::X_CONTENT_TYPE_OPTIONS,
                     header::HeaderValue::from_static("nosniff"),
                 );
+                if asset.cross_origin {
+                    headers.insert(
+                        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                        header::HeaderValue::from_static("*"),
+                    );
+                }
                 Ok(response)
             });
         }

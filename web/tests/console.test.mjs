@@ -9,6 +9,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -86,7 +87,10 @@ before(async () => {
 after(async () => {
   await browser?.close();
   server?.kill("SIGTERM");
+  crm?.close();
 });
+
+let crm;
 
 async function signedIn() {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
@@ -182,5 +186,33 @@ test("the console speaks Simplified Chinese", async () => {
   assert.equal(await page.getAttribute("html", "lang"), "zh-CN");
   await page.click("#lang");
   await page.getByText("Customers most likely to leave").waitFor();
+  await page.close();
+});
+
+test("the customer card works on a CRM page of another origin", async () => {
+  // examples/crm-page served from its own port: another origin than the server's.
+  const html = readFileSync(join(root, "examples/crm-page/index.html"));
+  crm = createHttpServer((_, res) => res.writeHead(200, { "content-type": "text/html" }).end(html));
+  const port = await new Promise((ok) => crm.listen(0, "127.0.0.1", () => ok(crm.address().port)));
+  const top = (await api.evaluations.listAtRisk({ pageSize: 1 })).evaluations[0];
+  const page = await browser.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.goto(`http://127.0.0.1:${port}/?endpoint=${encodeURIComponent(base)}&id=${top.externalId}&key=${key}`);
+  const risk = page.locator("vitals-customer-card .risk");
+  await risk.waitFor();
+  const e = await api.evaluations.evaluateCustomer({ lookup: { case: "externalId", value: top.externalId } });
+  assert.ok((await risk.textContent()).startsWith(`${(e.churn.probability * 100).toFixed(1)}%`));
+  const card = await page.locator("vitals-customer-card .card").textContent();
+  for (const word of ["Raising the risk", "Lifetime value", "Tier", "Segment", "Open follow-ups"]) {
+    assert.ok(card.includes(word), `${word} in ${card}`);
+  }
+  assert.doesNotMatch(card, /attr\.|_missing|=other/);
+  // The same customer in Chinese, by changing one attribute.
+  await page.evaluate(() => document.getElementById("card").setAttribute("lang", "zh-CN"));
+  await page.locator("vitals-customer-card").getByText("推高风险").waitFor();
+  assert.deepEqual(errors, []);
+  assert.deepEqual(await axe(page), []);
+  await page.screenshot({ path: join(dir, "card.png") });
   await page.close();
 });

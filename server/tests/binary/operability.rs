@@ -46,6 +46,9 @@ async fn the_console_is_served_on_the_api_port_without_a_key() {
     );
     let (status, _) = http_get(server.port(), "/console.css").await;
     assert!(status.contains("200"), "{status}");
+    let (status, card) = http_get(server.port(), "/card.js").await;
+    assert!(status.contains("200"), "{status}");
+    assert!(card.contains("vitals-customer-card"), "the card's bundle");
     // Anything else plain is still tonic-web's to refuse.
     let (status, _) = http_get(server.port(), "/nothing-here").await;
     assert!(!status.contains("200"), "{status}");
