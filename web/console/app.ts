@@ -174,11 +174,48 @@ async function atRisk(order: AtRiskOrder): Promise<void> {
     body,
   );
   const more = h("button", { type: "button", class: "more" }, t("more"));
+  const empty = h("p", { class: "note", hidden: "" }, t("atRisk.empty"));
+  // Filters the API applies (the list pages through the server, never loaded whole).
+  const segment = h("select", { id: "filter-segment" }, h("option", { value: "" }, t("all")));
+  const tier = h(
+    "select",
+    { id: "filter-tier" },
+    h("option", { value: "" }, t("all")),
+    ...["platinum", "gold", "silver", "bronze"].map((x) => h("option", { value: x }, x)),
+  );
+  const band = h(
+    "select",
+    { id: "filter-band" },
+    h("option", { value: "" }, t("all")),
+    h("option", { value: "0.5" }, t("band.high")),
+    h("option", { value: "0.25" }, t("band.mediumUp")),
+  );
+  void vitals.evaluations
+    .listSegments({})
+    .then((r) => {
+      for (const s of r.segments) {
+        segment.append(
+          h("option", { value: String(s.segmentId) }, s.population ? `${s.name} (${s.population})` : s.name),
+        );
+      }
+    })
+    .catch(() => undefined);
   show(
     h("h1", {}, t("atRisk.heading")),
     h("p", { class: "note" }, t("atRisk.note")),
     switcher,
+    h(
+      "div",
+      { class: "filters" },
+      h("label", { for: "filter-segment" }, t("col.segment")),
+      segment,
+      h("label", { for: "filter-tier" }, t("customer.tier")),
+      tier,
+      h("label", { for: "filter-band" }, t("col.risk")),
+      band,
+    ),
     table,
+    empty,
     more,
   );
   let token = "";
@@ -189,10 +226,11 @@ async function atRisk(order: AtRiskOrder): Promise<void> {
         pageSize: PAGE,
         pageToken: token,
         orderBy: order,
+        segmentId: segment.value === "" ? undefined : Number(segment.value),
+        tier: tier.value,
+        minProbability: band.value === "" ? undefined : Number(band.value),
       });
-      if (token === "" && page.evaluations.length === 0) {
-        table.replaceWith(h("p", { class: "note" }, t("atRisk.empty")));
-      }
+      if (token === "") empty.hidden = page.evaluations.length > 0;
       for (const e of page.evaluations) body.append(atRiskRow(e));
       token = page.nextPageToken;
       more.hidden = token === "";
@@ -203,6 +241,13 @@ async function atRisk(order: AtRiskOrder): Promise<void> {
     }
   };
   more.addEventListener("click", () => void load());
+  for (const filter of [segment, tier, band]) {
+    filter.addEventListener("change", () => {
+      token = "";
+      body.replaceChildren();
+      void load();
+    });
+  }
   await load();
 }
 
@@ -541,6 +586,167 @@ function queueItem(f: FollowUp, reload: () => Promise<void>): HTMLElement {
   );
 }
 
+// ---- Segments ----------------------------------------------------------------------
+
+async function segments(): Promise<void> {
+  show(h("p", {}, t("loading")));
+  try {
+    const r = await vitals.evaluations.listSegments({});
+    show(
+      h("h1", {}, t("segments.heading")),
+      h("p", { class: "note" }, t("segments.note", { version: String(r.modelVersion) })),
+      h(
+        "table",
+        { id: "segments" },
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            h("th", { scope: "col" }, t("col.segment")),
+            h("th", { scope: "col" }, t("segments.population")),
+            h("th", { scope: "col", class: "num" }, t("segments.size")),
+            h("th", { scope: "col", class: "num" }, t("col.risk")),
+            h("th", { scope: "col", class: "num" }, t("col.value")),
+            h("th", { scope: "col" }, t("segments.traits")),
+          ),
+        ),
+        h(
+          "tbody",
+          {},
+          ...r.segments.map((s) =>
+            h(
+              "tr",
+              {},
+              h("td", {}, s.name),
+              h("td", {}, s.population),
+              h("td", { class: "num" }, Number(s.size).toLocaleString(lang())),
+              h("td", { class: "num" }, s.meanChurnProbability === undefined ? "–" : percent(s.meanChurnProbability)),
+              h("td", { class: "num" }, s.meanValue === undefined ? "–" : s.meanValue.toLocaleString(lang(), { maximumFractionDigits: 0 })),
+              h("td", {}, s.traits.join(", ")),
+            ),
+          ),
+        ),
+      ),
+    );
+  } catch (error) {
+    show(errorBox(error));
+  }
+}
+
+// ---- Models ------------------------------------------------------------------------
+
+async function models(): Promise<void> {
+  show(h("p", {}, t("loading")));
+  try {
+    const list = await vitals.models.listModels({});
+    const kinds = [...new Set(list.models.map((m) => m.kind))];
+    const activations = (
+      await Promise.all(kinds.map((kind) => vitals.models.listActivations({ kind })))
+    )
+      .flatMap((r) => r.activations)
+      .sort((a, b) => Number((a.time?.seconds ?? 0n) - (b.time?.seconds ?? 0n)));
+    const reason = h("input", { id: "activation-reason", placeholder: t("models.reasonHint") });
+    const message = h("p", { class: "error", role: "alert" });
+    const metric = (m: (typeof list.models)[number]) => {
+      const shown = ["roc_auc", "pr_auc", "k"].filter((k) => m.metrics[k] !== undefined);
+      return shown.map((k) => `${k} ${m.metrics[k]?.toFixed(k === "k" ? 0 : 3)}`).join(" · ");
+    };
+    show(
+      h("h1", {}, t("models.heading")),
+      h("div", { class: "filters" }, h("label", { for: "activation-reason" }, t("models.reason")), reason),
+      message,
+      ...kinds.map((kind) =>
+        h(
+          "section",
+          { class: "card", "data-kind": kind },
+          h("h2", {}, kind),
+          h(
+            "table",
+            {},
+            h(
+              "thead",
+              {},
+              h(
+                "tr",
+                {},
+                h("th", { scope: "col" }, t("models.version")),
+                h("th", { scope: "col" }, t("models.algorithm")),
+                h("th", { scope: "col" }, t("models.created")),
+                h("th", { scope: "col" }, t("models.metrics")),
+                h("th", { scope: "col" }, t("models.state")),
+                h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, t("models.activate"))),
+              ),
+            ),
+            h(
+              "tbody",
+              {},
+              ...list.models
+                .filter((m) => m.kind === kind)
+                .map((m) =>
+                  h(
+                    "tr",
+                    { "data-version": String(m.version) },
+                    h("td", {}, `v${m.version}`),
+                    h("td", {}, m.algorithm),
+                    h("td", {}, new Date(m.created).toLocaleString(lang(), { dateStyle: "medium", timeStyle: "short" })),
+                    h("td", {}, metric(m)),
+                    h("td", { class: "state" }, m.active ? t("models.active") : ""),
+                    h(
+                      "td",
+                      {},
+                      m.active
+                        ? null
+                        : h(
+                            "button",
+                            {
+                              type: "button",
+                              click: async () => {
+                                message.replaceChildren();
+                                try {
+                                  await vitals.models.activateModel({
+                                    kind,
+                                    version: m.version,
+                                    reason: reason.value.trim() || "activated in the console",
+                                  });
+                                  await models();
+                                } catch (error) {
+                                  message.textContent = problem(error).message;
+                                }
+                              },
+                            },
+                            t("models.activate"),
+                          ),
+                    ),
+                  ),
+                ),
+            ),
+          ),
+        ),
+      ),
+      h("h2", {}, t("models.history")),
+      h(
+        "ol",
+        { id: "activations", class: "timeline" },
+        ...activations
+          .slice()
+          .reverse()
+          .map((a) =>
+            h(
+              "li",
+              {},
+              h("time", {}, when(a.time)),
+              ` ${a.kind} ${a.previousVersion === 0n ? t("models.none") : `v${a.previousVersion}`} → v${a.version} · ${a.actor} · ${a.reason}`,
+            ),
+          ),
+      ),
+    );
+  } catch (error) {
+    show(errorBox(error));
+  }
+}
+
 // ---- Shell -------------------------------------------------------------------------
 
 function nav(): void {
@@ -548,6 +754,8 @@ function nav(): void {
     ["#/at-risk", "nav.atRisk"],
     ["#/win-back", "nav.winBack"],
     ["#/follow-ups", "nav.followUps"],
+    ["#/segments", "nav.segments"],
+    ["#/models", "nav.models"],
   ];
   const el = document.getElementById("nav");
   if (!el) return;
@@ -596,6 +804,10 @@ async function route(): Promise<void> {
       return customer(decodeURIComponent(arg ?? ""));
     case "follow-ups":
       return followUps();
+    case "segments":
+      return segments();
+    case "models":
+      return models();
     case "at-risk":
       return atRisk(arg === "loss" ? AtRiskOrder.EXPECTED_LOSS : AtRiskOrder.PROBABILITY);
     default:

@@ -58,7 +58,10 @@ async function waitForServer(url) {
 before(async () => {
   const asOf = new Date(Date.now() - 60 * 86_400_000).toISOString().slice(0, 10);
   trainer("generate", "--customers", "400", "--seed", "3");
-  trainer("train", "--registry", join(dir, "models"), "--as-of", asOf, "--horizon", "30d", "--activate");
+  // Two versions of each model, so that the models page has one to roll back to.
+  for (const seed of ["1", "2"]) {
+    trainer("train", "--registry", join(dir, "models"), "--as-of", asOf, "--horizon", "30d", "--seed", seed, "--activate");
+  }
   trainer("score", "--registry", join(dir, "models"), "--store");
   const made = execFileSync(bin("vitals-server"), ["new-key", "--name", "console-test", "--roles", "admin,pii-reader"], {
     encoding: "utf8",
@@ -215,4 +218,58 @@ test("the customer card works on a CRM page of another origin", async () => {
   assert.deepEqual(await axe(page), []);
   await page.screenshot({ path: join(dir, "card.png") });
   await page.close();
+});
+
+test("the segments page shows what ListSegments answers", async () => {
+  const page = await signedIn();
+  await page.goto(`${base}/#/segments`);
+  await page.waitForSelector("#segments tbody tr");
+  const r = await api.evaluations.listSegments({});
+  const names = await page.locator("#segments tbody tr td:first-child").allTextContents();
+  assert.deepEqual(names, r.segments.map((s) => s.name));
+  assert.deepEqual(await axe(page), []);
+  await page.close();
+});
+
+test("an admin rolls a model back from the models page and activates it again", async () => {
+  const page = await signedIn();
+  await page.goto(`${base}/#/models`);
+  const churn = page.locator('section[data-kind="churn"]');
+  await churn.locator('tr[data-version="2"] .state:has-text("active")').waitFor();
+  await page.fill("#activation-reason", "rollback: checking the console");
+  await churn.locator('tr[data-version="1"] button').click();
+  await churn.locator('tr[data-version="1"] .state:has-text("active")').waitFor();
+  const listed = await api.models.listModels({ kind: "churn" });
+  assert.equal(listed.models.find((m) => m.active)?.version, 1n);
+  const history = await api.models.listActivations({ kind: "churn" });
+  const last = history.activations.at(-1);
+  assert.equal(last.reason, "rollback: checking the console");
+  assert.equal(last.version, 1n);
+  await page.locator("#activations li", { hasText: "rollback: checking the console" }).waitFor();
+  await page.fill("#activation-reason", "back to v2");
+  await churn.locator('tr[data-version="2"] button').click();
+  await churn.locator('tr[data-version="2"] .state:has-text("active")').waitFor();
+  assert.deepEqual(await axe(page), []);
+  await page.screenshot({ path: join(dir, "models.png"), fullPage: true });
+  await page.close();
+});
+
+test("at-risk filters are the API's: a tier shows only that tier", async () => {
+  const page = await signedIn();
+  await page.selectOption("#filter-tier", "bronze");
+  const expected = await api.evaluations.listAtRisk({ pageSize: 25, tier: "bronze" });
+  await page.waitForFunction(
+    (n) => document.querySelectorAll("#at-risk tbody tr").length === n,
+    expected.evaluations.length,
+  );
+  const names = await page.locator("#at-risk tbody tr td:first-child").allTextContents();
+  assert.deepEqual(names, expected.evaluations.map((e) => e.externalId));
+  await page.close();
+});
+
+test("every string of the console exists in both languages", async () => {
+  const out = join(dir, "i18n.mjs");
+  await build({ entryPoints: [resolve(import.meta.dirname, "../console/i18n.ts")], bundle: true, format: "esm", platform: "node", outfile: out, logLevel: "warning" });
+  const { catalogue } = await import(out);
+  assert.deepEqual(Object.keys(catalogue["zh-CN"]).sort(), Object.keys(catalogue.en).sort());
 });

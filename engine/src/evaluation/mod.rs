@@ -9,14 +9,14 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::domain::{Customer, CustomerData, StoredEvent};
 use crate::features::{BEHAVIOUR, Behaviour, RawFeatures};
 use crate::labels::{Population, standing};
 use crate::models::ModelError;
 use crate::models::churn::{LoadedChurn, PopulationChurn};
 use crate::models::clv::{LoadedClv, RfmSummary, summarize};
-use serde::{Deserialize, Serialize};
-
 use crate::models::segments::{SegmentInput, SegmentModel, SegmentProfile};
 use crate::reference::ReferenceStats;
 use crate::registry::{Manifest, ModelRegistry};
