@@ -76,7 +76,11 @@ function money(value: number | undefined, currency: string): string {
 }
 
 function percent(p: number): string {
-  return new Intl.NumberFormat(lang(), { style: "percent", maximumFractionDigits: 1 }).format(p);
+  return new Intl.NumberFormat(lang(), {
+    style: "percent",
+    minimumFractionDigits: 1,
+    maximumFractionDigits: 1,
+  }).format(p);
 }
 
 function when(ts: Timestamp | undefined): string {
@@ -586,6 +590,171 @@ function queueItem(f: FollowUp, reload: () => Promise<void>): HTMLElement {
   );
 }
 
+// ---- Campaigns ---------------------------------------------------------------------
+
+async function campaigns(): Promise<void> {
+  show(h("p", {}, t("loading")));
+  const list = h("tbody");
+  const message = h("p", { class: "error", role: "alert" });
+  const name = h("input", { id: "campaign-name", required: "" });
+  const action = h("input", { id: "campaign-action", value: "call", required: "" });
+  const holdout = h("input", { id: "campaign-holdout", type: "number", step: "0.05", min: "0.05", max: "0.5", value: "0.1" });
+  const horizon = h("input", { id: "campaign-horizon", type: "number", min: "1", value: "90" });
+  const bands = ["high", "medium", "low"].map((b) =>
+    h("label", {}, h("input", { type: "checkbox", name: "band", value: b, ...(b === "high" ? { checked: "" } : {}) }), ` ${b}`),
+  );
+  const form = h(
+    "form",
+    {
+      class: "card",
+      id: "new-campaign",
+      submit: async (e) => {
+        e.preventDefault();
+        message.replaceChildren();
+        try {
+          await vitals.followUps.createCampaign({
+            name: name.value.trim(),
+            actionKind: action.value.trim(),
+            holdoutShare: Number(holdout.value),
+            horizonDays: Number(horizon.value),
+            target: {
+              riskBands: bands
+                .map((l) => l.querySelector("input"))
+                .filter((i): i is HTMLInputElement => !!i?.checked)
+                .map((i) => i.value),
+            },
+          });
+          location.hash = `#/campaign/${encodeURIComponent(name.value.trim())}`;
+        } catch (error) {
+          message.textContent = problem(error).message;
+        }
+      },
+    },
+    h("h2", {}, t("campaigns.new")),
+    h("div", { class: "filters" }, h("label", { for: "campaign-name" }, t("campaigns.name")), name, h("label", { for: "campaign-action" }, t("campaigns.action")), action),
+    h("div", { class: "filters" }, h("span", {}, t("campaigns.bands")), ...bands),
+    h("div", { class: "filters" }, h("label", { for: "campaign-holdout" }, t("campaigns.holdout")), holdout, h("label", { for: "campaign-horizon" }, t("campaigns.horizon")), horizon),
+    h("button", { type: "submit" }, t("campaigns.create")),
+    message,
+  );
+  try {
+    const r = await vitals.followUps.listCampaigns({ pageSize: 100 });
+    for (const c of r.campaigns) {
+      list.append(
+        h(
+          "tr",
+          {},
+          h("td", {}, h("a", { href: `#/campaign/${encodeURIComponent(c.name)}` }, c.name)),
+          h("td", {}, c.actionKind),
+          h("td", { class: "num" }, String(c.treatedCount)),
+          h("td", { class: "num" }, String(c.controlCount)),
+          h("td", {}, when(c.drawTime)),
+        ),
+      );
+    }
+    show(
+      h("h1", {}, t("campaigns.heading")),
+      h(
+        "table",
+        { id: "campaigns" },
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            h("th", { scope: "col" }, t("campaigns.name")),
+            h("th", { scope: "col" }, t("campaigns.action")),
+            h("th", { scope: "col", class: "num" }, t("campaigns.treated")),
+            h("th", { scope: "col", class: "num" }, t("campaigns.control")),
+            h("th", { scope: "col" }, t("campaigns.drawn")),
+          ),
+        ),
+        list,
+      ),
+      form,
+    );
+  } catch (error) {
+    show(errorBox(error));
+  }
+}
+
+/** The effect's interval on a line from -0.5 to +0.5, zero marked: where the truth likely lies. */
+function intervalChart(low: number, high: number, point: number): SVGSVGElement {
+  const ns = "http://www.w3.org/2000/svg";
+  const x = (v: number) => 20 + ((Math.max(-0.5, Math.min(0.5, v)) + 0.5) * 360);
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 400 60");
+  svg.setAttribute("width", "400");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `${percent(low)} … ${percent(high)}`);
+  const line = (x1: number, y1: number, x2: number, y2: number, stroke: string, width: number) => {
+    const l = document.createElementNS(ns, "line");
+    for (const [k, v] of Object.entries({ x1, y1, x2, y2, stroke, "stroke-width": width })) l.setAttribute(k, String(v));
+    svg.append(l);
+  };
+  line(20, 30, 380, 30, "#d6dbe4", 2);
+  line(x(0), 10, x(0), 50, "#4a5468", 1);
+  line(x(low), 30, x(high), 30, "#1f5fbf", 6);
+  const dot = document.createElementNS(ns, "circle");
+  for (const [k, v] of Object.entries({ cx: x(point), cy: 30, r: 6, fill: "#1d2330" })) dot.setAttribute(k, String(v));
+  svg.append(dot);
+  return svg;
+}
+
+async function campaign(campaignName: string): Promise<void> {
+  show(h("p", {}, t("loading")));
+  try {
+    const [c, members, review] = await Promise.all([
+      vitals.followUps.getCampaign({ name: campaignName }),
+      vitals.followUps.listCampaignMembers({ campaign: campaignName, pageSize: 100 }),
+      vitals.followUps.reviewCampaign({ subject: { case: "campaign", value: campaignName } }),
+    ]);
+    show(
+      h("p", {}, h("a", { href: "#/campaigns" }, `← ${t("campaigns.heading")}`)),
+      h("h1", { id: "campaign-name" }, c.name),
+      h("p", { class: "note" }, t("campaigns.about", { action: c.actionKind, treated: String(c.treatedCount), control: String(c.controlCount), days: String(c.horizonDays) })),
+      h(
+        "section",
+        { class: "card", id: "review" },
+        h("h2", {}, t("campaigns.review")),
+        h("p", { class: "verdict" }, h("strong", {}, review.verdict.replace(/_/g, " ")), ": ", h("span", { id: "review-summary" }, review.summary)),
+        // Too few counted yet: rates and an interval would only be noise.
+        review.verdict === "too_few"
+          ? null
+          : h("p", {}, t("campaigns.rates", {
+              treated: percent(review.treated?.churnRate ?? 0),
+              control: percent(review.control?.churnRate ?? 0),
+              low: percent(review.ciLow),
+              high: percent(review.ciHigh),
+            })),
+        review.verdict === "too_few" ? null : intervalChart(review.ciLow, review.ciHigh, review.difference),
+      ),
+      h("h2", {}, t("campaigns.members")),
+      h(
+        "table",
+        { id: "members" },
+        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, t("col.customer")), h("th", { scope: "col" }, t("campaigns.arm")), h("th", { scope: "col", class: "num" }, t("col.risk")))),
+        h(
+          "tbody",
+          {},
+          ...members.members.map((m) =>
+            h(
+              "tr",
+              {},
+              h("td", {}, customerLink(m)),
+              h("td", {}, m.arm === 2 ? t("campaigns.control") : t("campaigns.treated")),
+              h("td", { class: "num" }, m.churnProbability === undefined ? "–" : percent(m.churnProbability)),
+            ),
+          ),
+        ),
+      ),
+    );
+  } catch (error) {
+    show(errorBox(error));
+  }
+}
+
 // ---- Segments ----------------------------------------------------------------------
 
 async function segments(): Promise<void> {
@@ -754,6 +923,7 @@ function nav(): void {
     ["#/at-risk", "nav.atRisk"],
     ["#/win-back", "nav.winBack"],
     ["#/follow-ups", "nav.followUps"],
+    ["#/campaigns", "nav.campaigns"],
     ["#/segments", "nav.segments"],
     ["#/models", "nav.models"],
   ];
@@ -804,6 +974,10 @@ async function route(): Promise<void> {
       return customer(decodeURIComponent(arg ?? ""));
     case "follow-ups":
       return followUps();
+    case "campaigns":
+      return campaigns();
+    case "campaign":
+      return campaign(decodeURIComponent(arg ?? ""));
     case "segments":
       return segments();
     case "models":

@@ -273,3 +273,29 @@ test("every string of the console exists in both languages", async () => {
   const { catalogue } = await import(out);
   assert.deepEqual(Object.keys(catalogue["zh-CN"]).sort(), Object.keys(catalogue.en).sort());
 });
+
+test("a campaign is drawn from the console, and its members and review match the API", async () => {
+  const page = await signedIn();
+  await page.goto(`${base}/#/campaigns`);
+  await page.waitForSelector("#new-campaign");
+  await page.fill("#campaign-name", "console-winback");
+  await page.fill("#campaign-holdout", "0.2");
+  await page.click('#new-campaign button[type="submit"]');
+  await page.waitForSelector("#review-summary");
+  const c = await api.followUps.getCampaign({ name: "console-winback" });
+  assert.deepEqual(c.target.riskBands, ["high"]);
+  assert.equal(c.holdoutShare, 0.2);
+  const review = await api.followUps.reviewCampaign({ subject: { case: "campaign", value: "console-winback" } });
+  assert.equal(await page.textContent("#review-summary"), review.summary);
+  const members = await api.followUps.listCampaignMembers({ campaign: "console-winback", pageSize: 100 });
+  assert.equal(await page.locator("#members tbody tr").count(), members.members.length);
+  assert.equal(members.members.length, Math.min(100, Number(c.treatedCount + c.controlCount)));
+  // A second campaign of the same name is refused, with the server's words.
+  await page.goto(`${base}/#/campaigns`);
+  await page.waitForSelector("#new-campaign");
+  await page.fill("#campaign-name", "console-winback");
+  await page.click('#new-campaign button[type="submit"]');
+  await page.locator("#new-campaign .error").filter({ hasText: /console-winback/ }).waitFor();
+  assert.deepEqual(await axe(page), []);
+  await page.close();
+});
