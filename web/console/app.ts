@@ -2,7 +2,7 @@
 // origin. Pages by hash route: #/at-risk, #/win-back, #/customer/<external id>,
 // #/follow-ups. Plain DOM, no framework: the whole console stays a small download.
 
-import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import {
   AtRiskOrder,
   type Evaluation,
@@ -10,6 +10,8 @@ import {
   type Factor,
   type FollowUp,
   FollowUpStatus,
+  Granularity,
+  Grouping,
   createVitals,
   problem,
   type Vitals,
@@ -590,6 +592,119 @@ function queueItem(f: FollowUp, reload: () => Promise<void>): HTMLElement {
   );
 }
 
+// ---- Overview ----------------------------------------------------------------------
+
+const PALETTE = ["#1f5fbf", "#a4161a", "#1b6e3a", "#8a5a00", "#6a3d9a", "#00707a", "#4a5468", "#b3368f"];
+
+/**
+ * A line chart as SVG, one line per series over shared x labels; undefined values leave
+ * a gap. Drawn by hand: a charting library would outweigh the whole console.
+ */
+function lineChart(
+  title: string,
+  labels: string[],
+  series: { name: string; values: (number | undefined)[] }[],
+  format: (v: number) => string,
+): HTMLElement {
+  const ns = "http://www.w3.org/2000/svg";
+  const [w, hgt, left, bottom, top] = [560, 220, 56, 28, 10];
+  const all = series.flatMap((s) => s.values.filter((v): v is number => v !== undefined && Number.isFinite(v)));
+  const lo = Math.min(0, ...all);
+  const hi = Math.max(...all, lo + 1e-9);
+  const x = (i: number) => left + (labels.length <= 1 ? 0 : (i / (labels.length - 1)) * (w - left - 10));
+  const y = (v: number) => top + (1 - (v - lo) / (hi - lo)) * (hgt - top - bottom);
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", `0 0 ${w} ${hgt}`);
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", title);
+  const add = (tag: string, attrs: Record<string, string | number>, text?: string) => {
+    const el = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+    if (text !== undefined) el.textContent = text;
+    svg.append(el);
+  };
+  for (const v of [lo, (lo + hi) / 2, hi]) {
+    add("line", { x1: left, x2: w - 10, y1: y(v), y2: y(v), stroke: "#d6dbe4" });
+    add("text", { x: left - 6, y: y(v) + 4, "text-anchor": "end", "font-size": 11, fill: "#4a5468" }, format(v));
+  }
+  labels.forEach((l, i) => {
+    if (labels.length > 8 && i % Math.ceil(labels.length / 8) !== 0) return;
+    add("text", { x: x(i), y: hgt - 8, "text-anchor": "middle", "font-size": 11, fill: "#4a5468" }, l);
+  });
+  series.forEach((s, k) => {
+    let d = "";
+    s.values.forEach((v, i) => {
+      if (v === undefined || !Number.isFinite(v)) return;
+      d += `${d === "" || s.values[i - 1] === undefined ? "M" : "L"}${x(i).toFixed(1)},${y(v).toFixed(1)}`;
+    });
+    add("path", { d, fill: "none", stroke: PALETTE[k % PALETTE.length] ?? "#1f5fbf", "stroke-width": 2 });
+  });
+  return h(
+    "figure",
+    { class: "card chart" },
+    h("figcaption", {}, title),
+    svg,
+    h(
+      "ul",
+      { class: "legend" },
+      ...series.map((s, k) =>
+        h("li", {}, h("span", { class: "swatch", style: `background:${PALETTE[k % PALETTE.length]}` }), s.name),
+      ),
+    ),
+  );
+}
+
+async function overview(grouping: string): Promise<void> {
+  show(h("p", {}, t("loading")));
+  const groupBy = { segment: Grouping.SEGMENT, region: Grouping.REGION, tier: Grouping.TIER }[grouping] ?? Grouping.UNSPECIFIED;
+  // The last twelve whole months: the current one is not over, and a half month would
+  // read as a collapse.
+  const end = new Date();
+  end.setUTCDate(1);
+  end.setUTCHours(0, 0, 0, 0);
+  const start = new Date(end);
+  start.setUTCMonth(start.getUTCMonth() - 12);
+  try {
+    const m = await vitals.portfolio.getPortfolioMetrics({
+      startTime: timestampFromDate(start),
+      endTime: timestampFromDate(end),
+      groupBy,
+      granularity: Granularity.MONTH,
+    });
+    const labels = [...new Set(m.buckets.map((b) => (b.startTime ? timestampDate(b.startTime).toISOString().slice(0, 7) : "")))];
+    const groups = [...new Set(m.buckets.map((b) => b.groupName || b.group))];
+    const series = (pick: (b: (typeof m.buckets)[number]) => number | undefined) =>
+      groups.map((g) => ({
+        name: g,
+        values: labels.map((l) => {
+          const b = m.buckets.find((x) => (x.groupName || x.group) === g && x.startTime && timestampDate(x.startTime).toISOString().slice(0, 7) === l);
+          return b ? pick(b) : undefined;
+        }),
+      }));
+    const selector = h(
+      "select",
+      { id: "group-by", change: (e) => (location.hash = `#/overview/${(e.target as HTMLSelectElement).value}`) },
+      ...["all", "segment", "region", "tier"].map((g) =>
+        h("option", { value: g, ...(g === (grouping || "all") ? { selected: "" } : {}) }, t(`overview.by.${g}` as Key)),
+      ),
+    );
+    show(
+      h("h1", {}, t("overview.heading")),
+      h("div", { class: "filters" }, h("label", { for: "group-by" }, t("overview.groupBy")), selector),
+      h(
+        "div",
+        { class: "grid charts", id: "charts" },
+        lineChart(t("overview.nps"), labels, series((b) => b.nps), (v) => v.toFixed(0)),
+        lineChart(t("overview.churn"), labels, series((b) => b.churnRate), percent),
+        lineChart(t("overview.retention"), labels, series((b) => b.retentionRate), percent),
+        lineChart(t("overview.complaints"), labels, series((b) => Number(b.complaints)), (v) => v.toFixed(0)),
+      ),
+    );
+  } catch (error) {
+    show(errorBox(error));
+  }
+}
+
 // ---- Campaigns ---------------------------------------------------------------------
 
 async function campaigns(): Promise<void> {
@@ -920,6 +1035,7 @@ async function models(): Promise<void> {
 
 function nav(): void {
   const links: [string, Key][] = [
+    ["#/overview", "nav.overview"],
     ["#/at-risk", "nav.atRisk"],
     ["#/win-back", "nav.winBack"],
     ["#/follow-ups", "nav.followUps"],
@@ -974,6 +1090,8 @@ async function route(): Promise<void> {
       return customer(decodeURIComponent(arg ?? ""));
     case "follow-ups":
       return followUps();
+    case "overview":
+      return overview(arg ?? "");
     case "campaigns":
       return campaigns();
     case "campaign":

@@ -299,3 +299,24 @@ test("a campaign is drawn from the console, and its members and review match the
   assert.deepEqual(await axe(page), []);
   await page.close();
 });
+
+test("the overview draws the portfolio's months and groups as the API counts them", async () => {
+  const page = await signedIn();
+  await page.goto(`${base}/#/overview/region`);
+  await page.waitForSelector("#charts figure");
+  const end = new Date();
+  end.setUTCDate(1);
+  end.setUTCHours(0, 0, 0, 0);
+  const start = new Date(end);
+  start.setUTCMonth(start.getUTCMonth() - 12);
+  const seconds = (d) => ({ seconds: BigInt(Math.floor(d.getTime() / 1000)), nanos: 0 });
+  const m = await api.portfolio.getPortfolioMetrics({ startTime: seconds(start), endTime: seconds(end), groupBy: 2, granularity: 2 });
+  const groups = [...new Set(m.buckets.map((b) => b.groupName))];
+  assert.equal(await page.locator("#charts figure").count(), 4);
+  const legend = await page.locator("#charts figure").first().locator(".legend li").allTextContents();
+  assert.deepEqual(legend, groups);
+  assert.equal(await page.locator("#charts figure").first().locator("path").count(), groups.length);
+  assert.deepEqual(await axe(page), []);
+  await page.screenshot({ path: join(dir, "overview.png") });
+  await page.close();
+});
