@@ -61,6 +61,9 @@ impl Role {
     }
 }
 
+/// The response header naming the caller's roles (`Caller::roles_header`).
+pub const ROLES_HEADER: &str = "x-vitals-roles";
+
 /// The authenticated caller, put in every request's extensions for the services (PII
 /// masking, the actor of a change).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +99,18 @@ impl Caller {
 
     fn anonymous() -> Caller {
         Caller::new(ANONYMOUS, Role::ALL)
+    }
+
+    /// Every role the caller may act in (what `admin` and `pii-reader` imply included),
+    /// comma-separated: the `x-vitals-roles` response header, so that a front end offers
+    /// only what this caller may do. It grants nothing: each call is still checked.
+    pub fn roles_header(&self) -> String {
+        Role::ALL
+            .into_iter()
+            .filter(|r| self.can(*r))
+            .map(Role::as_str)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// True when no keys are configured (or the layer was not in front of the service).
@@ -422,12 +437,16 @@ where
                     required_role(&method).is_some() && audited(&method, caller.as_ref())
                 });
                 let actor = caller.as_ref().map(|c| c.name.clone()).unwrap_or_default();
+                let roles = caller.as_ref().map(Caller::roles_header);
                 if let Some(caller) = caller {
                     request.extensions_mut().insert(caller);
                 }
                 let call = self.inner.call(request);
                 Box::pin(async move {
-                    let response = call.await?;
+                    let mut response = call.await?;
+                    if let Some(value) = roles.and_then(|r| http::HeaderValue::from_str(&r).ok()) {
+                        response.headers_mut().insert(ROLES_HEADER, value);
+                    }
                     if let Some(audit) = audit {
                         let record = response
                             .extensions()

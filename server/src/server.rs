@@ -129,6 +129,7 @@ fn cors() -> CorsLayer {
             HeaderName::from_static("grpc-message"),
             HeaderName::from_static("grpc-status-details-bin"),
             HeaderName::from_static(crate::api::evaluation::HISTORY_SOURCE_HEADER),
+            HeaderName::from_static(crate::auth::ROLES_HEADER),
         ])
 }
 

@@ -32,6 +32,12 @@ export interface VitalsOptions {
   apiKey?: string;
   /** Who acts, for the audit trail of writes (`x-vitals-actor`). */
   actor?: string;
+  /**
+   * Told the caller's roles (reader, pii-reader, writer, admin) from each answer's
+   * `x-vitals-roles` header, so a front end offers only what they may do. The server
+   * still checks every call.
+   */
+  onRoles?: (roles: string[]) => void;
 }
 
 export interface Vitals {
@@ -48,7 +54,10 @@ export function createVitals(options: VitalsOptions): Vitals {
   const headers: Interceptor = (next) => async (request) => {
     if (options.apiKey) request.header.set("authorization", `Bearer ${options.apiKey}`);
     if (options.actor) request.header.set("x-vitals-actor", options.actor);
-    return next(request);
+    const response = await next(request);
+    const roles = response.header.get("x-vitals-roles");
+    if (roles !== null) options.onRoles?.(roles.split(",").filter((r) => r !== ""));
+    return response;
   };
   const transport = createGrpcWebTransport({
     baseUrl: options.endpoint.replace(/\/+$/, ""),

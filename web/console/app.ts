@@ -22,11 +22,26 @@ const KEY_STORE = "vitals.apiKey";
 const LANG_STORE = "vitals.lang";
 const PAGE = 25;
 
+/** What the signed-in key may do, from the server's answers; nothing until one arrives. */
+let roles = new Set<string>();
 let vitals: Vitals = connect();
 
 function connect(): Vitals {
   const apiKey = sessionStorage.getItem(KEY_STORE) ?? undefined;
-  return createVitals({ endpoint: location.origin, apiKey, actor: "console" });
+  roles = new Set();
+  return createVitals({
+    endpoint: location.origin,
+    apiKey,
+    actor: "console",
+    onRoles: (r) => {
+      roles = new Set(r);
+    },
+  });
+}
+
+/** Whether to offer what needs `role` (the server decides anyway). */
+function may(role: "writer" | "admin"): boolean {
+  return roles.has(role);
 }
 
 // ---- DOM helpers -------------------------------------------------------------------
@@ -571,7 +586,9 @@ function queueItem(f: FollowUp, reload: () => Promise<void>): HTMLElement {
       `${FollowUpStatus[f.status].toLowerCase().replace(/_/g, " ")} · ${t("followUps.due")} ${when(f.dueTime)}`,
       f.overdue ? h("span", { class: "overdue" }, ` · ${t("followUps.overdue")}`) : null,
     ),
-    h(
+    !may("writer")
+      ? null
+      : h(
       "div",
       { class: "actions" },
       text,
@@ -787,7 +804,7 @@ async function campaigns(): Promise<void> {
         ),
         list,
       ),
-      form,
+      may("writer") ? form : null,
     );
   } catch (error) {
     show(errorBox(error));
@@ -939,7 +956,9 @@ async function models(): Promise<void> {
     };
     show(
       h("h1", {}, t("models.heading")),
-      h("div", { class: "filters" }, h("label", { for: "activation-reason" }, t("models.reason")), reason),
+      may("admin")
+        ? h("div", { class: "filters" }, h("label", { for: "activation-reason" }, t("models.reason")), reason)
+        : null,
       message,
       ...kinds.map((kind) =>
         h(
@@ -980,7 +999,7 @@ async function models(): Promise<void> {
                     h(
                       "td",
                       {},
-                      m.active
+                      m.active || !may("admin")
                         ? null
                         : h(
                             "button",

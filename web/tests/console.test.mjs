@@ -23,6 +23,7 @@ let server;
 let browser;
 let base;
 let key;
+let readerKey;
 let api;
 
 function freePort() {
@@ -67,7 +68,14 @@ before(async () => {
     encoding: "utf8",
   });
   key = made.match(/vk_[A-Za-z0-9_-]+/)[0];
-  writeFileSync(join(dir, "keys.txt"), `${made.trim().split("\n").pop()}\n`);
+  const reader = execFileSync(bin("vitals-server"), ["new-key", "--name", "console-reader", "--roles", "reader"], {
+    encoding: "utf8",
+  });
+  readerKey = reader.match(/vk_[A-Za-z0-9_-]+/)[0];
+  writeFileSync(
+    join(dir, "keys.txt"),
+    `${made.trim().split("\n").pop()}\n${reader.trim().split("\n").pop()}\n`,
+  );
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   server = spawn(
@@ -95,10 +103,10 @@ after(async () => {
 
 let crm;
 
-async function signedIn() {
+async function signedIn(as = key) {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   await page.goto(`${base}/#/sign-in`);
-  await page.fill("#api-key", key);
+  await page.fill("#api-key", as);
   await page.click("button[type=submit]");
   await page.waitForSelector("#at-risk tbody tr");
   return page;
@@ -318,5 +326,21 @@ test("the overview draws the portfolio's months and groups as the API counts the
   assert.equal(await page.locator("#charts figure").first().locator("path").count(), groups.length);
   assert.deepEqual(await axe(page), []);
   await page.screenshot({ path: join(dir, "overview.png") });
+  await page.close();
+});
+
+test("a reader is not offered what only writers and admins may do", async () => {
+  const page = await signedIn(readerKey);
+  await page.goto(`${base}/#/follow-ups`);
+  await page.waitForSelector("#queue .task");
+  assert.equal(await page.locator("#queue .task button").count(), 0, "no task actions");
+  await page.goto(`${base}/#/models`);
+  await page.waitForSelector('section[data-kind="churn"]');
+  assert.equal(await page.locator("section[data-kind] button").count(), 0, "no activation");
+  await page.goto(`${base}/#/campaigns`);
+  await page.waitForSelector("#campaigns");
+  assert.equal(await page.locator("#new-campaign").count(), 0, "no campaign form");
+  // What it is offered it may do: reading works.
+  assert.ok((await page.locator("#campaigns tbody tr").count()) >= 0);
   await page.close();
 });

@@ -97,15 +97,27 @@ async fn api_keys_decide_who_may_call_what_and_who_sees_personal_data() {
     let seen_by_reader = api
         .get_customer(with_key(get(&id), &reader))
         .await
-        .expect("a reader reads")
-        .into_inner();
+        .expect("a reader reads");
+    // Each answer says what its caller may do, for front ends to offer no more.
+    let roles = |response: &tonic::metadata::MetadataMap| {
+        response
+            .get("x-vitals-roles")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    assert_eq!(roles(seen_by_reader.metadata()).as_deref(), Some("reader"));
+    let seen_by_reader = seen_by_reader.into_inner();
     assert_eq!(seen_by_reader.email, "***");
     assert_eq!(seen_by_reader.display_name, "***");
     let seen_by_support = api
         .get_customer(with_key(get(&id), &pii))
         .await
-        .expect("a pii-reader reads")
-        .into_inner();
+        .expect("a pii-reader reads");
+    assert_eq!(
+        roles(seen_by_support.metadata()).as_deref(),
+        Some("reader,pii-reader")
+    );
+    let seen_by_support = seen_by_support.into_inner();
     assert_eq!(seen_by_support.email, "grace.hopper@example.com");
     assert_eq!(seen_by_support.display_name, "Grace Hopper");
 
