@@ -457,6 +457,7 @@ async function customer(externalId: string): Promise<void> {
           h("p", {}, `R${e.rfm?.rScore} F${e.rfm?.fScore} M${e.rfm?.mScore}: ${e.rfm?.segment ?? ""}`),
         ),
       ),
+      may("writer") ? actionForm(e) : null,
       h("h2", {}, t("customer.followUps")),
       tasks.followUps.length === 0
         ? h("p", { class: "note" }, t("customer.noFollowUps"))
@@ -467,6 +468,65 @@ async function customer(externalId: string): Promise<void> {
   } catch (error) {
     show(errorBox(error));
   }
+}
+
+/** Records what was done to keep this customer (RecordRetentionAction). */
+function actionForm(e: Evaluation): HTMLElement {
+  const kind = h("input", { id: "action-kind", value: "call", required: "" });
+  const channel = h(
+    "select",
+    { id: "action-channel" },
+    ...["phone", "email", "visit", "chat"].map((c) => h("option", { value: c }, c)),
+  );
+  const cost = h("input", { id: "action-cost", type: "number", min: "0", step: "0.01", value: "0" });
+  const note = h("input", { id: "action-note" });
+  const message = h("p", { class: "error", role: "alert" });
+  const currency = e.currency || "USD";
+  return h(
+    "form",
+    {
+      class: "card",
+      id: "record-action",
+      submit: async (event) => {
+        event.preventDefault();
+        message.replaceChildren();
+        try {
+          await vitals.followUps.recordRetentionAction({
+            // One key per submission: a retry of the same request is recognised as such.
+            eventKey: `console-${crypto.randomUUID()}`,
+            customer: { case: "customerId", value: e.customerId },
+            time: timestampFromDate(new Date()),
+            action: {
+              kind: kind.value.trim(),
+              channel: channel.value,
+              costMinor: BigInt(Math.round(Number(cost.value || "0") * 100)),
+              currency: Number(cost.value || "0") > 0 ? currency : "",
+              note: note.value.trim(),
+              actor: "console",
+            },
+          });
+          await customer(e.externalId);
+        } catch (error) {
+          message.textContent = problem(error).message;
+        }
+      },
+    },
+    h("h2", {}, t("action.heading")),
+    h(
+      "div",
+      { class: "filters" },
+      h("label", { for: "action-kind" }, t("action.kind")),
+      kind,
+      h("label", { for: "action-channel" }, t("action.channel")),
+      channel,
+      h("label", { for: "action-cost" }, t("action.cost", { currency })),
+      cost,
+      h("label", { for: "action-note" }, t("action.note")),
+      note,
+      h("button", { type: "submit" }, t("action.record")),
+    ),
+    message,
+  );
 }
 
 function eventItem(e: Event): HTMLElement {

@@ -166,7 +166,7 @@ test("a customer's page shows the evaluation the API gives, with reasons in word
   await page.close();
 });
 
-test("a follow-up is assigned from the queue, and a second tab's stale copy says so", async () => {
+test("a follow-up is assigned, started and resolved from the queue; a second tab's stale copy says so", async () => {
   const [tab1, tab2] = [await signedIn(), await signedIn()];
   for (const tab of [tab1, tab2]) {
     await tab.goto(`${base}/#/follow-ups`);
@@ -185,6 +185,15 @@ test("a follow-up is assigned from the queue, and a second tab's stale copy says
   await tab2.click(`${task()} button:has-text("Assign")`);
   await tab2.getByText("Changed by someone else").waitFor();
   assert.equal((await api.followUps.getFollowUp({ id })).assignee, "ann", "the stale write changed nothing");
+  // Worked and resolved from the first tab.
+  await tab1.click(`${task()} button:has-text("Start")`);
+  await tab1.waitForSelector(`${task()} .meta:has-text("in progress")`);
+  await tab1.fill(`${task()} input`, "called back, staying");
+  await tab1.click(`${task()} button:has-text("Resolve")`);
+  await tab1.waitForFunction((sel) => !document.querySelector(sel) || document.querySelector(sel).textContent.includes("resolved"), task());
+  const resolved = await api.followUps.getFollowUp({ id });
+  assert.equal(resolved.status, 4, "resolved");
+  assert.equal(resolved.outcome, "called back, staying");
   assert.deepEqual(await axe(tab2), []);
   await tab1.close();
   await tab2.close();
@@ -342,5 +351,24 @@ test("a reader is not offered what only writers and admins may do", async () => 
   assert.equal(await page.locator("#new-campaign").count(), 0, "no campaign form");
   // What it is offered it may do: reading works.
   assert.ok((await page.locator("#campaigns tbody tr").count()) >= 0);
+  await page.close();
+});
+
+test("a retention action recorded on a customer's page reaches the timeline", async () => {
+  const page = await signedIn();
+  const top = (await api.evaluations.listAtRisk({ pageSize: 1 })).evaluations[0];
+  await page.goto(`${base}/#/customer/${top.externalId}`);
+  await page.waitForSelector("#record-action");
+  await page.fill("#action-kind", "discount");
+  await page.fill("#action-cost", "12.50");
+  await page.fill("#action-note", "10% off the next order");
+  await page.click('#record-action button[type="submit"]');
+  await page.locator("#timeline li", { hasText: "retention action: discount" }).waitFor();
+  const events = await api.events.listCustomerEvents({ customer: { case: "customerExternalId", value: top.externalId }, pageSize: 100 });
+  const action = events.events.find((e) => e.payload.case === "retentionAction")?.payload.value;
+  assert.equal(action?.kind, "discount");
+  assert.equal(action?.costMinor, 1250n);
+  assert.equal(action?.note, "10% off the next order");
+  assert.deepEqual(await axe(page), []);
   await page.close();
 });
