@@ -470,7 +470,9 @@ fn train_command(
         return print_json(&outcome);
     }
     vitals_trainer::outln!(
-        "churn model v{} ({}): ROC-AUC {:.4}, PR-AUC {:.4}, log loss {:.4}, Brier {:.4}, base rate {:.3} \
+        "churn model v{} ({}), every validation row scored by its population's model (the populations' \
+         different base rates flatter this; read each population's line below): ROC-AUC {:.4}, PR-AUC {:.4}, \
+         log loss {:.4}, Brier {:.4}, base rate {:.3} \
          ({} training / {} validation rows from {} customers, {} events, {:.1} s)",
         outcome.churn_version,
         outcome.churn_algorithm,
