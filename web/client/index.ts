@@ -89,4 +89,4 @@ export async function* pages<R extends { nextPageToken: string }, T>(
   } while (token !== "");
 }
 
-export { type Problem, problem } from "./problem.js";
+export { type FieldProblem, type Problem, problem } from "./problem.js";

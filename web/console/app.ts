@@ -1088,6 +1088,7 @@ async function models(): Promise<void> {
           ),
         ),
       ),
+      await schemeEditor(),
       h("h2", {}, t("models.history")),
       h(
         "ol",
@@ -1108,6 +1109,103 @@ async function models(): Promise<void> {
   } catch (error) {
     show(errorBox(error));
   }
+}
+
+// ---- Scoring scheme ----------------------------------------------------------------
+
+/**
+ * The scoring scheme in force, editable by admins: dimension weights and tier thresholds.
+ * The server validates; each field it refuses gets its reason next to its input.
+ */
+async function schemeEditor(): Promise<HTMLElement> {
+  const scheme = await vitals.evaluations.getScoringScheme({ version: 0n });
+  const editable = may("admin");
+  const problems = new Map<string, HTMLElement>();
+  const slot = (field: string) => {
+    const p = h("span", { class: "error field-error", "data-field": field, role: "alert" });
+    problems.set(field, p);
+    return p;
+  };
+  const weights = Object.entries(scheme.weights).map(([dimension, w]) => ({
+    dimension,
+    input: h("input", {
+      id: `weight-${dimension}`,
+      type: "number",
+      step: "0.01",
+      value: String(w),
+      ...(editable ? {} : { disabled: "" }),
+    }),
+  }));
+  const tiers = scheme.tiers.map((tier, i) => ({
+    name: h("input", { id: `tier-${i}-name`, value: tier.name, "aria-label": `${t("scheme.tier")} ${i + 1}`, ...(editable ? {} : { disabled: "" }) }),
+    min: h("input", { id: `tier-${i}-min`, type: "number", step: "1", value: String(tier.minScore), "aria-label": `${t("scheme.minScore")} ${i + 1}`, ...(editable ? {} : { disabled: "" }) }),
+  }));
+  const general = h("p", { class: "error", role: "alert" });
+  const heading = h("h2", {}, t("scheme.heading", { version: String(scheme.version) }));
+  const form = h(
+    "form",
+    {
+      class: "card",
+      id: "scheme",
+      submit: async (e) => {
+        e.preventDefault();
+        general.replaceChildren();
+        for (const p of problems.values()) p.replaceChildren();
+        try {
+          const saved = await vitals.evaluations.updateScoringScheme({
+            scheme: {
+              version: scheme.version,
+              weights: Object.fromEntries(weights.map((w) => [w.dimension, Number(w.input.value)])),
+              tiers: tiers.map((x) => ({ name: x.name.value, minScore: Number(x.min.value) })),
+            },
+          });
+          general.className = "note";
+          general.textContent = t("scheme.saved", { version: String(saved.version) });
+          scheme.version = saved.version;
+          heading.textContent = t("scheme.heading", { version: String(saved.version) });
+        } catch (error) {
+          const p = problem(error);
+          general.className = "error";
+          if (p.stale) {
+            general.textContent = t("followUps.stale");
+            return;
+          }
+          for (const f of p.fields) {
+            const at = problems.get(f.field);
+            if (at) at.textContent = f.description;
+            else general.append(`${f.field}: ${f.description}. `);
+          }
+          if (p.fields.length === 0) general.textContent = p.message;
+        }
+      },
+    },
+    heading,
+    h("h3", {}, t("scheme.weights")),
+    slot("scheme.weights"),
+    h(
+      "div",
+      { class: "scheme-grid" },
+      ...weights.flatMap((w) => [
+        h("label", { for: w.input.id }, w.dimension),
+        w.input,
+        slot(`scheme.weights[${w.dimension}]`),
+      ]),
+    ),
+    h("h3", {}, t("scheme.tiers")),
+    slot("scheme.tiers"),
+    h(
+      "div",
+      { class: "scheme-grid tiers" },
+      ...tiers.flatMap((x, i) => [
+        x.name,
+        x.min,
+        h("span", {}, slot(`scheme.tiers[${i}].name`), " ", slot(`scheme.tiers[${i}].min_score`)),
+      ]),
+    ),
+    editable ? h("button", { type: "submit" }, t("scheme.save")) : null,
+    general,
+  );
+  return form;
 }
 
 // ---- Shell -------------------------------------------------------------------------

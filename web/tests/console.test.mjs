@@ -372,3 +372,31 @@ test("a retention action recorded on a customer's page reaches the timeline", as
   assert.deepEqual(await axe(page), []);
   await page.close();
 });
+
+test("the scoring scheme editor shows each refused field's reason beside it, then saves", async () => {
+  const page = await signedIn();
+  await page.goto(`${base}/#/models`);
+  await page.waitForSelector("#scheme");
+  const before = await api.evaluations.getScoringScheme({ version: 0n });
+  const value = await page.inputValue("#weight-value");
+  await page.fill("#weight-value", String(Number(value) + 0.5));
+  await page.fill("#tier-1-min", "150");
+  await page.click('#scheme button[type="submit"]');
+  await page.locator('#scheme [data-field="scheme.tiers[1].min_score"]', { hasText: "between 0 and 100" }).waitFor();
+  assert.equal((await api.evaluations.getScoringScheme({ version: 0n })).version, before.version, "nothing stored");
+  // Fixed: the weights back, the tier in range: a new version in force.
+  await page.fill("#weight-value", value);
+  await page.fill("#tier-1-min", String(before.tiers[1].minScore - 1));
+  await page.click('#scheme button[type="submit"]');
+  await page.getByText(`version ${before.version + 1n} is in force`).waitFor();
+  const after = await api.evaluations.getScoringScheme({ version: 0n });
+  assert.equal(after.version, before.version + 1n);
+  assert.equal(after.tiers[1].minScore, before.tiers[1].minScore - 1);
+  // The weights alone wrong: the sum's reason at the weights.
+  await page.fill("#weight-value", String(Number(value) + 0.5));
+  await page.click('#scheme button[type="submit"]');
+  await page.locator('#scheme [data-field="scheme.weights"]', { hasText: "must sum to 1" }).waitFor();
+  assert.deepEqual(await axe(page), []);
+  await page.screenshot({ path: join(dir, "scheme.png"), fullPage: true });
+  await page.close();
+});

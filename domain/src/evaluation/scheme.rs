@@ -75,7 +75,11 @@ impl ScoringScheme {
             }
         }
         if v.is_empty() && (sum - 1.0).abs() > WEIGHT_SUM_TOLERANCE {
-            v.push("weights", format!("must sum to 1, they sum to {sum}"));
+            // Rounded: 0.1 + 0.2 is not 0.3 in binary, and nobody should read 1.4999999999999998.
+            v.push(
+                "weights",
+                format!("must sum to 1, they sum to {}", (sum * 1e6).round() / 1e6),
+            );
         }
         if self.tiers.is_empty() || self.tiers.len() > MAX_TIERS {
             v.push(
