@@ -16,7 +16,7 @@ use crate::page::{self, Page};
 use crate::schema::evaluations;
 
 /// The columns of `evaluations` in the order `upsert_evaluations` binds them.
-const COLUMN_NAMES: [&str; 15] = [
+const COLUMN_NAMES: [&str; 16] = [
     "customer_id",
     "external_id",
     "as_of",
@@ -32,6 +32,7 @@ const COLUMN_NAMES: [&str; 15] = [
     "scheme_version",
     "body",
     "value_lost",
+    "currency",
 ];
 /// Bind parameters per row of an upsert.
 const COLUMNS: usize = COLUMN_NAMES.len();
@@ -68,6 +69,8 @@ pub struct EvaluationRecord {
     pub body: String,
     /// What leaving took with a lapsed or churned customer; NULL for those still with us.
     pub value_lost: Option<f64>,
+    /// The currency of the amounts (ISO 4217); NULL when the customer has none.
+    pub currency: Option<String>,
 }
 
 /// What `list_at_risk` ranks by, highest first.
@@ -92,6 +95,56 @@ pub struct AtRiskQuery {
     /// Already resolved by the caller; 0 means the default.
     pub page_size: usize,
     pub page_token: Option<String>,
+}
+
+/// The overview's aggregates of the stored snapshots (`Store::risk_summary`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RiskSummary {
+    /// Customers with a churn probability in [i/10, (i+1)/10); the last bin includes 1.
+    pub probability_bins: [u64; 10],
+    /// Evaluated customers by tier, by tier name.
+    pub tiers: Vec<(String, u64)>,
+    /// Customers with an expected loss, per currency ("" for none).
+    pub value_at_risk: Vec<CurrencyAtRisk>,
+}
+
+/// What customers still with us are worth, and stand to take with them, in one currency.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurrencyAtRisk {
+    pub currency: String,
+    pub customers: u64,
+    /// Their values summed.
+    pub value: f64,
+    /// Their expected losses (probability × value) summed: the value at risk.
+    pub expected_loss: f64,
+}
+
+#[derive(QueryableByName)]
+struct BinRow {
+    #[diesel(sql_type = Integer)]
+    bin: i32,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[derive(QueryableByName)]
+struct TierRow {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[derive(QueryableByName)]
+struct AtRiskRow {
+    #[diesel(sql_type = Text)]
+    currency: String,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+    #[diesel(sql_type = Double)]
+    value: f64,
+    #[diesel(sql_type = Double)]
+    loss: f64,
 }
 
 /// Aggregates of the stored snapshots of one segment.
@@ -267,7 +320,8 @@ impl Store {
                             .bind::<Nullable<BigInt>, _>(r.segments_version)
                             .bind::<BigInt, _>(r.scheme_version)
                             .bind::<Text, _>(r.body.as_str())
-                            .bind::<Nullable<Double>, _>(r.value_lost);
+                            .bind::<Nullable<Double>, _>(r.value_lost)
+                            .bind::<Nullable<Text>, _>(r.currency.as_deref());
                     }
                     written += q.execute(conn)?;
                 }
@@ -435,6 +489,52 @@ impl Store {
             .collect())
     }
 
+    /// The overview's aggregates of the stored snapshots: customers still with us by churn
+    /// probability in ten bins, everyone evaluated by tier, and value at risk per
+    /// currency. Three grouped queries; nothing is sent row by row.
+    pub fn risk_summary(&self) -> Result<RiskSummary> {
+        // A CASE rather than FLOOR or a cast: SQLite has no FLOOR by default, and
+        // PostgreSQL rounds a float cast to integer instead of truncating it.
+        const BINS: &str = "SELECT CASE \
+            WHEN churn_probability < 0.1 THEN 0 WHEN churn_probability < 0.2 THEN 1 \
+            WHEN churn_probability < 0.3 THEN 2 WHEN churn_probability < 0.4 THEN 3 \
+            WHEN churn_probability < 0.5 THEN 4 WHEN churn_probability < 0.6 THEN 5 \
+            WHEN churn_probability < 0.7 THEN 6 WHEN churn_probability < 0.8 THEN 7 \
+            WHEN churn_probability < 0.9 THEN 8 ELSE 9 END AS bin, COUNT(*) AS n \
+            FROM evaluations WHERE churn_probability IS NOT NULL GROUP BY 1";
+        const TIERS: &str = "SELECT tier AS name, COUNT(*) AS n FROM evaluations \
+            WHERE tier IS NOT NULL GROUP BY tier ORDER BY tier";
+        const AT_RISK: &str = "SELECT COALESCE(currency, '') AS currency, COUNT(*) AS n, \
+            COALESCE(SUM(value), 0) AS value, COALESCE(SUM(expected_loss), 0) AS loss \
+            FROM evaluations WHERE expected_loss IS NOT NULL GROUP BY 1 ORDER BY 1";
+        let (bins, tiers, at_risk): (Vec<BinRow>, Vec<TierRow>, Vec<AtRiskRow>) = with_conn!(self, conn => {
+            (
+                diesel::sql_query(BINS).load(conn)?,
+                diesel::sql_query(TIERS).load(conn)?,
+                diesel::sql_query(AT_RISK).load(conn)?,
+            )
+        });
+        let mut summary = RiskSummary::default();
+        for b in bins {
+            let i = usize::try_from(b.bin).unwrap_or(0).min(9);
+            summary.probability_bins[i] += u64::try_from(b.n).unwrap_or(0);
+        }
+        summary.tiers = tiers
+            .into_iter()
+            .map(|t| (t.name, u64::try_from(t.n).unwrap_or(0)))
+            .collect();
+        summary.value_at_risk = at_risk
+            .into_iter()
+            .map(|r| CurrencyAtRisk {
+                currency: r.currency,
+                customers: u64::try_from(r.n).unwrap_or(0),
+                value: r.value,
+                expected_loss: r.loss,
+            })
+            .collect();
+        Ok(summary)
+    }
+
     /// How many customers have a stored snapshot.
     pub fn count_evaluations(&self) -> Result<u64> {
         let n: i64 = with_conn!(self, conn => evaluations::table.count().get_result(conn)?);
@@ -463,6 +563,7 @@ mod tests {
             scheme_version: 1,
             body: "{}".into(),
             value_lost: None,
+            currency: None,
         }
     }
 
@@ -486,10 +587,10 @@ mod tests {
     #[test]
     fn upsert_sql_numbers_every_parameter() {
         let pg = upsert_sql(2, true);
-        assert!(pg.contains("($16, $17,"), "{pg}");
+        assert!(pg.contains("($17, $18,"), "{pg}");
         assert!(
             pg.contains(
-                "$30) ON CONFLICT (customer_id) DO UPDATE SET external_id = excluded.external_id"
+                "$32) ON CONFLICT (customer_id) DO UPDATE SET external_id = excluded.external_id"
             ),
             "{pg}"
         );

@@ -24,7 +24,9 @@ pub use campaigns::{CampaignMember, CampaignRecord, CampaignReview, NewCampaign}
 pub use customers::{CustomerFilter, CustomerName, RejectedRow, UpsertOutcome};
 pub use db::{DatabaseUrl, PoolOptions, PoolStats, Store, redact_url};
 pub use error::{Result, StoreError};
-pub use evaluations::{AtRiskOrder, AtRiskQuery, EvaluationRecord, SegmentSummary};
+pub use evaluations::{
+    AtRiskOrder, AtRiskQuery, CurrencyAtRisk, EvaluationRecord, RiskSummary, SegmentSummary,
+};
 pub use events::{BatchOutcome, EventFilter, RecordMode, RejectedEvent};
 pub use followups::{
     CustomerSignal, FollowUpFilter, FollowUpOpener, FollowUpRecord, VersionedRules,

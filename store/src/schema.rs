@@ -105,6 +105,7 @@ diesel::table! {
         scheme_version -> BigInt,
         body -> Text,
         value_lost -> Nullable<Double>,
+        currency -> Nullable<Text>,
     }
 }
 

@@ -27,6 +27,7 @@ impl EvaluationRecord {
             segments_version: e.versions.segments.and_then(|v| i64::try_from(v).ok()),
             scheme_version: e.versions.scheme,
             value_lost: e.value_lost,
+            currency: e.currency.clone(),
             body: serde_json::to_string(e).map_err(|e| StoreError::Internal(e.to_string()))?,
         })
     }

@@ -731,6 +731,33 @@ function lineChart(
   );
 }
 
+/** A bar chart as SVG: one bar per label, its count written above it. */
+function barChart(title: string, labels: string[], values: number[]): HTMLElement {
+  const ns = "http://www.w3.org/2000/svg";
+  const [w, hgt, bottom, top] = [560, 200, 26, 18];
+  const largest = Math.max(1, ...values);
+  const step = (w - 20) / Math.max(1, labels.length);
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", `0 0 ${w} ${hgt}`);
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `${title}: ${labels.map((l, i) => `${l} ${values[i]}`).join(", ")}`);
+  const add = (tag: string, attrs: Record<string, string | number>, text?: string) => {
+    const el = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+    if (text !== undefined) el.textContent = text;
+    svg.append(el);
+  };
+  labels.forEach((label, i) => {
+    const v = values[i] ?? 0;
+    const barH = ((hgt - top - bottom) * v) / largest;
+    const x = 10 + i * step;
+    add("rect", { x: x + 3, y: hgt - bottom - barH, width: step - 6, height: barH, fill: "#1f5fbf" });
+    add("text", { x: x + step / 2, y: hgt - bottom - barH - 4, "text-anchor": "middle", "font-size": 11, fill: "#1d2330" }, v.toLocaleString(lang()));
+    add("text", { x: x + step / 2, y: hgt - 8, "text-anchor": "middle", "font-size": 11, fill: "#4a5468" }, label);
+  });
+  return h("figure", { class: "card chart" }, h("figcaption", {}, title), svg);
+}
+
 async function overview(grouping: string): Promise<void> {
   show(h("p", {}, t("loading")));
   const groupBy = { segment: Grouping.SEGMENT, region: Grouping.REGION, tier: Grouping.TIER }[grouping] ?? Grouping.UNSPECIFIED;
@@ -742,6 +769,7 @@ async function overview(grouping: string): Promise<void> {
   const start = new Date(end);
   start.setUTCMonth(start.getUTCMonth() - 12);
   try {
+    const risk = await vitals.evaluations.getRiskSummary({});
     const m = await vitals.portfolio.getPortfolioMetrics({
       startTime: timestampFromDate(start),
       endTime: timestampFromDate(end),
@@ -765,8 +793,38 @@ async function overview(grouping: string): Promise<void> {
         h("option", { value: g, ...(g === (grouping || "all") ? { selected: "" } : {}) }, t(`overview.by.${g}` as Key)),
       ),
     );
+    const tierOrder = ["platinum", "gold", "silver", "bronze"];
+    const tiers = Object.keys(risk.tiers).sort(
+      (a, b) => (tierOrder.indexOf(a) + 99) % 99 - ((tierOrder.indexOf(b) + 99) % 99) || a.localeCompare(b),
+    );
     show(
       h("h1", {}, t("overview.heading")),
+      h(
+        "div",
+        { class: "grid", id: "value-at-risk" },
+        ...risk.valueAtRisk.map((v) =>
+          h(
+            "section",
+            { class: "card" },
+            h("h2", {}, t("overview.valueAtRisk")),
+            h("p", { class: "big" }, money(v.expectedLoss, v.currency)),
+            h("p", { class: "note" }, t("overview.valueAtRiskNote", {
+              customers: Number(v.customers).toLocaleString(lang()),
+              value: money(v.value, v.currency),
+            })),
+          ),
+        ),
+      ),
+      h(
+        "div",
+        { class: "grid charts" },
+        barChart(
+          t("overview.distribution"),
+          risk.probabilityBins.map((_, i) => `${i * 10}%`),
+          risk.probabilityBins.map(Number),
+        ),
+        barChart(t("overview.tiers"), tiers, tiers.map((x) => Number(risk.tiers[x] ?? 0n))),
+      ),
       h("div", { class: "filters" }, h("label", { for: "group-by" }, t("overview.groupBy")), selector),
       h(
         "div",

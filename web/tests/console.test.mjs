@@ -330,6 +330,14 @@ test("the overview draws the portfolio's months and groups as the API counts the
   const m = await api.portfolio.getPortfolioMetrics({ startTime: seconds(start), endTime: seconds(end), groupBy: 2, granularity: 2 });
   const groups = [...new Set(m.buckets.map((b) => b.groupName))];
   assert.equal(await page.locator("#charts figure").count(), 4);
+  // Value at risk and the distributions, as GetRiskSummary counts them.
+  const risk = await api.evaluations.getRiskSummary({});
+  const cards = await page.locator("#value-at-risk .big").allTextContents();
+  assert.equal(cards.length, risk.valueAtRisk.length);
+  const usd = risk.valueAtRisk.find((v) => v.currency === "USD");
+  assert.ok(cards.some((c) => c.includes(Math.round(usd.expectedLoss).toLocaleString("en").split(",")[0])), `${cards}`);
+  const bars = page.locator("figure", { hasText: "by churn risk" }).locator("rect");
+  assert.equal(await bars.count(), 10);
   const legend = await page.locator("#charts figure").first().locator(".legend li").allTextContents();
   assert.deepEqual(legend, groups);
   assert.equal(await page.locator("#charts figure").first().locator("path").count(), groups.length);

@@ -1,2 +1,3 @@
+ALTER TABLE evaluations DROP COLUMN currency;
 DROP INDEX evaluations_value_lost;
 ALTER TABLE evaluations DROP COLUMN value_lost;

@@ -551,6 +551,29 @@ impl EvaluationService for EvaluationApi {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn get_risk_summary(
+        &self,
+        _request: Request<pb::GetRiskSummaryRequest>,
+    ) -> Result<Response<pb::RiskSummary>, Status> {
+        let store = self.store.clone();
+        let summary = blocking(move || store.risk_summary()).await?;
+        Ok(Response::new(pb::RiskSummary {
+            probability_bins: summary.probability_bins.to_vec(),
+            tiers: summary.tiers.into_iter().collect(),
+            value_at_risk: summary
+                .value_at_risk
+                .into_iter()
+                .map(|v| pb::ValueAtRisk {
+                    currency: v.currency,
+                    customers: v.customers,
+                    value: v.value,
+                    expected_loss: v.expected_loss,
+                })
+                .collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn list_segments(
         &self,
         _request: Request<pb::ListSegmentsRequest>,

@@ -185,6 +185,8 @@ async fn a_trained_server_evaluates_refreshes_and_lists(backend: Backend) {
 
     // The at-risk list: riskiest first, complete across pages, no repeats.
     let mut seen = HashSet::new();
+    let mut bins = [0u64; 10];
+    let mut at_risk_value = (0.0, 0.0);
     let mut previous = f64::INFINITY;
     let mut token = String::new();
     loop {
@@ -203,6 +205,9 @@ async fn a_trained_server_evaluates_refreshes_and_lists(backend: Backend) {
             assert!(p <= previous, "ordered by probability");
             previous = p;
             assert!(seen.insert(e.customer_id.clone()), "no repeats");
+            bins[((p * 10.0) as usize).min(9)] += 1;
+            at_risk_value.0 += e.value;
+            at_risk_value.1 += e.value * p;
             // Customers still with us, named, their money in a currency, their reasons
             // in words with units.
             assert!(
@@ -229,6 +234,26 @@ async fn a_trained_server_evaluates_refreshes_and_lists(backend: Backend) {
         "most customers have a probability: {}",
         seen.len()
     );
+    // The overview's aggregates agree with the list they summarise.
+    let summary = api
+        .get_risk_summary(pb::GetRiskSummaryRequest {})
+        .await
+        .expect("risk summary")
+        .into_inner();
+    assert_eq!(summary.probability_bins, bins.to_vec());
+    assert_eq!(
+        summary.tiers.values().sum::<u64>(),
+        CUSTOMERS,
+        "everyone has a tier"
+    );
+    let [usd] = summary.value_at_risk.as_slice() else {
+        panic!("one currency: {:?}", summary.value_at_risk);
+    };
+    assert_eq!(usd.currency, "USD");
+    assert_eq!(usd.customers as usize, seen.len());
+    assert!((usd.value - at_risk_value.0).abs() < 1e-6 * at_risk_value.0.max(1.0));
+    assert!((usd.expected_loss - at_risk_value.1).abs() < 1e-6 * at_risk_value.1.max(1.0));
+
     // The win-back list holds the others who lapsed or churned, by the value lost.
     let win_back = api
         .list_win_back(pb::ListWinBackRequest {

@@ -36,6 +36,7 @@ fn record(id: &str, probability: Option<f64>, value: Option<f64>) -> EvaluationR
         // A customer without a churn probability but with a value stands for one who has
         // lapsed: the win-back list's rows.
         value_lost: if probability.is_none() { value } else { None },
+        currency: Some("EUR".into()),
     }
 }
 
