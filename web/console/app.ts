@@ -7,6 +7,7 @@ import {
   AtRiskOrder,
   type Evaluation,
   type Event,
+  EventKind,
   type Factor,
   type FollowUp,
   FollowUpStatus,
@@ -463,11 +464,55 @@ async function customer(externalId: string): Promise<void> {
         ? h("p", { class: "note" }, t("customer.noFollowUps"))
         : h("ul", { class: "tasks" }, ...tasks.followUps.map(taskItem)),
       h("h2", {}, t("customer.timeline")),
-      h("ol", { class: "timeline", id: "timeline" }, ...events.events.map(eventItem)),
+      timeline(e.customerId, events),
     );
   } catch (error) {
     show(errorBox(error));
   }
+}
+
+/**
+ * The customer's events, newest first, a page at a time, filtered by kind by the server
+ * (ListCustomerEvents), starting from the first page already loaded.
+ */
+function timeline(customerId: string, first: { events: Event[]; nextPageToken: string }): HTMLElement {
+  const list = h("ol", { class: "timeline", id: "timeline" }, ...first.events.map(eventItem));
+  const more = h("button", { type: "button", class: "more" }, t("more"));
+  more.hidden = first.nextPageToken === "";
+  let token = first.nextPageToken;
+  const kinds: [string, Key][] = [
+    ["", "all"],
+    [String(EventKind.TRANSACTION), "timeline.purchases"],
+    [String(EventKind.PAYMENT), "timeline.payments"],
+    [String(EventKind.FEEDBACK), "timeline.feedback"],
+    [String(EventKind.INTERACTION), "timeline.contacts"],
+    [String(EventKind.RETENTION_ACTION), "timeline.actions"],
+  ];
+  const kind = h("select", { id: "timeline-kind" }, ...kinds.map(([v, k]) => h("option", { value: v }, t(k))));
+  const load = async (reset: boolean): Promise<void> => {
+    if (reset) {
+      token = "";
+      list.replaceChildren();
+    }
+    const page = await vitals.events.listCustomerEvents({
+      customer: { case: "customerId", value: customerId },
+      pageSize: 50,
+      pageToken: token,
+      kinds: kind.value ? [Number(kind.value)] : [],
+    });
+    list.append(...page.events.map(eventItem));
+    token = page.nextPageToken;
+    more.hidden = token === "";
+  };
+  kind.addEventListener("change", () => void load(true).catch((error) => list.replaceChildren(errorBox(error))));
+  more.addEventListener("click", () => void load(false).catch((error) => list.append(errorBox(error))));
+  return h(
+    "div",
+    {},
+    h("div", { class: "filters" }, h("label", { for: "timeline-kind" }, t("timeline.kind")), kind),
+    list,
+    more,
+  );
 }
 
 /** Records what was done to keep this customer (RecordRetentionAction). */

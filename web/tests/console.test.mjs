@@ -161,6 +161,17 @@ test("a customer's page shows the evaluation the API gives, with reasons in word
   assert.ok(reasons.length > 0);
   for (const r of reasons) assert.doesNotMatch(r, /attr\.|_missing|=other/);
   assert.ok((await page.locator("#timeline li").count()) > 0, "the timeline");
+  // The timeline filtered by kind is what ListCustomerEvents gives for that kind.
+  await page.selectOption("#timeline-kind", { label: "survey answers" });
+  const answers = await api.events.listCustomerEvents({
+    customer: { case: "customerExternalId", value: top.externalId },
+    pageSize: 50,
+    kinds: [3],
+  });
+  await page.waitForFunction(
+    (n) => document.querySelectorAll("#timeline li").length === n && [...document.querySelectorAll("#timeline li")].every((li) => li.textContent.includes("feedback")),
+    answers.events.length,
+  );
   assert.deepEqual(await axe(page), []);
   await page.screenshot({ path: join(dir, "customer.png"), fullPage: true });
   await page.close();
