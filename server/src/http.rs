@@ -17,19 +17,46 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body::Body;
 use http_body_util::Full;
 
+use vitals_engine::registry::ModelRegistry;
+
 use crate::console;
 use crate::metrics::Metrics;
 
 pub const METRICS_PATH: &str = "/metrics";
 
-#[derive(Debug, Clone)]
+/// Training reports, `GET /reports/<kind>/<version>`: the `report.html` a version was
+/// published with, read from the registry after verifying the version's files. Open like
+/// the metrics: a report holds a model's validation and segment profiles, no customer.
+pub const REPORTS_PREFIX: &str = "/reports/";
+
+#[derive(Clone)]
 pub struct PlainHttpLayer {
     metrics: Arc<Metrics>,
+    /// The console and the training reports, on the API port; None on the metrics port.
+    console: Option<Arc<dyn ModelRegistry>>,
+}
+
+impl std::fmt::Debug for PlainHttpLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlainHttpLayer")
+            .field("console", &self.console.is_some())
+            .finish()
+    }
 }
 
 impl PlainHttpLayer {
+    /// `GET /metrics` only.
     pub fn new(metrics: Arc<Metrics>) -> Self {
-        Self { metrics }
+        Self {
+            metrics,
+            console: None,
+        }
+    }
+
+    /// Also the console's files and the training reports of `registry`'s versions.
+    pub fn with_console(mut self, registry: Arc<dyn ModelRegistry>) -> Self {
+        self.console = Some(registry);
+        self
     }
 }
 
@@ -40,14 +67,56 @@ impl<S> tower::Layer<S> for PlainHttpLayer {
         PlainHttp {
             inner,
             metrics: self.metrics.clone(),
+            console: self.console.clone(),
         }
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PlainHttp<S> {
     inner: S,
     metrics: Arc<Metrics>,
+    console: Option<Arc<dyn ModelRegistry>>,
+}
+
+impl<S> std::fmt::Debug for PlainHttp<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlainHttp")
+            .field("console", &self.console.is_some())
+            .finish()
+    }
+}
+
+/// A plain response with a body and a content type.
+fn page(
+    status: StatusCode,
+    content_type: &'static str,
+    body: Bytes,
+) -> Response<tonic::body::Body> {
+    let mut response = Response::new(tonic::body::Body::new(Full::new(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    response
+}
+
+/// The report of `/reports/<kind>/<version>`, or why there is none.
+fn report(registry: &dyn ModelRegistry, path: &str) -> Result<Bytes, (StatusCode, String)> {
+    let not_found = |why: String| (StatusCode::NOT_FOUND, why);
+    let (kind, version) = path
+        .split_once('/')
+        .ok_or_else(|| not_found("ask for /reports/<kind>/<version>".into()))?;
+    let version: u64 = version
+        .parse()
+        .map_err(|_| not_found(format!("{version:?} is not a version number")))?;
+    let (_, dir) = registry
+        .verified(kind, version)
+        .map_err(|e| not_found(format!("no {kind} version {version}: {e}")))?;
+    std::fs::read(dir.join("report.html"))
+        .map(Bytes::from)
+        .map_err(|_| not_found(format!("{kind} version {version} has no report")))
 }
 
 impl<S, B, R> tower::Service<Request<B>> for PlainHttp<S>
@@ -67,10 +136,29 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let is_get = matches!(*request.method(), Method::GET | Method::HEAD);
-        if let Some(asset) = is_get
+        if let (true, Some(registry), Some(rest)) = (
+            is_get,
+            self.console.clone(),
+            request.uri().path().strip_prefix(REPORTS_PREFIX),
+        ) {
+            let rest = rest.to_owned();
+            return Box::pin(async move {
+                // Verifying a version hashes its files: off the async threads.
+                let found = tokio::task::spawn_blocking(move || report(registry.as_ref(), &rest))
+                    .await
+                    .unwrap_or_else(|e| Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())));
+                Ok(match found {
+                    Ok(html) => page(StatusCode::OK, "text/html; charset=utf-8", html),
+                    Err((status, why)) => {
+                        page(status, "text/plain; charset=utf-8", Bytes::from(why + "\n"))
+                    }
+                })
+            });
+        }
+        let asset = (is_get && self.console.is_some())
             .then(|| console::asset(request.uri().path()))
-            .flatten()
-        {
+            .flatten();
+        if let Some(asset) = asset {
             return Box::pin(async move {
                 let mut response = Response::new(tonic::body::Body::new(Full::new(
                     Bytes::from_static(asset.body),

@@ -89,6 +89,11 @@ impl ModelHub {
         }
     }
 
+    /// The registry, shared: for what reads it beside the hub (the training reports).
+    pub fn registry_handle(&self) -> Arc<dyn ModelRegistry> {
+        self.registry.clone()
+    }
+
     pub fn registry(&self) -> &dyn ModelRegistry {
         self.registry.as_ref()
     }

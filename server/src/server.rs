@@ -280,8 +280,9 @@ pub async fn serve(
         .timeout(config.request_timeout)
         .concurrency_limit_per_connection(config.max_concurrent_per_connection)
         .load_shed(true)
-        // Outermost: plain HTTP GETs (the metrics page) never reach tonic-web.
-        .layer(PlainHttpLayer::new(metrics.clone()))
+        // Outermost: plain HTTP GETs (the metrics page, the console, the training
+        // reports) never reach tonic-web.
+        .layer(PlainHttpLayer::new(metrics.clone()).with_console(hub.registry_handle()))
         .layer(trace)
         .layer(cors())
         .layer(tonic_web::GrpcWebLayer::new())

@@ -1154,7 +1154,18 @@ async function models(): Promise<void> {
                   h(
                     "tr",
                     { "data-version": String(m.version) },
-                    h("td", {}, `v${m.version}`),
+                    h(
+                      "td",
+                      {},
+                      // Churn and lifetime-value versions are published with a report.
+                      kind === "segments"
+                        ? `v${m.version}`
+                        : h(
+                            "a",
+                            { href: `/reports/${kind}/${m.version}`, target: "_blank", rel: "noopener" },
+                            `v${m.version}`,
+                          ),
+                    ),
                     h("td", {}, m.algorithm),
                     h("td", {}, new Date(m.created).toLocaleString(lang(), { dateStyle: "medium", timeStyle: "short" })),
                     h("td", {}, metric(m)),

@@ -274,6 +274,15 @@ test("an admin rolls a model back from the models page and activates it again", 
   assert.equal(last.reason, "rollback: checking the console");
   assert.equal(last.version, 1n);
   await page.locator("#activations li", { hasText: "rollback: checking the console" }).waitFor();
+  // Each version links to its training report, which the server reads from the registry.
+  const href = await churn.locator('tr[data-version="1"] a').getAttribute("href");
+  assert.equal(href, "/reports/churn/1");
+  const report = await fetch(`${base}${href}`);
+  assert.equal(report.status, 200);
+  assert.match(await report.text(), /Churn models: who left in the 30 days after/);
+  const missing = await fetch(`${base}/reports/churn/99`);
+  assert.equal(missing.status, 404);
+  assert.match(await missing.text(), /no churn version 99/);
   await page.fill("#activation-reason", "back to v2");
   await churn.locator('tr[data-version="2"] button').click();
   await churn.locator('tr[data-version="2"] .state:has-text("active")').waitFor();
