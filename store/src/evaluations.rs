@@ -16,7 +16,7 @@ use crate::page::{self, Page};
 use crate::schema::evaluations;
 
 /// The columns of `evaluations` in the order `upsert_evaluations` binds them.
-const COLUMN_NAMES: [&str; 16] = [
+const COLUMN_NAMES: [&str; 17] = [
     "customer_id",
     "external_id",
     "as_of",
@@ -33,6 +33,7 @@ const COLUMN_NAMES: [&str; 16] = [
     "body",
     "value_lost",
     "currency",
+    "lifecycle_stage",
 ];
 /// Bind parameters per row of an upsert.
 const COLUMNS: usize = COLUMN_NAMES.len();
@@ -71,6 +72,8 @@ pub struct EvaluationRecord {
     pub value_lost: Option<f64>,
     /// The currency of the amounts (ISO 4217); NULL when the customer has none.
     pub currency: Option<String>,
+    /// new, active, at_risk, dormant, churned or won_back.
+    pub lifecycle_stage: Option<String>,
 }
 
 /// What `list_at_risk` ranks by, highest first.
@@ -92,6 +95,8 @@ pub struct AtRiskQuery {
     pub min_probability: Option<f64>,
     pub segment_id: Option<i32>,
     pub tier: Option<String>,
+    /// Only snapshots in this lifecycle stage.
+    pub lifecycle_stage: Option<String>,
     /// Already resolved by the caller; 0 means the default.
     pub page_size: usize,
     pub page_token: Option<String>,
@@ -170,6 +175,8 @@ struct AtRiskFilter {
     min_probability: Option<u64>,
     segment_id: Option<i32>,
     tier: Option<String>,
+    #[serde(default)]
+    lifecycle_stage: Option<String>,
 }
 
 /// The last row served: its sort value's bits and its customer id.
@@ -321,7 +328,8 @@ impl Store {
                             .bind::<BigInt, _>(r.scheme_version)
                             .bind::<Text, _>(r.body.as_str())
                             .bind::<Nullable<Double>, _>(r.value_lost)
-                            .bind::<Nullable<Text>, _>(r.currency.as_deref());
+                            .bind::<Nullable<Text>, _>(r.currency.as_deref())
+                            .bind::<Nullable<Text>, _>(r.lifecycle_stage.as_deref());
                     }
                     written += q.execute(conn)?;
                 }
@@ -364,6 +372,7 @@ impl Store {
             min_probability: query.min_probability.map(f64::to_bits),
             segment_id: query.segment_id,
             tier: query.tier.clone(),
+            lifecycle_stage: query.lifecycle_stage.clone(),
         };
         let after: Option<AtRiskKey> = match &query.page_token {
             Some(token) => page::decode(token, &filter)?,
@@ -390,6 +399,9 @@ impl Store {
             }
             if let Some(tier) = &query.tier {
                 q = q.filter(evaluations::tier.eq(tier.clone()));
+            }
+            if let Some(stage) = &query.lifecycle_stage {
+                q = q.filter(evaluations::lifecycle_stage.eq(stage.clone()));
             }
             // The seek is written `v <= last AND (v < last OR id > last_id)`: the first
             // half bounds the index range, the second drops the rows already served.
@@ -564,6 +576,7 @@ mod tests {
             body: "{}".into(),
             value_lost: None,
             currency: None,
+            lifecycle_stage: None,
         }
     }
 
@@ -587,10 +600,10 @@ mod tests {
     #[test]
     fn upsert_sql_numbers_every_parameter() {
         let pg = upsert_sql(2, true);
-        assert!(pg.contains("($17, $18,"), "{pg}");
+        assert!(pg.contains("($18, $19,"), "{pg}");
         assert!(
             pg.contains(
-                "$32) ON CONFLICT (customer_id) DO UPDATE SET external_id = excluded.external_id"
+                "$34) ON CONFLICT (customer_id) DO UPDATE SET external_id = excluded.external_id"
             ),
             "{pg}"
         );

@@ -106,6 +106,7 @@ diesel::table! {
         body -> Text,
         value_lost -> Nullable<Double>,
         currency -> Nullable<Text>,
+        lifecycle_stage -> Nullable<Text>,
     }
 }
 

@@ -28,6 +28,7 @@ impl EvaluationRecord {
             scheme_version: e.versions.scheme,
             value_lost: e.value_lost,
             currency: e.currency.clone(),
+            lifecycle_stage: Some(e.lifecycle.as_str().to_owned()),
             body: serde_json::to_string(e).map_err(|e| StoreError::Internal(e.to_string()))?,
         })
     }

@@ -212,6 +212,12 @@ async function atRisk(order: AtRiskOrder): Promise<void> {
     h("option", { value: "0.5" }, t("band.high")),
     h("option", { value: "0.25" }, t("band.mediumUp")),
   );
+  const stage = h(
+    "select",
+    { id: "filter-stage" },
+    h("option", { value: "" }, t("all")),
+    ...["new", "active", "at_risk", "won_back"].map((x) => h("option", { value: x }, stageLabel(x))),
+  );
   void vitals.evaluations
     .listSegments({})
     .then((r) => {
@@ -235,6 +241,8 @@ async function atRisk(order: AtRiskOrder): Promise<void> {
       tier,
       h("label", { for: "filter-band" }, t("col.risk")),
       band,
+      h("label", { for: "filter-stage" }, t("col.stage")),
+      stage,
     ),
     table,
     empty,
@@ -251,6 +259,7 @@ async function atRisk(order: AtRiskOrder): Promise<void> {
         segmentId: segment.value === "" ? undefined : Number(segment.value),
         tier: tier.value,
         minProbability: band.value === "" ? undefined : Number(band.value),
+        lifecycleStage: stage.value,
       });
       if (token === "") empty.hidden = page.evaluations.length > 0;
       for (const e of page.evaluations) body.append(atRiskRow(e));
@@ -263,7 +272,7 @@ async function atRisk(order: AtRiskOrder): Promise<void> {
     }
   };
   more.addEventListener("click", () => void load());
-  for (const filter of [segment, tier, band]) {
+  for (const filter of [segment, tier, band, stage]) {
     filter.addEventListener("change", () => {
       token = "";
       body.replaceChildren();

@@ -301,6 +301,18 @@ test("at-risk filters are the API's: a tier shows only that tier", async () => {
   );
   const names = await page.locator("#at-risk tbody tr td:first-child").allTextContents();
   assert.deepEqual(names, expected.evaluations.map((e) => e.externalId));
+  // And a lifecycle stage on top: both filters, as the API applies them.
+  await page.selectOption("#filter-stage", "at_risk");
+  const both = await api.evaluations.listAtRisk({ pageSize: 25, tier: "bronze", lifecycleStage: "at_risk" });
+  await page.waitForFunction(
+    (ids) => {
+      const shown = [...document.querySelectorAll("#at-risk tbody tr td:first-child")].map((td) => td.textContent);
+      return shown.length === ids.length && shown.every((id, i) => id === ids[i]);
+    },
+    both.evaluations.map((e) => e.externalId),
+  );
+  const stages = await page.locator("#at-risk tbody tr td:nth-child(5)").allTextContents();
+  assert.ok(stages.every((s) => s === "at risk"), `${stages}`);
   await page.close();
 });
 

@@ -7,3 +7,5 @@ CREATE INDEX evaluations_value_lost ON evaluations (value_lost DESC, customer_id
 -- The currency of a snapshot's amounts, so that money is summed per currency (the
 -- overview's value at risk), never across currencies.
 ALTER TABLE evaluations ADD COLUMN currency TEXT;
+-- The lifecycle stage of each snapshot, so that the at-risk list can be filtered by it.
+ALTER TABLE evaluations ADD COLUMN lifecycle_stage TEXT;

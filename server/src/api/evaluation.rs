@@ -511,12 +511,31 @@ impl EvaluationService for EvaluationApi {
             }
             Err(e) => return Err(from_store(e)),
         };
+        let lifecycle_stage = match request.lifecycle_stage.as_str() {
+            "" => None,
+            stage @ ("new" | "active" | "at_risk" | "won_back") => Some(stage.to_owned()),
+            "dormant" | "churned" => {
+                v.push(
+                    "lifecycle_stage",
+                    "dormant and churned customers are not at risk but gone: ask ListWinBack",
+                );
+                None
+            }
+            other => {
+                v.push(
+                    "lifecycle_stage",
+                    format!("{other:?} is not a stage: new, active, at_risk or won_back"),
+                );
+                None
+            }
+        };
         check(v)?;
         let query = AtRiskQuery {
             order,
             min_probability: request.min_probability,
             segment_id: request.segment_id,
             tier: (!request.tier.is_empty()).then_some(request.tier),
+            lifecycle_stage,
             page_size,
             page_token: (!request.page_token.is_empty()).then_some(request.page_token),
         };
@@ -540,6 +559,7 @@ impl EvaluationService for EvaluationApi {
             min_probability: None,
             segment_id: request.segment_id,
             tier: (!request.tier.is_empty()).then_some(request.tier),
+            lifecycle_stage: None,
             page_size,
             page_token: (!request.page_token.is_empty()).then_some(request.page_token),
         };

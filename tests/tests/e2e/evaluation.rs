@@ -234,6 +234,30 @@ async fn a_trained_server_evaluates_refreshes_and_lists(backend: Backend) {
         "most customers have a probability: {}",
         seen.len()
     );
+    // A stage filter: only that stage; a stage that is never on the list is refused.
+    let stage = api
+        .list_at_risk(pb::ListAtRiskRequest {
+            lifecycle_stage: "at_risk".into(),
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("at-risk stage only")
+        .into_inner()
+        .evaluations;
+    assert!(!stage.is_empty());
+    assert!(stage.iter().all(|e| e.lifecycle_stage == "at_risk"));
+    for refused in ["dormant", "asleep"] {
+        assert_invalid(
+            api.list_at_risk(pb::ListAtRiskRequest {
+                lifecycle_stage: refused.into(),
+                ..Default::default()
+            })
+            .await,
+            "lifecycle_stage",
+        );
+    }
+
     // The overview's aggregates agree with the list they summarise.
     let summary = api
         .get_risk_summary(pb::GetRiskSummaryRequest {})

@@ -37,12 +37,21 @@ fn record(id: &str, probability: Option<f64>, value: Option<f64>) -> EvaluationR
         // lapsed: the win-back list's rows.
         value_lost: if probability.is_none() { value } else { None },
         currency: Some("EUR".into()),
+        lifecycle_stage: Some(
+            if probability.is_none() {
+                "dormant"
+            } else {
+                "active"
+            }
+            .into(),
+        ),
     }
 }
 
 fn query(order: AtRiskOrder) -> AtRiskQuery {
     AtRiskQuery {
         order,
+        lifecycle_stage: None,
         min_probability: None,
         segment_id: None,
         tier: None,
