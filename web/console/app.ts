@@ -467,6 +467,7 @@ async function customer(externalId: string): Promise<void> {
           h("p", {}, `R${e.rfm?.rScore} F${e.rfm?.fScore} M${e.rfm?.mScore}: ${e.rfm?.segment ?? ""}`),
         ),
       ),
+      churn && !churn.absentReason ? whatIf(e, factors) : null,
       may("writer") ? actionForm(e) : null,
       h("h2", {}, t("customer.followUps")),
       tasks.followUps.length === 0
@@ -521,6 +522,51 @@ function timeline(customerId: string, first: { events: Event[]; nextPageToken: s
     h("div", { class: "filters" }, h("label", { for: "timeline-kind" }, t("timeline.kind")), kind),
     list,
     more,
+  );
+}
+
+/**
+ * What if: the customer's own features now, with the ones changed here overriding them,
+ * scored by their population's model (ScoreFeatures with the customer's external id).
+ */
+function whatIf(e: Evaluation, factors: Factor[]): HTMLElement {
+  // The behavioural features among the reasons, with the customer's numbers.
+  const editable = factors.filter((f) => !f.feature.startsWith("attr.") && f.value !== undefined);
+  const inputs = editable.map((f, i) => ({
+    feature: f.feature,
+    original: f.value ?? 0,
+    input: h("input", { id: `what-if-${i}`, type: "number", step: "any", value: String(Number((f.value ?? 0).toFixed(2))) }),
+    label: f.label,
+  }));
+  const result = h("p", { id: "what-if-result", role: "status" });
+  return h(
+    "form",
+    {
+      class: "card",
+      id: "what-if",
+      submit: async (event) => {
+        event.preventDefault();
+        const features: Record<string, number> = {};
+        for (const x of inputs) {
+          const v = Number(x.input.value);
+          if (Number.isFinite(v) && Math.abs(v - Number(x.original.toFixed(2))) > 1e-9) features[x.feature] = v;
+        }
+        try {
+          const r = await vitals.evaluations.scoreFeatures({ customerExternalId: e.externalId, features });
+          result.textContent = t("whatIf.result", {
+            p: percent(r.churnProbability),
+            now: percent(e.churn?.probability ?? 0),
+          });
+        } catch (error) {
+          result.textContent = problem(error).message;
+        }
+      },
+    },
+    h("h2", {}, t("whatIf.heading")),
+    h("p", { class: "note" }, t("whatIf.note")),
+    h("div", { class: "scheme-grid" }, ...inputs.flatMap((x) => [h("label", { for: x.input.id }, x.label), x.input, h("span", {})])),
+    h("button", { type: "submit" }, t("whatIf.score")),
+    result,
   );
 }
 

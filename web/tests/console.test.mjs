@@ -172,6 +172,15 @@ test("a customer's page shows the evaluation the API gives, with reasons in word
     (n) => document.querySelectorAll("#timeline li").length === n && [...document.querySelectorAll("#timeline li")].every((li) => li.textContent.includes("feedback")),
     answers.events.length,
   );
+  // What if: the first editable reason changed; the answer is ScoreFeatures' own.
+  const first = page.locator("#what-if input").first();
+  const id = await first.getAttribute("id");
+  const index = Number(id.split("-").pop());
+  const feature = [...e.churn.raising, ...e.churn.lowering].filter((f) => !f.feature.startsWith("attr.") && f.value !== undefined)[index].feature;
+  await first.fill("0");
+  await page.click('#what-if button[type="submit"]');
+  const r = await api.evaluations.scoreFeatures({ customerExternalId: top.externalId, features: { [feature]: 0 } });
+  await page.locator("#what-if-result", { hasText: `${(r.churnProbability * 100).toFixed(1)}%` }).waitFor();
   assert.deepEqual(await axe(page), []);
   await page.screenshot({ path: join(dir, "customer.png"), fullPage: true });
   await page.close();

@@ -191,6 +191,69 @@ async fn stored_list(
     Ok((evaluations, page.next_page_token.unwrap_or_default()))
 }
 
+impl EvaluationApi {
+    /// ScoreFeatures on a real customer: their features now, the request's overriding.
+    async fn what_if(
+        &self,
+        churn: &Arc<vitals_engine::models::churn::LoadedChurn>,
+        request: pb::ScoreFeaturesRequest,
+    ) -> Result<Response<pb::ScoreFeaturesResponse>, Status> {
+        let id = request.customer_external_id.clone();
+        check_id("customer_external_id", &id)?;
+        if !request.model_input.is_empty() {
+            return Err(invalid_field(
+                "model_input",
+                "give either customer_external_id or model_input, not both",
+            ));
+        }
+        let mut v = Violations::new();
+        let overrides = behaviour_from_proto(&mut v, &request.features);
+        let attributes = attributes_from_proto(&mut v, "", &request.attributes);
+        check(v)?;
+        let now = now_micros();
+        let ((mut raw, currency, population), _) = self
+            .histories
+            .load_then(CustomerLookup::ExternalId(id), move |h| {
+                (
+                    RawFeatures::of(&h.customer.data, &h.events, now),
+                    vitals_domain::features::currency_of(&h.customer.data, &h.events, now),
+                    Population::of(&h.customer.data),
+                )
+            })
+            .await
+            .map_err(from_store)?;
+        if !request.population.is_empty() && request.population != population.as_str() {
+            return Err(invalid_field(
+                "population",
+                format!(
+                    "the customer is one of the {}: leave it empty or say {}",
+                    population.label(),
+                    population.as_str()
+                ),
+            ));
+        }
+        for (i, value) in overrides.iter().enumerate() {
+            if value.is_finite() {
+                raw.behaviour[i] = *value;
+            }
+        }
+        raw.attributes.extend(attributes);
+        let model = churn.for_population(population).ok_or_else(|| {
+            ApiError::FailedPrecondition(format!(
+                "churn version {} has no model for {}",
+                churn.manifest.version,
+                population.label()
+            ))
+        })?;
+        Ok(Response::new(score_response(&assess_churn(
+            churn,
+            model,
+            &raw,
+            currency.as_deref(),
+        ))))
+    }
+}
+
 #[tonic::async_trait]
 impl EvaluationService for EvaluationApi {
     #[tracing::instrument(skip_all)]
@@ -339,6 +402,9 @@ impl EvaluationService for EvaluationApi {
             .into());
         };
         let version = churn.manifest.version;
+        if !request.customer_external_id.is_empty() {
+            return self.what_if(churn, request).await;
+        }
         let model = if request.population.is_empty() {
             match churn.populations.as_slice() {
                 [only] => only,

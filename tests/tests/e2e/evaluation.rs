@@ -513,6 +513,72 @@ async fn a_trained_server_evaluates_refreshes_and_lists(backend: Backend) {
         .await,
         "model_input",
     );
+    // A what-if on a real customer: their own features now, scored by their model; with
+    // nothing overridden it is their evaluation, with a feature overridden it moves.
+    let top = api
+        .list_at_risk(pb::ListAtRiskRequest {
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .expect("top")
+        .into_inner()
+        .evaluations
+        .remove(0);
+    let own = api
+        .score_features(pb::ScoreFeaturesRequest {
+            customer_external_id: top.external_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("what-if, nothing changed")
+        .into_inner();
+    let p = top.churn.as_ref().expect("churn").probability;
+    assert!((own.churn_probability - p).abs() < 1e-3, "{own:?} vs {p}");
+    assert!(own.raising.iter().all(|f| !f.display_value.is_empty()));
+    let changed = api
+        .score_features(pb::ScoreFeaturesRequest {
+            customer_external_id: top.external_id.clone(),
+            features: [
+                ("complaints_365d".to_string(), 12.0),
+                ("nps_mean".to_string(), 0.0),
+            ]
+            .into_iter()
+            .collect(),
+            ..Default::default()
+        })
+        .await
+        .expect("what-if")
+        .into_inner();
+    assert!((changed.churn_probability - own.churn_probability).abs() > 1e-6);
+    // The other population than the customer's (a subscriber's value is a subscription's).
+    let subscriber = top
+        .lifetime_value
+        .as_ref()
+        .is_some_and(|l| l.basis.starts_with("subscription"));
+    let wrong = if subscriber {
+        "non_contractual"
+    } else {
+        "contractual"
+    };
+    assert_invalid(
+        api.score_features(pb::ScoreFeaturesRequest {
+            customer_external_id: top.external_id.clone(),
+            population: wrong.into(),
+            ..Default::default()
+        })
+        .await,
+        "population",
+    );
+    let nobody = api
+        .score_features(pb::ScoreFeaturesRequest {
+            customer_external_id: "nobody-here".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("no such customer");
+    assert_eq!(nobody.code(), Code::NotFound);
+
     // A model per population: the caller says whose, by a name the server knows.
     for population in ["", "prospects"] {
         assert_invalid(
