@@ -38,6 +38,7 @@ const WORDS = {
     raising: "Raising the risk",
     lowering: "Lowering the risk",
     value: "Lifetime value",
+    alive: "still buying with probability {p}",
     tier: "Tier",
     segment: "Segment",
     stage: "Stage",
@@ -51,6 +52,7 @@ const WORDS = {
     raising: "推高风险",
     lowering: "降低风险",
     value: "生命周期价值",
+    alive: "仍在购买的概率 {p}",
     tier: "等级",
     segment: "客户分群",
     stage: "阶段",
@@ -105,7 +107,11 @@ export function render(e: Evaluation, tasks: FollowUp[], lang: string): string {
 ${e.displayName && e.displayName !== e.externalId ? `<p class="meta">${escape(e.externalId)}</p>` : ""}
 ${risk}
 <dl>
-<dt>${escape(w.value)}</dt><dd>${lifetime && !lifetime.absentReason ? escape(money(lifetime.lifetimeValue, e.currency, lang)) : "–"}</dd>
+<dt>${escape(w.value)}</dt><dd>${lifetime && !lifetime.absentReason ? escape(money(lifetime.lifetimeValue, e.currency, lang)) : "–"}${
+    lifetime && !lifetime.absentReason && !lifetime.basis.startsWith("subscription")
+      ? `<br><small>${escape(w.alive.replace("{p}", `${(lifetime.probabilityAlive * 100).toFixed(0)}%`))}</small>`
+      : ""
+  }</dd>
 <dt>${escape(w.tier)}</dt><dd>${escape(card?.tier ?? "–")}${dims ? `<br><small>${escape(dims)}</small>` : ""}</dd>
 <dt>${escape(w.segment)}</dt><dd>${escape(e.segment?.name || "–")}</dd>
 <dt>${escape(w.stage)}</dt><dd>${escape(e.lifecycleStage.replace(/_/g, " "))}</dd>

@@ -1257,6 +1257,7 @@ async function models(): Promise<void> {
           ),
         ),
       ),
+      may("writer") ? refreshPanel() : null,
       await schemeEditor(),
       h("h2", {}, t("models.history")),
       h(
@@ -1278,6 +1279,50 @@ async function models(): Promise<void> {
   } catch (error) {
     show(errorBox(error));
   }
+}
+
+// ---- Refresh -----------------------------------------------------------------------
+
+/**
+ * Recomputes every customer's stored evaluation with the models in service, its
+ * progress streamed as it goes (RefreshEvaluations, a server-streaming call).
+ */
+function refreshPanel(): HTMLElement {
+  const progress = h("progress", { id: "refresh-progress", max: "1", value: "0", "aria-label": t("refresh.heading") });
+  const status = h("p", { id: "refresh-status", role: "status" });
+  const button = h("button", { type: "button", id: "refresh" }, t("refresh.start"));
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    status.textContent = t("loading");
+    try {
+      for await (const p of vitals.evaluations.refreshEvaluations({})) {
+        const total = Number(p.customersTotal);
+        progress.max = Math.max(1, total);
+        progress.value = Number(p.customersDone);
+        status.textContent = p.finished
+          ? t("refresh.done", {
+              stored: Number(p.evaluationsStored).toLocaleString(lang()),
+              opened: Number(p.followUpsOpened).toLocaleString(lang()),
+              seconds: p.seconds.toFixed(1),
+            })
+          : t("refresh.running", { done: Number(p.customersDone).toLocaleString(lang()), total: total.toLocaleString(lang()) });
+      }
+    } catch (error) {
+      status.textContent = problem(error).message;
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return h(
+    "section",
+    { class: "card" },
+    h("h2", {}, t("refresh.heading")),
+    h("p", { class: "note" }, t("refresh.note")),
+    button,
+    " ",
+    progress,
+    status,
+  );
 }
 
 // ---- Scoring scheme ----------------------------------------------------------------

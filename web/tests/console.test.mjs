@@ -292,6 +292,11 @@ test("an admin rolls a model back from the models page and activates it again", 
   const missing = await fetch(`${base}/reports/churn/99`);
   assert.equal(missing.status, 404);
   assert.match(await missing.text(), /no churn version 99/);
+  // A server-streaming call from the browser: the refresh's progress, to the end.
+  await page.click("#refresh");
+  await page.locator("#refresh-status", { hasText: "evaluations stored" }).waitFor();
+  assert.match(await page.textContent("#refresh-status"), /^400 evaluations stored/);
+  assert.equal(await page.$eval("#refresh-progress", (p) => p.value), 400);
   await page.fill("#activation-reason", "back to v2");
   await churn.locator('tr[data-version="2"] button').click();
   await churn.locator('tr[data-version="2"] .state:has-text("active")').waitFor();
