@@ -173,18 +173,25 @@ pub fn money(v: f64, currency: Option<&str>) -> String {
     let cents = cents.abs();
     let whole = (cents / 100.0).trunc() as u64;
     let fraction = (cents % 100.0) as u64;
-    let digits = whole.to_string();
-    let mut grouped = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
+    let grouped = thousands(whole);
     match currency {
         Some(code) if !code.is_empty() => format!("{sign}{grouped}.{fraction:02} {code}"),
         _ => format!("{sign}{grouped}.{fraction:02}"),
     }
+}
+
+/// A whole number with thousands separated: `1234567` → "1,234,567" (the reports' counts
+/// and the money above).
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// A span of days as a person says it: days under two months, months under two years,

@@ -94,15 +94,7 @@ fn times(x: f64, decimals: usize) -> String {
 
 /// A count with thousands separators: `1234567` → `1,234,567`.
 fn count(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    vitals_domain::explain::thousands(u64::try_from(n).unwrap_or(u64::MAX))
 }
 
 /// A count in at most five characters, for chart labels: `12345` → `12k`.
