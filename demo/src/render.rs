@@ -115,7 +115,7 @@ pub fn evaluation(e: &pb::Evaluation) -> String {
     }
     let _ = writeln!(out, "  lifecycle stage: {}", e.lifecycle_stage);
     match &e.lifetime_value {
-        Some(l) if l.absent_reason.is_empty() && l.basis.starts_with("subscription") => {
+        Some(l) if l.absent_reason.is_empty() && l.method == "subscription" => {
             let _ = writeln!(
                 out,
                 "  lifetime value:  {} over the next {} months\n    ({})",

@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::validate::{MAX_LABEL_LEN, Violations};
+use crate::words::Language;
 
 /// The risk bands an evaluation can carry.
 pub const RISK_BANDS: [&str; 3] = ["low", "medium", "high"];
@@ -353,56 +354,6 @@ pub fn review(
         Verdict::Inconclusive
     };
 
-    let group = match evidence {
-        Evidence::Randomized => "control group",
-        Evidence::Observational => "comparison group",
-    };
-    let rates = format!(
-        "Treated customers churned at {} against {} in the {group}",
-        percent(treated_rate),
-        percent(control_rate)
-    );
-    let mut sentence = match verdict {
-        Verdict::TooFew => format!(
-            "Too few customers to say anything: {} treated and {} in the {group}; at least {MIN_ARM} are needed in each",
-            treated.customers, control.customers
-        ),
-        Verdict::Helps => {
-            let cost = match cost_per_customer_kept_minor {
-                Some(c) if treatment_cost_minor > 0 => {
-                    format!(", at {} {currency} per customer kept", money(c))
-                }
-                _ => String::new(),
-            };
-            format!(
-                "{rates}: the action kept about {} of every 100 customers treated (95% interval {} to {}), {} customers in all{cost}",
-                one_decimal(-difference * 100.0),
-                one_decimal(-ci_high * 100.0),
-                one_decimal(-ci_low * 100.0),
-                customers_kept.round()
-            )
-        }
-        Verdict::Hurts => format!(
-            "{rates}: the action made things worse, about {} more of every 100 customers treated churned (95% interval {} to {}), {} customers in all",
-            one_decimal(difference * 100.0),
-            one_decimal(ci_low * 100.0),
-            one_decimal(ci_high * 100.0),
-            (-customers_kept).round()
-        ),
-        Verdict::Inconclusive => format!(
-            "{rates}: the difference ({} points, 95% interval {} to {}) could be chance: no evidence that the action works yet",
-            one_decimal(difference * 100.0),
-            one_decimal(ci_low * 100.0),
-            one_decimal(ci_high * 100.0)
-        ),
-    };
-    if evidence == Evidence::Observational {
-        sentence.push_str(
-            " (compared with untreated customers of the same risk band, not a randomized control group: weaker evidence)",
-        );
-    }
-    sentence.push('.');
-
     Effect {
         treated,
         control,
@@ -415,7 +366,107 @@ pub fn review(
         customers_kept,
         cost_per_customer_kept_minor,
         verdict,
-        sentence,
+        sentence: String::new(),
+    }
+    .with_sentence(currency, evidence)
+}
+
+impl Effect {
+    fn with_sentence(mut self, currency: &str, evidence: Evidence) -> Self {
+        self.sentence = self.sentence_in(currency, evidence, Language::English);
+        self
+    }
+
+    /// The result in one plain sentence in `lang`: the arms' churn rates, what the
+    /// difference means with its interval, and the cost per customer kept.
+    pub fn sentence_in(&self, currency: &str, evidence: Evidence, lang: Language) -> String {
+        let zh = lang == Language::Chinese;
+        let group = match (evidence, zh) {
+            (Evidence::Randomized, false) => "control group",
+            (Evidence::Observational, false) => "comparison group",
+            (Evidence::Randomized, true) => "对照组",
+            (Evidence::Observational, true) => "比较组",
+        };
+        let (treated, control) = (self.treated, self.control);
+        let (difference, ci_low, ci_high) = (self.difference, self.ci_low, self.ci_high);
+        let customers_kept = self.customers_kept;
+        let rates = if zh {
+            format!(
+                "接受行动的客户流失率为 {}，{group}为 {}",
+                percent(self.treated_churn_rate),
+                percent(self.control_churn_rate)
+            )
+        } else {
+            format!(
+                "Treated customers churned at {} against {} in the {group}",
+                percent(self.treated_churn_rate),
+                percent(self.control_churn_rate)
+            )
+        };
+        let cost = match self.cost_per_customer_kept_minor {
+            Some(c) if c > 0.0 && zh => format!("，每留住一位客户花费 {} {currency}", money(c)),
+            Some(c) if c > 0.0 => format!(", at {} {currency} per customer kept", money(c)),
+            _ => String::new(),
+        };
+        let (kept, worse) = (
+            one_decimal(-difference * 100.0),
+            one_decimal(difference * 100.0),
+        );
+        let mut sentence = match (self.verdict, zh) {
+            (Verdict::TooFew, false) => format!(
+                "Too few customers to say anything: {} treated and {} in the {group}; at least {MIN_ARM} are needed in each",
+                treated.customers, control.customers
+            ),
+            (Verdict::TooFew, true) => format!(
+                "客户太少，尚无法下结论：接受行动 {} 人，{group} {} 人；每组至少需要 {MIN_ARM} 人",
+                treated.customers, control.customers
+            ),
+            (Verdict::Helps, false) => format!(
+                "{rates}: the action kept about {kept} of every 100 customers treated (95% interval {} to {}), {} customers in all{cost}",
+                one_decimal(-ci_high * 100.0),
+                one_decimal(-ci_low * 100.0),
+                customers_kept.round()
+            ),
+            (Verdict::Helps, true) => format!(
+                "{rates}：每 100 位接受行动的客户中约多留住 {kept} 位（95% 区间 {} 至 {}），共约 {} 位{cost}",
+                one_decimal(-ci_high * 100.0),
+                one_decimal(-ci_low * 100.0),
+                customers_kept.round()
+            ),
+            (Verdict::Hurts, false) => format!(
+                "{rates}: the action made things worse, about {worse} more of every 100 customers treated churned (95% interval {} to {}), {} customers in all",
+                one_decimal(ci_low * 100.0),
+                one_decimal(ci_high * 100.0),
+                (-customers_kept).round()
+            ),
+            (Verdict::Hurts, true) => format!(
+                "{rates}：行动适得其反，每 100 位接受行动的客户中约多流失 {worse} 位（95% 区间 {} 至 {}），共约 {} 位",
+                one_decimal(ci_low * 100.0),
+                one_decimal(ci_high * 100.0),
+                (-customers_kept).round()
+            ),
+            (Verdict::Inconclusive, false) => format!(
+                "{rates}: the difference ({worse} points, 95% interval {} to {}) could be chance: no evidence that the action works yet",
+                one_decimal(ci_low * 100.0),
+                one_decimal(ci_high * 100.0)
+            ),
+            (Verdict::Inconclusive, true) => format!(
+                "{rates}：差异（{worse} 个百分点，95% 区间 {} 至 {}）可能出于偶然：尚无证据表明行动有效",
+                one_decimal(ci_low * 100.0),
+                one_decimal(ci_high * 100.0)
+            ),
+        };
+        match (evidence, zh) {
+            (Evidence::Observational, false) => sentence.push_str(
+                " (compared with untreated customers of the same risk band, not a randomized control group: weaker evidence)",
+            ),
+            (Evidence::Observational, true) => {
+                sentence.push_str("（比较对象是同一风险等级中未接受行动的客户，而非随机对照组：证据较弱）")
+            }
+            (Evidence::Randomized, _) => {}
+        }
+        sentence.push_str(lang.pick(".", "。"));
+        sentence
     }
 }
 
@@ -464,6 +515,36 @@ mod tests {
             assert!(close(e.ci_low, low), "{x1}/{n1} {x2}/{n2}: {}", e.ci_low);
             assert!(close(e.ci_high, high), "{x1}/{n1} {x2}/{n2}: {}", e.ci_high);
         }
+    }
+
+    #[test]
+    fn the_sentence_reads_in_either_language() {
+        let e = review(
+            arm(20, 200),
+            arm(40, 200),
+            50_000,
+            "EUR",
+            Evidence::Randomized,
+        );
+        assert_eq!(e.verdict, Verdict::Helps);
+        assert_eq!(
+            e.sentence,
+            e.sentence_in("EUR", Evidence::Randomized, Language::English)
+        );
+        let zh = e.sentence_in("EUR", Evidence::Randomized, Language::Chinese);
+        assert!(
+            zh.starts_with("接受行动的客户流失率为 10.0%，对照组为 20.0%"),
+            "{zh}"
+        );
+        assert!(
+            zh.contains("每留住一位客户花费 25.00 EUR") && zh.ends_with('。'),
+            "{zh}"
+        );
+        let weak = e.sentence_in("EUR", Evidence::Observational, Language::Chinese);
+        assert!(
+            weak.contains("比较组") && weak.contains("证据较弱"),
+            "{weak}"
+        );
     }
 
     #[test]

@@ -16,9 +16,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::evaluation::Factor;
+use crate::evaluation::{Factor, SegmentTrait};
 use crate::features::{Behaviour, ColumnSource, FeatureSchema, RawFeatures};
 use crate::records::AttributeValue;
+use crate::words::{Language, Unit, count};
 
 /// The feature a model column belongs to: what a person reads as one reason.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -52,117 +53,129 @@ impl FeatureKey {
         }
     }
 
-    /// What a person calls it.
-    pub fn label(&self) -> String {
+    /// What a person calls it. Attribute names are the company's own and stay as its
+    /// data spells them (in words: `MonthlyCharges` → "monthly charges").
+    pub fn label(&self, lang: Language) -> String {
         match self {
-            Self::Behaviour(b) => behaviour_label(*b).to_owned(),
+            Self::Behaviour(b) => behaviour_label(*b, lang).to_owned(),
             Self::Attribute(a) => humanize(a),
             Self::Other(n) => n.clone(),
+        }
+    }
+
+    /// The key of a feature name as APIs carry it (`recency_days`, `attr.Contract`).
+    pub fn parse(name: &str) -> Self {
+        match name.strip_prefix("attr.") {
+            Some(a) => Self::Attribute(a.to_owned()),
+            None => Behaviour::from_name(name)
+                .map_or_else(|| Self::Other(name.to_owned()), Self::Behaviour),
         }
     }
 }
 
 /// What a person calls a behavioural feature.
-pub fn behaviour_label(b: Behaviour) -> &'static str {
+pub fn behaviour_label(b: Behaviour, lang: Language) -> &'static str {
     use Behaviour::*;
-    match b {
-        RecencyDays => "days since last purchase",
-        Frequency30d => "purchases in the last 30 days",
-        Frequency90d => "purchases in the last 90 days",
-        Frequency365d => "purchases in the last 12 months",
-        FrequencyTotal => "purchases in all",
-        Monetary30d => "spend in the last 30 days",
-        Monetary90d => "spend in the last 90 days",
-        Monetary365d => "spend in the last 12 months",
-        MonetaryTotal => "spend in all",
-        AvgOrderValue => "average order",
-        TenureDays => "time since sign-up",
-        DistinctPurchaseDays => "days with a purchase",
-        MeanPurchaseGapDays => "average time between purchases",
-        SpendTrend => "spend trend (last 90 days against the 90 before)",
-        NpsLast => "last NPS answer",
-        NpsMean => "mean NPS",
-        CsatMean => "mean CSAT",
-        CesMean => "mean effort score (CES)",
-        DetractorAnswers => "NPS answers of 0-6 (detractor)",
-        FeedbackCount => "survey answers",
-        Interactions90d => "contacts in the last 90 days",
-        Complaints365d => "complaints in the last 12 months",
-        OpenTickets => "open support tickets",
-        MeanResolutionHours => "average time to resolve a ticket",
-        PaymentsDue => "invoices due so far",
-        LatePaymentShare => "invoices paid late",
-        MeanDaysLate => "average delay of a late payment",
-        OverdueAmount => "overdue amount",
-    }
+    let (en, zh) = match b {
+        RecencyDays => ("days since last purchase", "距上次购买的天数"),
+        Frequency30d => ("purchases in the last 30 days", "近 30 天购买次数"),
+        Frequency90d => ("purchases in the last 90 days", "近 90 天购买次数"),
+        Frequency365d => ("purchases in the last 12 months", "近 12 个月购买次数"),
+        FrequencyTotal => ("purchases in all", "累计购买次数"),
+        Monetary30d => ("spend in the last 30 days", "近 30 天消费"),
+        Monetary90d => ("spend in the last 90 days", "近 90 天消费"),
+        Monetary365d => ("spend in the last 12 months", "近 12 个月消费"),
+        MonetaryTotal => ("spend in all", "累计消费"),
+        AvgOrderValue => ("average order", "平均客单价"),
+        TenureDays => ("time since sign-up", "注册时长"),
+        DistinctPurchaseDays => ("days with a purchase", "有购买的天数"),
+        MeanPurchaseGapDays => ("average time between purchases", "平均购买间隔"),
+        SpendTrend => (
+            "spend trend (last 90 days against the 90 before)",
+            "消费趋势（近 90 天对比之前 90 天）",
+        ),
+        NpsLast => ("last NPS answer", "最近一次 NPS 评分"),
+        NpsMean => ("mean NPS", "平均 NPS 评分"),
+        CsatMean => ("mean CSAT", "平均满意度（CSAT）"),
+        CesMean => ("mean effort score (CES)", "平均费力度（CES）"),
+        DetractorAnswers => ("NPS answers of 0-6 (detractor)", "NPS 0-6 分（贬损者）回答"),
+        FeedbackCount => ("survey answers", "问卷回答"),
+        Interactions90d => ("contacts in the last 90 days", "近 90 天联系次数"),
+        Complaints365d => ("complaints in the last 12 months", "近 12 个月投诉次数"),
+        OpenTickets => ("open support tickets", "未解决的工单"),
+        MeanResolutionHours => ("average time to resolve a ticket", "工单平均解决时长"),
+        PaymentsDue => ("invoices due so far", "已到期账单"),
+        LatePaymentShare => ("invoices paid late", "逾期支付的账单比例"),
+        MeanDaysLate => ("average delay of a late payment", "逾期支付的平均天数"),
+        OverdueAmount => ("overdue amount", "逾期金额"),
+    };
+    lang.pick(en, zh)
 }
 
 /// A behavioural feature's value in its own unit; `currency` for money (ISO code).
-pub fn behaviour_value(b: Behaviour, v: f64, currency: Option<&str>) -> String {
+pub fn behaviour_value(b: Behaviour, v: f64, currency: Option<&str>, lang: Language) -> String {
     use Behaviour::*;
     if !v.is_finite() {
-        return match b {
-            RecencyDays | AvgOrderValue | MeanPurchaseGapDays => "no purchase yet".into(),
-            NpsLast | NpsMean => "no NPS answer yet".into(),
-            CsatMean => "no CSAT answer yet".into(),
-            CesMean => "no effort score yet".into(),
-            MeanResolutionHours => "no ticket resolved yet".into(),
-            LatePaymentShare | MeanDaysLate => "no invoice due yet".into(),
-            TenureDays => "not known".into(),
-            _ => "none".into(),
+        let (en, zh) = match b {
+            RecencyDays | AvgOrderValue | MeanPurchaseGapDays => ("no purchase yet", "尚无购买"),
+            NpsLast | NpsMean => ("no NPS answer yet", "尚无 NPS 评分"),
+            CsatMean => ("no CSAT answer yet", "尚无满意度评分"),
+            CesMean => ("no effort score yet", "尚无费力度评分"),
+            MeanResolutionHours => ("no ticket resolved yet", "尚无已解决的工单"),
+            LatePaymentShare | MeanDaysLate => ("no invoice due yet", "尚无到期账单"),
+            TenureDays => ("not known", "未知"),
+            _ => ("none", "无"),
         };
+        return lang.pick(en, zh).to_owned();
     }
     match b {
         RecencyDays | DistinctPurchaseDays | MeanPurchaseGapDays | MeanDaysLate => {
-            count(v, "day", "days")
+            count(v, Unit::Day, lang)
         }
         Frequency30d | Frequency90d | Frequency365d | FrequencyTotal => {
-            count(v, "purchase", "purchases")
+            count(v, Unit::Purchase, lang)
         }
         Monetary30d | Monetary90d | Monetary365d | MonetaryTotal | AvgOrderValue
         | OverdueAmount => money(v, currency),
-        TenureDays => duration_days(v),
+        TenureDays => duration_days(v, lang),
         SpendTrend => {
             if v.abs() < 0.005 {
-                "unchanged".into()
+                lang.pick("unchanged", "持平").to_owned()
             } else if v >= 1.0 {
-                "buying again after 90 days without".into()
+                lang.pick("buying again after 90 days without", "停购 90 天后重新购买")
+                    .to_owned()
             } else if v <= -1.0 {
-                "stopped buying".into()
+                lang.pick("stopped buying", "已停止购买").to_owned()
             } else {
                 // (last - prior) / (last + prior) = t  ⇒  last / prior = (1 + t) / (1 - t).
                 let ratio = (1.0 + v) / (1.0 - v);
                 format!("{:+.0}%", (ratio - 1.0) * 100.0)
             }
         }
-        NpsLast => format!("{v:.0} of 10"),
-        NpsMean => format!("{v:.1} of 10"),
-        CsatMean => format!("{v:.1} of 5"),
-        CesMean => format!("{v:.1} of 7"),
-        DetractorAnswers | FeedbackCount => count(v, "answer", "answers"),
-        Interactions90d => count(v, "contact", "contacts"),
-        Complaints365d => count(v, "complaint", "complaints"),
-        OpenTickets => count(v, "ticket", "tickets"),
-        MeanResolutionHours => {
-            if v >= 48.0 {
-                format!("{:.1} days", v / 24.0)
-            } else {
-                format!("{v:.0} hours")
-            }
-        }
-        PaymentsDue => count(v, "invoice", "invoices"),
+        NpsLast => out_of(format!("{v:.0}"), 10, lang),
+        NpsMean => out_of(format!("{v:.1}"), 10, lang),
+        CsatMean => out_of(format!("{v:.1}"), 5, lang),
+        CesMean => out_of(format!("{v:.1}"), 7, lang),
+        DetractorAnswers | FeedbackCount => count(v, Unit::Answer, lang),
+        Interactions90d => count(v, Unit::Contact, lang),
+        Complaints365d => count(v, Unit::Complaint, lang),
+        OpenTickets => count(v, Unit::Ticket, lang),
+        MeanResolutionHours => match (v >= 48.0, lang) {
+            (true, Language::English) => format!("{:.1} days", v / 24.0),
+            (true, Language::Chinese) => format!("{:.1} 天", v / 24.0),
+            (false, Language::English) => format!("{v:.0} hours"),
+            (false, Language::Chinese) => format!("{v:.0} 小时"),
+        },
+        PaymentsDue => count(v, Unit::Invoice, lang),
         LatePaymentShare => format!("{:.0}%", v * 100.0),
     }
 }
 
-fn count(v: f64, one: &str, many: &str) -> String {
-    let n = v.round();
-    if (n - 1.0).abs() < f64::EPSILON {
-        format!("1 {one}")
-    } else if (v - n).abs() < 1e-9 {
-        format!("{n:.0} {many}")
-    } else {
-        format!("{v:.1} {many}")
+/// A score on a scale: "4.0 of 10", "4.0 / 10 分".
+fn out_of(score: String, scale: u8, lang: Language) -> String {
+    match lang {
+        Language::English => format!("{score} of {scale}"),
+        Language::Chinese => format!("{score} / {scale} 分"),
     }
 }
 
@@ -196,14 +209,17 @@ pub fn thousands(n: u64) -> String {
 
 /// A span of days as a person says it: days under two months, months under two years,
 /// then years.
-pub fn duration_days(days: f64) -> String {
+pub fn duration_days(days: f64, lang: Language) -> String {
     const MONTH: f64 = 365.25 / 12.0;
     if days < 60.0 {
-        count(days.round(), "day", "days")
+        count(days.round(), Unit::Day, lang)
     } else if days < 730.0 {
-        count((days / MONTH).round(), "month", "months")
+        count((days / MONTH).round(), Unit::Month, lang)
     } else {
-        format!("{:.1} years", days / 365.25)
+        match lang {
+            Language::English => format!("{:.1} years", days / 365.25),
+            Language::Chinese => format!("{:.1} 年", days / 365.25),
+        }
     }
 }
 
@@ -232,10 +248,23 @@ pub fn humanize(name: &str) -> String {
 
 /// An attribute's value as words. Numbers named like money get the currency; a tenure
 /// attribute (Telco's, in months) gets months; flags read "yes" or "no".
-fn attribute_value(name: &str, value: &AttributeValue, currency: Option<&str>) -> String {
+fn attribute_value(
+    name: &str,
+    value: &AttributeValue,
+    currency: Option<&str>,
+    lang: Language,
+) -> String {
     let lower = name.to_lowercase();
+    let yes_no = |b: bool| {
+        if b {
+            lang.pick("yes", "是")
+        } else {
+            lang.pick("no", "否")
+        }
+        .to_owned()
+    };
     match value {
-        AttributeValue::Bool(b) => if *b { "yes" } else { "no" }.into(),
+        AttributeValue::Bool(b) => yes_no(*b),
         AttributeValue::String(s) => s.clone(),
         AttributeValue::Number(v) => {
             let moneyish = ["charge", "amount", "price", "revenue", "spend", "fee"]
@@ -244,9 +273,9 @@ fn attribute_value(name: &str, value: &AttributeValue, currency: Option<&str>) -
             if moneyish {
                 money(*v, currency)
             } else if lower == "tenure" || lower.ends_with("months") {
-                count(*v, "month", "months")
+                count(*v, Unit::Month, lang)
             } else if lower.contains("senior") && (*v == 0.0 || *v == 1.0) {
-                if *v == 1.0 { "yes" } else { "no" }.into()
+                yes_no(*v == 1.0)
             } else if (v - v.round()).abs() < 1e-9 {
                 format!("{v:.0}")
             } else {
@@ -272,10 +301,10 @@ pub fn factors(
     sums.into_iter()
         .filter(|(_, c)| c.abs() > 1e-6)
         .filter_map(|(key, contribution)| {
-            let (value, display_value) = match (&key, raw) {
+            let (value, attribute) = match (&key, raw) {
                 (FeatureKey::Behaviour(b), Some(raw)) => {
                     let v = b.of(&raw.behaviour);
-                    (v.is_finite().then_some(v), behaviour_value(*b, v, currency))
+                    (v.is_finite().then_some(v), None)
                 }
                 (FeatureKey::Attribute(a), Some(raw)) => {
                     let value = raw.attributes.get(a)?;
@@ -284,19 +313,166 @@ pub fn factors(
                         AttributeValue::Bool(b) => Some(f64::from(u8::from(*b))),
                         AttributeValue::String(_) => None,
                     };
-                    (number, attribute_value(a, value, currency))
+                    (number, Some(value.clone()))
                 }
-                _ => (None, String::new()),
+                _ => (None, None),
             };
-            Some(Factor {
+            let factor = Factor {
                 feature: key.name(),
-                label: key.label(),
+                label: String::new(),
                 value,
-                display_value,
+                display_value: String::new(),
+                attribute,
                 contribution,
-            })
+            };
+            Some(in_words(
+                &factor,
+                raw.is_some(),
+                currency,
+                Language::English,
+            ))
         })
         .collect()
+}
+
+/// A factor with its label and value written in `lang`, from the facts it keeps (its
+/// feature, number and attribute value). `has_value`: whether the factor came with the
+/// customer's values at all (a bare model input row has no units, so no value in words).
+/// A factor stored before it kept its attribute value keeps the words it was stored with.
+pub fn in_words(
+    factor: &Factor,
+    has_value: bool,
+    currency: Option<&str>,
+    lang: Language,
+) -> Factor {
+    let key = FeatureKey::parse(&factor.feature);
+    let display_value = match (&key, &factor.attribute) {
+        _ if !has_value => String::new(),
+        (FeatureKey::Behaviour(b), _) => {
+            behaviour_value(*b, factor.value.unwrap_or(f64::NAN), currency, lang)
+        }
+        (FeatureKey::Attribute(a), Some(value)) => attribute_value(a, value, currency, lang),
+        _ => factor.display_value.clone(),
+    };
+    Factor {
+        label: key.label(lang),
+        display_value,
+        ..factor.clone()
+    }
+}
+
+/// What a segment is called and how it differs from the average customer, in words.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentWords {
+    pub name: String,
+    pub description: String,
+    /// One phrase per trait, in the order given.
+    pub traits: Vec<String>,
+}
+
+/// A segment's words from its traits: each an input (a behaviour name or `attr.NAME`)
+/// and its centroid's distance from the population mean in standard deviations, the
+/// strongest first. The name is made of the two strongest.
+pub fn segment_words(traits: &[SegmentTrait], lang: Language) -> SegmentWords {
+    let phrases: Vec<String> = traits
+        .iter()
+        .map(|t| trait_phrase(&t.input, t.z > 0.0, lang))
+        .collect();
+    if phrases.is_empty() {
+        return SegmentWords {
+            name: lang.pick("Typical customers", "典型客户").to_owned(),
+            description: lang
+                .pick(
+                    "Close to the average customer on every measure.",
+                    "各项指标都接近平均客户。",
+                )
+                .to_owned(),
+            traits: phrases,
+        };
+    }
+    let name = phrases
+        .iter()
+        .take(2)
+        .map(|p| capitalize(p))
+        .collect::<Vec<_>>()
+        .join(lang.pick(", ", "，"));
+    let parts: Vec<String> = traits
+        .iter()
+        .zip(&phrases)
+        .map(|(t, phrase)| match lang {
+            Language::English => format!(
+                "{phrase} ({:.1} standard deviations {} average)",
+                t.z.abs(),
+                if t.z > 0.0 { "above" } else { "below" }
+            ),
+            Language::Chinese => format!(
+                "{phrase}（{}平均 {:.1} 个标准差）",
+                if t.z > 0.0 { "高于" } else { "低于" },
+                t.z.abs()
+            ),
+        })
+        .collect();
+    let description = match lang {
+        Language::English => format!("{}.", capitalize(&parts.join("; "))),
+        Language::Chinese => format!("{}。", parts.join("；")),
+    };
+    SegmentWords {
+        name,
+        description,
+        traits: phrases,
+    }
+}
+
+/// One trait in words: what a segment whose mean of `input` is high (or low) does.
+fn trait_phrase(input: &str, high: bool, lang: Language) -> String {
+    let (up, down) = match input {
+        "recency_days" => (
+            ("has not bought for a long time", "很久没有购买"),
+            ("bought recently", "近期有购买"),
+        ),
+        "frequency_365d" => (("buys often", "购买频繁"), ("rarely buys", "很少购买")),
+        "monetary_365d" => (("spends a lot", "消费高"), ("spends little", "消费低")),
+        "avg_order_value" => (
+            ("places large orders", "客单价高"),
+            ("places small orders", "客单价低"),
+        ),
+        "tenure_days" => (
+            ("long-standing customer", "老客户"),
+            ("joined recently", "新近加入"),
+        ),
+        "nps_mean" => (
+            ("would recommend us", "愿意推荐我们"),
+            ("would not recommend us", "不愿推荐我们"),
+        ),
+        "csat_mean" => (
+            ("satisfied with service", "对服务满意"),
+            ("dissatisfied with service", "对服务不满意"),
+        ),
+        "complaints_365d" => (
+            ("complains often", "经常投诉"),
+            ("rarely complains", "很少投诉"),
+        ),
+        "late_payment_share" => (("pays late", "常逾期付款"), ("pays on time", "按时付款")),
+        other => {
+            let name = other.strip_prefix("attr.").unwrap_or(other);
+            return match (lang, high) {
+                (Language::English, true) => format!("high {name}"),
+                (Language::English, false) => format!("low {name}"),
+                (Language::Chinese, true) => format!("{name} 高"),
+                (Language::Chinese, false) => format!("{name} 低"),
+            };
+        }
+    };
+    let (en, zh) = if high { up } else { down };
+    lang.pick(en, zh).to_owned()
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
 }
 
 /// Importance per feature: the mean absolute summed contribution over `rows` (each a
@@ -320,7 +496,7 @@ pub fn importance(schema: &FeatureSchema, rows: &[Vec<f64>]) -> Vec<(String, Str
     let n = rows.len().max(1) as f64;
     let mut out: Vec<(String, String, f64)> = totals
         .into_iter()
-        .map(|(k, t)| (k.name(), k.label(), t / n))
+        .map(|(k, t)| (k.name(), k.label(Language::English), t / n))
         .collect();
     out.sort_by(|a, b| b.2.total_cmp(&a.2));
     out
@@ -330,6 +506,8 @@ pub fn importance(schema: &FeatureSchema, rows: &[Vec<f64>]) -> Vec<(String, Str
 mod tests {
     use super::*;
     use crate::features::Column;
+
+    const EN: Language = Language::English;
 
     fn column(source: ColumnSource) -> Column {
         Column {
@@ -343,42 +521,82 @@ mod tests {
     #[test]
     fn values_read_in_their_units() {
         assert_eq!(
-            behaviour_value(Behaviour::TenureDays, 92.0, None),
+            behaviour_value(Behaviour::TenureDays, 92.0, None, EN),
             "3 months"
         );
         assert_eq!(
-            behaviour_value(Behaviour::TenureDays, 20.0, None),
+            behaviour_value(Behaviour::TenureDays, 20.0, None, EN),
             "20 days"
         );
         assert_eq!(
-            behaviour_value(Behaviour::TenureDays, 1000.0, None),
+            behaviour_value(Behaviour::TenureDays, 1000.0, None, EN),
             "2.7 years"
         );
         assert_eq!(
-            behaviour_value(Behaviour::RecencyDays, 41.0, None),
+            behaviour_value(Behaviour::RecencyDays, 41.0, None, EN),
             "41 days"
         );
         assert_eq!(
-            behaviour_value(Behaviour::RecencyDays, f64::NAN, None),
+            behaviour_value(Behaviour::RecencyDays, f64::NAN, None, EN),
             "no purchase yet"
         );
-        assert_eq!(behaviour_value(Behaviour::NpsMean, 4.0, None), "4.0 of 10");
         assert_eq!(
-            behaviour_value(Behaviour::Monetary365d, 1234.5, Some("USD")),
+            behaviour_value(Behaviour::NpsMean, 4.0, None, EN),
+            "4.0 of 10"
+        );
+        assert_eq!(
+            behaviour_value(Behaviour::Monetary365d, 1234.5, Some("USD"), EN),
             "1,234.50 USD"
         );
         assert_eq!(
-            behaviour_value(Behaviour::Complaints365d, 1.0, None),
+            behaviour_value(Behaviour::Complaints365d, 1.0, None, EN),
             "1 complaint"
         );
         assert_eq!(
-            behaviour_value(Behaviour::LatePaymentShare, 0.25, None),
+            behaviour_value(Behaviour::LatePaymentShare, 0.25, None, EN),
             "25%"
         );
         // Spend of 30 in the last 90 days against 10 in the 90 before: trend 0.5, +200%.
-        assert_eq!(behaviour_value(Behaviour::SpendTrend, 0.5, None), "+200%");
+        assert_eq!(
+            behaviour_value(Behaviour::SpendTrend, 0.5, None, EN),
+            "+200%"
+        );
         assert_eq!(money(-0.5, Some("EUR")), "-0.50 EUR");
         assert_eq!(money(1_000_000.0, None), "1,000,000.00");
+    }
+
+    #[test]
+    fn values_and_labels_read_in_chinese() {
+        let zh = Language::Chinese;
+        assert_eq!(
+            behaviour_value(Behaviour::TenureDays, 92.0, None, zh),
+            "3 个月"
+        );
+        assert_eq!(
+            behaviour_value(Behaviour::RecencyDays, 41.0, None, zh),
+            "41 天"
+        );
+        assert_eq!(
+            behaviour_value(Behaviour::RecencyDays, f64::NAN, None, zh),
+            "尚无购买"
+        );
+        assert_eq!(
+            behaviour_value(Behaviour::NpsMean, 4.0, None, zh),
+            "4.0 / 10 分"
+        );
+        assert_eq!(
+            behaviour_value(Behaviour::Monetary365d, 1234.5, Some("CNY"), zh),
+            "1,234.50 CNY"
+        );
+        assert_eq!(
+            behaviour_label(Behaviour::RecencyDays, zh),
+            "距上次购买的天数"
+        );
+        // Every behaviour has a label of its own in each language.
+        for b in Behaviour::ALL {
+            assert_ne!(behaviour_label(b, zh), behaviour_label(b, EN), "{b:?}");
+            assert!(!behaviour_label(b, zh).is_ascii(), "{b:?}");
+        }
     }
 
     #[test]
@@ -435,6 +653,12 @@ mod tests {
             .expect("tenure");
         assert_eq!(tenure.label, "time since sign-up");
         assert_eq!(tenure.display_value, "3 months");
+        let zh = in_words(tenure, true, Some("USD"), Language::Chinese);
+        assert_eq!(
+            (zh.label.as_str(), zh.display_value.as_str()),
+            ("注册时长", "3 个月")
+        );
+        assert_eq!(zh.contribution, tenure.contribution);
         assert!((tenure.contribution - 0.75).abs() < 1e-12);
         let contract = f
             .iter()

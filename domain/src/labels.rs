@@ -7,8 +7,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::evaluation::Absence;
 use crate::records::*;
 use crate::time::Micros;
+use crate::words::Language;
 
 /// The kinds of customer that churn differently and get churn models of their own:
 /// subscribers leave at a churn time (their contract ends); shop customers simply stop
@@ -45,10 +47,10 @@ impl Population {
     }
 
     /// What a person calls them.
-    pub fn label(self) -> &'static str {
+    pub fn label(self, lang: Language) -> &'static str {
         match self {
-            Self::Contractual => "subscription customers",
-            Self::NonContractual => "shop customers (no contract)",
+            Self::Contractual => lang.pick("subscription customers", "订阅客户"),
+            Self::NonContractual => lang.pick("shop customers (no contract)", "零售客户（无合约）"),
         }
     }
 }
@@ -73,24 +75,13 @@ pub enum Standing {
 }
 
 impl Standing {
-    /// Why a customer who is not [`Standing::Customer`] gets no churn probability, in
-    /// words with units.
-    pub fn reason(self) -> Option<String> {
+    /// Why a customer who is not [`Standing::Customer`] gets no churn probability.
+    pub fn absence(self) -> Option<Absence> {
         match self {
             Self::Customer => None,
-            Self::NotYet => Some("not a customer yet at this time".into()),
-            Self::Churned => Some("already churned: nothing left to predict".into()),
-            Self::Lapsed { days, bought: true } => Some(format!(
-                "lapsed: no purchase in {days:.0} days (more than {LAPSED_AFTER_DAYS:.0}); \
-                 on the win-back list, not the at-risk list"
-            )),
-            Self::Lapsed {
-                days,
-                bought: false,
-            } => Some(format!(
-                "lapsed: no purchase in the {days:.0} days since sign-up (more than \
-                 {LAPSED_AFTER_DAYS:.0}); on the win-back list, not the at-risk list"
-            )),
+            Self::NotYet => Some(Absence::NotYetCustomer),
+            Self::Churned => Some(Absence::Churned),
+            Self::Lapsed { days, bought } => Some(Absence::Lapsed { days, bought }),
         }
     }
 }
@@ -223,8 +214,11 @@ mod tests {
                 bought: true
             }
         );
-        let reason = lapsed.reason().expect("a reason");
+        let why = lapsed.absence().expect("a reason");
+        let reason = why.words(Language::English);
         assert!(reason.contains("no purchase in 181 days"), "{reason}");
+        let reason = why.words(Language::Chinese);
+        assert!(reason.contains("181 天没有购买"), "{reason}");
         // Signed up long ago and never bought: lapsed as well.
         let mut signed = CustomerData::new("y");
         signed.signup_time = Some(T - 200 * DAY);

@@ -24,6 +24,7 @@ pub mod records;
 pub mod reference;
 pub mod time;
 pub mod validate;
+pub mod words;
 
 pub use records::*;
 pub use validate::{FieldViolation, Violations};

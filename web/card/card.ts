@@ -108,7 +108,7 @@ ${e.displayName && e.displayName !== e.externalId ? `<p class="meta">${escape(e.
 ${risk}
 <dl>
 <dt>${escape(w.value)}</dt><dd>${lifetime && !lifetime.absentReason ? escape(money(lifetime.lifetimeValue, e.currency, lang)) : "–"}${
-    lifetime && !lifetime.absentReason && !lifetime.basis.startsWith("subscription")
+    lifetime && !lifetime.absentReason && lifetime.method !== "subscription"
       ? `<br><small>${escape(w.alive.replace("{p}", `${(lifetime.probabilityAlive * 100).toFixed(0)}%`))}</small>`
       : ""
   }</dd>
@@ -136,7 +136,7 @@ export class VitalsCustomerCard extends HTMLElement {
   async #load(): Promise<void> {
     const externalId = this.getAttribute("external-id");
     const endpoint = this.getAttribute("endpoint") ?? location.origin;
-    const lang = this.getAttribute("lang") ?? document.documentElement.lang ?? "en";
+    const lang = this.getAttribute("lang") || document.documentElement.lang || "en";
     if (!externalId) return;
     const ticket = ++this.#loading;
     const w: Words = lang.startsWith("zh") ? WORDS["zh-CN"] : WORDS.en;
@@ -147,6 +147,8 @@ export class VitalsCustomerCard extends HTMLElement {
       interceptors: [
         (next) => async (request) => {
           if (apiKey) request.header.set("authorization", `Bearer ${apiKey}`);
+          // The server writes reasons, segments and sentences in the card's language.
+          request.header.set("accept-language", lang.startsWith("zh") ? "zh-CN" : "en");
           return next(request);
         },
       ],

@@ -38,6 +38,13 @@ export interface VitalsOptions {
    * still checks every call.
    */
   onRoles?: (roles: string[]) => void;
+  /**
+   * The language the server writes its words in (factor labels and values, segment
+   * names, reasons, sentences), sent as `accept-language`: a BCP 47 tag such as "en" or
+   * "zh-CN", or a function asked on every call (a page whose language can change).
+   * Without it the browser's own Accept-Language applies.
+   */
+  language?: string | (() => string);
 }
 
 export interface Vitals {
@@ -54,6 +61,8 @@ export function createVitals(options: VitalsOptions): Vitals {
   const headers: Interceptor = (next) => async (request) => {
     if (options.apiKey) request.header.set("authorization", `Bearer ${options.apiKey}`);
     if (options.actor) request.header.set("x-vitals-actor", options.actor);
+    const language = typeof options.language === "function" ? options.language() : options.language;
+    if (language) request.header.set("accept-language", language);
     const response = await next(request);
     const roles = response.header.get("x-vitals-roles");
     if (roles !== null) options.onRoles?.(roles.split(",").filter((r) => r !== ""));

@@ -10,6 +10,7 @@ import {
   EventKind,
   type Factor,
   type FollowUp,
+  FollowUpReason,
   FollowUpStatus,
   Granularity,
   Grouping,
@@ -17,7 +18,7 @@ import {
   problem,
   type Vitals,
 } from "../client/index.js";
-import { type Key, type Lang, lang, setLang, t } from "./i18n.js";
+import { isKey, type Key, type Lang, lang, setLang, t } from "./i18n.js";
 
 const KEY_STORE = "vitals.apiKey";
 const LANG_STORE = "vitals.lang";
@@ -34,6 +35,8 @@ function connect(): Vitals {
     endpoint: location.origin,
     apiKey,
     actor: "console",
+    // The server's words (reasons, segments, sentences) in the page's language.
+    language: () => lang(),
     onRoles: (r) => {
       roles = new Set(r);
     },
@@ -112,8 +115,19 @@ function name(e: { displayName: string; externalId: string }): string {
     : e.externalId;
 }
 
+// Codes the API answers with, in the page's words (anything newer than this console
+// shows as the API spells it).
+function coded(prefix: string, code: string): string {
+  const key = `${prefix}.${code}`;
+  return isKey(key) ? t(key) : code.replace(/_/g, " ");
+}
+
 function stageLabel(stage: string): string {
-  return stage.replace(/_/g, " ");
+  return coded("stage", stage);
+}
+
+function statusLabel(status: FollowUpStatus): string {
+  return coded("status", FollowUpStatus[status]);
 }
 
 function reason(f: Factor): string {
@@ -449,7 +463,7 @@ async function customer(externalId: string): Promise<void> {
                 h(
                   "tr",
                   {},
-                  h("th", { scope: "row" }, d.dimension),
+                  h("th", { scope: "row" }, coded("dimension", d.dimension)),
                   h(
                     "td",
                     { class: "num" },
@@ -634,19 +648,19 @@ function eventItem(e: Event): HTMLElement {
   let text: string;
   switch (p.case) {
     case "transaction":
-      text = `${p.case}: ${money(Number(p.value.amountMinor) / 100, p.value.currency)} ${p.value.category}`;
+      text = `${coded("event", p.case)}: ${money(Number(p.value.amountMinor) / 100, p.value.currency)} ${p.value.category}`;
       break;
     case "payment":
-      text = `${p.case}: ${money(Number(p.value.amountMinor) / 100, p.value.currency)}`;
+      text = `${coded("event", p.case)}: ${money(Number(p.value.amountMinor) / 100, p.value.currency)}`;
       break;
     case "feedback":
-      text = `${p.case}: ${p.value.score}${p.value.comment ? ` “${p.value.comment}”` : ""}`;
+      text = `${coded("event", p.case)}: ${p.value.score}${p.value.comment ? ` “${p.value.comment}”` : ""}`;
       break;
     case "interaction":
-      text = `${p.case}: ${p.value.category} (${p.value.channel})`;
+      text = `${coded("event", p.case)}: ${p.value.category} (${p.value.channel})`;
       break;
     case "retentionAction":
-      text = `retention action: ${p.value.kind} ${p.value.campaign}`;
+      text = `${coded("event", p.case)}: ${p.value.kind} ${p.value.campaign}`;
       break;
     default:
       text = "";
@@ -658,8 +672,8 @@ function taskItem(f: FollowUp): HTMLElement {
   return h(
     "li",
     {},
-    h("strong", {}, f.department),
-    ` · ${FollowUpStatus[f.status].toLowerCase().replace(/_/g, " ")} · ${f.detail}`,
+    h("strong", {}, coded("reason", FollowUpReason[f.reason])),
+    ` · ${f.department} · ${statusLabel(f.status)} · ${f.detail}`,
     f.overdue ? h("span", { class: "overdue" }, ` · ${t("followUps.overdue")}`) : null,
   );
 }
@@ -672,7 +686,7 @@ async function followUps(): Promise<void> {
     { id: "status" },
     h("option", { value: "" }, t("all")),
     ...[FollowUpStatus.OPEN, FollowUpStatus.ASSIGNED, FollowUpStatus.IN_PROGRESS].map((s) =>
-      h("option", { value: String(s) }, FollowUpStatus[s].toLowerCase().replace(/_/g, " ")),
+      h("option", { value: String(s) }, statusLabel(s)),
     ),
   );
   const department = h("input", { id: "department", placeholder: "customer_service" });
@@ -739,11 +753,11 @@ function queueItem(f: FollowUp, reload: () => Promise<void>): HTMLElement {
   return h(
     "li",
     { class: "task", "data-id": f.id },
-    h("div", {}, customerLink(f), ` · ${f.department} · ${f.detail}`),
+    h("div", {}, customerLink(f), ` · ${coded("reason", FollowUpReason[f.reason])} · ${f.department} · ${f.detail}`),
     h(
       "div",
       { class: "meta" },
-      `${FollowUpStatus[f.status].toLowerCase().replace(/_/g, " ")} · ${t("followUps.due")} ${when(f.dueTime)}`,
+      `${statusLabel(f.status)} · ${t("followUps.due")} ${when(f.dueTime)}`,
       f.overdue ? h("span", { class: "overdue" }, ` · ${t("followUps.overdue")}`) : null,
     ),
     !may("writer")

@@ -151,6 +151,32 @@ export const catalogue = {
     "error": "Something went wrong",
     "loading": "Loading…",
     "lang": "中文",
+    "stage.new": "new",
+    "stage.active": "active",
+    "stage.at_risk": "at risk",
+    "stage.dormant": "dormant",
+    "stage.churned": "churned",
+    "stage.won_back": "won back",
+    "dimension.value": "value",
+    "dimension.activity": "activity",
+    "dimension.satisfaction": "satisfaction",
+    "dimension.loyalty": "loyalty",
+    "dimension.credit": "credit",
+    "dimension.service": "service",
+    "event.transaction": "purchase",
+    "event.payment": "payment",
+    "event.feedback": "survey answer",
+    "event.interaction": "contact",
+    "event.retentionAction": "retention action",
+    "status.OPEN": "open",
+    "status.ASSIGNED": "assigned",
+    "status.IN_PROGRESS": "in progress",
+    "status.RESOLVED": "resolved",
+    "status.DISMISSED": "dismissed",
+    "reason.DETRACTOR": "detractor",
+    "reason.COMPLAINT": "complaint",
+    "reason.OVERDUE_PAYMENT": "overdue payment",
+    "reason.CHURN_RISK": "churn risk",
   },
   "zh-CN": {
     title: "Vitals 客户健康",
@@ -298,6 +324,32 @@ export const catalogue = {
     error: "出错了",
     loading: "加载中…",
     lang: "English",
+    "stage.new": "新客户",
+    "stage.active": "活跃",
+    "stage.at_risk": "有流失风险",
+    "stage.dormant": "沉睡",
+    "stage.churned": "已流失",
+    "stage.won_back": "已赢回",
+    "dimension.value": "价值",
+    "dimension.activity": "活跃度",
+    "dimension.satisfaction": "满意度",
+    "dimension.loyalty": "忠诚度",
+    "dimension.credit": "信用",
+    "dimension.service": "服务",
+    "event.transaction": "购买",
+    "event.payment": "付款",
+    "event.feedback": "问卷回答",
+    "event.interaction": "联系",
+    "event.retentionAction": "挽留行动",
+    "status.OPEN": "待处理",
+    "status.ASSIGNED": "已指派",
+    "status.IN_PROGRESS": "处理中",
+    "status.RESOLVED": "已解决",
+    "status.DISMISSED": "已驳回",
+    "reason.DETRACTOR": "贬损评价",
+    "reason.COMPLAINT": "投诉",
+    "reason.OVERDUE_PAYMENT": "逾期付款",
+    "reason.CHURN_RISK": "流失风险",
   },
 } as const;
 
@@ -312,6 +364,11 @@ export function setLang(lang: Lang): void {
 
 export function lang(): Lang {
   return current;
+}
+
+/** Whether the catalogue has `key` (for codes from the API, which may be newer). */
+export function isKey(key: string): key is Key {
+  return Object.hasOwn(catalogue.en, key);
 }
 
 /** The current language's string, `{name}` placeholders filled from `vars`. */

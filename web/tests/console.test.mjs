@@ -25,6 +25,7 @@ let base;
 let key;
 let readerKey;
 let api;
+let createVitals;
 
 function freePort() {
   return new Promise((ok, fail) => {
@@ -87,7 +88,7 @@ before(async () => {
   // The same client the console uses, built for Node, to ask the API directly.
   const client = join(dir, "client.mjs");
   await build({ entryPoints: [resolve(import.meta.dirname, "../client/index.ts")], bundle: true, format: "esm", platform: "node", outfile: client, logLevel: "warning" });
-  const { createVitals } = await import(client);
+  ({ createVitals } = await import(client));
   api = createVitals({ endpoint: base, apiKey: key });
   browser = await chromium.launch({
     executablePath: process.env.VITALS_CHROMIUM ?? "/usr/bin/chromium",
@@ -169,7 +170,7 @@ test("a customer's page shows the evaluation the API gives, with reasons in word
     kinds: [3],
   });
   await page.waitForFunction(
-    (n) => document.querySelectorAll("#timeline li").length === n && [...document.querySelectorAll("#timeline li")].every((li) => li.textContent.includes("feedback")),
+    (n) => document.querySelectorAll("#timeline li").length === n && [...document.querySelectorAll("#timeline li")].every((li) => li.textContent.includes("survey answer:")),
     answers.events.length,
   );
   // What if: the first editable reason changed; the answer is ScoreFeatures' own.
@@ -224,8 +225,33 @@ test("the console speaks Simplified Chinese", async () => {
   await page.click("#lang");
   await page.getByText("最可能流失的客户").waitFor();
   assert.equal(await page.getAttribute("html", "lang"), "zh-CN");
+  // The server's words as well: a customer's reasons, segment and how their value was
+  // reached, exactly as the API writes them for a Chinese reader.
+  const zh = createVitals({ endpoint: base, apiKey: key, language: "zh-CN" });
+  const top = (await api.evaluations.listAtRisk({ pageSize: 1 })).evaluations[0];
+  await page.goto(`${base}/#/customer/${top.externalId}`);
+  await page.waitForSelector(".factors li .label");
+  const e = await zh.evaluations.evaluateCustomer({ lookup: { case: "externalId", value: top.externalId } });
+  const written = [...e.churn.raising, ...e.churn.lowering].map((f) => (f.displayValue ? `${f.label}: ${f.displayValue}` : f.label));
+  const reasons = await page.locator(".factors li .label").allTextContents();
+  assert.ok(reasons.length > 0);
+  for (const r of reasons) assert.ok(written.includes(r), `${r} is not among ${written}`);
+  const chinese = /[\u4e00-\u9fff]/;
+  assert.ok(reasons.some((r) => chinese.test(r)), `${reasons}`);
+  const text = await page.textContent("main");
+  assert.ok(chinese.test(e.segment.name) && text.includes(e.segment.name), e.segment.name);
+  assert.ok(chinese.test(e.lifetimeValue.basis) && text.includes(e.lifetimeValue.basis));
+  assert.doesNotMatch(text, /days since last purchase|time since sign-up|Typical customers/);
+  // Codes the API answers with (stage, scorecard dimensions, event kinds) in the page's words.
+  assert.ok(text.includes(`生命周期阶段: ${{ new: "新客户", active: "活跃", at_risk: "有流失风险", won_back: "已赢回" }[e.lifecycleStage]}`), e.lifecycleStage);
+  assert.doesNotMatch(text, /satisfaction|loyalty|transaction:|interaction:|feedback:/);
+  await page.screenshot({ path: join(dir, "customer-zh.png"), fullPage: true });
+  writeFileSync(join(dir, "customer-zh.txt"), text);
+  // And back: the page asks again, in English.
   await page.click("#lang");
-  await page.getByText("Customers most likely to leave").waitFor();
+  const english = await api.evaluations.evaluateCustomer({ lookup: { case: "externalId", value: top.externalId } });
+  await page.getByText(english.segment.name).first().waitFor();
+  assert.equal(await page.getAttribute("html", "lang"), "en");
   await page.close();
 });
 

@@ -22,8 +22,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::explain::money;
 use crate::records::{AttributeValue, CustomerData, EventPayload, StoredEvent};
 use crate::time::{MICROS_PER_DAY, Micros};
+use crate::words::Language;
 
 /// Days in an average month.
 pub const DAYS_PER_MONTH: f64 = 365.25 / 12.0;
@@ -41,6 +43,127 @@ pub enum RevenueSource {
     Invoices,
     /// A monthly-charge attribute, by name.
     Attribute(String),
+}
+
+/// How a lifetime value was reached: the facts its sentence is made of, kept so that the
+/// sentence can be written in the reader's language.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Basis {
+    /// The purchase models, for a customer who has not bought in the days since sign-up.
+    NeverBought { days_since_signup: f64 },
+    /// The purchase models, for a customer with one purchase (no gap to judge by).
+    OnePurchase,
+    /// The purchase models: repeat purchase days, the last so many days ago.
+    Purchases {
+        repeat_days: f64,
+        days_since_last: f64,
+    },
+    /// A subscription: its monthly revenue for the months the churn risk expects it paid.
+    Subscription {
+        monthly: f64,
+        source: RevenueSource,
+        expected_months: f64,
+        horizon_months: u32,
+        monthly_retention: f64,
+        churn_probability: f64,
+        churn_horizon_days: f64,
+    },
+}
+
+impl Basis {
+    /// Whether the value is a subscription's (else the purchase models').
+    pub fn is_subscription(&self) -> bool {
+        matches!(self, Self::Subscription { .. })
+    }
+
+    /// The sentence, with money in `currency`.
+    pub fn words(&self, currency: Option<&str>, lang: Language) -> String {
+        let models = lang.pick(
+            "purchases (BG/NBD and Gamma-Gamma)",
+            "购买模型（BG/NBD 与 Gamma-Gamma）",
+        );
+        match (self, lang) {
+            (Self::NeverBought { days_since_signup }, Language::English) => format!(
+                "{models}. No purchase yet in the {days_since_signup:.0} days since sign-up: \
+                 valued at the shop's purchase rate and spend for a customer that quiet"
+            ),
+            (Self::NeverBought { days_since_signup }, Language::Chinese) => format!(
+                "{models}。注册后 {days_since_signup:.0} 天尚无购买：按本店同样沉寂的客户的\
+                 购买频率和消费估值"
+            ),
+            (Self::OnePurchase, Language::English) => format!(
+                "{models}. One purchase so far: the model has seen no gap between purchases \
+                 to judge by, so it counts the customer as still buying (probability alive \
+                 1.00); the churn risk asks the narrower question of a purchase within its \
+                 horizon"
+            ),
+            (Self::OnePurchase, Language::Chinese) => format!(
+                "{models}。目前只购买过一次：模型还没有可据以判断的购买间隔，因此视其仍在购买\
+                 （存活概率 1.00）；流失风险回答的是更窄的问题：在其时间窗内是否会再次购买"
+            ),
+            (
+                Self::Purchases {
+                    repeat_days,
+                    days_since_last,
+                },
+                Language::English,
+            ) => format!(
+                "{models}: {repeat_days:.0} repeat purchase days, the last {days_since_last:.0} \
+                 days ago"
+            ),
+            (
+                Self::Purchases {
+                    repeat_days,
+                    days_since_last,
+                },
+                Language::Chinese,
+            ) => format!(
+                "{models}：{repeat_days:.0} 个重复购买日，最近一次在 {days_since_last:.0} 天前"
+            ),
+            (
+                Self::Subscription {
+                    monthly,
+                    source,
+                    expected_months,
+                    horizon_months,
+                    monthly_retention,
+                    churn_probability,
+                    churn_horizon_days,
+                },
+                lang,
+            ) => {
+                let monthly = money(*monthly, currency);
+                let retention = monthly_retention * 100.0;
+                let churn = churn_probability * 100.0;
+                match (source, lang) {
+                    (source, Language::English) => {
+                        let source = match source {
+                            RevenueSource::Invoices => "invoiced over the last 90 days".to_owned(),
+                            RevenueSource::Attribute(name) => format!("its {name}"),
+                        };
+                        format!(
+                            "subscription: {monthly} a month ({source}), paid for an expected \
+                             {expected_months:.1} of the next {horizon_months} months (a \
+                             {retention:.0}% chance of staying each month, from the churn risk \
+                             of {churn:.0}% over {churn_horizon_days:.0} days)"
+                        )
+                    }
+                    (source, Language::Chinese) => {
+                        let source = match source {
+                            RevenueSource::Invoices => "按近 90 天的账单".to_owned(),
+                            RevenueSource::Attribute(name) => format!("按其 {name}"),
+                        };
+                        format!(
+                            "订阅：每月 {monthly}（{source}），预计未来 {horizon_months} 个月中\
+                             付费 {expected_months:.1} 个月（每月留存概率 {retention:.0}%，来自 \
+                             {churn_horizon_days:.0} 天内 {churn:.0}% 的流失风险）"
+                        )
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A subscription's recurring revenue per month, in major units.

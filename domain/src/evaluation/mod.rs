@@ -7,6 +7,7 @@
 //! for the whole evaluation. The parts that need no model (RFM, scorecard, lifecycle, the
 //! scoring scheme) are computed here.
 
+pub mod absence;
 pub mod lifecycle;
 pub mod lifetime;
 pub mod rfm;
@@ -15,19 +16,19 @@ pub mod scorecard;
 
 use serde::{Deserialize, Serialize};
 
+use crate::records::AttributeValue;
 use crate::time::Micros;
+use crate::words::Language;
 
+pub use absence::{Absence, ModelPart};
 pub use lifecycle::{LifecycleStage, risk_band};
 pub use rfm::Rfm;
 pub use scheme::{ScoringScheme, TierRule};
 pub use scorecard::{Dimension, DimensionScore};
 
-/// Why an evaluation has no lifetime value when no model is in service (also the value
-/// of a stored snapshot written before lifetime values existed).
-pub const NO_CLV_MODEL: &str = "no lifetime-value model is active: train on data with repeat purchases (`vitals-trainer train --activate`)";
-
 fn no_clv_part() -> Part<LifetimeValue> {
-    Part::absent(NO_CLV_MODEL)
+    // A snapshot written before lifetime values existed.
+    Part::because(Absence::NoLifetimeModel)
 }
 
 /// A scheme with the version the store gave it.
@@ -42,7 +43,14 @@ pub struct VersionedScheme {
 #[serde(rename_all = "snake_case")]
 pub enum Part<T> {
     Ready(T),
-    Absent { reason: String },
+    Absent {
+        /// In English, as stored.
+        reason: String,
+        /// The facts `reason` is written from; None in a snapshot stored before they were
+        /// kept (its reason then reads as stored).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        why: Option<Absence>,
+    },
 }
 
 impl<T> Part<T> {
@@ -53,9 +61,27 @@ impl<T> Part<T> {
         }
     }
 
+    /// Missing for a reason only words say (a stored reason, or one with no `Absence`).
     pub fn absent(reason: impl Into<String>) -> Self {
         Self::Absent {
             reason: reason.into(),
+            why: None,
+        }
+    }
+
+    pub fn because(why: Absence) -> Self {
+        Self::Absent {
+            reason: why.words(Language::English),
+            why: Some(why),
+        }
+    }
+
+    /// Why the part is missing, in `lang`; None when it is there.
+    pub fn reason_in(&self, lang: Language) -> Option<String> {
+        match self {
+            Self::Ready(_) => None,
+            Self::Absent { why: Some(why), .. } => Some(why.words(lang)),
+            Self::Absent { reason, why: None } => Some(reason.clone()),
         }
     }
 }
@@ -76,6 +102,10 @@ pub struct Factor {
     /// "120.50 USD"); empty when only a model input row was given.
     #[serde(default)]
     pub display_value: String,
+    /// The customer's value of an attribute feature as stored, from which
+    /// `explain::in_words` writes `display_value` in the reader's language.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute: Option<AttributeValue>,
     /// Change in log-odds of churn this input causes against an average customer.
     pub contribution: f64,
 }
@@ -95,10 +125,25 @@ pub struct ChurnAssessment {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SegmentAssignment {
     pub id: usize,
+    /// In English, as stored; `explain::segment_words` writes them in any language from
+    /// `trait_scores`.
     pub name: String,
     pub description: String,
     pub traits: Vec<String>,
+    /// What sets the segment apart, the facts its words are made of. Empty in a snapshot
+    /// stored before they were kept (its words then stay as stored).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trait_scores: Vec<SegmentTrait>,
     pub model_version: u64,
+}
+
+/// One way a segment differs from the average customer: an input (a behaviour name or
+/// `attr.NAME`) and how far the segment's mean lies from the population's, in standard
+/// deviations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentTrait {
+    pub input: String,
+    pub z: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,6 +171,10 @@ pub struct LifetimeValue {
     /// and churn risk may seem to disagree).
     #[serde(default)]
     pub basis: String,
+    /// The facts `basis` is written from (`Basis::words` in any language); None in a
+    /// snapshot stored before they were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basis_facts: Option<lifetime::Basis>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

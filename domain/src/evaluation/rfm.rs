@@ -3,8 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::evaluation::Absence;
 use crate::features::Behaviour;
 use crate::reference::ReferenceStats;
+use crate::words::Language;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rfm {
@@ -21,10 +23,10 @@ pub struct Rfm {
 }
 
 /// The customer's RFM standing, or why there is none.
-pub fn rfm(behaviour: &[f64; 28], reference: &ReferenceStats) -> Result<Rfm, String> {
+pub fn rfm(behaviour: &[f64; 28], reference: &ReferenceStats) -> Result<Rfm, Absence> {
     let recency_days = Behaviour::RecencyDays.of(behaviour);
     if !recency_days.is_finite() {
-        return Err("no purchase yet: RFM needs at least one".into());
+        return Err(Absence::NoPurchaseForRfm);
     }
     let frequency = Behaviour::Frequency365d.of(behaviour);
     let monetary = Behaviour::Monetary365d.of(behaviour);
@@ -33,7 +35,9 @@ pub fn rfm(behaviour: &[f64; 28], reference: &ReferenceStats) -> Result<Rfm, Str
             .rfm_quintiles
             .get(key)
             .filter(|c| c.len() == 4)
-            .ok_or_else(|| format!("the reference statistics have no {key} quintiles"))
+            .ok_or_else(|| Absence::NoReferenceQuintiles {
+                key: key.to_owned(),
+            })
     };
     let r = recency_capped(
         ReferenceStats::quintile_score(cuts("recency")?, recency_days, false),
@@ -48,7 +52,7 @@ pub fn rfm(behaviour: &[f64; 28], reference: &ReferenceStats) -> Result<Rfm, Str
         r,
         f,
         m,
-        segment: segment_name(r, f).to_owned(),
+        segment: segment_name(r, f, Language::English).to_owned(),
     })
 }
 
@@ -69,20 +73,21 @@ fn recency_capped(r: u8, recency_days: f64) -> u8 {
 
 /// The RFM segment from the recency and frequency scores: the widely used R×F grid
 /// (monetary value follows frequency closely and is reported beside it).
-pub fn segment_name(r: u8, f: u8) -> &'static str {
-    match (r, f) {
-        (5, 4..=5) => "Champions",
-        (3..=4, 4..=5) => "Loyal",
-        (4..=5, 2..=3) => "Potential loyalist",
-        (5, 1) => "New",
-        (4, 1) => "Promising",
-        (3, 3) => "Need attention",
-        (3, 1..=2) => "About to sleep",
-        (1..=2, 5) => "Can't lose them",
-        (1..=2, 3..=4) => "At risk",
-        (1, 1) => "Lost",
-        _ => "Hibernating",
-    }
+pub fn segment_name(r: u8, f: u8, lang: Language) -> &'static str {
+    let (en, zh) = match (r, f) {
+        (5, 4..=5) => ("Champions", "冠军客户"),
+        (3..=4, 4..=5) => ("Loyal", "忠诚客户"),
+        (4..=5, 2..=3) => ("Potential loyalist", "潜在忠诚客户"),
+        (5, 1) => ("New", "新客户"),
+        (4, 1) => ("Promising", "有潜力的客户"),
+        (3, 3) => ("Need attention", "需要关注"),
+        (3, 1..=2) => ("About to sleep", "即将沉睡"),
+        (1..=2, 5) => ("Can't lose them", "不能失去的客户"),
+        (1..=2, 3..=4) => ("At risk", "有流失风险"),
+        (1, 1) => ("Lost", "已流失"),
+        _ => ("Hibernating", "休眠客户"),
+    };
+    lang.pick(en, zh)
 }
 
 #[cfg(test)]
@@ -102,13 +107,14 @@ mod tests {
     fn every_cell_of_the_grid_has_a_name() {
         for r in 1..=5 {
             for f in 1..=5 {
-                assert!(!segment_name(r, f).is_empty());
+                assert!(!segment_name(r, f, Language::English).is_empty());
+                assert!(!segment_name(r, f, Language::Chinese).is_ascii());
             }
         }
-        assert_eq!(segment_name(5, 5), "Champions");
-        assert_eq!(segment_name(1, 5), "Can't lose them");
-        assert_eq!(segment_name(2, 1), "Hibernating");
-        assert_eq!(segment_name(1, 1), "Lost");
+        assert_eq!(segment_name(5, 5, Language::English), "Champions");
+        assert_eq!(segment_name(1, 5, Language::English), "Can't lose them");
+        assert_eq!(segment_name(2, 1, Language::English), "Hibernating");
+        assert_eq!(segment_name(1, 1, Language::English), "Lost");
     }
 
     #[test]

@@ -24,7 +24,9 @@ use crate::time::{MICROS_PER_DAY, Micros};
 
 // The evaluation's parts and result types are the domain's (the store keeps them as
 // snapshots); this module computes them with the models in service.
+use vitals_domain::evaluation::lifetime::Basis;
 pub use vitals_domain::evaluation::*;
+use vitals_domain::words::Language;
 
 /// The model kinds the evaluation uses, as named in the registry.
 pub const CHURN_KIND: &str = "churn";
@@ -271,32 +273,22 @@ pub fn assess_lifetime(
                 true,
             ),
             None => {
-                return Part::absent(
-                    "no purchase and no sign-up time: nothing to value the customer from",
-                );
+                return Part::because(Absence::NothingToValue);
             }
         },
     };
     let probability_alive = model.bgnbd.probability_alive(&summary);
     let basis = if never_bought {
-        format!(
-            "purchases (BG/NBD and Gamma-Gamma). No purchase yet in the {:.0} days since \
-             sign-up: valued at the shop's purchase rate and spend for a customer that quiet",
-            summary.t * model.unit_days
-        )
+        Basis::NeverBought {
+            days_since_signup: summary.t * model.unit_days,
+        }
     } else if summary.x == 0.0 {
-        "purchases (BG/NBD and Gamma-Gamma). One purchase so far: the model has seen no \
-         gap between purchases to judge by, so it counts the customer as still buying \
-         (probability alive 1.00); the churn risk asks the narrower question of a purchase \
-         within its horizon"
-            .to_owned()
+        Basis::OnePurchase
     } else {
-        format!(
-            "purchases (BG/NBD and Gamma-Gamma): {:.0} repeat purchase days, the last {:.0} \
-             days ago",
-            summary.x,
-            (summary.t - summary.t_x) * model.unit_days
-        )
+        Basis::Purchases {
+            repeat_days: summary.x,
+            days_since_last: (summary.t - summary.t_x) * model.unit_days,
+        }
     };
     Part::Ready(LifetimeValue {
         probability_alive,
@@ -311,7 +303,8 @@ pub fn assess_lifetime(
         ),
         horizon_months: CLV_HORIZON_MONTHS,
         model_version: clv.manifest.version,
-        basis,
+        basis: basis.words(None, Language::English),
+        basis_facts: Some(basis),
     })
 }
 
@@ -326,17 +319,19 @@ pub fn assess_subscription(
 ) -> Part<LifetimeValue> {
     let churn = match churn {
         Part::Ready(c) => c,
-        Part::Absent { reason } => {
-            return Part::absent(format!(
-                "a subscription is valued from its churn risk, and there is none: {reason}"
-            ));
+        Part::Absent { reason, why } => {
+            return match why {
+                Some(why) => Part::because(Absence::NoChurnRiskToValue {
+                    because: Box::new(why.clone()),
+                }),
+                None => Part::absent(format!(
+                    "a subscription is valued from its churn risk, and there is none: {reason}"
+                )),
+            };
         }
     };
     let Some(revenue) = lifetime::monthly_revenue(&customer.data, events, as_of) else {
-        return Part::absent(
-            "a subscription is valued from what it pays each month: no invoice in the last \
-             90 days and no monthly-charge attribute",
-        );
+        return Part::because(Absence::NoMonthlyRevenue);
     };
     let v = lifetime::subscription_value(
         churn.probability,
@@ -346,9 +341,14 @@ pub fn assess_subscription(
         CLV_MONTHLY_DISCOUNT,
         CLV_MARGIN,
     );
-    let source = match &revenue.source {
-        lifetime::RevenueSource::Invoices => "invoiced over the last 90 days".to_owned(),
-        lifetime::RevenueSource::Attribute(name) => format!("its {name}"),
+    let basis = Basis::Subscription {
+        monthly: revenue.amount,
+        source: revenue.source,
+        expected_months: v.expected_months,
+        horizon_months: CLV_HORIZON_MONTHS,
+        monthly_retention: v.monthly_retention,
+        churn_probability: churn.probability,
+        churn_horizon_days: churn.horizon_days,
     };
     Part::Ready(LifetimeValue {
         probability_alive: 1.0,
@@ -357,22 +357,10 @@ pub fn assess_subscription(
         lifetime_value: v.lifetime_value,
         horizon_months: CLV_HORIZON_MONTHS,
         model_version: churn.model_version,
-        basis: format!(
-            "subscription: {} a month ({source}), paid for an expected {:.1} of the next \
-             {CLV_HORIZON_MONTHS} months (a {:.0}% chance of staying each month, from the \
-             churn risk of {:.0}% over {:.0} days)",
-            vitals_domain::explain::money(revenue.amount, currency),
-            v.expected_months,
-            v.monthly_retention * 100.0,
-            churn.probability * 100.0,
-            churn.horizon_days
-        ),
+        basis: basis.words(currency, Language::English),
+        basis_facts: Some(basis),
     })
 }
-
-const NO_CHURN_MODEL: &str =
-    "no churn model is active: run `vitals-trainer train --activate` (or ActivateModel)";
-const NO_SEGMENTS_MODEL: &str = "no segments model is active: run `vitals-trainer train --activate` with segments (the reference statistics ship with it)";
 
 /// Evaluates one customer from their whole history as of `as_of`; events not yet known
 /// at `as_of` are ignored.
@@ -388,20 +376,19 @@ pub fn evaluate(
     let currency = crate::features::currency_of(&customer.data, events, as_of);
 
     let churn = match &models.churn {
-        None => Part::absent(NO_CHURN_MODEL),
+        None => Part::because(Absence::NoChurnModel),
         Some(churn) => {
             let population = Population::of(&customer.data);
             match (
-                standing(&customer.data, events, as_of).reason(),
+                standing(&customer.data, events, as_of).absence(),
                 churn.for_population(population),
             ) {
-                (Some(reason), _) => Part::absent(reason),
-                (None, None) => Part::absent(format!(
-                    "churn version {} has no model for {}: there were too few of them to \
-                     train one",
-                    churn.manifest.version,
-                    population.label()
-                )),
+                (Some(why), _) => Part::because(why),
+                (None, None) => Part::because(Absence::NoModelForPopulation {
+                    part: ModelPart::Churn,
+                    version: churn.manifest.version,
+                    population,
+                }),
                 (None, Some(model)) => {
                     Part::Ready(assess_churn(churn, model, &raw, currency.as_deref()))
                 }
@@ -412,9 +399,9 @@ pub fn evaluate(
 
     let (segment, rfm, scorecard) = match &models.segments {
         None => (
-            Part::absent(NO_SEGMENTS_MODEL),
-            Part::absent(NO_SEGMENTS_MODEL),
-            Part::absent(NO_SEGMENTS_MODEL),
+            Part::because(Absence::NoSegmentsModel),
+            Part::because(Absence::NoSegmentsModel),
+            Part::because(Absence::NoSegmentsModel),
         ),
         Some(s) => {
             let segment = match s.assign(&customer.data, &raw) {
@@ -423,17 +410,18 @@ pub fn evaluate(
                     name: p.name.clone(),
                     description: p.description.clone(),
                     traits: p.traits.iter().map(|t| t.phrase.clone()).collect(),
+                    trait_scores: p.scores(),
                     model_version: s.manifest.version,
                 }),
-                None => Part::absent(format!(
-                    "segments version {} has no segmentation of {}",
-                    s.manifest.version,
-                    Population::of(&customer.data).label()
-                )),
+                None => Part::because(Absence::NoModelForPopulation {
+                    part: ModelPart::Segments,
+                    version: s.manifest.version,
+                    population: Population::of(&customer.data),
+                }),
             };
             let rfm = match rfm::rfm(&raw.behaviour, &s.reference) {
                 Ok(r) => Part::Ready(r),
-                Err(reason) => Part::Absent { reason },
+                Err(why) => Part::because(why),
             };
             let dimensions = scorecard::scorecard(&raw.behaviour, &s.reference);
             let composite = scheme
@@ -453,7 +441,7 @@ pub fn evaluate(
         _ if customer.data.contractual => {
             assess_subscription(customer, events, as_of, &churn, currency.as_deref())
         }
-        None => Part::absent(NO_CLV_MODEL),
+        None => Part::because(Absence::NoLifetimeModel),
         Some(clv) => assess_lifetime(clv, customer, events, as_of),
     };
     // A customer with no money of their own is valued in the purchase model's currency.
@@ -532,7 +520,7 @@ mod tests {
             &scheme,
             0,
         );
-        assert!(matches!(&e.churn, Part::Absent { reason } if reason.contains("churn")));
+        assert!(matches!(&e.churn, Part::Absent { reason, .. } if reason.contains("churn")));
         assert!(matches!(&e.scorecard, Part::Absent { .. }));
         assert_eq!(e.expected_loss(), None);
         assert_eq!(e.versions.scheme, 1);

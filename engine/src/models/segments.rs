@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 use super::ModelError;
 use crate::domain::AttributeValue;
 use crate::features::{Behaviour, RawFeatures, is_heavy_tailed};
+use vitals_domain::evaluation::SegmentTrait;
+use vitals_domain::explain::{SegmentWords, segment_words};
+use vitals_domain::words::Language;
 
 /// The behavioural and satisfaction inputs segments are made of.
 pub const SEGMENT_BEHAVIOUR: [&str; 9] = [
@@ -44,6 +47,24 @@ pub struct Trait {
     pub input: String,
     pub z: f64,
     pub phrase: String,
+}
+
+impl SegmentProfile {
+    /// The facts the profile's words are made of.
+    pub fn scores(&self) -> Vec<SegmentTrait> {
+        self.traits
+            .iter()
+            .map(|t| SegmentTrait {
+                input: t.input.clone(),
+                z: t.z,
+            })
+            .collect()
+    }
+
+    /// The profile's name, description and trait phrases in `lang`.
+    pub fn words(&self, lang: Language) -> SegmentWords {
+        segment_words(&self.scores(), lang)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,33 +101,6 @@ fn raw_input(name: &str, raw: &RawFeatures) -> f64 {
         };
     }
     Behaviour::from_name(name).map_or(f64::NAN, |b| b.of(&raw.behaviour))
-}
-
-fn phrase(input: &str, high: bool) -> String {
-    let (up, down) = match input {
-        "recency_days" => ("has not bought for a long time", "bought recently"),
-        "frequency_365d" => ("buys often", "rarely buys"),
-        "monetary_365d" => ("spends a lot", "spends little"),
-        "avg_order_value" => ("places large orders", "places small orders"),
-        "tenure_days" => ("long-standing customer", "joined recently"),
-        "nps_mean" => ("would recommend us", "would not recommend us"),
-        "csat_mean" => ("satisfied with service", "dissatisfied with service"),
-        "complaints_365d" => ("complains often", "rarely complains"),
-        "late_payment_share" => ("pays late", "pays on time"),
-        other => {
-            let name = other.strip_prefix("attr.").unwrap_or(other);
-            return format!("{} {name}", if high { "high" } else { "low" });
-        }
-    };
-    (if high { up } else { down }).to_owned()
-}
-
-fn capitalize(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
-    }
 }
 
 impl SegmentModel {
@@ -208,44 +202,30 @@ impl SegmentModel {
         for (id, &c) in order.iter().enumerate() {
             let centroid: Vec<f64> = sums[c].iter().map(|s| s / sizes[c] as f64).collect();
             // Centroids live in standardized space: each coordinate is a z-score.
-            let mut traits: Vec<Trait> = inputs
+            let mut scores: Vec<SegmentTrait> = inputs
                 .iter()
                 .zip(&centroid)
                 .filter(|(_, z)| z.abs() >= 0.25)
-                .map(|(input, &z)| Trait {
+                .map(|(input, &z)| SegmentTrait {
                     input: input.name.clone(),
                     z,
-                    phrase: phrase(&input.name, z > 0.0),
                 })
                 .collect();
-            traits.sort_by(|a, b| b.z.abs().total_cmp(&a.z.abs()));
-            traits.truncate(4);
-            let name = if traits.is_empty() {
-                "Typical customers".to_owned()
-            } else {
-                traits
-                    .iter()
-                    .take(2)
-                    .map(|t| capitalize(&t.phrase))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            let description = if traits.is_empty() {
-                "Close to the average customer on every measure.".to_owned()
-            } else {
-                let parts: Vec<String> = traits
-                    .iter()
-                    .map(|t| {
-                        format!(
-                            "{} ({:.1} standard deviations {} average)",
-                            t.phrase,
-                            t.z.abs(),
-                            if t.z > 0.0 { "above" } else { "below" }
-                        )
-                    })
-                    .collect();
-                format!("{}.", capitalize(&parts.join("; ")))
-            };
+            scores.sort_by(|a, b| b.z.abs().total_cmp(&a.z.abs()));
+            scores.truncate(4);
+            // Stored in English (reports, files); the API writes them in the reader's
+            // language from the same scores.
+            let words = segment_words(&scores, Language::English);
+            let traits = scores
+                .into_iter()
+                .zip(words.traits)
+                .map(|(score, phrase)| Trait {
+                    input: score.input,
+                    z: score.z,
+                    phrase,
+                })
+                .collect();
+            let (name, description) = (words.name, words.description);
             centroids.push(centroid.iter().map(|&v| v as f32).collect());
             profiles.push(SegmentProfile {
                 id,

@@ -24,13 +24,15 @@ use vitals_store::{AtRiskOrder, AtRiskQuery, CustomerLookup, Store, StoreError, 
 
 use super::customers::shown_name;
 use super::evaluation_proto::{
-    behaviour_from_proto, evaluation_to_proto, factor_to_proto, scheme_from_proto, scheme_to_proto,
+    behaviour_from_proto, evaluation_to_proto, factors_to_proto, scheme_from_proto, scheme_to_proto,
 };
+use super::language_of;
 use crate::audit::with_record;
 use crate::auth::{Caller, Role};
 use crate::convert::{attributes_from_proto, micros, status_filter};
 use crate::error::{ApiError, blocking, check, check_id, from_store, invalid_field};
 use crate::models::ModelHub;
+use vitals_domain::words::Language;
 use vitals_store::snapshots::parse_scheme;
 
 /// Most ids one EvaluateCustomers call may list.
@@ -110,15 +112,12 @@ fn evaluate_one(
     models: &Models,
     scheme: &VersionedScheme,
     pii: bool,
+    lang: Language,
 ) -> pb::Evaluation {
-    let mut e = evaluation_to_proto(&evaluate(
-        customer,
-        events,
-        as_of,
-        models,
-        scheme,
-        now_micros(),
-    ));
+    let mut e = evaluation_to_proto(
+        &evaluate(customer, events, as_of, models, scheme, now_micros()),
+        lang,
+    );
     e.display_name = shown_name(
         customer.data.display_name.as_deref(),
         &customer.data.external_id,
@@ -127,12 +126,16 @@ fn evaluate_one(
     e
 }
 
-fn score_response(a: &ChurnAssessment) -> pb::ScoreFeaturesResponse {
+fn score_response(
+    a: &ChurnAssessment,
+    currency: Option<&str>,
+    lang: Language,
+) -> pb::ScoreFeaturesResponse {
     pb::ScoreFeaturesResponse {
         churn_probability: a.probability,
         risk_band: a.band.clone(),
-        raising: a.raising.iter().map(factor_to_proto).collect(),
-        lowering: a.lowering.iter().map(factor_to_proto).collect(),
+        raising: factors_to_proto(&a.raising, currency, lang),
+        lowering: factors_to_proto(&a.lowering, currency, lang),
         model_version: a.model_version,
     }
 }
@@ -155,6 +158,7 @@ async fn stored_list(
     store: &Store,
     query: AtRiskQuery,
     pii: bool,
+    lang: Language,
 ) -> Result<(Vec<pb::Evaluation>, String), Status> {
     let store = store.clone();
     let (page, names) = blocking(move || {
@@ -170,7 +174,7 @@ async fn stored_list(
         .map(|r| {
             serde_json::from_str::<Evaluation>(&r.body)
                 .map(|e| {
-                    let mut e = evaluation_to_proto(&e);
+                    let mut e = evaluation_to_proto(&e, lang);
                     e.display_name = shown_name(
                         names
                             .get(&r.customer_id)
@@ -197,6 +201,7 @@ impl EvaluationApi {
         &self,
         churn: &Arc<vitals_engine::models::churn::LoadedChurn>,
         request: pb::ScoreFeaturesRequest,
+        lang: Language,
     ) -> Result<Response<pb::ScoreFeaturesResponse>, Status> {
         let id = request.customer_external_id.clone();
         check_id("customer_external_id", &id)?;
@@ -227,7 +232,7 @@ impl EvaluationApi {
                 "population",
                 format!(
                     "the customer is one of the {}: leave it empty or say {}",
-                    population.label(),
+                    population.label(Language::English),
                     population.as_str()
                 ),
             ));
@@ -242,15 +247,15 @@ impl EvaluationApi {
             ApiError::FailedPrecondition(format!(
                 "churn version {} has no model for {}",
                 churn.manifest.version,
-                population.label()
+                population.label(Language::English)
             ))
         })?;
-        Ok(Response::new(score_response(&assess_churn(
-            churn,
-            model,
-            &raw,
+        let assessment = assess_churn(churn, model, &raw, currency.as_deref());
+        Ok(Response::new(score_response(
+            &assessment,
             currency.as_deref(),
-        ))))
+            lang,
+        )))
     }
 }
 
@@ -263,6 +268,7 @@ impl EvaluationService for EvaluationApi {
     ) -> Result<Response<pb::Evaluation>, Status> {
         use pb::evaluate_customer_request::Lookup;
         let pii = Caller::of(&request).can(Role::PiiReader);
+        let lang = language_of(&request);
         let request = request.into_inner();
         let as_of = as_of("as_of", request.as_of.as_ref())?;
         let lookup = match request.lookup {
@@ -286,7 +292,7 @@ impl EvaluationService for EvaluationApi {
         let (evaluation, source) = self
             .histories
             .load_then(lookup, move |h| {
-                evaluate_one(&h.customer, &h.events, as_of, &models, &scheme.0, pii)
+                evaluate_one(&h.customer, &h.events, as_of, &models, &scheme.0, pii, lang)
             })
             .await
             .map_err(from_store)?;
@@ -306,6 +312,7 @@ impl EvaluationService for EvaluationApi {
         request: Request<pb::EvaluateCustomersRequest>,
     ) -> Result<Response<Self::EvaluateCustomersStream>, Status> {
         let pii = Caller::of(&request).can(Role::PiiReader);
+        let lang = language_of(&request);
         let request = request.into_inner();
         let as_of = as_of("as_of", request.as_of.as_ref())?;
         let mut v = Violations::new();
@@ -352,7 +359,9 @@ impl EvaluationService for EvaluationApi {
                 for customer in customers {
                     let item = store
                         .customer_history(customer)
-                        .map(|h| evaluate_one(&h.customer, &h.events, as_of, &models, scheme, pii))
+                        .map(|h| {
+                            evaluate_one(&h.customer, &h.events, as_of, &models, scheme, pii, lang)
+                        })
                         .map_err(from_store);
                     if !send(item) {
                         return;
@@ -372,6 +381,7 @@ impl EvaluationService for EvaluationApi {
                             &models,
                             scheme,
                             pii,
+                            lang,
                         )))
                     {
                         // The caller went away: stop reading.
@@ -392,6 +402,7 @@ impl EvaluationService for EvaluationApi {
         &self,
         request: Request<pb::ScoreFeaturesRequest>,
     ) -> Result<Response<pb::ScoreFeaturesResponse>, Status> {
+        let lang = language_of(&request);
         let request = request.into_inner();
         let models = self.hub.models();
         let Some(churn) = models.churn.as_ref() else {
@@ -403,7 +414,7 @@ impl EvaluationService for EvaluationApi {
         };
         let version = churn.manifest.version;
         if !request.customer_external_id.is_empty() {
-            return self.what_if(churn, request).await;
+            return self.what_if(churn, request, lang).await;
         }
         let model = if request.population.is_empty() {
             match churn.populations.as_slice() {
@@ -433,7 +444,7 @@ impl EvaluationService for EvaluationApi {
                     "population",
                     format!(
                         "churn version {version} has no model for {}",
-                        population.label()
+                        population.label(Language::English)
                     ),
                 )
             })?
@@ -459,9 +470,11 @@ impl EvaluationService for EvaluationApi {
                 return Err(invalid_field("model_input", "every input must be finite"));
             }
             let row: Vec<f32> = request.model_input.iter().map(|&x| x as f32).collect();
-            return Ok(Response::new(score_response(&assess_churn_row(
-                churn, model, &row, None, None,
-            ))));
+            return Ok(Response::new(score_response(
+                &assess_churn_row(churn, model, &row, None, None),
+                None,
+                lang,
+            )));
         }
         let mut v = Violations::new();
         let behaviour = behaviour_from_proto(&mut v, &request.features);
@@ -477,7 +490,7 @@ impl EvaluationService for EvaluationApi {
             // A bare feature record names no currency: amounts are shown as numbers.
             None,
         );
-        Ok(Response::new(score_response(&assessment)))
+        Ok(Response::new(score_response(&assessment, None, lang)))
     }
 
     type RefreshEvaluationsStream = ProgressStream;
@@ -557,6 +570,7 @@ impl EvaluationService for EvaluationApi {
         request: Request<pb::ListAtRiskRequest>,
     ) -> Result<Response<pb::ListAtRiskResponse>, Status> {
         let pii = Caller::of(&request).can(Role::PiiReader);
+        let lang = language_of(&request);
         let request = request.into_inner();
         let mut v = Violations::new();
         let order = match pb::AtRiskOrder::try_from(request.order_by) {
@@ -605,7 +619,7 @@ impl EvaluationService for EvaluationApi {
             page_size,
             page_token: (!request.page_token.is_empty()).then_some(request.page_token),
         };
-        let (evaluations, next_page_token) = stored_list(&self.store, query, pii).await?;
+        let (evaluations, next_page_token) = stored_list(&self.store, query, pii, lang).await?;
         Ok(Response::new(pb::ListAtRiskResponse {
             evaluations,
             next_page_token,
@@ -618,6 +632,7 @@ impl EvaluationService for EvaluationApi {
         request: Request<pb::ListWinBackRequest>,
     ) -> Result<Response<pb::ListWinBackResponse>, Status> {
         let pii = Caller::of(&request).can(Role::PiiReader);
+        let lang = language_of(&request);
         let request = request.into_inner();
         let page_size = page::page_size(request.page_size).map_err(from_store)?;
         let query = AtRiskQuery {
@@ -629,7 +644,7 @@ impl EvaluationService for EvaluationApi {
             page_size,
             page_token: (!request.page_token.is_empty()).then_some(request.page_token),
         };
-        let (evaluations, next_page_token) = stored_list(&self.store, query, pii).await?;
+        let (evaluations, next_page_token) = stored_list(&self.store, query, pii, lang).await?;
         Ok(Response::new(pb::ListWinBackResponse {
             evaluations,
             next_page_token,
@@ -662,8 +677,9 @@ impl EvaluationService for EvaluationApi {
     #[tracing::instrument(skip_all)]
     async fn list_segments(
         &self,
-        _request: Request<pb::ListSegmentsRequest>,
+        request: Request<pb::ListSegmentsRequest>,
     ) -> Result<Response<pb::ListSegmentsResponse>, Status> {
+        let lang = language_of(&request);
         let models = self.hub.models();
         let Some(segments) = models.segments.clone() else {
             return Err(ApiError::FailedPrecondition(
@@ -681,16 +697,19 @@ impl EvaluationService for EvaluationApi {
             .map(|(id, population, p)| {
                 let id = i32::try_from(id).unwrap_or(i32::MAX);
                 let summary = summaries.iter().find(|s| s.segment_id == id);
+                let words = p.words(lang);
                 pb::Segment {
                     segment_id: id,
-                    name: p.name.clone(),
-                    description: p.description.clone(),
-                    traits: p.traits.iter().map(|t| t.phrase.clone()).collect(),
+                    name: words.name,
+                    description: words.description,
+                    traits: words.traits,
                     size: summary.map_or(p.size as u64, |s| s.customers),
                     training_share: p.share,
                     mean_churn_probability: summary.and_then(|s| s.mean_probability),
                     mean_value: summary.and_then(|s| s.mean_value),
-                    population: population.map(|p| p.label().to_owned()).unwrap_or_default(),
+                    population: population
+                        .map(|p| p.label(lang).to_owned())
+                        .unwrap_or_default(),
                 }
             })
             .collect();

@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 
 use vitals_domain::Violations;
+use vitals_domain::evaluation::rfm;
+use vitals_domain::explain::{in_words, segment_words};
 use vitals_domain::features::Behaviour;
+use vitals_domain::words::Language;
 use vitals_engine::evaluation::{
     ChurnAssessment, Dimension, Evaluation, Factor, Part, ScoringScheme, TierRule,
 };
@@ -12,14 +15,21 @@ use vitals_store::StoredScheme;
 
 use crate::convert::timestamp;
 
-fn reason<T>(part: &Part<T>) -> String {
-    match part {
-        Part::Ready(_) => String::new(),
-        Part::Absent { reason } => reason.clone(),
-    }
+fn reason<T>(part: &Part<T>, lang: Language) -> String {
+    part.reason_in(lang).unwrap_or_default()
 }
 
-pub fn factor_to_proto(f: &Factor) -> pb::Factor {
+/// A factor in `lang`: stored factors are in English, so only another language writes
+/// them anew (`currency`: the evaluation's, for amounts).
+pub fn factor_to_proto(f: &Factor, currency: Option<&str>, lang: Language) -> pb::Factor {
+    let written;
+    let f = if lang == Language::English {
+        f
+    } else {
+        // A factor stored with a value in words had the customer's values behind it.
+        written = in_words(f, !f.display_value.is_empty(), currency, lang);
+        &written
+    };
     pb::Factor {
         feature: f.feature.clone(),
         value: f.value,
@@ -29,34 +39,59 @@ pub fn factor_to_proto(f: &Factor) -> pb::Factor {
     }
 }
 
-fn churn_to_proto(part: &Part<ChurnAssessment>) -> pb::ChurnRisk {
+pub fn factors_to_proto(
+    factors: &[Factor],
+    currency: Option<&str>,
+    lang: Language,
+) -> Vec<pb::Factor> {
+    factors
+        .iter()
+        .map(|f| factor_to_proto(f, currency, lang))
+        .collect()
+}
+
+fn churn_to_proto(
+    part: &Part<ChurnAssessment>,
+    currency: Option<&str>,
+    lang: Language,
+) -> pb::ChurnRisk {
     let mut out = pb::ChurnRisk {
-        absent_reason: reason(part),
+        absent_reason: reason(part, lang),
         ..Default::default()
     };
     if let Some(c) = part.ready() {
         out.probability = c.probability;
         out.risk_band = c.band.clone();
         out.horizon_days = c.horizon_days;
-        out.raising = c.raising.iter().map(factor_to_proto).collect();
-        out.lowering = c.lowering.iter().map(factor_to_proto).collect();
+        out.raising = factors_to_proto(&c.raising, currency, lang);
+        out.lowering = factors_to_proto(&c.lowering, currency, lang);
     }
     out
 }
 
-pub fn evaluation_to_proto(e: &Evaluation) -> pb::Evaluation {
+/// An evaluation as the API answers it, its words in `lang`.
+pub fn evaluation_to_proto(e: &Evaluation, lang: Language) -> pb::Evaluation {
+    let currency = e.currency.as_deref();
     let mut segment = pb::SegmentAssignment {
-        absent_reason: reason(&e.segment),
+        absent_reason: reason(&e.segment, lang),
         ..Default::default()
     };
     if let Some(s) = e.segment.ready() {
         segment.segment_id = i32::try_from(s.id).unwrap_or(i32::MAX);
-        segment.name = s.name.clone();
-        segment.description = s.description.clone();
-        segment.traits = s.traits.clone();
+        // A snapshot stored before its trait scores were kept reads as stored.
+        if lang == Language::English || s.trait_scores.len() != s.traits.len() {
+            segment.name = s.name.clone();
+            segment.description = s.description.clone();
+            segment.traits = s.traits.clone();
+        } else {
+            let words = segment_words(&s.trait_scores, lang);
+            segment.name = words.name;
+            segment.description = words.description;
+            segment.traits = words.traits;
+        }
     }
     let mut rfm = pb::RfmStanding {
-        absent_reason: reason(&e.rfm),
+        absent_reason: reason(&e.rfm, lang),
         ..Default::default()
     };
     if let Some(r) = e.rfm.ready() {
@@ -66,10 +101,10 @@ pub fn evaluation_to_proto(e: &Evaluation) -> pb::Evaluation {
         rfm.r_score = i32::from(r.r);
         rfm.f_score = i32::from(r.f);
         rfm.m_score = i32::from(r.m);
-        rfm.segment = r.segment.clone();
+        rfm.segment = rfm::segment_name(r.r, r.f, lang).to_owned();
     }
     let mut scorecard = pb::Scorecard {
-        absent_reason: reason(&e.scorecard),
+        absent_reason: reason(&e.scorecard, lang),
         ..Default::default()
     };
     if let Some(s) = e.scorecard.ready() {
@@ -87,7 +122,7 @@ pub fn evaluation_to_proto(e: &Evaluation) -> pb::Evaluation {
         scorecard.tier = s.tier.clone();
     }
     let mut lifetime = pb::LifetimeValue {
-        absent_reason: reason(&e.lifetime),
+        absent_reason: reason(&e.lifetime, lang),
         ..Default::default()
     };
     if let Some(l) = e.lifetime.ready() {
@@ -96,14 +131,25 @@ pub fn evaluation_to_proto(e: &Evaluation) -> pb::Evaluation {
         lifetime.expected_spend = l.expected_spend;
         lifetime.lifetime_value = l.lifetime_value;
         lifetime.horizon_months = i32::try_from(l.horizon_months).unwrap_or(i32::MAX);
-        lifetime.basis = l.basis.clone();
+        let (basis, subscription) = match &l.basis_facts {
+            Some(facts) => (facts.words(currency, lang), facts.is_subscription()),
+            // Stored before the facts were kept: as stored, and its first word says which.
+            None => (l.basis.clone(), l.basis.starts_with("subscription")),
+        };
+        lifetime.basis = basis;
+        lifetime.method = if subscription {
+            "subscription"
+        } else {
+            "purchases"
+        }
+        .to_owned();
     }
     pb::Evaluation {
         customer_id: e.customer_id.clone(),
         external_id: e.external_id.clone(),
         as_of: Some(timestamp(e.as_of)),
         compute_time: Some(timestamp(e.computed_at)),
-        churn: Some(churn_to_proto(&e.churn)),
+        churn: Some(churn_to_proto(&e.churn, currency, lang)),
         segment: Some(segment),
         rfm: Some(rfm),
         scorecard: Some(scorecard),

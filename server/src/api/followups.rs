@@ -22,6 +22,7 @@ use super::followups_proto::{
     campaign_to_proto, check_label, follow_up_to_proto, horizon, reason_from_proto,
     review_to_proto, rules_from_proto, rules_to_proto, status_from_proto,
 };
+use super::language_of;
 use crate::audit::with_record;
 use crate::auth::{Caller, Role};
 use crate::convert::{event_to_proto, micros, retention_action_from_proto};
@@ -491,6 +492,7 @@ impl FollowUpService for FollowUpApi {
         request: Request<pb::ReviewCampaignRequest>,
     ) -> Result<Response<pb::CampaignReview>, Status> {
         use pb::review_campaign_request::Subject;
+        let lang = language_of(&request);
         let r = request.into_inner();
         let mut v = Violations::new();
         let now = now_micros();
@@ -544,6 +546,6 @@ impl FollowUpService for FollowUpApi {
                 ));
             }
         };
-        Ok(Response::new(review_to_proto(review)))
+        Ok(Response::new(review_to_proto(review, lang)))
     }
 }

@@ -8,6 +8,7 @@ use vitals_domain::followup::{
     Reason,
 };
 use vitals_domain::validate::{MAX_LABEL_LEN, check_text};
+use vitals_domain::words::Language;
 use vitals_domain::{Severity, Violations};
 use vitals_proto::v1 as pb;
 use vitals_store::campaigns::{CampaignRecord, CampaignReview};
@@ -281,7 +282,7 @@ pub(super) fn campaign_to_proto(c: CampaignRecord) -> pb::Campaign {
     }
 }
 
-pub(super) fn review_to_proto(r: CampaignReview) -> pb::CampaignReview {
+pub(super) fn review_to_proto(r: CampaignReview, lang: Language) -> pb::CampaignReview {
     let e = &r.effect;
     let arm = |a: &vitals_domain::campaign::Arm, rate: f64| pb::ReviewArm {
         customers: a.customers as i64,
@@ -302,7 +303,7 @@ pub(super) fn review_to_proto(r: CampaignReview) -> pb::CampaignReview {
         currency: r.currency.clone(),
         cost_per_customer_kept_minor: e.cost_per_customer_kept_minor,
         verdict: e.verdict.as_str().to_owned(),
-        summary: e.sentence.clone(),
+        summary: e.sentence_in(&r.currency, r.evidence, lang),
         not_reached: r.not_reached as i64,
         pending: r.pending as i64,
     }

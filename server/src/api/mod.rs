@@ -10,3 +10,17 @@ pub mod followups;
 mod followups_proto;
 pub mod models;
 pub mod portfolio;
+
+use vitals_domain::words::Language;
+
+/// The language of the words the server writes into an answer (factor labels and values,
+/// segment names, how a value was reached, why a part is absent, a review's sentence):
+/// the caller's `accept-language` metadata (browsers send it; `vitals_domain::words`),
+/// English without it. Error messages stay English: they are for the developer calling.
+pub(crate) fn language_of<T>(request: &tonic::Request<T>) -> Language {
+    request
+        .metadata()
+        .get("accept-language")
+        .and_then(|v| v.to_str().ok())
+        .map_or(Language::English, Language::from_accept_language)
+}

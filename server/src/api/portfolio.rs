@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use vitals_domain::Violations;
 use vitals_domain::time::now_micros;
+use vitals_domain::words::Language;
 use vitals_proto::v1 as pb;
 use vitals_proto::v1::portfolio_service_server::PortfolioService;
 use vitals_store::Store;
@@ -32,17 +33,28 @@ impl PortfolioApi {
 /// A group as a person reads it: a segment's name from the segments model in service
 /// ("segment 3" when it has no profile for that id), "no segment" or "no tier" for
 /// customers without one, "no region" for an empty region, the group itself otherwise.
-fn group_name(group_by: GroupBy, group: &str, segments: Option<&LoadedSegments>) -> String {
+fn group_name(
+    group_by: GroupBy,
+    group: &str,
+    segments: Option<&LoadedSegments>,
+    lang: Language,
+) -> String {
     match (group_by, group) {
-        (GroupBy::Segment, "none") => "no segment".into(),
-        (GroupBy::Tier, "none") => "no tier".into(),
-        (GroupBy::Region, "none" | "") => "no region".into(),
-        (GroupBy::All, _) => "all customers".into(),
+        (GroupBy::Segment, "none") => lang.pick("no segment", "未分群").into(),
+        (GroupBy::Tier, "none") => lang.pick("no tier", "无等级").into(),
+        (GroupBy::Region, "none" | "") => lang.pick("no region", "无地区").into(),
+        (GroupBy::All, _) => lang.pick("all customers", "全部客户").into(),
         (GroupBy::Segment, id) => id
             .parse::<usize>()
             .ok()
             .and_then(|id| segments.and_then(|s| s.profile(id)))
-            .map_or_else(|| format!("segment {group}"), |p| p.name.clone()),
+            .map_or_else(
+                || match lang {
+                    Language::English => format!("segment {group}"),
+                    Language::Chinese => format!("第 {group} 群"),
+                },
+                |p| p.words(lang).name,
+            ),
         _ => group.to_owned(),
     }
 }
@@ -81,6 +93,7 @@ impl PortfolioService for PortfolioApi {
         &self,
         request: Request<pb::GetPortfolioMetricsRequest>,
     ) -> Result<Response<pb::PortfolioMetrics>, Status> {
+        let lang = super::language_of(&request);
         let r = request.into_inner();
         let mut v = Violations::new();
         let start = match &r.start_time {
@@ -138,7 +151,7 @@ impl PortfolioService for PortfolioApi {
             buckets: buckets
                 .into_iter()
                 .map(|m| {
-                    let name = group_name(group_by, &m.group, segments);
+                    let name = group_name(group_by, &m.group, segments, lang);
                     bucket_to_proto(m, name)
                 })
                 .collect(),

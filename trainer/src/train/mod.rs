@@ -21,6 +21,7 @@ use vitals_domain::features::{FeatureSchema, RawFeatures};
 use vitals_domain::labels::Population;
 use vitals_domain::reference::ReferenceStats;
 use vitals_domain::time::{MICROS_PER_DAY, Micros, now_micros};
+use vitals_domain::words::Language;
 use vitals_engine::evaluation::{PopulationSegmentInputs, PopulationSegmentSchemas};
 use vitals_engine::metrics::{BinaryReport, binary_report, roc_auc};
 use vitals_engine::models::Rows;
@@ -471,7 +472,12 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
             continue;
         }
         let fit = fit_population(&set, population, &train_p, &val_p, &algorithms, config)
-            .with_context(|| format!("fitting the churn model of {}", population.label()))?;
+            .with_context(|| {
+                format!(
+                    "fitting the churn model of {}",
+                    population.label(Language::English)
+                )
+            })?;
         fits.push(fit);
     }
     if fits.is_empty() {
@@ -565,7 +571,7 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
         churn: fits
             .iter()
             .map(|f| ChurnSection {
-                population: f.population.label().to_owned(),
+                population: f.population.label(Language::English).to_owned(),
                 algorithm: f.algorithm.as_str().to_owned(),
                 // The version this run expects to get; a concurrent publish may take it
                 // first, in which case the manifest (not the report) has the true number.
@@ -590,7 +596,7 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
                 .iter()
                 .map(|(population, m, silhouettes)| {
                     let section = SegmentSection {
-                        population: population.label().to_owned(),
+                        population: population.label(Language::English).to_owned(),
                         first_id,
                         k: m.k(),
                         silhouettes: silhouettes.clone(),
@@ -791,7 +797,7 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
         populations: fits
             .iter()
             .map(|f| PopulationOutcome {
-                population: f.population.label().to_owned(),
+                population: f.population.label(Language::English).to_owned(),
                 algorithm: f.algorithm.as_str().to_owned(),
                 training_rows: f.training_rows,
                 validation_rows: f.yv.len(),
