@@ -119,12 +119,14 @@ async fn evaluate(
 /// the demo's data directory and a quicker model poll. No API keys, so `run` listens on
 /// loopback only.
 fn server_config(registry: PathBuf) -> ServerConfig {
+    let model_cache = registry.with_file_name("model-cache");
     let defaults = ServerConfig::default();
     ServerConfig {
         max_message_bytes: defaults.max_message_bytes,
         request_timeout: defaults.request_timeout,
         max_concurrent_per_connection: defaults.max_concurrent_per_connection,
-        registry,
+        registry: registry.display().to_string(),
+        model_cache,
         model_poll_interval: std::time::Duration::from_secs(1),
         health_probe_interval: defaults.health_probe_interval,
         api_keys: vitals_server::auth::KeyRing::default(),
@@ -211,7 +213,7 @@ fn run(
     let outcome = train(
         &store,
         &TrainConfig {
-            registry: registry.clone(),
+            registry: registry.display().to_string(),
             cutoffs: vec![cutoff],
             horizon: 30 * MICROS_PER_DAY,
             churn: ChurnChoice::Only(Algorithm::Logistic),

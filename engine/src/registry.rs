@@ -92,6 +92,20 @@ pub enum RegistryError {
     /// Publishing lost too many races for a version number.
     #[error("{0}")]
     Race(String),
+    /// A registry location that names no registry this build can open (an unknown URL
+    /// scheme, a bucket-less URL).
+    #[error("{0}")]
+    Location(String),
+    /// The object store holding the registry failed or could not be reached.
+    #[error(
+        "the model registry at {location} failed: {reason}; check the endpoint, the credentials (AWS_*, GOOGLE_*, AZURE_* variables) and that the bucket exists"
+    )]
+    Store {
+        /// The registry's URL.
+        location: String,
+        /// What the store said.
+        reason: String,
+    },
 }
 
 fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> RegistryError {
@@ -211,6 +225,37 @@ pub fn sha256_file(path: impl AsRef<Path>) -> Result<(String, u64), RegistryErro
     hash_reader(&mut file, path)
 }
 
+/// The files a publish takes from a directory (recursively, every regular file except a
+/// top-level `manifest.json`, which publishing writes): relative path with `/`, absolute
+/// path, size and sha256. A symbolic link or special file is refused.
+pub fn files_to_publish(dir: &Path) -> Result<Vec<(String, PathBuf, FileEntry)>, RegistryError> {
+    let mut out = Vec::new();
+    for (rel, path) in walk_files(dir)?.files {
+        if rel == MANIFEST_FILE {
+            continue;
+        }
+        let (sha256, bytes) = sha256_file(&path)?;
+        out.push((rel, path, FileEntry { sha256, bytes }));
+    }
+    Ok(out)
+}
+
+/// Checks that a manifest's file name is a plain relative path (no `..`, no absolute path,
+/// no empty component): what a registry may write below a version.
+pub fn is_safe_relative(rel: &str) -> bool {
+    safe_relative(rel)
+}
+
+/// A canonical positive version number from a name (`"7"`, not `"07"` or `"0"`).
+pub fn version_of_name(name: &str) -> Option<u64> {
+    parse_version_name(name)
+}
+
+/// The current time as the manifests and history write it (RFC 3339, UTC).
+pub fn now_timestamp() -> String {
+    now_rfc3339()
+}
+
 fn hash_reader(reader: &mut impl Read, path: &Path) -> Result<(String, u64), RegistryError> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; HASH_BUFFER];
@@ -323,11 +368,10 @@ fn safe_relative(rel: &str) -> bool {
             .all(|c| matches!(c, Component::Normal(_)))
 }
 
-/// What serving models needs of a registry, whatever holds it: list and read versions,
-/// fetch one verified against its manifest, move the active pointer, read the activation
-/// history. [`Registry`] keeps them in a directory; an object store (S3 and the like) is
-/// the next implementation. Publishing new versions is the trainer's, on the concrete
-/// type.
+/// What serving and training need of a registry, whatever holds it: list and read
+/// versions, fetch one verified against its manifest, publish a new one, move the active
+/// pointer, read the activation history. [`Registry`] keeps them in a directory;
+/// `vitals-object-registry` on an object store (S3, GCS, Azure).
 pub trait ModelRegistry: std::fmt::Debug + Send + Sync {
     /// Where the versions are, for logs and messages: a directory or a URL.
     fn location(&self) -> String;
@@ -342,6 +386,16 @@ pub trait ModelRegistry: std::fmt::Debug + Send + Sync {
     /// One version checked against its manifest (every file present with its size and
     /// sha256, nothing else), and a local directory holding its files for the loaders.
     fn verified(&self, kind: &str, version: u64) -> Result<(Manifest, PathBuf), RegistryError>;
+    /// Publishes the files in `dir` (see [`files_to_publish`]) as the next version of
+    /// `kind`, never reusing a number, the manifest written last so that no reader sees
+    /// half a version. The manifest's `version`, `created`, `files` and `format_version`
+    /// are set here. `dir` stays the caller's.
+    fn publish(
+        &self,
+        kind: &str,
+        dir: &Path,
+        manifest: Manifest,
+    ) -> Result<Published, RegistryError>;
     /// Makes a verified `version` the active one; returns the one active before.
     fn activate(
         &self,
@@ -352,6 +406,69 @@ pub trait ModelRegistry: std::fmt::Debug + Send + Sync {
     ) -> Result<Option<u64>, RegistryError>;
     /// The activations of `kind`, oldest first.
     fn history(&self, kind: &str) -> Result<Vec<Activation>, RegistryError>;
+
+    /// Removes what publishes killed midway left behind, untouched for `older_than`;
+    /// returns how many. Readers ignore such leftovers either way.
+    fn sweep_abandoned(&self, _older_than: Duration) -> Result<usize, RegistryError> {
+        Ok(0)
+    }
+
+    /// Re-activates the version that was active before the current one, according to the
+    /// history; returns it. Fails if nothing is active or the history has no earlier version.
+    fn rollback(&self, kind: &str, actor: &str) -> Result<u64, RegistryError> {
+        let Some(current) = self.active(kind)? else {
+            return Err(RegistryError::NotFound(format!(
+                "model kind `{kind}` has no active version, so there is nothing to roll back"
+            )));
+        };
+        let target = self
+            .history(kind)?
+            .iter()
+            .rev()
+            .find(|a| a.version == current && a.previous.is_some_and(|p| p != current))
+            .and_then(|a| a.previous);
+        let Some(target) = target else {
+            return Err(RegistryError::NotFound(format!(
+                "cannot roll back model kind `{kind}`: the history in {} records no version that was active before version {current}; activate a version explicitly",
+                self.location()
+            )));
+        };
+        self.activate(kind, target, actor, "rollback")?;
+        Ok(target)
+    }
+
+    /// Resolves a version spec: a number, `active` or `latest`.
+    fn resolve(&self, kind: &str, spec: &str) -> Result<u64, RegistryError> {
+        validate_kind(kind)?;
+        let versions = self.versions(kind)?;
+        let published = join_versions(&versions);
+        let location = self.location();
+        match spec.trim() {
+            "active" => match self.active(kind)? {
+                Some(v) if versions.contains(&v) => Ok(v),
+                Some(v) => Err(RegistryError::NotFound(format!(
+                    "the active version {v} of model kind `{kind}` does not exist in {location} (published versions: {published}); activate an existing version"
+                ))),
+                None => Err(RegistryError::NotFound(format!(
+                    "model kind `{kind}` has no active version (published versions: {published}); activate one, e.g. with `train --activate`"
+                ))),
+            },
+            "latest" => versions.last().copied().ok_or_else(|| {
+                RegistryError::NotFound(format!(
+                    "no versions of model kind `{kind}` have been published in {location}; train one first"
+                ))
+            }),
+            spec => match spec.parse::<u64>() {
+                Ok(v) if v > 0 && versions.contains(&v) => Ok(v),
+                Ok(v) => Err(RegistryError::NotFound(format!(
+                    "version {v} of model kind `{kind}` does not exist (published versions: {published})"
+                ))),
+                Err(_) => Err(RegistryError::NotFound(format!(
+                    "`{spec}` is not a model version: expected a positive number, `active` or `latest` (published versions of `{kind}`: {published})"
+                ))),
+            },
+        }
+    }
 }
 
 impl ModelRegistry for Registry {
@@ -378,6 +495,31 @@ impl ModelRegistry for Registry {
     fn verified(&self, kind: &str, version: u64) -> Result<(Manifest, PathBuf), RegistryError> {
         let manifest = self.verify(kind, version)?;
         Ok((manifest, self.version_dir(kind, version)))
+    }
+
+    fn publish(
+        &self,
+        kind: &str,
+        dir: &Path,
+        manifest: Manifest,
+    ) -> Result<Published, RegistryError> {
+        let staged = self.stage(kind)?;
+        for (rel, from, _) in files_to_publish(dir)? {
+            let to = staged.dir().join(&rel);
+            if let Some(parent) = to.parent() {
+                fs::create_dir_all(parent).map_err(io_err(parent))?;
+            }
+            fs::copy(&from, &to).map_err(io_err(&to))?;
+        }
+        staged.publish(manifest)
+    }
+
+    fn sweep_abandoned(&self, older_than: Duration) -> Result<usize, RegistryError> {
+        let mut removed = 0;
+        for kind in Registry::kinds(self)? {
+            removed += self.sweep_temp(&kind, older_than)?;
+        }
+        Ok(removed)
     }
 
     fn activate(
@@ -506,50 +648,6 @@ impl Registry {
                 "expected a positive version number and a newline, found {trimmed:?}; re-activate a version to rewrite it"
             ))),
         }
-    }
-
-    /// Resolves a version spec: a number, `active` or `latest`.
-    pub fn resolve(&self, kind: &str, spec: &str) -> Result<u64, RegistryError> {
-        validate_kind(kind)?;
-        let versions = self.versions(kind)?;
-        let published = join_versions(&versions);
-        let spec = spec.trim();
-        match spec {
-            "active" => match self.active(kind)? {
-                Some(v) if versions.contains(&v) => Ok(v),
-                Some(v) => Err(RegistryError::NotFound(format!(
-                    "the active version {v} of model kind `{kind}` does not exist in {} (published versions: {published}); activate an existing version",
-                    self.kind_dir(kind).display()
-                ))),
-                None => Err(RegistryError::NotFound(format!(
-                    "model kind `{kind}` has no active version (published versions: {published}); activate one, e.g. with `train --activate`"
-                ))),
-            },
-            "latest" => versions
-                .last()
-                .copied()
-                .ok_or_else(|| self.no_versions(kind)),
-            _ => match spec.parse::<u64>() {
-                Ok(v) if v > 0 && versions.contains(&v) => Ok(v),
-                Ok(v) => Err(RegistryError::NotFound(format!(
-                    "version {v} of model kind `{kind}` does not exist (published versions: {published})"
-                ))),
-                Err(_) => Err(RegistryError::NotFound(format!(
-                    "`{spec}` is not a model version: expected a positive number, `active` or `latest` (published versions of `{kind}`: {published})"
-                ))),
-            },
-        }
-    }
-
-    fn no_versions(&self, kind: &str) -> RegistryError {
-        let kinds = match self.kinds() {
-            Ok(k) if !k.is_empty() => k.join(", "),
-            _ => "none".to_string(),
-        };
-        RegistryError::NotFound(format!(
-            "no versions of model kind `{kind}` have been published in {} (kinds present: {kinds}); train one first",
-            self.root.display()
-        ))
     }
 
     /// A `NotFound` for a version that has no directory, listing the versions that exist.
@@ -756,30 +854,6 @@ impl Registry {
             .and_then(|()| file.sync_all())
             .map_err(io_err(&history))?;
         Ok(previous)
-    }
-
-    /// Re-activates the version that was active before the current one, according to the
-    /// history; returns it. Fails if nothing is active or the history has no earlier version.
-    pub fn rollback(&self, kind: &str, actor: &str) -> Result<u64, RegistryError> {
-        let Some(current) = self.active(kind)? else {
-            return Err(RegistryError::NotFound(format!(
-                "model kind `{kind}` has no active version, so there is nothing to roll back"
-            )));
-        };
-        let history = self.history(kind)?;
-        let target = history
-            .iter()
-            .rev()
-            .find(|a| a.version == current && a.previous.is_some_and(|p| p != current))
-            .and_then(|a| a.previous);
-        let Some(target) = target else {
-            return Err(RegistryError::NotFound(format!(
-                "cannot roll back model kind `{kind}`: {} records no version that was active before version {current}; activate a version explicitly",
-                self.kind_dir(kind).join(HISTORY_FILE).display()
-            )));
-        };
-        self.activate(kind, target, actor, "rollback")?;
-        Ok(target)
     }
 
     /// The activations of `kind`, oldest first; empty if there have been none.

@@ -14,7 +14,7 @@ use arc_swap::ArcSwap;
 use vitals_engine::evaluation::{CHURN_KIND, CLV_KIND, Models, SEGMENTS_KIND, load_segments};
 use vitals_engine::models::churn::load_churn;
 use vitals_engine::models::clv::load_clv;
-use vitals_engine::registry::{ModelRegistry, Registry, RegistryError};
+use vitals_engine::registry::{ModelRegistry, RegistryError};
 
 /// The kinds the server serves, in the order they are reported.
 pub const SERVED_KINDS: [&str; 3] = [CHURN_KIND, SEGMENTS_KIND, CLV_KIND];
@@ -74,9 +74,12 @@ impl std::fmt::Debug for ModelHub {
 }
 
 impl ModelHub {
-    /// Opens the filesystem registry (creating the directory if needed); loads nothing yet.
-    pub fn open(root: &Path) -> Result<Self, HubError> {
-        Ok(Self::with_registry(Arc::new(Registry::open(root)?)))
+    /// Opens the registry at `location` (a directory, created if needed, or an object
+    /// store URL whose verified versions go to `cache`); loads nothing yet.
+    pub fn open(location: &str, cache: &Path) -> Result<Self, HubError> {
+        Ok(Self::with_registry(vitals_object_registry::open(
+            location, cache,
+        )?))
     }
 
     /// Serves from `registry`; loads nothing yet.

@@ -44,8 +44,12 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// Requests in flight per connection before new ones are refused with RESOURCE_EXHAUSTED.
     pub max_concurrent_per_connection: usize,
-    /// The model registry the trainer publishes to.
-    pub registry: PathBuf,
+    /// The model registry the trainer publishes to: a directory, or an object store URL
+    /// (`s3://bucket/prefix`, `gs://`, `az://`).
+    pub registry: String,
+    /// Where versions fetched from an object store registry are kept, verified, for the
+    /// loaders (unused for a directory registry).
+    pub model_cache: PathBuf,
     /// How often the registry, the scoring scheme and the API keys file are checked for
     /// changes.
     pub model_poll_interval: Duration,
@@ -99,7 +103,8 @@ impl Default for ServerConfig {
             max_message_bytes: 16 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             max_concurrent_per_connection: 256,
-            registry: PathBuf::from("./vitals-data/models"),
+            registry: "./vitals-data/models".to_owned(),
+            model_cache: PathBuf::from("./vitals-data/model-cache"),
             model_poll_interval: Duration::from_secs(5),
             health_probe_interval: Duration::from_secs(2),
             api_keys: KeyRing::default(),
@@ -149,7 +154,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let hub = Arc::new(ModelHub::open(&config.registry)?);
+    let hub = Arc::new(ModelHub::open(&config.registry, &config.model_cache)?);
     let schemes = {
         let (hub, store) = (hub.clone(), store.clone());
         tokio::task::spawn_blocking(move || {
@@ -253,7 +258,7 @@ pub async fn serve(
     };
 
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, backend = store.backend_name(), registry = %config.registry.display(), "serving gRPC and gRPC-Web");
+    tracing::info!(%addr, backend = store.backend_name(), registry = %config.registry, "serving gRPC and gRPC-Web");
 
     let trace = tower_http::trace::TraceLayer::new_for_grpc()
         .make_span_with(request_span)

@@ -77,9 +77,13 @@ pub struct Cli {
     )]
     pub max_concurrent_per_connection: usize,
 
-    /// The model registry. Default: `<data-dir>/models`, where the trainer publishes.
+    /// The model registry: a directory, or an object store URL (`s3://bucket/prefix`,
+    /// `gs://`, `az://`; credentials and endpoint from the standard AWS_*, GOOGLE_*,
+    /// AZURE_* variables; any other scheme is refused). Default: `<data-dir>/models`,
+    /// where the trainer publishes. An object store's versions are checked and kept in
+    /// `<data-dir>/model-cache`.
     #[arg(long, env = "VITALS_REGISTRY", global = true)]
-    pub registry: Option<PathBuf>,
+    pub registry: Option<String>,
 
     /// Seconds between checks of the registry for a newly activated model (and of the
     /// API keys file for changes).
@@ -204,7 +208,8 @@ impl TryFrom<&Cli> for ServerConfig {
             registry: cli
                 .registry
                 .clone()
-                .unwrap_or_else(|| cli.data.data_dir.join("models")),
+                .unwrap_or_else(|| cli.data.data_dir.join("models").display().to_string()),
+            model_cache: cli.data.data_dir.join("model-cache"),
             model_poll_interval: seconds(cli.model_poll_secs, "--model-poll-secs")?,
             health_probe_interval: seconds(cli.health_probe_secs, "--health-probe-secs")?,
             api_keys,
@@ -283,7 +288,7 @@ mod tests {
         assert_eq!(config.max_message_bytes, 64 * 1024);
         assert_eq!(config.request_timeout, Duration::from_secs(7));
         assert_eq!(config.max_concurrent_per_connection, 9);
-        assert_eq!(config.registry, PathBuf::from("/r"));
+        assert_eq!(config.registry, "/r");
         assert_eq!(config.model_poll_interval, Duration::from_millis(500));
         assert_eq!(config.health_probe_interval, Duration::from_secs(3));
         assert_eq!(config.history_cache_bytes, 2 * 1024 * 1024);

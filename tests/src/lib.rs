@@ -123,7 +123,7 @@ impl TestServer {
             .prefix("vitals-registry-")
             .tempdir()
             .expect("a temporary registry");
-        config.registry = registry_dir.path().to_path_buf();
+        config.registry = registry_dir.path().display().to_string();
         config.model_poll_interval = std::time::Duration::from_millis(100);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -235,7 +235,7 @@ impl TestServer {
         }
         let end = vitals_trainer::generate::GenerateOptions::new(customers, 42).end;
         let config = TrainConfig {
-            registry: self.registry.clone(),
+            registry: self.registry.display().to_string(),
             cutoffs: vec![end - 90 * MICROS_PER_DAY],
             horizon: 90 * MICROS_PER_DAY,
             churn: ChurnChoice::Only(Algorithm::Logistic),

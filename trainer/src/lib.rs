@@ -13,6 +13,18 @@ pub mod score;
 pub mod time;
 pub mod train;
 
+use std::sync::Arc;
+
+use anyhow::Context;
+use vitals_engine::registry::ModelRegistry;
+
+/// The registry at `location` (a directory, or an `s3://`, `gs://`, `az://` URL); an object
+/// store's versions are cached in `vitals_object_registry::default_cache()`.
+pub fn open_registry(location: &str) -> anyhow::Result<Arc<dyn ModelRegistry>> {
+    vitals_object_registry::open(location, &vitals_object_registry::default_cache())
+        .with_context(|| format!("opening the registry {location}"))
+}
+
 pub use import::cdnow::import_cdnow;
 pub use import::csv_generic::{import_customers, import_events};
 pub use import::telco::import_telco;

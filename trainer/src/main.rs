@@ -28,7 +28,6 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 use vitals_domain::time::{Micros, now_micros};
 use vitals_engine::models::churn::Algorithm;
-use vitals_engine::registry::Registry;
 use vitals_store::{DataArgs, DatabaseUrl, Store, redact_url};
 use vitals_trainer::import::ImportOptions;
 use vitals_trainer::score::{ScoreConfig, score};
@@ -53,9 +52,11 @@ struct Cli {
     #[command(flatten)]
     data: DataArgs,
 
-    /// The model registry. Default: `<data-dir>/models`, where the server looks too.
-    #[arg(long, env = "VITALS_REGISTRY", global = true)]
-    registry: Option<PathBuf>,
+    /// The model registry: a directory, or an object store URL (`s3://bucket/prefix`,
+    /// `gs://`, `az://`; credentials and endpoint from the standard AWS_*, GOOGLE_*,
+    /// AZURE_* variables). Default: `<data-dir>/models`, where the server looks too.
+    #[arg(long, global = true, env = "VITALS_REGISTRY")]
+    registry: Option<String>,
 
     /// Log format (logs go to stderr; the level comes from RUST_LOG, default `info`).
     #[arg(
@@ -291,7 +292,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let registry = cli
         .registry
         .clone()
-        .unwrap_or_else(|| cli.data.data_dir.join("models"));
+        .unwrap_or_else(|| cli.data.data_dir.join("models").display().to_string());
     if let Command::Models(cmd) = &cli.command {
         return models_command(&registry, cmd);
     }
@@ -416,7 +417,7 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
 
 fn train_command(
     store: &Store,
-    registry: PathBuf,
+    registry: String,
     args: TrainArgs,
     progress: bool,
 ) -> anyhow::Result<()> {
@@ -512,7 +513,7 @@ fn train_command(
 
 fn score_command(
     store: &Store,
-    registry: PathBuf,
+    registry: String,
     args: ScoreArgs,
     progress: bool,
 ) -> anyhow::Result<()> {
@@ -567,9 +568,8 @@ fn score_command(
     Ok(())
 }
 
-fn models_command(root: &std::path::Path, cmd: &ModelsCommand) -> anyhow::Result<()> {
-    let registry =
-        Registry::open(root).with_context(|| format!("opening the registry {}", root.display()))?;
+fn models_command(location: &str, cmd: &ModelsCommand) -> anyhow::Result<()> {
+    let registry = vitals_trainer::open_registry(location)?;
     let actor = std::env::var("USER").unwrap_or_else(|_| "vitals-trainer".into());
     match cmd {
         ModelsCommand::List { json } => {
@@ -592,7 +592,7 @@ fn models_command(root: &std::path::Path, cmd: &ModelsCommand) -> anyhow::Result
                 return print_json(&rows);
             }
             if rows.is_empty() {
-                vitals_trainer::outln!("no models in {}", root.display());
+                vitals_trainer::outln!("no models in {location}");
             }
             for r in rows {
                 vitals_trainer::outln!(
@@ -630,7 +630,7 @@ fn models_command(root: &std::path::Path, cmd: &ModelsCommand) -> anyhow::Result
             if let Some(report) = m.extra.get("report").and_then(|r| r.as_str()) {
                 vitals_trainer::outln!(
                     "report: {}",
-                    registry.version_dir(kind, v).join(report).display()
+                    registry.verified(kind, v)?.1.join(report).display()
                 );
             }
         }

@@ -18,14 +18,15 @@ use vitals_engine::evaluation::{
 };
 use vitals_engine::models::churn::load_churn;
 use vitals_engine::models::clv::load_clv;
-use vitals_engine::registry::Registry;
+use vitals_engine::registry::ModelRegistry;
 use vitals_store::Store;
 
 use crate::train::progress_bar;
 
 #[derive(Debug, Clone)]
 pub struct ScoreConfig {
-    pub registry: PathBuf,
+    /// The registry: a directory, or an `s3://`, `gs://`, `az://` URL.
+    pub registry: String,
     pub as_of: Micros,
     pub out: PathBuf,
     /// Factors listed per customer.
@@ -45,20 +46,20 @@ pub struct ScoreOutcome {
 
 pub fn score(store: &Store, config: &ScoreConfig) -> anyhow::Result<ScoreOutcome> {
     let started = Instant::now();
-    let registry = Registry::open(&config.registry)
-        .with_context(|| format!("opening the registry {}", config.registry.display()))?;
+    let registry = crate::open_registry(&config.registry)?;
+    let registry = registry.as_ref();
     let Some(churn_version) = registry.active("churn")? else {
         bail!(
             "no active churn model in {}: run `vitals-trainer train --activate` first",
-            config.registry.display()
+            config.registry
         );
     };
-    let churn = load_churn(&registry, churn_version)
+    let churn = load_churn(registry, churn_version)
         .with_context(|| format!("loading churn version {churn_version}"))?;
     let segments_version = registry.active("segments")?;
     let segments = match segments_version {
         Some(v) => Some(
-            load_segments(&registry, v).with_context(|| format!("loading segments version {v}"))?,
+            load_segments(registry, v).with_context(|| format!("loading segments version {v}"))?,
         ),
         None => None,
     };
@@ -160,7 +161,7 @@ pub struct StoreOutcome {
 
 /// The active models of the registry, loaded and verified as the server loads them; a
 /// kind with no active version is absent.
-pub fn active_models(registry: &Registry) -> anyhow::Result<Models> {
+pub fn active_models(registry: &dyn ModelRegistry) -> anyhow::Result<Models> {
     let churn = match registry.active(CHURN_KIND)? {
         Some(v) => Some(Arc::new(
             load_churn(registry, v).with_context(|| format!("loading churn version {v}"))?,
@@ -191,13 +192,12 @@ pub fn active_models(registry: &Registry) -> anyhow::Result<Models> {
 /// that `ListAtRisk` and `ListSegments` read.
 pub fn store_snapshots(
     store: &Store,
-    registry: &std::path::Path,
+    registry: &str,
     as_of: Micros,
     progress: bool,
 ) -> anyhow::Result<StoreOutcome> {
-    let registry = Registry::open(registry)
-        .with_context(|| format!("opening the registry {}", registry.display()))?;
-    let models = active_models(&registry)?;
+    let registry = crate::open_registry(registry)?;
+    let models = active_models(registry.as_ref())?;
     let (scheme, _) = store.scheme_in_force()?;
     let bar = progress_bar(progress, store.count_customers()?, "evaluating");
     let done = vitals_app::refresh_evaluations(store, as_of, &models, &scheme, |p| {

@@ -47,7 +47,7 @@ fn midnight(date: &str) -> Result<i64> {
 
 fn config(dir: &Path, as_of: &str) -> Result<TrainConfig> {
     Ok(TrainConfig {
-        registry: dir.join("models"),
+        registry: dir.join("models").display().to_string(),
         cutoffs: vec![midnight(as_of)?],
         horizon: 182 * MICROS_PER_DAY,
         churn: ChurnChoice::Only(Algorithm::Logistic),

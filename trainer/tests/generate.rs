@@ -211,7 +211,7 @@ fn a_churn_model_learns_the_known_drivers() -> Result<()> {
     let day = MICROS_PER_DAY;
     let last: Micros = options.end - 90 * day;
     let config = TrainConfig {
-        registry: dir.path().join("models"),
+        registry: dir.path().join("models").display().to_string(),
         cutoffs: (0..4).rev().map(|i| last - i * 60 * day).collect(),
         horizon: 90 * day,
         churn: ChurnChoice::Only(Algorithm::Logistic),

@@ -7,7 +7,7 @@ use tempfile::TempDir;
 use vitals_domain::labels::Population;
 use vitals_domain::time::MICROS_PER_DAY;
 use vitals_engine::models::churn::{Algorithm, load_churn};
-use vitals_engine::registry::Registry;
+use vitals_engine::registry::{ModelRegistry, Registry};
 use vitals_store::{DatabaseUrl, PoolOptions, Store};
 use vitals_trainer::score::{ScoreConfig, score};
 use vitals_trainer::train::{Activation, ChurnChoice, SegmentChoice, TrainConfig, train};
@@ -38,7 +38,7 @@ fn as_of() -> Result<i64> {
 
 fn config(dir: &Path, activation: Activation) -> Result<TrainConfig> {
     Ok(TrainConfig {
-        registry: dir.join("models"),
+        registry: dir.join("models").display().to_string(),
         cutoffs: vec![as_of()?],
         horizon: 30 * MICROS_PER_DAY,
         churn: ChurnChoice::Only(Algorithm::Logistic),
@@ -98,7 +98,7 @@ fn telco_trains_publishes_activates_and_scores() -> Result<()> {
     // Nothing active yet: scoring says what to do.
     let out = dir.path().join("scores.csv");
     let score_config = ScoreConfig {
-        registry: dir.path().join("models"),
+        registry: dir.path().join("models").display().to_string(),
         as_of: as_of()?,
         out: out.clone(),
         top_factors: 3,
@@ -135,7 +135,7 @@ fn telco_trains_publishes_activates_and_scores() -> Result<()> {
     // `score --store`: every customer's snapshot, as the server's RefreshEvaluations.
     let stored = vitals_trainer::score::store_snapshots(
         &store,
-        &dir.path().join("models"),
+        &dir.path().join("models").display().to_string(),
         as_of()?,
         false,
     )?;

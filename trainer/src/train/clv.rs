@@ -2,11 +2,12 @@
 //! summary at the last cutoff, a holdout check on the horizon after it, and the `clv`
 //! registry version with its report.
 
+use anyhow::Context;
 use serde_json::json;
 use vitals_domain::time::MICROS_PER_DAY;
 use vitals_engine::models::ModelError;
 use vitals_engine::models::clv::{ClvModel, RfmSummary};
-use vitals_engine::registry::{Manifest, Registry};
+use vitals_engine::registry::{Manifest, ModelRegistry};
 
 use super::dataset::{CLV_UNIT, ClvRow, TrainingSet};
 use crate::report::{ClvReport, HoldoutRow, write_clv_report};
@@ -52,7 +53,7 @@ fn holdout(model: &ClvModel, rows: &[ClvRow], horizon_units: f64) -> Vec<Holdout
 /// cannot use (no repeat buyers, a fit that does not converge) is not an error of the run:
 /// the step is skipped and says why.
 pub fn run(
-    registry: &Registry,
+    registry: &dyn ModelRegistry,
     set: &TrainingSet,
     cutoff: &str,
     created: &str,
@@ -89,13 +90,14 @@ pub fn run(
     .map(|(k, v)| ((*k).to_owned(), *v))
     .collect();
 
-    let staged = registry.stage("clv")?;
-    model.save(staged.dir())?;
+    let staged =
+        tempfile::tempdir().context("a directory to write the lifetime-value model into")?;
+    model.save(staged.path())?;
     let report = ClvReport {
         title: format!("Lifetime value (BG/NBD + Gamma-Gamma), calibration to {cutoff}"),
         created: created.to_owned(),
         // As for churn: the number this run expects; the manifest has the true one.
-        version: registry.latest("clv")?.unwrap_or(0) + 1,
+        version: registry.versions("clv")?.last().copied().unwrap_or(0) + 1,
         cutoff: cutoff.to_owned(),
         unit: "week".into(),
         unit_days,
@@ -107,7 +109,7 @@ pub fn run(
         predicted_total,
         actual_total,
     };
-    write_clv_report(staged.dir(), &report)?;
+    write_clv_report(staged.path(), &report)?;
     let mut manifest = Manifest::new("clv", "bgnbd_gamma_gamma");
     manifest.training = json!({
         "unit": "week",
@@ -150,7 +152,7 @@ pub fn run(
         // purchases were in, and a customer without purchases of their own is valued in it.
         "currency": set.main_currency(),
     });
-    let published = staged.publish(manifest)?;
+    let published = registry.publish("clv", staged.path(), manifest)?;
     tracing::info!(
         version = published.version,
         r = b.r,

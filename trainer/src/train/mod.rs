@@ -8,7 +8,6 @@
 pub mod clv;
 pub mod dataset;
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -32,7 +31,7 @@ use vitals_engine::models::forest::{Forest, ForestParams};
 use vitals_engine::models::logistic::{LogisticParams, LogisticRegression};
 use vitals_engine::models::mlp::{Mlp, MlpParams};
 use vitals_engine::models::segments::{SegmentModel, fit_auto};
-use vitals_engine::registry::{Manifest, Registry};
+use vitals_engine::registry::Manifest;
 use vitals_store::Store;
 
 use crate::report::{Candidate, ChurnSection, SegmentSection, TrainingReport, write_report};
@@ -63,7 +62,8 @@ pub enum Activation {
 
 #[derive(Debug, Clone)]
 pub struct TrainConfig {
-    pub registry: PathBuf,
+    /// Where to publish: a directory, or an `s3://`, `gs://`, `az://` URL.
+    pub registry: String,
     /// Ascending.
     pub cutoffs: Vec<Micros>,
     pub horizon: Micros,
@@ -371,13 +371,13 @@ fn day(t: Micros) -> String {
 /// The whole run.
 pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
     let started = Instant::now();
-    let registry = Registry::open(&config.registry)
-        .with_context(|| format!("opening the registry {}", config.registry.display()))?;
+    let registry = crate::open_registry(&config.registry)?;
+    let registry = registry.as_ref();
     // Publishes that a killed trainer left behind (older than an hour: not a concurrent
     // run still writing) are removed; readers ignore them either way.
-    for kind in ["churn", "segments", "clv"] {
-        if let Ok(removed @ 1..) = registry.sweep_temp(kind, std::time::Duration::from_secs(3600)) {
-            tracing::info!(kind, removed, "abandoned temporary publishes removed");
+    {
+        if let Ok(removed @ 1..) = registry.sweep_abandoned(std::time::Duration::from_secs(3600)) {
+            tracing::info!(removed, "abandoned temporary publishes removed");
         }
     }
     if config.cutoffs.is_empty() {
@@ -545,7 +545,7 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
         "validation": validation,
         "seed": config.seed,
     });
-    let expected_version = registry.latest("churn")?.unwrap_or(0) + 1;
+    let expected_version = registry.versions("churn")?.last().copied().unwrap_or(0) + 1;
     let algorithm_name = {
         let mut names: Vec<&str> = fits.iter().map(|f| f.algorithm.as_str()).collect();
         names.dedup();
@@ -608,11 +608,11 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
                 .collect()
         },
     };
-    let staged = registry.stage("churn")?;
+    let staged = tempfile::tempdir().context("a directory to write the churn model into")?;
     let mut schemas = Vec::new();
     let mut per_population = serde_json::Map::new();
     for f in &fits {
-        let dir = staged.dir().join(f.population.as_str());
+        let dir = staged.path().join(f.population.as_str());
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         f.chosen.model.save(&dir)?;
         schemas.push(PopulationSchema {
@@ -645,7 +645,7 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
             }),
         );
     }
-    write_report(staged.dir(), &report)?;
+    write_report(staged.path(), &report)?;
     let mut manifest = Manifest::new("churn", &algorithm_name);
     manifest.training = training.clone();
     manifest.data_fingerprint = set.fingerprint.clone();
@@ -661,17 +661,17 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
         "populations": per_population,
     });
     manifest.extra = json!({ "report": "report.html", "report_json": "report.json" });
-    let churn = staged.publish(manifest)?;
+    let churn = registry.publish("churn", staged.path(), manifest)?;
     tracing::info!(version = churn.version, "churn model published");
 
     let segments_version = if segments.is_empty() {
         None
     } else {
-        let staged = registry.stage("segments")?;
+        let staged = tempfile::tempdir().context("a directory to write the segments model into")?;
         let mut inputs = Vec::new();
         let mut metrics = serde_json::Map::new();
         for (population, model, silhouettes) in &segments {
-            let dir = staged.dir().join(population.as_str());
+            let dir = staged.path().join(population.as_str());
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             model.save(&dir)?;
             inputs.push(PopulationSegmentInputs {
@@ -684,7 +684,7 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
             );
         }
         std::fs::write(
-            staged.dir().join("reference.json"),
+            staged.path().join("reference.json"),
             serde_json::to_vec_pretty(&reference)?,
         )?;
         let mut manifest = Manifest::new("segments", "kmeans");
@@ -698,13 +698,17 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
             "populations": metrics,
         });
         manifest.extra = json!({ "churn_version": churn.version });
-        Some(staged.publish(manifest)?.version)
+        Some(
+            registry
+                .publish("segments", staged.path(), manifest)?
+                .version,
+        )
     };
 
     // Lifetime value on every buyer at the last cutoff; skipped (not failed) when the data
     // cannot support it, e.g. subscriptions without transactions.
     let clv = clv::run(
-        &registry,
+        registry,
         &set,
         &rfc3339(last),
         &rfc3339(now_micros()),
@@ -721,7 +725,7 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
         Activation::IfBetter => match registry.active("churn")? {
             None => (true, "activated: no version was active".to_owned()),
             Some(active) => {
-                let current = load_churn(&registry, active)
+                let current = load_churn(registry, active)
                     .with_context(|| format!("loading the active churn version {active}"))?;
                 // The same validation rows, each scored by the active version's model for
                 // its population; rows it has no model for are left out of both sides.
