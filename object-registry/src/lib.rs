@@ -54,6 +54,8 @@ use vitals_engine::registry::{
 
 #[doc(hidden)]
 pub mod conformance;
+#[doc(hidden)]
+pub mod testing;
 
 /// The object claiming a version number.
 const CLAIM_FILE: &str = ".claim";
