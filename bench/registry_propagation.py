@@ -46,6 +46,7 @@ def weed_binary():
 def start_weed(data):
     ports = [free_port() for _ in range(8)]
     m, mg, v, vg, f, fg, s3, s3g = ports
+    os.makedirs(data, exist_ok=True)
     config = os.path.join(data, "s3.json")
     with open(config, "w") as out:
         json.dump({"identities": [{"name": "admin", "credentials": [{"accessKey": "bench", "secretKey": "bench-secret"}],
@@ -67,7 +68,10 @@ def start_weed(data):
                     break
         except OSError:
             time.sleep(0.1)
-    return proc, f"http://127.0.0.1:{s3}"
+    endpoint = f"http://127.0.0.1:{s3}"
+    subprocess.run(["curl", "-sf", "-X", "PUT", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", "bench:bench-secret",
+                    f"{endpoint}/vitals"], check=True, stdout=subprocess.DEVNULL)
+    return proc, endpoint
 
 
 def main():
