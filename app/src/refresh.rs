@@ -47,7 +47,9 @@ pub fn refresh_evaluations(
     } else {
         None
     };
-    store.scan_histories(CHUNK, |histories| {
+    // Histories from the read replica when there is one (caught up with the primary as
+    // of now); snapshots, and the probabilities they replace, on the primary.
+    store.fresh_reader()?.scan_histories(CHUNK, |histories| {
         let now = now_micros();
         let evaluations: Vec<Evaluation> = histories
             .iter()

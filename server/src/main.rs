@@ -58,7 +58,7 @@ fn main() -> anyhow::Result<()> {
 /// The store the flags name, and how to show it in logs (no password).
 fn open_store(cli: &Cli) -> anyhow::Result<(Store, String)> {
     let url = cli.data.database_url()?;
-    let store = Store::open(&url, &cli.data.pool_options())?;
+    let store = cli.data.open_store()?;
     let shown = match &url {
         vitals_store::DatabaseUrl::Postgres(u) => redact_url(u),
         vitals_store::DatabaseUrl::Sqlite(p) => p.display().to_string(),

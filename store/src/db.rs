@@ -108,6 +108,26 @@ pub struct Store {
     postgres_url: Option<std::sync::Arc<str>>,
     /// Callers waiting for a pooled connection now (the server's metrics).
     waiting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// A read replica for what only reads (`reader`, `fresh_reader`); None: the primary
+    /// reads too.
+    replica: Option<std::sync::Arc<Store>>,
+}
+
+/// How long a read waits for the replica to replay what the primary had committed when
+/// the read began, before it reads the primary instead.
+const REPLICA_CATCH_UP: Duration = Duration::from_secs(2);
+
+/// Makes every transaction of a replica's connection read-only: a write sent to the
+/// read pool by mistake fails loudly instead of reaching a primary behind a multi-host
+/// URL.
+#[derive(Debug)]
+struct ReadOnlySessions;
+
+impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for ReadOnlySessions {
+    fn on_acquire(&self, conn: &mut PgConnection) -> std::result::Result<(), diesel::r2d2::Error> {
+        conn.batch_execute("SET default_transaction_read_only = on")
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
 }
 
 /// The connection pool now, for metrics.
@@ -182,7 +202,95 @@ impl Store {
             pool,
             postgres_url,
             waiting: std::sync::Arc::default(),
+            replica: None,
         })
+    }
+
+    /// This store with a read replica (a PostgreSQL standby, or a multi-host URL with
+    /// `target_session_attrs=prefer-standby`) for what only reads. Its sessions are
+    /// read-only. Refused on SQLite and for a URL that is not PostgreSQL.
+    pub fn with_replica(mut self, url: &DatabaseUrl, options: &PoolOptions) -> Result<Self> {
+        let (DbPool::Postgres(_), DatabaseUrl::Postgres(read)) = (&self.pool, url) else {
+            return Err(StoreError::invalid(
+                "read_database_url",
+                "a read replica is for PostgreSQL: both the database URL and the read URL \
+                 must be postgres:// URLs",
+            ));
+        };
+        let pool = Pool::builder()
+            .max_size(options.max_connections)
+            .min_idle(Some(0))
+            .connection_timeout(options.checkout_timeout)
+            .connection_customizer(Box::new(ReadOnlySessions))
+            .build_unchecked(ConnectionManager::new(read.clone()));
+        self.replica = Some(std::sync::Arc::new(Self {
+            pool: DbPool::Postgres(pool),
+            postgres_url: Some(std::sync::Arc::from(read.as_str())),
+            waiting: std::sync::Arc::default(),
+            replica: None,
+        }));
+        Ok(self)
+    }
+
+    /// Whether reads go to a replica.
+    pub fn has_replica(&self) -> bool {
+        self.replica.is_some()
+    }
+
+    /// Where what only reads and may lag a little goes (lists of stored snapshots,
+    /// portfolio metrics): the replica when there is one, else this store.
+    pub fn reader(&self) -> Store {
+        self.replica
+            .as_deref()
+            .map_or_else(|| self.clone(), Clone::clone)
+    }
+
+    /// Where a read that must see every write committed before it goes: the replica once
+    /// it has replayed the primary's WAL position taken now (a writer reads its own
+    /// writes; a history read after a change notice sees the change), or the primary when
+    /// the replica is not there within two seconds. Without a replica, this store.
+    pub fn fresh_reader(&self) -> Result<Store> {
+        let Some(replica) = self.replica.as_deref() else {
+            return Ok(self.clone());
+        };
+        let DbPool::Postgres(primary) = &self.pool else {
+            return Ok(self.clone());
+        };
+        let position: String = {
+            let mut conn = self.checkout(primary)?;
+            diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(
+                "pg_current_wal_lsn()::text",
+            ))
+            .get_result(&mut conn)?
+        };
+        let DbPool::Postgres(pool) = &replica.pool else {
+            return Ok(self.clone());
+        };
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_micros(200);
+        loop {
+            let caught_up: bool = {
+                let mut conn = replica.checkout(pool)?;
+                // NULL when the read URL is not a standby at all: nothing to wait for.
+                diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
+                    "COALESCE(pg_last_wal_replay_lsn() >= '{position}'::pg_lsn, true)"
+                )))
+                .get_result(&mut conn)?
+            };
+            if caught_up {
+                return Ok(replica.clone());
+            }
+            if started.elapsed() >= REPLICA_CATCH_UP {
+                tracing::warn!(
+                    %position,
+                    "the read replica is more than {}s behind: reading the primary",
+                    REPLICA_CATCH_UP.as_secs()
+                );
+                return Ok(self.clone());
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
     }
 
     /// A pooled connection, counted among the waiting callers while it is awaited.

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::db::{DatabaseUrl, PoolOptions};
+use crate::db::{DatabaseUrl, PoolOptions, Store};
 use crate::error::Result;
 
 /// Database and data-directory settings (flags and `VITALS_*` environment variables).
@@ -46,6 +46,19 @@ pub struct DataArgs {
         global = true
     )]
     pub db_timeout_secs: f64,
+
+    /// A read replica (a PostgreSQL standby; a multi-host URL with
+    /// `target_session_attrs=prefer-standby` works too) for what only reads: evaluations'
+    /// histories, timelines, lists, portfolio metrics, refresh and training scans. Writes,
+    /// and reads that must see them, stay on the database URL; a history read waits until
+    /// the replica has replayed what the primary had committed when it began.
+    #[arg(
+        long,
+        env = "VITALS_READ_DATABASE_URL",
+        hide_env_values = true,
+        global = true
+    )]
+    pub read_database_url: Option<String>,
 }
 
 impl DataArgs {
@@ -53,6 +66,15 @@ impl DataArgs {
         match &self.database_url {
             Some(url) => DatabaseUrl::parse(url),
             None => Ok(DatabaseUrl::default_in(&self.data_dir)),
+        }
+    }
+
+    /// The store the flags name, with its read replica when one is given.
+    pub fn open_store(&self) -> Result<Store> {
+        let store = Store::open(&self.database_url()?, &self.pool_options())?;
+        match &self.read_database_url {
+            None => Ok(store),
+            Some(read) => store.with_replica(&DatabaseUrl::parse(read)?, &self.pool_options()),
         }
     }
 

@@ -301,8 +301,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         DatabaseUrl::Postgres(u) => redact_url(u),
         DatabaseUrl::Sqlite(p) => p.display().to_string(),
     };
-    let store =
-        Store::open(&url, &cli.data.pool_options()).with_context(|| format!("opening {shown}"))?;
+    let store = cli
+        .data
+        .open_store()
+        .with_context(|| format!("opening {shown}"))?;
     let applied = store
         .migrate()
         .with_context(|| format!("migrating {shown}"))?;

@@ -80,6 +80,7 @@ pub fn score(store: &Store, config: &ScoreConfig) -> anyhow::Result<ScoreOutcome
     let mut read = 0;
     let mut failure: Option<anyhow::Error> = None;
     store
+        .fresh_reader()?
         .scan_histories(2_000, |histories| {
             for h in histories {
                 read += 1;

@@ -284,22 +284,25 @@ pub fn warm(cache: &HistoryCache, store: &Store) -> Result<WarmUp, StoreError> {
     };
     let full = cache.budget / 20 * 19;
     let mut warmed = WarmUp::default();
-    let scanned = store.scan_histories(WARM_CHUNK, |histories| {
-        if !cache.still_valid(ticket) {
-            // Flushed while warming: what was read may be stale; stop.
-            return Ok(ControlFlow::Break(()));
-        }
-        for history in histories {
-            warmed.events += history.events.len() as u64;
-            warmed.customers += 1;
-            cache.keep(ticket, history);
-        }
-        if cache.histories.weight() >= full {
-            // The budget is spent.
-            return Ok(ControlFlow::Break(()));
-        }
-        Ok(ControlFlow::Continue(()))
-    });
+    // Everything committed before listening began is in what a replica gives from here.
+    let scanned = store
+        .fresh_reader()?
+        .scan_histories(WARM_CHUNK, |histories| {
+            if !cache.still_valid(ticket) {
+                // Flushed while warming: what was read may be stale; stop.
+                return Ok(ControlFlow::Break(()));
+            }
+            for history in histories {
+                warmed.events += history.events.len() as u64;
+                warmed.customers += 1;
+                cache.keep(ticket, history);
+            }
+            if cache.histories.weight() >= full {
+                // The budget is spent.
+                return Ok(ControlFlow::Break(()));
+            }
+            Ok(ControlFlow::Continue(()))
+        });
     warmed.seconds = started.elapsed().as_secs_f64();
     scanned.map(|()| warmed)
 }

@@ -162,6 +162,18 @@ async fn gather(
                 return;
             }
             let lookups: Vec<CustomerLookup> = batch.iter().map(|j| j.lookup.clone()).collect();
+            // A replica only once it has replayed what the primary had committed by now:
+            // after the ticket, so a change announced before it is in what is read.
+            let store = match store.fresh_reader() {
+                Ok(reader) => reader,
+                Err(e) => {
+                    let why = e.to_string();
+                    for job in batch {
+                        job.caller.answer(Err(StoreError::Unavailable(why.clone())));
+                    }
+                    return;
+                }
+            };
             let keep = |history: vitals_store::Result<History>| {
                 history.map(|h| match ticket {
                     Some(ticket) => cache.keep(ticket, h),

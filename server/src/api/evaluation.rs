@@ -162,6 +162,8 @@ async fn stored_list(
 ) -> Result<(Vec<pb::Evaluation>, String), Status> {
     let store = store.clone();
     let (page, names) = blocking(move || {
+        // Stored snapshots may lag a little: the read replica when there is one.
+        let store = store.reader();
         let page = store.list_at_risk(&query)?;
         let ids: Vec<&str> = page.items.iter().map(|r| r.customer_id.as_str()).collect();
         let names = store.names_of(&ids)?;
@@ -355,6 +357,14 @@ impl EvaluationService for EvaluationApi {
         tokio::task::spawn_blocking(move || {
             let send = |e: Result<pb::Evaluation, Status>| tx.blocking_send(e).is_ok();
             let scheme = &scheme.0;
+            // Histories as of every write committed before the call.
+            let store = match store.fresh_reader() {
+                Ok(reader) => reader,
+                Err(e) => {
+                    send(Err(from_store(e)));
+                    return;
+                }
+            };
             if let Some(customers) = customers {
                 for customer in customers {
                     let item = store
@@ -657,7 +667,7 @@ impl EvaluationService for EvaluationApi {
         _request: Request<pb::GetRiskSummaryRequest>,
     ) -> Result<Response<pb::RiskSummary>, Status> {
         let store = self.store.clone();
-        let summary = blocking(move || store.risk_summary()).await?;
+        let summary = blocking(move || store.reader().risk_summary()).await?;
         Ok(Response::new(pb::RiskSummary {
             probability_bins: summary.probability_bins.to_vec(),
             tiers: summary.tiers.into_iter().collect(),
@@ -689,9 +699,12 @@ impl EvaluationService for EvaluationApi {
         };
         let store = self.store.clone();
         let version = segments.manifest.version;
-        let summaries =
-            blocking(move || store.segment_summaries(i64::try_from(version).unwrap_or(i64::MAX)))
-                .await?;
+        let summaries = blocking(move || {
+            store
+                .reader()
+                .segment_summaries(i64::try_from(version).unwrap_or(i64::MAX))
+        })
+        .await?;
         let out = segments
             .profiles()
             .map(|(id, population, p)| {

@@ -208,7 +208,11 @@ impl EventService for EventApi {
                 Who::CustomerId(id) => store.get_customer(&id)?,
                 Who::CustomerExternalId(ext) => store.get_customer_by_external_id(&ext)?,
             };
-            let page = store.list_customer_events(&customer.id, &filter, size, &token)?;
+            // A writer reads its own writes: the replica once it has replayed them.
+            let page =
+                store
+                    .fresh_reader()?
+                    .list_customer_events(&customer.id, &filter, size, &token)?;
             Ok((customer.id, page))
         })
         .await?;

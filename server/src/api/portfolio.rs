@@ -143,8 +143,12 @@ impl PortfolioService for PortfolioApi {
             return Err(invalid(&missing));
         };
         let store = self.store.clone();
-        let buckets =
-            blocking(move || store.portfolio_metrics(start, end, group_by, granularity)).await?;
+        let buckets = blocking(move || {
+            store
+                .reader()
+                .portfolio_metrics(start, end, group_by, granularity)
+        })
+        .await?;
         let models = self.hub.models();
         let segments = models.segments.as_deref();
         Ok(Response::new(pb::PortfolioMetrics {

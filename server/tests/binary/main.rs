@@ -5,4 +5,5 @@
 mod common;
 mod lifecycle;
 mod operability;
+mod replica;
 mod security;

@@ -99,7 +99,9 @@ pub fn build(
         purchase_currencies: Default::default(),
     };
     let mut hasher = Sha256::new();
+    // The read replica when there is one (`--read-database-url`), caught up as of now.
     store
+        .fresh_reader()?
         .scan_histories(SCAN_CHUNK, |histories| {
             for h in histories {
                 set.customers_read += 1;
