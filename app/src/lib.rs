@@ -15,4 +15,7 @@ pub mod histories;
 pub mod refresh;
 pub mod schemes;
 
-pub use refresh::{RefreshProgress, refresh_evaluations};
+pub use refresh::{
+    RefreshProgress, refresh_between, refresh_evaluations, work_on_one_shared_chunk,
+    work_on_shared_refreshes,
+};

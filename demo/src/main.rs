@@ -127,6 +127,8 @@ fn server_config(registry: PathBuf) -> ServerConfig {
         max_concurrent_per_connection: defaults.max_concurrent_per_connection,
         registry: registry.display().to_string(),
         model_cache,
+        refresh_lease: defaults.refresh_lease,
+        refresh_chunk_customers: defaults.refresh_chunk_customers,
         model_poll_interval: std::time::Duration::from_secs(1),
         health_probe_interval: defaults.health_probe_interval,
         api_keys: vitals_server::auth::KeyRing::default(),

@@ -13,6 +13,7 @@ pub mod logging;
 pub mod metrics;
 pub mod models;
 pub mod observe;
+pub mod refresh;
 pub mod server;
 pub mod settings;
 

@@ -50,6 +50,10 @@ pub struct ServerConfig {
     /// Where versions fetched from an object store registry are kept, verified, for the
     /// loaders (unused for a directory registry).
     pub model_cache: PathBuf,
+    /// How long a chunk of a shared refresh stays leased to a server that went quiet.
+    pub refresh_lease: Duration,
+    /// Customers per chunk of a refresh run.
+    pub refresh_chunk_customers: usize,
     /// How often the registry, the scoring scheme and the API keys file are checked for
     /// changes.
     pub model_poll_interval: Duration,
@@ -105,6 +109,8 @@ impl Default for ServerConfig {
             max_concurrent_per_connection: 256,
             registry: "./vitals-data/models".to_owned(),
             model_cache: PathBuf::from("./vitals-data/model-cache"),
+            refresh_lease: Duration::from_secs(30),
+            refresh_chunk_customers: 2_000,
             model_poll_interval: Duration::from_secs(5),
             health_probe_interval: Duration::from_secs(2),
             api_keys: KeyRing::default(),
@@ -205,12 +211,24 @@ pub async fn serve(
         .max_decoding_message_size(limit);
     let events = EventServiceServer::new(EventApi::new(store.clone(), writer.clone()))
         .max_decoding_message_size(limit);
+    let refresh = crate::refresh::RefreshSettings::new(
+        config.refresh_lease,
+        config.refresh_chunk_customers,
+        config.model_poll_interval,
+    );
+    let refresh_worker = tokio::spawn(crate::refresh::work(
+        store.clone(),
+        hub.clone(),
+        schemes.clone(),
+        refresh.clone(),
+    ));
     let evaluations = EvaluationServiceServer::new(EvaluationApi::new(
         store.clone(),
         hub.clone(),
         schemes.clone(),
         histories.clone(),
         metrics.clone(),
+        refresh,
     ))
     .max_decoding_message_size(limit);
     let models =
@@ -314,6 +332,7 @@ pub async fn serve(
         )
         .await?;
     poller.abort();
+    refresh_worker.abort();
     key_reloader.abort();
     if let Some(task) = metrics_server {
         task.abort();

@@ -85,8 +85,27 @@ pub struct Cli {
     #[arg(long, env = "VITALS_REGISTRY", global = true)]
     pub registry: Option<String>,
 
+    /// How long (seconds) a chunk of a refresh shared between servers stays leased to a
+    /// server that stopped answering, before another server takes it.
+    #[arg(
+        long,
+        env = "VITALS_REFRESH_LEASE_SECS",
+        default_value_t = 30.0,
+        global = true
+    )]
+    pub refresh_lease_secs: f64,
+
+    /// Customers per chunk of a refresh run (the unit servers share out).
+    #[arg(
+        long,
+        env = "VITALS_REFRESH_CHUNK_CUSTOMERS",
+        default_value_t = 2_000,
+        global = true
+    )]
+    pub refresh_chunk_customers: usize,
+
     /// Seconds between checks of the registry for a newly activated model (and of the
-    /// API keys file for changes).
+    /// API keys file for changes, and for chunks of a shared refresh to take).
     #[arg(
         long,
         env = "VITALS_MODEL_POLL_SECS",
@@ -210,6 +229,8 @@ impl TryFrom<&Cli> for ServerConfig {
                 .clone()
                 .unwrap_or_else(|| cli.data.data_dir.join("models").display().to_string()),
             model_cache: cli.data.data_dir.join("model-cache"),
+            refresh_lease: seconds(cli.refresh_lease_secs, "--refresh-lease-secs")?,
+            refresh_chunk_customers: cli.refresh_chunk_customers.max(1),
             model_poll_interval: seconds(cli.model_poll_secs, "--model-poll-secs")?,
             health_probe_interval: seconds(cli.health_probe_secs, "--health-probe-secs")?,
             api_keys,

@@ -117,12 +117,24 @@ impl Store {
         chunk: usize,
         f: impl FnMut(Vec<History>) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
+        self.scan_histories_between(None, None, chunk, f)
+    }
+
+    /// [`Store::scan_histories`] over the customers with `after < id <= last` (None:
+    /// unbounded): one chunk of a shared refresh.
+    pub fn scan_histories_between(
+        &self,
+        after: Option<&str>,
+        last: Option<&str>,
+        chunk: usize,
+        f: impl FnMut(Vec<History>) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
         let reader = if self.is_postgres() {
             Reader::Copy
         } else {
             Reader::Diesel
         };
-        self.scan_with(reader, chunk, f)
+        self.scan_with(reader, (after, last), chunk, f)
     }
 
     /// One thread pages through the customers (cheap: one keyset query per chunk) and
@@ -134,6 +146,7 @@ impl Store {
     fn scan_with(
         &self,
         reader: Reader,
+        (start, last): (Option<&str>, Option<&str>),
         chunk: usize,
         mut f: impl FnMut(Vec<History>) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
@@ -159,9 +172,9 @@ impl Store {
                 });
             }
             scope.spawn(move || {
-                let mut after: Option<String> = None;
+                let mut after: Option<String> = start.map(str::to_owned);
                 for n in 0.. {
-                    let next = self.next_customers(chunk, &mut after);
+                    let next = self.next_customers(chunk, &mut after, last);
                     if matches!(&next, Ok(c) if c.is_empty()) {
                         return;
                     }
@@ -263,7 +276,12 @@ impl Store {
     }
 
     /// The next `chunk` customers after `after`, in id order; advances `after`.
-    fn next_customers(&self, chunk: usize, after: &mut Option<String>) -> Result<Vec<Customer>> {
+    fn next_customers(
+        &self,
+        chunk: usize,
+        after: &mut Option<String>,
+        last: Option<&str>,
+    ) -> Result<Vec<Customer>> {
         let limit = i64::try_from(chunk.max(1)).unwrap_or(i64::MAX);
         let rows: Vec<CustomerRow> = with_conn!(self, conn => {
             let mut q = customers::table
@@ -273,6 +291,9 @@ impl Store {
                 .into_boxed();
             if let Some(after) = after.as_ref() {
                 q = q.filter(customers::id.gt(after.clone()));
+            }
+            if let Some(last) = last {
+                q = q.filter(customers::id.le(last.to_owned()));
             }
             q.load(conn)?
         });

@@ -14,6 +14,7 @@ pub mod history;
 pub mod page;
 mod pgcopy;
 pub mod portfolio;
+pub mod refresh_work;
 mod schema;
 pub mod schemes;
 pub mod settings;

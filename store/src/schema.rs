@@ -202,7 +202,37 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    refresh_runs (id) {
+        id -> Text,
+        as_of -> BigInt,
+        create_time -> BigInt,
+        customers_total -> BigInt,
+        finish_time -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    refresh_chunks (run_id, seq) {
+        run_id -> Text,
+        seq -> Integer,
+        after_id -> Nullable<Text>,
+        last_id -> Nullable<Text>,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<BigInt>,
+        attempts -> Integer,
+        done_time -> Nullable<BigInt>,
+        customers -> BigInt,
+        stored -> BigInt,
+        opened -> BigInt,
+    }
+}
+
+diesel::joinable!(refresh_chunks -> refresh_runs (run_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
+    refresh_runs,
+    refresh_chunks,
     retention_actions,
     follow_up_rules,
     follow_ups,

@@ -3,7 +3,7 @@
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -66,8 +66,8 @@ pub struct EvaluationApi {
     store: Store,
     hub: Arc<ModelHub>,
     schemes: Arc<SchemeCache>,
-    /// One refresh at a time per server: a second would only redo the same writes.
-    refreshing: Arc<tokio::sync::Mutex<()>>,
+    /// How this server takes part in refreshes shared between servers.
+    refresh: crate::refresh::RefreshSettings,
     metrics: Arc<crate::metrics::Metrics>,
     /// Concurrent `EvaluateCustomer` reads, gathered into shared database reads.
     histories: HistoryLoader,
@@ -80,13 +80,14 @@ impl EvaluationApi {
         schemes: Arc<SchemeCache>,
         cache: Arc<HistoryCache>,
         metrics: Arc<crate::metrics::Metrics>,
+        refresh: crate::refresh::RefreshSettings,
     ) -> Self {
         Self {
             histories: HistoryLoader::start(store.clone(), cache),
             store,
             hub,
             schemes,
-            refreshing: Arc::new(tokio::sync::Mutex::new(())),
+            refresh,
             metrics,
         }
     }
@@ -511,19 +512,20 @@ impl EvaluationService for EvaluationApi {
         request: Request<pb::RefreshEvaluationsRequest>,
     ) -> Result<Response<Self::RefreshEvaluationsStream>, Status> {
         let as_of = as_of("as_of", request.into_inner().as_of.as_ref())?;
-        let Ok(guard) = self.refreshing.clone().try_lock_owned() else {
-            return Err(ApiError::FailedPrecondition(
-                "a refresh is already running on this server; wait for it to finish".into(),
-            )
-            .into());
+        // One run at a time across every server on this database: the run is cut into
+        // chunks that every server's worker takes (`crate::refresh`), this one included.
+        let run = {
+            let (store, chunk) = (self.store.clone(), self.refresh.chunk_customers);
+            blocking(move || store.start_refresh_run(as_of, chunk, now_micros())).await?
         };
         let store = self.store.clone();
+        let (hub, schemes) = (self.hub.clone(), self.schemes.clone());
         let models = self.hub.models();
         let scheme = self.schemes.current();
         let metrics = self.metrics.clone();
+        let settings = self.refresh.clone();
         let (tx, rx) = mpsc::channel(16);
         tokio::task::spawn_blocking(move || {
-            let _guard = guard;
             metrics.refresh_running.set(1);
             metrics.refresh_customers_done.set(0);
             metrics.refresh_customers_total.set(0);
@@ -550,9 +552,31 @@ impl EvaluationService for EvaluationApi {
                     versions: Some(versions),
                 }));
             };
-            let outcome = vitals_app::refresh_evaluations(&store, as_of, &models, scheme, |p| {
-                report(&p, false);
-            });
+            let current = || crate::refresh::current(&hub, &schemes);
+            let outcome = (|| loop {
+                let worked = vitals_app::work_on_one_shared_chunk(
+                    &store,
+                    &settings.owner,
+                    settings.lease,
+                    &current,
+                )?;
+                let p = store.refresh_run_progress(&run, now_micros())?;
+                let progress = vitals_app::RefreshProgress {
+                    customers_done: p.customers_done,
+                    customers_total: p.customers_total,
+                    evaluations_stored: p.evaluations_stored,
+                    follow_ups_opened: p.follow_ups_opened,
+                    seconds: started.elapsed().as_secs_f64(),
+                };
+                if p.finished {
+                    return Ok::<_, StoreError>(progress);
+                }
+                report(&progress, false);
+                if !worked {
+                    // Other servers hold the rest: wait for them (or their leases).
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            })();
             match outcome {
                 Ok(p) => {
                     tracing::info!(

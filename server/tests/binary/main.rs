@@ -7,3 +7,4 @@ mod lifecycle;
 mod operability;
 mod replica;
 mod security;
+mod shared_refresh;

@@ -140,7 +140,7 @@ fn scan(
 ) -> Vec<Vec<(Customer, Vec<vitals_domain::StoredEvent>)>> {
     let mut chunks = Vec::new();
     store
-        .scan_with(reader, chunk, |histories: Vec<History>| {
+        .scan_with(reader, (None, None), chunk, |histories: Vec<History>| {
             chunks.push(
                 histories
                     .into_iter()
@@ -219,7 +219,7 @@ fn a_bad_stored_value_is_an_error_and_the_pool_stays_usable() {
 
     for reader in [Reader::Diesel, Reader::Copy] {
         let err = store
-            .scan_with(reader, 2, |_| Ok(ControlFlow::Continue(())))
+            .scan_with(reader, (None, None), 2, |_| Ok(ControlFlow::Continue(())))
             .expect_err("unknown severity");
         assert!(
             matches!(&err, StoreError::Internal(m) if m.contains("catastrophic")),
@@ -242,14 +242,14 @@ fn the_consumer_stopping_early_stops_the_scan() {
     load(&store, 10);
     let mut calls = 0;
     store
-        .scan_with(Reader::Copy, 2, |_| {
+        .scan_with(Reader::Copy, (None, None), 2, |_| {
             calls += 1;
             Ok(ControlFlow::Break(()))
         })
         .expect("stopping early is not an error");
     assert_eq!(calls, 1);
     let err = store
-        .scan_with(Reader::Copy, 2, |_| {
+        .scan_with(Reader::Copy, (None, None), 2, |_| {
             Err(StoreError::Internal("the consumer failed".into()))
         })
         .expect_err("the consumer's error");

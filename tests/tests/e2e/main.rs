@@ -12,5 +12,6 @@ mod history_cache;
 mod limits;
 mod models;
 mod portfolio;
+mod refresh_work;
 mod store_evaluations;
 mod surface;

@@ -1,0 +1,2 @@
+DROP TABLE refresh_chunks;
+DROP TABLE refresh_runs;

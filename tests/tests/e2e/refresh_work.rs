@@ -1,0 +1,91 @@
+//! The leases of a shared refresh in the store, on both backends: chunks cover every
+//! customer once, a lease is held by one worker, one that ran out is taken by another and
+//! only the holder's finish counts, the run finishes once.
+
+use std::collections::HashSet;
+
+use vitals_domain::CustomerData;
+use vitals_store::StoreError;
+use vitals_tests::{Backend, TestDb, both_backends};
+
+both_backends!(chunks_are_leased_once_and_expired_leases_move);
+
+async fn chunks_are_leased_once_and_expired_leases_move(backend: Backend) {
+    let db = TestDb::new(backend);
+    let store = db.store();
+    for i in 0..25 {
+        store
+            .create_customer(CustomerData::new(format!("lease-{i:02}")), 1)
+            .expect("customer");
+    }
+    let now = 1_000_000_000;
+    let run = store.start_refresh_run(now, 10, now).expect("a run");
+    // 25 customers by 10: 2 full chunks and an open-ended last one.
+    let err = store
+        .start_refresh_run(now, 10, now)
+        .expect_err("one run at a time");
+    assert!(matches!(err, StoreError::FailedPrecondition(_)), "{err}");
+
+    let first = store
+        .lease_refresh_chunk("dead", now + 5, now)
+        .expect("lease")
+        .expect("a chunk");
+    let second = store
+        .lease_refresh_chunk("alive", now + 100, now)
+        .expect("lease")
+        .expect("another chunk");
+    assert_ne!(first.seq, second.seq, "a leased chunk is not leased again");
+    // The dead worker's lease runs out: the chunk goes to the living one.
+    let later = now + 10;
+    let mut leased = vec![second.clone()];
+    while let Some(chunk) = store
+        .lease_refresh_chunk("alive", later + 100, later)
+        .expect("lease")
+    {
+        leased.push(chunk);
+    }
+    assert!(
+        leased.iter().any(|c| c.seq == first.seq),
+        "the expired chunk moved"
+    );
+    assert_eq!(leased.len(), 3, "every chunk once: {leased:?}");
+    // Each chunk's customers, by its bounds: together every customer, once.
+    let mut seen = HashSet::new();
+    for chunk in &leased {
+        store
+            .scan_histories_between(
+                chunk.after_id.as_deref(),
+                chunk.last_id.as_deref(),
+                4,
+                |hs| {
+                    for h in hs {
+                        assert!(seen.insert(h.customer.id), "a customer in two chunks");
+                    }
+                    Ok(std::ops::ControlFlow::Continue(()))
+                },
+            )
+            .expect("scan");
+    }
+    assert_eq!(seen.len(), 25);
+    // Only the holder's finish counts.
+    assert!(
+        !store
+            .finish_refresh_chunk(&first, "dead", (10, 10, 0), later)
+            .expect("finish")
+    );
+    for chunk in &leased {
+        let n = if chunk.last_id.is_none() { 5 } else { 10 };
+        assert!(
+            store
+                .finish_refresh_chunk(chunk, "alive", (n, n, 0), later)
+                .expect("finish")
+        );
+    }
+    let p = store.refresh_run_progress(&run, later).expect("progress");
+    assert!(p.finished, "{p:?}");
+    assert_eq!((p.customers_done, p.chunks_done, p.chunks), (25, 3, 3));
+    // A new run may start now.
+    store
+        .start_refresh_run(later, 10, later)
+        .expect("the next run");
+}
