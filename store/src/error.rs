@@ -54,6 +54,9 @@ const UNAVAILABLE_HINTS: &[&str] = &[
     "database is busy",
     "connection to server",
     "broken pipe",
+    // A write that reached a standby: the primary moved (a failover) and this session has
+    // not followed yet; the next connection finds the new primary.
+    "read-only transaction",
 ];
 
 impl From<DieselError> for StoreError {

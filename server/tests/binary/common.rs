@@ -291,3 +291,31 @@ pub async fn http_get(port: u16, path: &str) -> (String, String) {
     let status = head.lines().next().unwrap_or_default().to_owned();
     (status, body.to_owned())
 }
+
+/// A free TCP port on loopback (for a process this test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The installed PostgreSQL's server programs (initdb, pg_ctl, pg_basebackup).
+pub fn pg_bin_dir() -> std::path::PathBuf {
+    let mut versions: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    versions.sort();
+    versions
+        .pop()
+        .map(|v| v.join("bin"))
+        .expect("PostgreSQL's server programs under /usr/lib/postgresql")
+}
+
+/// Whether the tests run as root, where PostgreSQL's programs must run as `postgres`.
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n")
+}

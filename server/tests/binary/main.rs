@@ -3,6 +3,7 @@
 //! and migrations, spoken to by a real gRPC client over a real socket.
 
 mod common;
+mod failover;
 mod lifecycle;
 mod operability;
 mod replica;

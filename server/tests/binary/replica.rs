@@ -3,7 +3,7 @@
 //! stream -C -S slot` a standby from it, start both. Reads go to the standby and still see
 //! every write the caller made before them; nothing is ever written through it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use diesel::{Connection, RunQueryDsl, pg::PgConnection};
@@ -12,42 +12,16 @@ use vitals_proto::v1::customer_service_client::CustomerServiceClient;
 use vitals_proto::v1::evaluation_service_client::EvaluationServiceClient;
 use vitals_proto::v1::event_service_client::EventServiceClient;
 
-use crate::common::Server;
+use crate::common::{Server, free_port, is_root, pg_bin_dir};
 
-/// PostgreSQL's programs of the installed major version.
 fn pg_bin(program: &str) -> PathBuf {
-    let root = Path::new("/usr/lib/postgresql");
-    let mut versions: Vec<PathBuf> = std::fs::read_dir(root)
-        .unwrap_or_else(|e| {
-            panic!(
-                "PostgreSQL's server programs are needed under {}: {e}",
-                root.display()
-            )
-        })
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    versions.sort();
-    versions
-        .last()
-        .map(|v| v.join("bin").join(program))
-        .unwrap_or_else(|| panic!("no PostgreSQL under {}", root.display()))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    pg_bin_dir().join(program)
 }
 
 /// Runs a PostgreSQL program as the `postgres` user when this is root (PostgreSQL refuses
 /// to run as root), as this user otherwise.
 fn as_postgres(program: &str, args: &[&str]) {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout == b"0\n");
-    let status = if root {
+    let status = if is_root() {
         Command::new("runuser")
             .args(["-u", "postgres", "--"])
             .arg(pg_bin(program))
