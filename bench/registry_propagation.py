@@ -79,6 +79,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--poll", type=float, default=1.0)
     ap.add_argument("--servers", type=int, default=3)
+    ap.add_argument("--load", action="store_true",
+                    help="run evaluate_load (8 callers) against every server during the rounds and report its errors")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="vitals-propagation-")
     weed, endpoint = start_weed(os.path.join(work, "weed"))
@@ -98,14 +100,15 @@ def main():
         for _ in range(2):
             run("train", "--registry", registry, "--activate")
         seen = []  # (server, version, time)
+        ports = [free_port() for _ in range(args.servers)]
         lock = threading.Lock()
         for i in range(args.servers):
             server_data = os.path.join(work, f"server{i}")
             shutil.copytree(data, server_data)
             p = subprocess.Popen(
                 [os.path.join(BIN, "vitals-server"), "--registry", registry, "--model-poll-secs", str(args.poll)],
-                env=dict(env, VITALS_DATA_DIR=server_data, VITALS_LISTEN="127.0.0.1:0", VITALS_LOG_FORMAT="json",
-                         RUST_LOG="info"),
+                env=dict(env, VITALS_DATA_DIR=server_data, VITALS_LISTEN=f"127.0.0.1:{ports[i]}",
+                         VITALS_LOG_FORMAT="json", RUST_LOG="info"),
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             servers.append(p)
 
@@ -121,7 +124,17 @@ def main():
         deadline = time.time() + 60
         while time.time() < deadline and len({s for s, v, _ in seen if v == 2}) < args.servers:
             time.sleep(0.05)
+        time.sleep(0.5)
         worst = 0.0
+        loads = []
+        if args.load:
+            load = os.path.join(BIN, "examples", "evaluate_load")
+            for port in ports:
+                loads.append(subprocess.Popen(
+                    [load, "--addr", f"http://127.0.0.1:{port}", "--concurrency", "8", "--warmup-secs", "0",
+                     "--duration-secs", str(args.rounds * (args.poll + 1.5) + 2)],
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+            time.sleep(2)
         for r in range(args.rounds):
             version = 1 if r % 2 == 0 else 2
             with lock:
@@ -139,6 +152,10 @@ def main():
             worst = max(worst, *delays)
             print(f"round {r + 1}: v{version} activated in {done - started:.2f} s; in service after "
                   + ", ".join(f"{d:.2f} s" for d in delays))
+        for i, p in enumerate(loads):
+            out, _ = p.communicate()
+            lines = [l for l in out.splitlines() if "errors by code" in l or "requests/s" in l or "by churn version" in l]
+            print(f"load on server {i + 1}: " + "; ".join(lines))
         print(f"worst: {worst:.2f} s with a poll interval of {args.poll} s "
               f"({'within' if worst <= args.poll + 1 else 'over'} poll + 1 s); {datetime.now():%Y-%m-%d %H:%M}")
     finally:

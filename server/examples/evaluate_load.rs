@@ -427,18 +427,20 @@ async fn write_purchases(
     until: Instant,
 ) -> Writes {
     use pb::event::{Customer as Who, Payload};
-    let mut client = vitals_proto::v1::event_service_client::EventServiceClient::new(channel);
+    let client = vitals_proto::v1::event_service_client::EventServiceClient::new(channel);
     let mut rng = Rng::new(0x5EED);
     let run = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     let every = Duration::from_secs_f64(1.0 / rate);
-    let mut writes = Writes::default();
+    // Open loop: each write leaves at its due time whatever the earlier ones are doing,
+    // so a slow write delays no other (and its own latency counts in full).
+    let mut in_flight = tokio::task::JoinSet::new();
     let mut n: u32 = 0;
     loop {
         let due = from + every * n;
         if due >= until {
-            return writes;
+            break;
         }
         tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
         let seconds = std::time::SystemTime::now()
@@ -461,20 +463,31 @@ async fn write_purchases(
             })),
         };
         n += 1;
-        let sent = Instant::now();
-        let result = client
-            .record_events(pb::RecordEventsRequest {
-                events: vec![event],
-                backfill: false,
-            })
-            .await;
-        match result {
-            Ok(r) if r.get_ref().accepted == 1 => writes
-                .latencies_us
-                .push(u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX)),
-            _ => writes.errors += 1,
+        let mut client = client.clone();
+        in_flight.spawn(async move {
+            let sent = Instant::now();
+            let result = client
+                .record_events(pb::RecordEventsRequest {
+                    events: vec![event],
+                    backfill: false,
+                })
+                .await;
+            match result {
+                Ok(r) if r.get_ref().accepted == 1 => {
+                    Some(u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX))
+                }
+                _ => None,
+            }
+        });
+    }
+    let mut writes = Writes::default();
+    while let Some(done) = in_flight.join_next().await {
+        match done.ok().flatten() {
+            Some(us) => writes.latencies_us.push(us),
+            None => writes.errors += 1,
         }
     }
+    writes
 }
 
 /// Every customer id the server lists, page by page (at most `max`, 0 meaning all).
