@@ -298,7 +298,8 @@ fn parse_version_name(name: &str) -> Option<u64> {
     (v > 0 && v.to_string() == name).then_some(v)
 }
 
-fn join_versions(versions: &[u64]) -> String {
+/// Versions as a message lists them: "1, 2, 5", or "none".
+pub fn join_versions(versions: &[u64]) -> String {
     if versions.is_empty() {
         "none".to_string()
     } else {

@@ -48,8 +48,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use vitals_engine::registry::{
     Activation, MANIFEST_FILE, MANIFEST_FORMAT_VERSION, Manifest, ModelRegistry, Published,
-    Registry, RegistryError, files_to_publish, is_safe_relative, now_timestamp, validate_kind,
-    version_of_name,
+    Registry, RegistryError, files_to_publish, is_safe_relative, join_versions, now_timestamp,
+    validate_kind, version_of_name,
 };
 
 #[doc(hidden)]
@@ -311,19 +311,7 @@ impl ObjectRegistry {
             path: self.shown(&path),
             reason: format!("cannot encode the active pointer: {e}"),
         })?;
-        let put = self.runtime.block_on(self.store.put_opts(
-            &path,
-            PutPayload::from(body),
-            PutOptions::from(mode),
-        ));
-        match put {
-            Ok(_) => Ok(true),
-            Err(
-                object_store::Error::AlreadyExists { .. }
-                | object_store::Error::Precondition { .. },
-            ) => Ok(false),
-            Err(e) => Err(self.store_error(e)),
-        }
+        self.put_if(&path, body, mode)
     }
 
     /// Every object below `path`, with its size.
@@ -370,10 +358,21 @@ impl ObjectRegistry {
     }
 
     fn put_create(&self, path: &ObjectPath, body: Vec<u8>) -> Result<bool, RegistryError> {
+        self.put_if(path, body, PutMode::Create)
+    }
+
+    /// Writes `body` under the precondition `mode`: true when written, false when the
+    /// precondition failed (another writer was first).
+    fn put_if(
+        &self,
+        path: &ObjectPath,
+        body: Vec<u8>,
+        mode: PutMode,
+    ) -> Result<bool, RegistryError> {
         let put = self.runtime.block_on(self.store.put_opts(
             path,
             PutPayload::from(body),
-            PutOptions::from(PutMode::Create),
+            PutOptions::from(mode),
         ));
         match put {
             Ok(_) => Ok(true),
@@ -509,15 +508,7 @@ impl ModelRegistry for ObjectRegistry {
             return Err(RegistryError::NotFound(format!(
                 "version {version} of model kind `{kind}` does not exist in {} (published versions: {})",
                 self.url,
-                if published.is_empty() {
-                    "none".to_owned()
-                } else {
-                    published
-                        .iter()
-                        .map(u64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                }
+                join_versions(&published)
             )));
         };
         serde_json::from_slice(&bytes).map_err(|e| RegistryError::Corrupt {

@@ -319,3 +319,32 @@ pub fn is_root() -> bool {
         .output()
         .is_ok_and(|o| o.stdout == b"0\n")
 }
+
+/// A purchase of one US dollar an hour ago by `customer_id`, with its own `key`: what the
+/// tests that count writes record.
+pub fn dollar_purchase(customer_id: &str, key: &str) -> vitals_proto::v1::RecordEventsRequest {
+    use vitals_proto::v1 as pb;
+    use vitals_proto::v1::event::{Customer as Who, Payload};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    pb::RecordEventsRequest {
+        events: vec![pb::Event {
+            event_key: key.into(),
+            customer: Some(Who::CustomerId(customer_id.into())),
+            time: Some(prost_types::Timestamp {
+                seconds: now - 3_600,
+                nanos: 0,
+            }),
+            record_time: None,
+            payload: Some(Payload::Transaction(pb::Transaction {
+                amount_minor: 100,
+                currency: "USD".into(),
+                quantity: 1,
+                category: String::new(),
+                channel: "web".into(),
+            })),
+        }],
+        backfill: false,
+    }
+}

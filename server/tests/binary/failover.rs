@@ -16,7 +16,7 @@ use vitals_proto::v1::customer_service_client::CustomerServiceClient;
 use vitals_proto::v1::evaluation_service_client::EvaluationServiceClient;
 use vitals_proto::v1::event_service_client::EventServiceClient;
 
-use crate::common::{BIN, Server, free_port, is_root, pg_bin_dir};
+use crate::common::{BIN, Server, dollar_purchase, free_port, is_root, pg_bin_dir};
 
 /// A monitor and two nodes, each `pg_autoctl ... --run` in the background.
 struct Formation {
@@ -211,32 +211,6 @@ fn wait_until(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
     }
 }
 
-fn purchase(customer_id: &str, key: &str) -> pb::RecordEventsRequest {
-    use vitals_proto::v1::event::{Customer as Who, Payload};
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    pb::RecordEventsRequest {
-        events: vec![pb::Event {
-            event_key: key.into(),
-            customer: Some(Who::CustomerId(customer_id.into())),
-            time: Some(prost_types::Timestamp {
-                seconds: now - 3_600,
-                nanos: 0,
-            }),
-            record_time: None,
-            payload: Some(Payload::Transaction(pb::Transaction {
-                amount_minor: 100,
-                currency: "USD".into(),
-                quantity: 1,
-                category: String::new(),
-                channel: "web".into(),
-            })),
-        }],
-        backfill: false,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failover_under_writes_loses_no_acknowledged_event() {
     let formation = tokio::task::spawn_blocking(Formation::start)
@@ -276,7 +250,7 @@ async fn a_failover_under_writes_loses_no_acknowledged_event() {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 n += 1;
                 let key = format!("w-{n}");
-                match events.record_events(purchase(&id, &key)).await {
+                match events.record_events(dollar_purchase(&id, &key)).await {
                     Ok(r) if r.get_ref().accepted == 1 => {
                         acknowledged.lock().expect("acks").push(key)
                     }

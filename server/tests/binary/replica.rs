@@ -12,7 +12,7 @@ use vitals_proto::v1::customer_service_client::CustomerServiceClient;
 use vitals_proto::v1::evaluation_service_client::EvaluationServiceClient;
 use vitals_proto::v1::event_service_client::EventServiceClient;
 
-use crate::common::{Server, free_port, is_root, pg_bin_dir};
+use crate::common::{Server, dollar_purchase, free_port, is_root, pg_bin_dir};
 
 fn pg_bin(program: &str) -> PathBuf {
     pg_bin_dir().join(program)
@@ -210,30 +210,8 @@ async fn reads_go_to_the_replica_and_still_see_the_caller_s_writes() {
     );
     const WRITES: i64 = 40;
     for n in 1..=WRITES {
-        use vitals_proto::v1::event::{Customer as Who, Payload};
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
         events
-            .record_events(pb::RecordEventsRequest {
-                events: vec![pb::Event {
-                    event_key: format!("buy-{n}"),
-                    customer: Some(Who::CustomerId(created.id.clone())),
-                    time: Some(prost_types::Timestamp {
-                        seconds: now - 86_400,
-                        nanos: 0,
-                    }),
-                    record_time: None,
-                    payload: Some(Payload::Transaction(pb::Transaction {
-                        amount_minor: 100,
-                        currency: "USD".into(),
-                        quantity: 1,
-                        category: String::new(),
-                        channel: "web".into(),
-                    })),
-                }],
-                backfill: false,
-            })
+            .record_events(dollar_purchase(&created.id, &format!("buy-{n}")))
             .await
             .expect("recorded on the primary");
         // Straight after the write: the replica has replayed it by the time it is read.

@@ -11,7 +11,7 @@ use vitals_proto::v1 as pb;
 use vitals_proto::v1::customer_service_client::CustomerServiceClient;
 use vitals_proto::v1::evaluation_service_client::EvaluationServiceClient;
 
-use crate::common::{FreshDatabase, Server};
+use crate::common::{FreshDatabase, Server, dollar_purchase};
 
 const CUSTOMERS: usize = 2_000;
 
@@ -158,7 +158,6 @@ async fn a_refresh_is_shared_and_survives_a_server_killed_mid_way() {
 /// its cache: this asks until the answer holds and reports how often the first was stale.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_through_one_server_is_seen_through_another() {
-    use vitals_proto::v1::event::{Customer as Who, Payload};
     use vitals_proto::v1::event_service_client::EventServiceClient;
     let db = FreshDatabase::create();
     let (dir_a, dir_b) = (
@@ -187,29 +186,8 @@ async fn a_write_through_one_server_is_seen_through_another() {
     let mut stale_first = 0;
     const ROUNDS: i64 = 20;
     for n in 1..=ROUNDS {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
         writes
-            .record_events(pb::RecordEventsRequest {
-                events: vec![pb::Event {
-                    event_key: format!("across-{n}"),
-                    customer: Some(Who::CustomerId(created.id.clone())),
-                    time: Some(prost_types::Timestamp {
-                        seconds: now - 3_600,
-                        nanos: 0,
-                    }),
-                    record_time: None,
-                    payload: Some(Payload::Transaction(pb::Transaction {
-                        amount_minor: 100,
-                        currency: "USD".into(),
-                        quantity: 1,
-                        category: String::new(),
-                        channel: "web".into(),
-                    })),
-                }],
-                backfill: false,
-            })
+            .record_events(dollar_purchase(&created.id, &format!("across-{n}")))
             .await
             .expect("written through A");
         let deadline = Instant::now() + Duration::from_secs(2);
