@@ -69,10 +69,15 @@ pub fn at_risk_table(rows: &[pb::Evaluation]) -> String {
             p,
             money(e.value, &e.currency),
             money(e.value * probability, &e.currency),
-            e.lifecycle_stage,
+            stage(e),
         );
     }
     out
+}
+
+/// The lifecycle stage in words: `at_risk` → "at risk".
+fn stage(e: &pb::Evaluation) -> String {
+    e.lifecycle_stage.replace('_', " ")
 }
 
 /// The win-back list: who left, what it cost, and since when.
@@ -100,7 +105,7 @@ pub fn win_back_table(rows: &[pb::Evaluation]) -> String {
             "  {:<24} {:>16}  {:<10} {why}",
             name(e),
             money(e.value_lost.unwrap_or_default(), &e.currency),
-            e.lifecycle_stage,
+            stage(e),
         );
     }
     out
@@ -113,7 +118,7 @@ pub fn evaluation(e: &pb::Evaluation) -> String {
     } else {
         let _ = writeln!(out, "Customer {} ({})", e.display_name, e.external_id);
     }
-    let _ = writeln!(out, "  lifecycle stage: {}", e.lifecycle_stage);
+    let _ = writeln!(out, "  lifecycle stage: {}", stage(e));
     match &e.lifetime_value {
         Some(l) if l.absent_reason.is_empty() && l.method == "subscription" => {
             let _ = writeln!(

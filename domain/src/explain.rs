@@ -563,6 +563,14 @@ mod tests {
         );
         assert_eq!(money(-0.5, Some("EUR")), "-0.50 EUR");
         assert_eq!(money(1_000_000.0, None), "1,000,000.00");
+        for (n, grouped) in [
+            (0, "0"),
+            (999, "999"),
+            (5_800, "5,800"),
+            (1_234_567, "1,234,567"),
+        ] {
+            assert_eq!(thousands(n), grouped);
+        }
     }
 
     #[test]

@@ -96,7 +96,20 @@ impl Store {
                         refresh_runs::create_time.eq(now),
                         refresh_runs::customers_total.eq(total),
                     ))
-                    .execute(conn)?;
+                    .execute(conn)
+                    .map_err(|e| {
+                        // Another server started one between the check above and here
+                        // (`refresh_runs_one_running`).
+                        if StoreError::is_unique_violation(&e) {
+                            StoreError::FailedPrecondition(
+                                "a refresh is already running across the servers (it was \
+                                 started a moment ago); wait for it to finish"
+                                    .into(),
+                            )
+                        } else {
+                            e.into()
+                        }
+                    })?;
                 // Chunk i: (bounds[i-1], bounds[i]]; the last one open above.
                 let mut previous: Option<String> = None;
                 let mut rows = Vec::with_capacity(bounds.len() + 1);

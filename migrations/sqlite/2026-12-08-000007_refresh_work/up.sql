@@ -10,6 +10,9 @@ CREATE TABLE refresh_runs (
     customers_total BIGINT NOT NULL,
     finish_time     BIGINT
 );
+-- At most one unfinished run, whichever servers start one at the same moment.
+CREATE UNIQUE INDEX refresh_runs_one_running ON refresh_runs ((finish_time IS NULL))
+    WHERE finish_time IS NULL;
 
 CREATE TABLE refresh_chunks (
     run_id      TEXT NOT NULL REFERENCES refresh_runs (id) ON DELETE CASCADE,

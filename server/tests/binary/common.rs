@@ -348,3 +348,21 @@ pub fn dollar_purchase(customer_id: &str, key: &str) -> vitals_proto::v1::Record
         backfill: false,
     }
 }
+
+/// A new customer named `external_id`, created through the server on `channel`.
+pub async fn new_customer(
+    channel: tonic::transport::Channel,
+    external_id: &str,
+) -> vitals_proto::v1::Customer {
+    use vitals_proto::v1 as pb;
+    vitals_proto::v1::customer_service_client::CustomerServiceClient::new(channel)
+        .create_customer(pb::CreateCustomerRequest {
+            customer: Some(pb::Customer {
+                external_id: external_id.into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("a customer created")
+        .into_inner()
+}

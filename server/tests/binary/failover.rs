@@ -12,11 +12,10 @@ use std::time::{Duration, Instant};
 use diesel::{Connection, RunQueryDsl, pg::PgConnection};
 use tonic::Code;
 use vitals_proto::v1 as pb;
-use vitals_proto::v1::customer_service_client::CustomerServiceClient;
 use vitals_proto::v1::evaluation_service_client::EvaluationServiceClient;
 use vitals_proto::v1::event_service_client::EventServiceClient;
 
-use crate::common::{BIN, Server, dollar_purchase, free_port, is_root, pg_bin_dir};
+use crate::common::{BIN, Server, dollar_purchase, free_port, is_root, new_customer, pg_bin_dir};
 
 /// A monitor and two nodes, each `pg_autoctl ... --run` in the background.
 struct Formation {
@@ -225,16 +224,7 @@ async fn a_failover_under_writes_loses_no_acknowledged_event() {
     )
     .expect("serving on the formation");
     let channel = server.channel().await;
-    let customer = CustomerServiceClient::new(channel.clone())
-        .create_customer(pb::CreateCustomerRequest {
-            customer: Some(pb::Customer {
-                external_id: "through-failover".into(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("created")
-        .into_inner();
+    let customer = new_customer(channel.clone(), "through-failover").await;
 
     // A writer that never stops until told, keeping what was acknowledged and how the
     // others were refused.

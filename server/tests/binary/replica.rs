@@ -8,11 +8,10 @@ use std::process::Command;
 
 use diesel::{Connection, RunQueryDsl, pg::PgConnection};
 use vitals_proto::v1 as pb;
-use vitals_proto::v1::customer_service_client::CustomerServiceClient;
 use vitals_proto::v1::evaluation_service_client::EvaluationServiceClient;
 use vitals_proto::v1::event_service_client::EventServiceClient;
 
-use crate::common::{Server, dollar_purchase, free_port, is_root, pg_bin_dir};
+use crate::common::{Server, dollar_purchase, free_port, is_root, new_customer, pg_bin_dir};
 
 fn pg_bin(program: &str) -> PathBuf {
     pg_bin_dir().join(program)
@@ -184,26 +183,15 @@ fn standby_queries(url: &str) -> Vec<String> {
 async fn reads_go_to_the_replica_and_still_see_the_caller_s_writes() {
     let pair = StreamingPair::start();
     let dir = tempfile::tempdir().expect("data dir");
+    // The flag as an operator gives it (`VITALS_READ_DATABASE_URL` is the same setting).
     let server = Server::start_with_env(
         dir.path(),
-        &[],
-        &[
-            ("VITALS_DATABASE_URL", pair.primary_url().as_str()),
-            ("VITALS_READ_DATABASE_URL", pair.standby_url().as_str()),
-        ],
+        &["--read-database-url", &pair.standby_url()],
+        &[("VITALS_DATABASE_URL", pair.primary_url().as_str())],
     )
     .expect("serving with a read replica");
     let channel = server.channel().await;
-    let created = CustomerServiceClient::new(channel.clone())
-        .create_customer(pb::CreateCustomerRequest {
-            customer: Some(pb::Customer {
-                external_id: "replica-1".into(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("created on the primary")
-        .into_inner();
+    let created = new_customer(channel.clone(), "replica-1").await;
     let (mut events, mut evaluations) = (
         EventServiceClient::new(channel.clone()),
         EvaluationServiceClient::new(channel.clone()),
@@ -285,4 +273,148 @@ fn a_read_replica_beside_sqlite_is_refused() {
         "{}",
         refused.logs
     );
+}
+
+/// `vitals-trainer` from the same build (`cargo test --workspace` builds every binary).
+fn trainer_binary() -> PathBuf {
+    let path = std::path::Path::new(crate::common::BIN).with_file_name("vitals-trainer");
+    assert!(
+        path.is_file(),
+        "{} is not built: run `cargo build --bins` (cargo test --workspace does)",
+        path.display()
+    );
+    path
+}
+
+fn trainer(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(trainer_binary())
+        .args(args)
+        .env("VITALS_DATA_DIR", dir)
+        .env("RUST_LOG", "warn")
+        .env_remove("VITALS_DATABASE_URL")
+        .env_remove("VITALS_READ_DATABASE_URL")
+        .output()
+        .expect("the trainer runs")
+}
+
+/// The data fingerprint of the newest churn version: what the training rows were.
+fn trained_on(dir: &std::path::Path, registry: &str) -> String {
+    let out = trainer(
+        dir,
+        &[
+            "models",
+            "show",
+            "churn",
+            "latest",
+            "--json",
+            "--registry",
+            registry,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a manifest");
+    manifest["data_fingerprint"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn the_trainer_reads_the_replica_and_never_a_stale_one() {
+    let pair = StreamingPair::start();
+    let dir = tempfile::tempdir().expect("data dir");
+    let registry = dir.path().join("models").display().to_string();
+    let (primary, standby) = (pair.primary_url(), pair.standby_url());
+    let ok = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    ok(trainer(
+        dir.path(),
+        &[
+            "generate",
+            "--customers",
+            "300",
+            "--seed",
+            "5",
+            "--database-url",
+            &primary,
+        ],
+    ));
+    let train = |read: Option<&str>| {
+        let mut args = vec![
+            "train",
+            "--database-url",
+            primary.as_str(),
+            "--registry",
+            registry.as_str(),
+        ];
+        if let Some(read) = read {
+            args.extend(["--read-database-url", read]);
+        }
+        let logs = ok(trainer(dir.path(), &args));
+        (trained_on(dir.path(), &registry), logs)
+    };
+    // Caught up: the replica's rows are the primary's.
+    let (from_primary, _) = train(None);
+    let (from_replica, logs) = train(Some(&standby));
+    assert_eq!(from_replica, from_primary, "{logs}");
+    assert!(!logs.contains("behind"), "{logs}");
+
+    // The standby stops replaying; the primary gets more customers. Training through the
+    // replica waits for it, then reads the primary: the rows are the new ones, not stale.
+    let mut conn = PgConnection::establish(&standby).expect("the standby");
+    diesel::sql_query("SELECT pg_wal_replay_pause()")
+        .execute(&mut conn)
+        .expect("replay paused");
+    ok(trainer(
+        dir.path(),
+        &[
+            "generate",
+            "--customers",
+            "300",
+            "--seed",
+            "6",
+            "--database-url",
+            &primary,
+        ],
+    ));
+    let (now_primary, _) = train(None);
+    assert_ne!(now_primary, from_primary, "the second generate added rows");
+    let (now_replica, logs) = train(Some(&standby));
+    assert_eq!(
+        now_replica, now_primary,
+        "a stale read of the paused standby"
+    );
+    assert!(
+        logs.contains("reading the primary"),
+        "the trainer asked the replica first: {logs}"
+    );
+    diesel::sql_query("SELECT pg_wal_replay_resume()")
+        .execute(&mut conn)
+        .expect("replay resumed");
+
+    // A replica beside the embedded SQLite database makes no sense: refused, clearly.
+    let refused = trainer(
+        dir.path(),
+        &[
+            "train",
+            "--registry",
+            &registry,
+            "--read-database-url",
+            &standby,
+        ],
+    );
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("a read replica is for PostgreSQL"), "{err}");
 }

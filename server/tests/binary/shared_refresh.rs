@@ -11,7 +11,7 @@ use vitals_proto::v1 as pb;
 use vitals_proto::v1::customer_service_client::CustomerServiceClient;
 use vitals_proto::v1::evaluation_service_client::EvaluationServiceClient;
 
-use crate::common::{FreshDatabase, Server, dollar_purchase};
+use crate::common::{FreshDatabase, Server, dollar_purchase, new_customer};
 
 const CUSTOMERS: usize = 2_000;
 
@@ -165,16 +165,7 @@ async fn a_write_through_one_server_is_seen_through_another() {
         tempfile::tempdir().expect("b"),
     );
     let (a, b) = (start(&db, dir_a.path()), start(&db, dir_b.path()));
-    let created = CustomerServiceClient::new(a.channel().await)
-        .create_customer(pb::CreateCustomerRequest {
-            customer: Some(pb::Customer {
-                external_id: "across".into(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("created")
-        .into_inner();
+    let created = new_customer(a.channel().await, "across").await;
     let mut writes = EventServiceClient::new(a.channel().await);
     let mut reads = EvaluationServiceClient::new(b.channel().await);
     let evaluate = pb::EvaluateCustomerRequest {

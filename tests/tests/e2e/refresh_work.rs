@@ -8,7 +8,10 @@ use vitals_domain::CustomerData;
 use vitals_store::StoreError;
 use vitals_tests::{Backend, TestDb, both_backends};
 
-both_backends!(chunks_are_leased_once_and_expired_leases_move);
+both_backends!(
+    chunks_are_leased_once_and_expired_leases_move,
+    servers_starting_a_run_at_once_start_one,
+);
 
 async fn chunks_are_leased_once_and_expired_leases_move(backend: Backend) {
     let db = TestDb::new(backend);
@@ -88,4 +91,41 @@ async fn chunks_are_leased_once_and_expired_leases_move(backend: Backend) {
     store
         .start_refresh_run(later, 10, later)
         .expect("the next run");
+}
+
+async fn servers_starting_a_run_at_once_start_one(backend: Backend) {
+    let db = TestDb::new(backend);
+    let store = db.store();
+    for i in 0..30 {
+        store
+            .create_customer(CustomerData::new(format!("race-{i:02}")), 1)
+            .expect("customer");
+    }
+    const STARTERS: usize = 6;
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(STARTERS));
+    let outcomes: Vec<Result<String, StoreError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..STARTERS)
+            .map(|_| {
+                let (store, barrier) = (store.clone(), barrier.clone());
+                scope.spawn(move || {
+                    // A connection each first, so that the starts really overlap.
+                    store.ping().expect("a connection");
+                    barrier.wait();
+                    store.start_refresh_run(1_000, 10, 1_000)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("starter"))
+            .collect()
+    });
+    let started = outcomes.iter().filter(|o| o.is_ok()).count();
+    assert_eq!(started, 1, "{outcomes:?}");
+    for refused in outcomes.iter().filter_map(|o| o.as_ref().err()) {
+        assert!(
+            matches!(refused, StoreError::FailedPrecondition(_)),
+            "{refused}"
+        );
+    }
 }

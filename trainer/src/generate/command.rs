@@ -287,7 +287,7 @@ impl fmt::Display for GenerateSummary {
             self.feedback,
             self.interactions,
             self.seconds,
-            group_thousands(self.events_per_second().round() as u64)
+            vitals_domain::explain::thousands(self.events_per_second().round() as u64)
         )?;
         let c = &self.customer_writes;
         let e = &self.event_writes;

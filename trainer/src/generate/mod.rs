@@ -165,8 +165,7 @@ use vitals_domain::{
 use vitals_store::{CampaignMember, NewCampaign, Store, StoreError};
 
 use crate::import::{
-    CustomerCounts, CustomerSink, EventCounts, EventSink, ImportOptions, group_thousands,
-    progress_bar,
+    CustomerCounts, CustomerSink, EventCounts, EventSink, ImportOptions, progress_bar,
 };
 use crate::time::date_micros;
 

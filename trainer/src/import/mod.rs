@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
+use vitals_domain::explain::thousands;
 use vitals_domain::time::Micros;
 use vitals_domain::validate::{self, MAX_BATCH_EVENTS};
 use vitals_domain::{CustomerData, NewEvent, Violations};
@@ -296,20 +297,7 @@ fn rate(rows: u64, seconds: f64) -> String {
     }
     // Rounded to the row; a float to u64 cast saturates.
     let per_second = (rows as f64 / seconds).round() as u64;
-    format!("{seconds:.1} s, {} rows/s", group_thousands(per_second))
-}
-
-/// `5800` → `5,800`.
-pub(crate) fn group_thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    format!("{seconds:.1} s, {} rows/s", thousands(per_second))
 }
 
 /// A progress bar on stderr, hidden unless `options.progress` and stderr is a terminal.
@@ -437,7 +425,7 @@ impl<'a> CustomerSink<'a> {
                 .reject(r.position, &r.external_id, &r.field, r.reason);
         }
         self.progress
-            .set_message(format!("{} customers", group_thousands(self.counts.read)));
+            .set_message(format!("{} customers", thousands(self.counts.read)));
         Ok(())
     }
 
@@ -550,7 +538,7 @@ impl<'a> EventSink<'a> {
                 .reject(r.index as u64, &r.event_key, &r.field, r.reason);
         }
         self.progress
-            .set_message(format!("{} events", group_thousands(self.counts.read)));
+            .set_message(format!("{} events", thousands(self.counts.read)));
         Ok(())
     }
 
@@ -585,14 +573,6 @@ pub(crate) fn check_attribute_name(name: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn thousands_are_grouped() {
-        assert_eq!(group_thousands(0), "0");
-        assert_eq!(group_thousands(999), "999");
-        assert_eq!(group_thousands(5_800), "5,800");
-        assert_eq!(group_thousands(1_234_567), "1,234,567");
-    }
 
     #[test]
     fn attribute_names_follow_the_api() {
