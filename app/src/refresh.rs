@@ -5,12 +5,16 @@
 
 use std::time::Instant;
 
+use rayon::prelude::*;
 use vitals_domain::time::{MICROS_PER_DAY, Micros, now_micros};
 use vitals_engine::evaluation::{Evaluation, Models, VersionedScheme, evaluate};
-use vitals_store::{CustomerSignal, EvaluationRecord, Result, Store};
+use vitals_store::{CustomerSignal, EvaluationRecord, History, Result, Store, VersionedRules};
 
 /// Customers read, evaluated and written per step.
 const CHUNK: usize = 2_000;
+/// Chunks written at once, each on its own connection: one writer left the machine a
+/// fifth idle at 1,000,000 customers, waiting on PostgreSQL's single backend.
+const WRITERS: usize = 2;
 
 /// Where a refresh stands.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -39,8 +43,21 @@ pub fn refresh_evaluations(
     refresh_between(store, as_of, models, scheme, (None, None), total, progress)
 }
 
+/// What one chunk stores: its snapshots and the follow-ups they open.
+struct ChunkWrite {
+    records: Vec<EvaluationRecord>,
+    signals: Vec<CustomerSignal>,
+    customers: u64,
+    now: Micros,
+}
+
 /// [`refresh_evaluations`] of the customers with `after < id <= last` (None: unbounded):
 /// one chunk of a refresh shared between servers (`work_on_shared_refreshes`).
+///
+/// Three stages run at once, so every core has work: the store's scan reads the next
+/// chunks' histories on its own threads; this thread evaluates a chunk, spread over every
+/// core (rayon); two writer threads store the chunks before it. The channel to the writers
+/// holds one chunk, which bounds memory at a few chunks whatever the customers' number.
 pub fn refresh_between(
     store: &Store,
     as_of: Micros,
@@ -50,6 +67,9 @@ pub fn refresh_between(
     customers_total: u64,
     mut progress: impl FnMut(RefreshProgress),
 ) -> Result<RefreshProgress> {
+    use std::sync::Mutex;
+    use std::sync::mpsc::{channel, sync_channel};
+
     let started = Instant::now();
     let mut state = RefreshProgress {
         customers_total,
@@ -62,57 +82,127 @@ pub fn refresh_between(
     } else {
         None
     };
+    let rules_version = rules.as_ref().map_or(0, |r| r.version);
     // Histories from the read replica when there is one (caught up with the primary as
     // of now); snapshots, and the probabilities they replace, on the primary.
-    store
-        .fresh_reader()?
-        .scan_histories_between(after, last, CHUNK, |histories| {
-            let now = now_micros();
-            let evaluations: Vec<Evaluation> = histories
-                .iter()
-                .map(|h| evaluate(&h.customer, &h.events, as_of, models, scheme, now))
-                .collect();
-            let records = evaluations
-                .iter()
-                .map(EvaluationRecord::of)
-                .collect::<Result<Vec<_>>>()?;
-            let mut signals = Vec::new();
-            if let Some(rules) = &rules {
-                let ids: Vec<String> = histories.iter().map(|h| h.customer.id.clone()).collect();
-                let previous = store.stored_probabilities(&ids)?;
-                for (h, e) in histories.iter().zip(&evaluations) {
-                    let id = &h.customer.id;
-                    let risk = e.churn_probability().and_then(|p| {
-                        rules
-                            .rules
-                            .signal_of_risk(previous.get(id).copied(), p, now)
-                    });
-                    let overdue = rules.rules.signal_of_overdue(&h.events, now);
-                    signals.extend(
-                        risk.into_iter()
-                            .chain(overdue)
-                            .map(|signal| CustomerSignal {
-                                customer_id: id.clone(),
-                                source: "refresh".into(),
-                                signal,
-                            }),
-                    );
-                }
-            }
-            let rules_version = rules.as_ref().map_or(0, |r| r.version);
-            let (written, opened) =
-                store.upsert_evaluations_opening(&records, &signals, rules_version, now)?;
-            state.evaluations_stored += written as u64;
+    let reader = store.fresh_reader()?;
+    let (to_writer, chunks) = sync_channel::<ChunkWrite>(1);
+    let chunks = Mutex::new(chunks);
+    std::thread::scope(|scope| {
+        // Unbounded: a few numbers a chunk, and a writer must never wait on this thread
+        // while it waits for the writers to finish.
+        let (to_counter, written) = channel::<(u64, usize, usize)>();
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|_| {
+                let (chunks, to_counter) = (&chunks, to_counter.clone());
+                scope.spawn(move || -> Result<()> {
+                    loop {
+                        // The lock is held only to take the next chunk.
+                        let next = chunks.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        let Ok(chunk) = next else {
+                            return Ok(());
+                        };
+                        let (stored, opened) = store.upsert_evaluations_opening(
+                            &chunk.records,
+                            &chunk.signals,
+                            rules_version,
+                            chunk.now,
+                        )?;
+                        if to_counter.send((chunk.customers, stored, opened)).is_err() {
+                            return Ok(());
+                        }
+                    }
+                })
+            })
+            .collect();
+        drop(to_counter);
+        let count = |state: &mut RefreshProgress, (customers, stored, opened)| {
+            state.customers_done += customers;
+            state.evaluations_stored += stored as u64;
             state.follow_ups_opened += opened as u64;
-            state.customers_done += histories.len() as u64;
             state.seconds = started.elapsed().as_secs_f64();
-            progress(state);
+        };
+        let scanned = reader.scan_histories_between(after, last, CHUNK, |histories| {
+            let chunk = evaluate_chunk(store, &histories, as_of, models, scheme, rules.as_ref())?;
+            if to_writer.send(chunk).is_err() {
+                // The writer stopped on an error, returned below.
+                return Ok(std::ops::ControlFlow::Break(()));
+            }
+            while let Ok(done) = written.try_recv() {
+                count(&mut state, done);
+                progress(state);
+            }
             Ok(std::ops::ControlFlow::Continue(()))
-        })?;
+        });
+        drop(to_writer);
+        let mut wrote = Ok(());
+        for writer in writers {
+            let outcome = writer.join().unwrap_or_else(|_| {
+                Err(vitals_store::StoreError::Internal(
+                    "a refresh writer panicked".into(),
+                ))
+            });
+            wrote = wrote.and(outcome);
+        }
+        for done in written.iter() {
+            count(&mut state, done);
+            progress(state);
+        }
+        scanned.and(wrote)
+    })?;
     // Customers created during the run make the first count low.
     state.customers_total = state.customers_total.max(state.customers_done);
     state.seconds = started.elapsed().as_secs_f64();
     Ok(state)
+}
+
+/// Evaluates a chunk of histories (on every core) and decides the follow-ups it opens.
+fn evaluate_chunk(
+    store: &Store,
+    histories: &[History],
+    as_of: Micros,
+    models: &Models,
+    scheme: &VersionedScheme,
+    rules: Option<&VersionedRules>,
+) -> Result<ChunkWrite> {
+    let now = now_micros();
+    let evaluations: Vec<Evaluation> = histories
+        .par_iter()
+        .map(|h| evaluate(&h.customer, &h.events, as_of, models, scheme, now))
+        .collect();
+    let records = evaluations
+        .par_iter()
+        .map(EvaluationRecord::of)
+        .collect::<Result<Vec<_>>>()?;
+    let mut signals = Vec::new();
+    if let Some(rules) = rules {
+        let ids: Vec<String> = histories.iter().map(|h| h.customer.id.clone()).collect();
+        let previous = store.stored_probabilities(&ids)?;
+        for (h, e) in histories.iter().zip(&evaluations) {
+            let id = &h.customer.id;
+            let risk = e.churn_probability().and_then(|p| {
+                rules
+                    .rules
+                    .signal_of_risk(previous.get(id).copied(), p, now)
+            });
+            let overdue = rules.rules.signal_of_overdue(&h.events, now);
+            signals.extend(
+                risk.into_iter()
+                    .chain(overdue)
+                    .map(|signal| CustomerSignal {
+                        customer_id: id.clone(),
+                        source: "refresh".into(),
+                        signal,
+                    }),
+            );
+        }
+    }
+    Ok(ChunkWrite {
+        records,
+        signals,
+        customers: histories.len() as u64,
+        now,
+    })
 }
 
 /// Leases chunks of the refresh runs in progress (any server may have started them, see

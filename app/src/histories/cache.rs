@@ -32,8 +32,10 @@ use std::time::Duration;
 
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
-use vitals_domain::StoredEvent;
+use vitals_domain::{AttributeValue, Customer};
 use vitals_store::{CustomerLookup, History, Store, StoreError};
+
+use super::compact::PackedEvents;
 
 /// The payload that means "drop every history".
 const EVERYTHING: &str = "*";
@@ -41,23 +43,67 @@ const EVERYTHING: &str = "*";
 /// oldest one remembered is not kept.
 const REMEMBERED_DROPS: usize = 4096;
 
+/// A history as the cache holds it: the customer as read, the events packed
+/// ([`PackedEvents`]: 20-40 bytes an event instead of about 450).
+#[derive(Debug)]
+pub struct CachedHistory {
+    pub customer: Customer,
+    pub events: PackedEvents,
+}
+
+/// Packed outside the cache's lock, which is taken again to insert.
+fn pack(customer: Customer, events: &[vitals_domain::StoredEvent]) -> CachedHistory {
+    CachedHistory {
+        customer,
+        events: PackedEvents::pack(events),
+    }
+}
+
+/// What one history costs beyond its own blocks: the cache's slot and tables, the
+/// external-id map's entry and strings, and the allocator's partly used pages. Calibrated
+/// against the server's resident memory with 100,000 and 546,000 histories held: without
+/// it the estimate was a third below the truth (BENCHMARKS.md, "A million customers").
+const ENTRY_OVERHEAD: usize = 850;
+
+/// What one heap block costs beyond its bytes: the allocator's header and rounding.
+const BLOCK: usize = 16;
+
 /// Approximate bytes a history holds, for the memory budget.
 #[derive(Debug, Clone, Copy)]
 struct HistoryBytes;
 
-impl Weighter<String, Arc<History>> for HistoryBytes {
-    fn weight(&self, id: &String, history: &Arc<History>) -> u64 {
-        let event = |e: &StoredEvent| {
-            // The strings' heap blocks (the ids, and the payload's currency, category,
-            // channel...) with the allocator's rounding: calibrated against the server's
-            // resident memory with 100,000 histories held (BENCHMARKS.md).
-            e.customer_id.len() + e.event_key.len() + 160
-        };
-        let bytes = std::mem::size_of::<History>()
-            + id.len()
-            + 256
-            + history.events.capacity() * std::mem::size_of::<StoredEvent>()
-            + history.events.iter().map(event).sum::<usize>();
+impl Weighter<String, Arc<CachedHistory>> for HistoryBytes {
+    fn weight(&self, id: &String, history: &Arc<CachedHistory>) -> u64 {
+        let text = |s: &str| if s.is_empty() { 0 } else { s.len() + BLOCK };
+        let opt = |s: &Option<String>| s.as_deref().map_or(0, text);
+        let data = &history.customer.data;
+        let attributes: usize = data
+            .attributes
+            .iter()
+            .map(|(name, value)| {
+                // A B-tree node's share per entry, and the key's and value's blocks.
+                let value = match value {
+                    AttributeValue::String(s) => text(s),
+                    AttributeValue::Number(_) | AttributeValue::Bool(_) => 0,
+                };
+                64 + text(name) + value
+            })
+            .sum();
+        let customer = text(&history.customer.id)
+            + text(&data.external_id)
+            + opt(&data.display_name)
+            + opt(&data.email)
+            + opt(&data.phone)
+            + text(&data.region)
+            + text(&data.acquisition_channel)
+            + attributes;
+        let bytes = std::mem::size_of::<CachedHistory>()
+            + BLOCK
+            + customer
+            + history.events.heap_bytes()
+            + BLOCK
+            + text(id)
+            + ENTRY_OVERHEAD;
         bytes as u64
     }
 }
@@ -90,7 +136,7 @@ pub struct CacheStats {
 pub struct HistoryCache {
     /// The memory budget, in (estimated) bytes.
     budget: u64,
-    histories: Cache<String, Arc<History>, HistoryBytes>,
+    histories: Cache<String, Arc<CachedHistory>, HistoryBytes>,
     /// External id → customer id. Checked against the history found, since an external id
     /// can move to another customer: a stale entry is a miss, never a wrong answer.
     external: Cache<String, String>,
@@ -115,8 +161,9 @@ impl HistoryCache {
     /// says so ([`Self::set_live`]).
     pub fn new(budget_bytes: u64) -> Self {
         // quick_cache sizes its tables from an item estimate. A typical history weighs
-        // about 10 KiB (22 events); counting 4 KiB each only makes the tables roomier.
-        let items = usize::try_from(budget_bytes / 4096)
+        // about 1.5 KiB packed (22 events); counting 1 KiB each only makes the tables
+        // roomier.
+        let items = usize::try_from(budget_bytes / 1024)
             .unwrap_or(usize::MAX)
             .max(16);
         Self {
@@ -150,7 +197,7 @@ impl HistoryCache {
     }
 
     /// The customer's history if it is in memory and the cache is live.
-    pub fn get(&self, lookup: &CustomerLookup) -> Option<Arc<History>> {
+    pub fn get(&self, lookup: &CustomerLookup) -> Option<Arc<CachedHistory>> {
         if !self.is_live() {
             self.misses.fetch_add(1, Ordering::Relaxed);
             return None;
@@ -190,17 +237,22 @@ impl HistoryCache {
         self.is_live() && ticket.0 >= drops.everything_at
     }
 
-    /// Keeps a history read under `ticket`, unless its customer was dropped since the
-    /// ticket was taken: that read may predate the change. Returns it shared either way.
-    pub fn keep(&self, ticket: Ticket, mut history: History) -> Arc<History> {
-        // Read buffers grow by doubling: up to half the events' memory would be spare.
-        history.events.shrink_to_fit();
-        let history = Arc::new(history);
-        self.keep_shared(ticket, &history);
-        history
+    /// Keeps (packed) a history read under `ticket`, unless its customer was dropped since
+    /// the ticket was taken: that read may predate the change.
+    pub fn keep(&self, ticket: Ticket, history: &History) {
+        if self.still_valid(ticket) {
+            self.keep_packed(ticket, pack(history.customer.clone(), &history.events));
+        }
     }
 
-    fn keep_shared(&self, ticket: Ticket, history: &Arc<History>) {
+    /// [`Self::keep`] of a history the caller no longer needs.
+    pub fn keep_owned(&self, ticket: Ticket, history: History) {
+        if self.still_valid(ticket) {
+            self.keep_packed(ticket, pack(history.customer, &history.events));
+        }
+    }
+
+    fn keep_packed(&self, ticket: Ticket, history: CachedHistory) {
         let drops = self.drops();
         if !self.valid_under(&drops, ticket) {
             return;
@@ -219,7 +271,7 @@ impl HistoryCache {
         // Inserted under the lock, so no drop can slip between the check and the insert.
         let id = history.customer.id.clone();
         let external = history.customer.data.external_id.clone();
-        self.histories.insert(id.clone(), history.clone());
+        self.histories.insert(id.clone(), Arc::new(history));
         if !external.is_empty() {
             self.external.insert(external, id);
         }
@@ -295,7 +347,7 @@ pub fn warm(cache: &HistoryCache, store: &Store) -> Result<WarmUp, StoreError> {
             for history in histories {
                 warmed.events += history.events.len() as u64;
                 warmed.customers += 1;
-                cache.keep(ticket, history);
+                cache.keep_owned(ticket, history);
             }
             if cache.histories.weight() >= full {
                 // The budget is spent.
@@ -464,11 +516,11 @@ mod tests {
         assert!(cache.ticket().is_none());
         let live = live_cache();
         let ticket = live.ticket().expect("live");
-        live.keep(ticket, history("c1", "x1"));
+        live.keep(ticket, &history("c1", "x1"));
         assert!(live.get(&CustomerLookup::Id("c1".into())).is_some());
         live.set_live(false);
         assert!(live.get(&CustomerLookup::Id("c1".into())).is_none());
-        live.keep(ticket, history("c1", "x1"));
+        live.keep(ticket, &history("c1", "x1"));
         assert_eq!(live.stats().entries, 0);
     }
 
@@ -476,7 +528,7 @@ mod tests {
     fn found_by_id_and_by_external_id() {
         let cache = live_cache();
         let ticket = cache.ticket().expect("live");
-        cache.keep(ticket, history("c1", "x1"));
+        cache.keep(ticket, &history("c1", "x1"));
         let by_id = cache.get(&CustomerLookup::Id("c1".into())).expect("by id");
         let by_external = cache
             .get(&CustomerLookup::ExternalId("x1".into()))
@@ -488,10 +540,10 @@ mod tests {
     #[test]
     fn an_external_id_that_moved_is_a_miss() {
         let cache = live_cache();
-        cache.keep(cache.ticket().expect("live"), history("c1", "x1"));
+        cache.keep(cache.ticket().expect("live"), &history("c1", "x1"));
         // c1's external id changed to x2 (announced, then read again).
         cache.apply("c1");
-        cache.keep(cache.ticket().expect("live"), history("c1", "x2"));
+        cache.keep(cache.ticket().expect("live"), &history("c1", "x2"));
         assert!(
             cache
                 .get(&CustomerLookup::ExternalId("x1".into()))
@@ -509,21 +561,21 @@ mod tests {
         let cache = live_cache();
         let before = cache.ticket().expect("live");
         cache.apply("c1");
-        cache.keep(before, history("c1", "x1"));
+        cache.keep(before, &history("c1", "x1"));
         assert!(cache.get(&CustomerLookup::Id("c1".into())).is_none());
         // Another customer's change does not spoil this read.
-        cache.keep(before, history("c2", "x2"));
+        cache.keep(before, &history("c2", "x2"));
         assert!(cache.get(&CustomerLookup::Id("c2".into())).is_some());
         // A read started after the change is kept.
-        cache.keep(cache.ticket().expect("live"), history("c1", "x1"));
+        cache.keep(cache.ticket().expect("live"), &history("c1", "x1"));
         assert!(cache.get(&CustomerLookup::Id("c1".into())).is_some());
     }
 
     #[test]
     fn a_change_drops_what_is_held() {
         let cache = live_cache();
-        cache.keep(cache.ticket().expect("live"), history("c1", "x1"));
-        cache.keep(cache.ticket().expect("live"), history("c2", "x2"));
+        cache.keep(cache.ticket().expect("live"), &history("c1", "x1"));
+        cache.keep(cache.ticket().expect("live"), &history("c2", "x2"));
         cache.apply("c1");
         assert!(cache.get(&CustomerLookup::Id("c1".into())).is_none());
         assert!(
@@ -542,7 +594,7 @@ mod tests {
         let cache = live_cache();
         let before = cache.ticket().expect("live");
         cache.apply("*");
-        cache.keep(before, history("c1", "x1"));
+        cache.keep(before, &history("c1", "x1"));
         assert!(cache.get(&CustomerLookup::Id("c1".into())).is_none());
 
         let before = cache.ticket().expect("live");
@@ -550,7 +602,7 @@ mod tests {
             cache.apply(&format!("other{i}"));
         }
         // The drops right after the ticket are forgotten: c1 may be among them.
-        cache.keep(before, history("c1", "x1"));
+        cache.keep(before, &history("c1", "x1"));
         assert!(cache.get(&CustomerLookup::Id("c1".into())).is_none());
     }
 
@@ -559,7 +611,7 @@ mod tests {
         let cache = HistoryCache::new(64 * 1024);
         cache.set_live(true);
         for i in 0..1000 {
-            cache.keep(
+            cache.keep_owned(
                 cache.ticket().expect("live"),
                 history(&format!("c{i}"), &format!("x{i}")),
             );

@@ -19,6 +19,7 @@
 use std::sync::Arc;
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
+use vitals_domain::{Customer, StoredEvent};
 use vitals_store::{CustomerLookup, History, Store, StoreError};
 
 use super::cache::HistoryCache;
@@ -38,7 +39,7 @@ trait Waiting: Send {
     /// The caller gave up (a deadline, a cancel): no need to read for it.
     fn abandoned(&self) -> bool;
     /// Computes the caller's answer from its history and hands it over.
-    fn answer(self: Box<Self>, history: Result<Arc<History>, StoreError>);
+    fn answer(self: Box<Self>, history: Result<&History, StoreError>);
 }
 
 struct Caller<F, T> {
@@ -48,19 +49,21 @@ struct Caller<F, T> {
 
 impl<F, T> Waiting for Caller<F, T>
 where
-    F: FnOnce(&History) -> T + Send,
+    F: FnOnce(&Customer, &[StoredEvent]) -> T + Send,
     T: Send,
 {
     fn abandoned(&self) -> bool {
         self.reply.is_closed()
     }
 
-    fn answer(self: Box<Self>, history: Result<Arc<History>, StoreError>) {
+    fn answer(self: Box<Self>, history: Result<&History, StoreError>) {
         if self.reply.is_closed() {
             return;
         }
         let then = self.then;
-        let _ = self.reply.send(history.map(|h| then(&h)));
+        let _ = self
+            .reply
+            .send(history.map(|h| then(&h.customer, &h.events)));
     }
 }
 
@@ -102,20 +105,27 @@ impl HistoryLoader {
         Self { jobs, cache }
     }
 
-    /// `then` of one customer's history: from memory when the cache holds it (run right
-    /// here), else read together with whatever else is waiting (run on the blocking thread
-    /// that read it).
+    /// `then` of one customer's history: from memory when the cache holds it (unpacked
+    /// and run right here), else read together with whatever else is waiting (run on the
+    /// blocking thread that read it).
     pub async fn load_then<F, T>(
         &self,
         lookup: CustomerLookup,
         then: F,
     ) -> Result<(T, HistorySource), StoreError>
     where
-        F: FnOnce(&History) -> T + Send + 'static,
+        F: FnOnce(&Customer, &[StoredEvent]) -> T + Send + 'static,
         T: Send + 'static,
     {
-        if let Some(history) = self.cache.get(&lookup) {
-            return Ok((then(&history), HistorySource::Memory));
+        if let Some(cached) = self.cache.get(&lookup) {
+            match cached.events.unpack() {
+                Ok(events) => return Ok((then(&cached.customer, &events), HistorySource::Memory)),
+                // A bug in the packing, never the data: read the database instead.
+                Err(e) => {
+                    tracing::error!(customer_id = %cached.customer.id, error = %e, "history cache");
+                    self.cache.drop_customer(&cached.customer.id);
+                }
+            }
         }
         let (reply, answer) = oneshot::channel();
         let caller = Box::new(Caller { reply, then });
@@ -174,16 +184,21 @@ async fn gather(
                     return;
                 }
             };
-            let keep = |history: vitals_store::Result<History>| {
-                history.map(|h| match ticket {
-                    Some(ticket) => cache.keep(ticket, h),
-                    None => Arc::new(h),
-                })
-            };
+            // Answered first, then kept (packed) for the next caller.
+            let answer =
+                |caller: Box<dyn Waiting>, history: vitals_store::Result<History>| match history {
+                    Ok(h) => {
+                        caller.answer(Ok(&h));
+                        if let Some(ticket) = ticket {
+                            cache.keep_owned(ticket, h);
+                        }
+                    }
+                    Err(e) => caller.answer(Err(e)),
+                };
             match store.customer_histories(&lookups) {
                 Ok(histories) => {
                     for (job, history) in batch.into_iter().zip(histories) {
-                        job.caller.answer(keep(history));
+                        answer(job.caller, history);
                     }
                 }
                 // The database itself is away: every caller gets the same answer.
@@ -209,7 +224,7 @@ async fn gather(
                                 })
                             })
                             .and_then(|one| one);
-                        job.caller.answer(keep(history));
+                        answer(job.caller, history);
                     }
                 }
             }

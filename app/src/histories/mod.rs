@@ -4,6 +4,7 @@
 //! by [`HistoryWriter`] for this process's own writes, before they return.
 
 pub mod cache;
+pub mod compact;
 pub mod loader;
 
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use vitals_store::{BatchOutcome, RecordMode, Result, Store, UpsertOutcome};
 
 use crate::followups::{RulesCache, rules_for, with_opener};
 
-pub use cache::{CacheStats, HistoryCache, listen, warm};
+pub use cache::{CacheStats, CachedHistory, HistoryCache, listen, warm};
 pub use loader::{HistoryLoader, HistorySource};
 
 /// The writes that change customers' histories. Each makes this process forget what it

@@ -221,11 +221,11 @@ impl EvaluationApi {
         let now = now_micros();
         let ((mut raw, currency, population), _) = self
             .histories
-            .load_then(CustomerLookup::ExternalId(id), move |h| {
+            .load_then(CustomerLookup::ExternalId(id), move |customer, events| {
                 (
-                    RawFeatures::of(&h.customer.data, &h.events, now),
-                    vitals_domain::features::currency_of(&h.customer.data, &h.events, now),
-                    Population::of(&h.customer.data),
+                    RawFeatures::of(&customer.data, events, now),
+                    vitals_domain::features::currency_of(&customer.data, events, now),
+                    Population::of(&customer.data),
                 )
             })
             .await
@@ -294,8 +294,8 @@ impl EvaluationService for EvaluationApi {
         let scheme = self.schemes.current();
         let (evaluation, source) = self
             .histories
-            .load_then(lookup, move |h| {
-                evaluate_one(&h.customer, &h.events, as_of, &models, &scheme.0, pii, lang)
+            .load_then(lookup, move |customer, events| {
+                evaluate_one(customer, events, as_of, &models, &scheme.0, pii, lang)
             })
             .await
             .map_err(from_store)?;
@@ -553,6 +553,28 @@ impl EvaluationService for EvaluationApi {
                 }));
             };
             let current = || crate::refresh::current(&hub, &schemes);
+            // This thread and one more per further core take chunks at once, so one
+            // chunk's snapshots are written while the next is read and evaluated.
+            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+            for _ in 1..cores {
+                let (store, hub, schemes, settings) = (
+                    store.clone(),
+                    hub.clone(),
+                    schemes.clone(),
+                    settings.clone(),
+                );
+                std::thread::spawn(move || {
+                    let current = || crate::refresh::current(&hub, &schemes);
+                    if let Err(e) = vitals_app::work_on_shared_refreshes(
+                        &store,
+                        &settings.owner,
+                        settings.lease,
+                        &current,
+                    ) {
+                        tracing::warn!(error = %e, "shared refresh: a chunk failed; its lease runs out and it is taken again");
+                    }
+                });
+            }
             let outcome = (|| loop {
                 let worked = vitals_app::work_on_one_shared_chunk(
                     &store,

@@ -39,8 +39,13 @@ use vitals_store::{RecordMode, Store};
 
 /// Customers per `Store::upsert_customers` call.
 pub const CUSTOMER_BATCH: usize = 5_000;
-/// Events per `Store::record_events` call: one transaction each.
-pub const EVENT_BATCH: usize = MAX_BATCH_EVENTS;
+/// Events per `Store::record_events` call: one transaction each. Twenty times what an
+/// API call may send: the store writes a backfill batch in customer order, and the more
+/// events a batch holds, the more of them land on each index page it touches. Measured
+/// on 2,000,000 events for 200,000 customers (BENCHMARKS.md, "A million customers"):
+/// 10,000 a batch 65,803 events/s, 50,000 85,582, 200,000 100,453, at a peak of 624 MB
+/// for two batches in flight.
+pub const EVENT_BATCH: usize = 20 * MAX_BATCH_EVENTS;
 /// Rejections kept in an [`ImportSummary`] (all are counted).
 pub const MAX_KEPT_REJECTIONS: usize = 1_000;
 

@@ -1,0 +1,1 @@
+ALTER TABLE evaluations ALTER COLUMN body SET COMPRESSION pglz;
