@@ -97,7 +97,8 @@ pub fn refresh_between(
                 let (chunks, to_counter) = (&chunks, to_counter.clone());
                 scope.spawn(move || -> Result<()> {
                     loop {
-                        // The lock is held only to take the next chunk.
+                        // One writer waits here for the next chunk while the other
+                        // writes; the lock is released before writing.
                         let next = chunks.lock().unwrap_or_else(|p| p.into_inner()).recv();
                         let Ok(chunk) = next else {
                             return Ok(());

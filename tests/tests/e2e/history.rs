@@ -2,10 +2,13 @@
 
 use vitals_domain::time::MICROS_PER_DAY;
 use vitals_domain::{CustomerData, CustomerRef, EventPayload, NewEvent, Transaction};
-use vitals_store::RecordMode;
+use vitals_store::{EventFilter, RecordMode};
 use vitals_tests::{Backend, TestDb, both_backends};
 
-both_backends!(scan_histories_groups_every_event_by_customer_in_chunks);
+both_backends!(
+    scan_histories_groups_every_event_by_customer_in_chunks,
+    a_backfill_batch_keeps_the_request_s_order_where_it_matters,
+);
 
 async fn scan_histories_groups_every_event_by_customer_in_chunks(backend: Backend) {
     let db = TestDb::new(backend);
@@ -60,4 +63,61 @@ async fn scan_histories_groups_every_event_by_customer_in_chunks(backend: Backen
     seen.sort();
     let expected: Vec<_> = (0..5).map(|i| (format!("h{i}"), i as usize)).collect();
     assert_eq!(seen, expected);
+}
+
+/// A backfill batch is written in customer order (for the indexes' sake), yet what it
+/// records is what the request said: of a key sent twice with different contents the
+/// first is kept and the second rejected under its own index; every other event stored.
+async fn a_backfill_batch_keeps_the_request_s_order_where_it_matters(backend: Backend) {
+    let db = TestDb::new(backend);
+    let store = db.store();
+    let now = vitals_domain::time::now_micros();
+    let rows = (0..3)
+        .map(|i| (i, CustomerData::new(format!("b{i}"))))
+        .collect();
+    store.upsert_customers(rows, now).expect("customers");
+    let buy = |index: usize, customer: &str, key: &str, amount: i64| {
+        (
+            index,
+            NewEvent {
+                event_key: key.into(),
+                customer: CustomerRef::ExternalId(customer.into()),
+                time: now - MICROS_PER_DAY,
+                payload: EventPayload::Transaction(Transaction {
+                    amount_minor: amount,
+                    currency: "EUR".into(),
+                    quantity: 1,
+                    category: String::new(),
+                    channel: String::new(),
+                }),
+            },
+        )
+    };
+    // Customers and keys in reverse order; "k" for b1 twice, 700 first.
+    let batch = vec![
+        buy(0, "b2", "z", 100),
+        buy(1, "b1", "k", 700),
+        buy(2, "b0", "a", 300),
+        buy(3, "b1", "k", 999),
+        buy(4, "b1", "j", 200),
+    ];
+    let outcome = store
+        .record_events(batch, RecordMode::Backfill, None, now)
+        .expect("events");
+    assert_eq!(outcome.accepted, 4);
+    let rejected: Vec<_> = outcome.rejected.iter().map(|r| r.index).collect();
+    assert_eq!(rejected, [3], "{:?}", outcome.rejected);
+    let b1 = store.get_customer_by_external_id("b1").expect("b1");
+    let mut amounts: Vec<(String, i64)> = store
+        .list_customer_events(&b1.id, &EventFilter::default(), 10, "")
+        .expect("timeline")
+        .items
+        .into_iter()
+        .map(|e| match e.payload {
+            EventPayload::Transaction(t) => (e.event_key, t.amount_minor),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    amounts.sort();
+    assert_eq!(amounts, [("j".into(), 200), ("k".into(), 700)]);
 }
