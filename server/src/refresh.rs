@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use vitals_app::histories::HistoryCache;
 use vitals_app::schemes::SchemeCache;
 use vitals_engine::evaluation::{Models, VersionedScheme};
 use vitals_store::Store;
@@ -22,10 +23,17 @@ pub struct RefreshSettings {
     pub chunk_customers: usize,
     /// How often an idle worker looks for chunks.
     pub poll: Duration,
+    /// This server's history cache: chunks are evaluated from the histories it holds.
+    pub histories: Arc<HistoryCache>,
 }
 
 impl RefreshSettings {
-    pub fn new(lease: Duration, chunk_customers: usize, poll: Duration) -> Self {
+    pub fn new(
+        lease: Duration,
+        chunk_customers: usize,
+        poll: Duration,
+        histories: Arc<HistoryCache>,
+    ) -> Self {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "vitals".into());
         Self {
             owner: format!(
@@ -36,6 +44,7 @@ impl RefreshSettings {
             lease,
             chunk_customers: chunk_customers.max(1),
             poll,
+            histories,
         }
     }
 }
@@ -62,9 +71,13 @@ pub async fn work(
             settings.clone(),
         );
         let worked = tokio::task::spawn_blocking(move || {
-            vitals_app::work_on_shared_refreshes(&store, &settings.owner, settings.lease, &|| {
-                current(&hub, &schemes)
-            })
+            vitals_app::work_on_shared_refreshes(
+                &store,
+                Some(&settings.histories),
+                &settings.owner,
+                settings.lease,
+                &|| current(&hub, &schemes),
+            )
         })
         .await;
         match worked {

@@ -215,6 +215,7 @@ pub async fn serve(
         config.refresh_lease,
         config.refresh_chunk_customers,
         config.model_poll_interval,
+        histories.clone(),
     );
     let refresh_worker = tokio::spawn(crate::refresh::work(
         store.clone(),

@@ -197,6 +197,30 @@ impl Store {
         })
     }
 
+    /// The next `chunk` customers by id after `*after` and at most `last`, moving `after`
+    /// past them: the pages of [`Self::scan_histories_between`], for a caller that holds
+    /// most histories already (the server's cache) and reads only the rest
+    /// ([`Self::histories_of`]).
+    pub fn customers_after(
+        &self,
+        chunk: usize,
+        after: &mut Option<String>,
+        last: Option<&str>,
+    ) -> Result<Vec<Customer>> {
+        self.next_customers(chunk, after, last)
+    }
+
+    /// The histories of `customers` (sorted by id), read as the scan reads a chunk, in
+    /// the same order.
+    pub fn histories_of(&self, customers: Vec<Customer>) -> Result<Vec<History>> {
+        let reader = if self.is_postgres() {
+            Reader::Copy
+        } else {
+            Reader::Diesel
+        };
+        self.with_events(reader, customers)
+    }
+
     /// One customer's whole history, oldest event first: what a single evaluation reads.
     pub fn customer_history(&self, customer: Customer) -> Result<History> {
         let mut events = self

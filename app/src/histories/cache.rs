@@ -219,6 +219,20 @@ impl HistoryCache {
         found
     }
 
+    /// The events held for `customer` when the cache is live and holds them for this
+    /// version of the customer: a bulk reader's lookup (the refresh), not counted in the
+    /// hit rate, which is the evaluations'.
+    pub fn events_of(&self, customer: &Customer) -> Option<Vec<vitals_domain::StoredEvent>> {
+        if !self.is_live() {
+            return None;
+        }
+        let held = self.histories.get(customer.id.as_str())?;
+        if held.customer.version != customer.version {
+            return None;
+        }
+        held.events.unpack().ok()
+    }
+
     /// Taken before a database read whose histories may be kept; `None` when nothing may.
     pub fn ticket(&self) -> Option<Ticket> {
         if !self.is_live() {

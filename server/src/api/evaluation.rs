@@ -567,6 +567,7 @@ impl EvaluationService for EvaluationApi {
                     let current = || crate::refresh::current(&hub, &schemes);
                     if let Err(e) = vitals_app::work_on_shared_refreshes(
                         &store,
+                        Some(&settings.histories),
                         &settings.owner,
                         settings.lease,
                         &current,
@@ -578,6 +579,7 @@ impl EvaluationService for EvaluationApi {
             let outcome = (|| loop {
                 let worked = vitals_app::work_on_one_shared_chunk(
                     &store,
+                    Some(&settings.histories),
                     &settings.owner,
                     settings.lease,
                     &current,

@@ -108,3 +108,137 @@ async fn the_cache_warms_and_survives_losing_its_listener() {
     assert_eq!(cache.stats().entries, 29);
     listener.abort();
 }
+
+/// A refresh on a server evaluates the histories its cache holds instead of reading them
+/// again: what it stores must be exactly what a refresh from the database stores, also
+/// for a customer whose history changed after the cache was warmed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_from_memory_stores_what_one_from_the_database_stores() {
+    use vitals_domain::evaluation::{ScoringScheme, VersionedScheme};
+    use vitals_engine::evaluation::Models;
+
+    let db = TestDb::new(Backend::Postgres);
+    let store = db.store();
+    let now = now_micros();
+    let customers = (0..20)
+        .map(|i| (i, CustomerData::new(format!("r{i}"))))
+        .collect();
+    store.upsert_customers(customers, now).expect("customers");
+    let purchase = |i: usize, key: &str, days_ago: i64, amount: i64| {
+        (
+            i,
+            NewEvent {
+                event_key: key.into(),
+                customer: CustomerRef::ExternalId(format!("r{i}")),
+                time: now - days_ago * MICROS_PER_DAY,
+                payload: EventPayload::Transaction(Transaction {
+                    amount_minor: amount,
+                    currency: "EUR".into(),
+                    quantity: 1,
+                    category: String::new(),
+                    channel: String::new(),
+                }),
+            },
+        )
+    };
+    let events = (0..20).map(|i| purchase(i, "p", 400, 1_000)).collect();
+    store
+        .record_events(events, RecordMode::Backfill, None, now)
+        .expect("events");
+
+    let cache = Arc::new(HistoryCache::new(64 << 20));
+    let listener = tokio::spawn(listen(cache.clone(), store.clone()));
+    wait_for("warmed", 10, || cache.stats().entries == 20).await;
+    // r3 buys again after the warm-up: announced, so forgotten, so read again.
+    store
+        .record_events(
+            vec![purchase(3, "q", 1, 5_000)],
+            RecordMode::Backfill,
+            None,
+            now,
+        )
+        .expect("a later purchase");
+    wait_for("r3 forgotten", 5, || cache.stats().entries == 19).await;
+
+    let scheme = VersionedScheme {
+        version: 1,
+        scheme: ScoringScheme::default(),
+    };
+    let models = Models::default();
+    let as_of = now;
+    let bodies = |store: &vitals_store::Store| -> Vec<String> {
+        (0..20)
+            .map(|i| {
+                let c = store
+                    .get_customer_by_external_id(&format!("r{i}"))
+                    .expect("customer");
+                let mut e: serde_json::Value = serde_json::from_str(
+                    &store
+                        .get_evaluation(&c.id)
+                        .expect("read")
+                        .expect("stored")
+                        .body,
+                )
+                .expect("json");
+                // When it was computed differs between two refreshes; nothing else may.
+                e["computed_at"] = serde_json::Value::Null;
+                e.to_string()
+            })
+            .collect()
+    };
+    let (held, refreshing) = (cache.clone(), store.clone());
+    let from_memory = tokio::task::spawn_blocking(move || {
+        vitals_app::refresh_between(
+            &refreshing,
+            Some(&held),
+            as_of,
+            &models,
+            &scheme,
+            (None, None),
+            20,
+            |_| {},
+        )
+    })
+    .await
+    .expect("joined")
+    .expect("refresh from memory");
+    assert_eq!(from_memory.evaluations_stored, 20);
+    // r3's history read from the database was kept again.
+    assert_eq!(cache.stats().entries, 20);
+    let remembered = bodies(&store);
+    // r3 bought yesterday, r4 last bought 400 days ago: their stages differ.
+    let stage = |i: usize| {
+        let c = store
+            .get_customer_by_external_id(&format!("r{i}"))
+            .expect("customer");
+        store
+            .get_evaluation(&c.id)
+            .expect("read")
+            .expect("stored")
+            .lifecycle_stage
+    };
+    assert_ne!(stage(3), stage(4), "r3's later purchase counts");
+
+    let refreshing = store.clone();
+    let scheme = VersionedScheme {
+        version: 1,
+        scheme: ScoringScheme::default(),
+    };
+    tokio::task::spawn_blocking(move || {
+        vitals_app::refresh_between(
+            &refreshing,
+            None,
+            as_of,
+            &Models::default(),
+            &scheme,
+            (None, None),
+            20,
+            |_| {},
+        )
+    })
+    .await
+    .expect("joined")
+    .expect("refresh from the database");
+    assert_eq!(bodies(&store), remembered);
+    listener.abort();
+}
