@@ -160,12 +160,26 @@ async fn a_refresh_from_memory_stores_what_one_from_the_database_stores() {
         .expect("a later purchase");
     wait_for("r3 forgotten", 5, || cache.stats().entries == 19).await;
 
-    let scheme = VersionedScheme {
-        version: 1,
-        scheme: ScoringScheme::default(),
+    // Refreshes everyone as of now with no models, from `held` when given.
+    let refresh = |held: Option<Arc<HistoryCache>>| {
+        let refreshing = store.clone();
+        tokio::task::spawn_blocking(move || {
+            let scheme = VersionedScheme {
+                version: 1,
+                scheme: ScoringScheme::default(),
+            };
+            vitals_app::refresh_between(
+                &refreshing,
+                held.as_deref(),
+                now,
+                &Models::default(),
+                &scheme,
+                (None, None),
+                20,
+                |_| {},
+            )
+        })
     };
-    let models = Models::default();
-    let as_of = now;
     let bodies = |store: &vitals_store::Store| -> Vec<String> {
         (0..20)
             .map(|i| {
@@ -186,22 +200,10 @@ async fn a_refresh_from_memory_stores_what_one_from_the_database_stores() {
             })
             .collect()
     };
-    let (held, refreshing) = (cache.clone(), store.clone());
-    let from_memory = tokio::task::spawn_blocking(move || {
-        vitals_app::refresh_between(
-            &refreshing,
-            Some(&held),
-            as_of,
-            &models,
-            &scheme,
-            (None, None),
-            20,
-            |_| {},
-        )
-    })
-    .await
-    .expect("joined")
-    .expect("refresh from memory");
+    let from_memory = refresh(Some(cache.clone()))
+        .await
+        .expect("joined")
+        .expect("refresh from memory");
     assert_eq!(from_memory.evaluations_stored, 20);
     // r3's history read from the database was kept again.
     assert_eq!(cache.stats().entries, 20);
@@ -219,26 +221,10 @@ async fn a_refresh_from_memory_stores_what_one_from_the_database_stores() {
     };
     assert_ne!(stage(3), stage(4), "r3's later purchase counts");
 
-    let refreshing = store.clone();
-    let scheme = VersionedScheme {
-        version: 1,
-        scheme: ScoringScheme::default(),
-    };
-    tokio::task::spawn_blocking(move || {
-        vitals_app::refresh_between(
-            &refreshing,
-            None,
-            as_of,
-            &Models::default(),
-            &scheme,
-            (None, None),
-            20,
-            |_| {},
-        )
-    })
-    .await
-    .expect("joined")
-    .expect("refresh from the database");
+    refresh(None)
+        .await
+        .expect("joined")
+        .expect("refresh from the database");
     assert_eq!(bodies(&store), remembered);
     listener.abort();
 }
