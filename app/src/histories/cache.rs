@@ -230,7 +230,14 @@ impl HistoryCache {
         if held.customer.version != customer.version {
             return None;
         }
-        held.events.unpack().ok()
+        match held.events.unpack() {
+            Ok(events) => Some(events),
+            // A bug in the packing, never the data: the caller reads the database.
+            Err(e) => {
+                tracing::error!(customer_id = %customer.id, error = %e, "history cache");
+                None
+            }
+        }
     }
 
     /// Taken before a database read whose histories may be kept; `None` when nothing may.

@@ -292,6 +292,20 @@ pub async fn http_get(port: u16, path: &str) -> (String, String) {
     (status, body.to_owned())
 }
 
+/// A scratch directory the `postgres` user may write to (PostgreSQL's programs refuse to
+/// run as root, so the tests run them as `postgres`); removed on drop.
+pub fn postgres_scratch_dir(prefix: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("a scratch directory");
+    let _ = Command::new("chown")
+        .arg("postgres")
+        .arg(dir.path())
+        .status();
+    dir
+}
+
 /// A free TCP port on loopback (for a process this test starts).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

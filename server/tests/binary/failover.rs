@@ -15,7 +15,10 @@ use vitals_proto::v1 as pb;
 use vitals_proto::v1::evaluation_service_client::EvaluationServiceClient;
 use vitals_proto::v1::event_service_client::EventServiceClient;
 
-use crate::common::{BIN, Server, dollar_purchase, free_port, is_root, new_customer, pg_bin_dir};
+use crate::common::{
+    BIN, Server, dollar_purchase, free_port, is_root, new_customer, pg_bin_dir,
+    postgres_scratch_dir,
+};
 
 /// A monitor and two nodes, each `pg_autoctl ... --run` in the background.
 struct Formation {
@@ -48,14 +51,7 @@ impl Formation {
     }
 
     fn start() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("vitals-failover-")
-            .tempdir()
-            .expect("a scratch directory");
-        let _ = Command::new("chown")
-            .arg("postgres")
-            .arg(dir.path())
-            .status();
+        let dir = postgres_scratch_dir("vitals-failover-");
         let d = dir.path().to_path_buf();
         let monitor_port = free_port();
         let ports = [free_port(), free_port()];

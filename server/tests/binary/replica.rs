@@ -11,7 +11,9 @@ use vitals_proto::v1 as pb;
 use vitals_proto::v1::evaluation_service_client::EvaluationServiceClient;
 use vitals_proto::v1::event_service_client::EventServiceClient;
 
-use crate::common::{Server, dollar_purchase, free_port, is_root, new_customer, pg_bin_dir};
+use crate::common::{
+    Server, dollar_purchase, free_port, is_root, new_customer, pg_bin_dir, postgres_scratch_dir,
+};
 
 fn pg_bin(program: &str) -> PathBuf {
     pg_bin_dir().join(program)
@@ -47,14 +49,7 @@ struct StreamingPair {
 
 impl StreamingPair {
     fn start() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("vitals-replica-")
-            .tempdir()
-            .expect("a scratch directory");
-        let _ = Command::new("chown")
-            .arg("postgres")
-            .arg(dir.path())
-            .status();
+        let dir = postgres_scratch_dir("vitals-replica-");
         let path = dir.path().display().to_string();
         let (primary_port, standby_port) = (free_port(), free_port());
         let primary = format!("{path}/primary");
@@ -338,18 +333,22 @@ fn the_trainer_reads_the_replica_and_never_a_stale_one() {
         );
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
-    ok(trainer(
-        dir.path(),
-        &[
-            "generate",
-            "--customers",
-            "300",
-            "--seed",
-            "5",
-            "--database-url",
-            &primary,
-        ],
-    ));
+    // 300 more generated customers in the primary.
+    let generate = |seed: &str| {
+        ok(trainer(
+            dir.path(),
+            &[
+                "generate",
+                "--customers",
+                "300",
+                "--seed",
+                seed,
+                "--database-url",
+                &primary,
+            ],
+        ))
+    };
+    generate("5");
     let train = |read: Option<&str>| {
         let mut args = vec![
             "train",
@@ -376,18 +375,7 @@ fn the_trainer_reads_the_replica_and_never_a_stale_one() {
     diesel::sql_query("SELECT pg_wal_replay_pause()")
         .execute(&mut conn)
         .expect("replay paused");
-    ok(trainer(
-        dir.path(),
-        &[
-            "generate",
-            "--customers",
-            "300",
-            "--seed",
-            "6",
-            "--database-url",
-            &primary,
-        ],
-    ));
+    generate("6");
     let (now_primary, _) = train(None);
     assert_ne!(now_primary, from_primary, "the second generate added rows");
     let (now_replica, logs) = train(Some(&standby));

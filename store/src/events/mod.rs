@@ -214,16 +214,12 @@ impl Store {
         // In key order: each index (the ledger's and the kind table's keys, the timeline's
         // customer and time) then takes a bulk load's rows a customer at a time, on pages
         // already in memory, instead of one random page of a large B-tree per event.
-        // Where the order of the request matters (which rejected event is which), the
-        // index the event came with says it.
+        // A stable sort: a key sent twice keeps the request's order, so the first is the
+        // one recorded, as in a live batch; rejections name the index each event came with.
         if mode == RecordMode::Backfill {
-            // A key sent twice keeps the request's order (the index breaks the tie).
-            candidates.sort_unstable_by(|(i, a, _), (j, b, _)| {
-                (a.customer_id.as_str(), a.event_key.as_str(), i).cmp(&(
-                    b.customer_id.as_str(),
-                    b.event_key.as_str(),
-                    j,
-                ))
+            candidates.sort_by(|(_, a, _), (_, b, _)| {
+                (a.customer_id.as_str(), a.event_key.as_str())
+                    .cmp(&(b.customer_id.as_str(), b.event_key.as_str()))
             });
         }
 
