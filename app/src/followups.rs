@@ -5,9 +5,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use vitals_domain::comments::{CommentAnalysis, comment_of};
 use vitals_domain::followup::{FollowUpRules, might_signal};
 use vitals_domain::time::Micros;
 use vitals_domain::{NewEvent, StoredEvent};
+use vitals_engine::evaluation::{LoadedText, routing_words};
 use vitals_store::{FollowUpOpener, Result, Store, VersionedRules};
 
 /// How long a process trusts the rules it read: a change made through another server
@@ -78,16 +80,31 @@ pub fn rules_for(
 }
 
 /// Runs `record` with the opener of `rules`: an event signals as the rules say, as of
-/// `now`.
+/// `now`; a negative comment also by the subject it is about (its words and its topic's
+/// terms under `text`, the text model in service).
 pub fn with_opener<T>(
     rules: Option<&VersionedRules>,
+    text: Option<&LoadedText>,
     now: Micros,
     record: impl FnOnce(Option<&FollowUpOpener<'_>>) -> T,
 ) -> T {
     match rules {
         None => record(None),
         Some(rules) => {
-            let signal_of = |e: &StoredEvent| rules.rules.signal_of_event(e, now);
+            let signal_of = |e: &StoredEvent, analysis: Option<&CommentAnalysis>| {
+                let mut signals: Vec<_> = rules.rules.signal_of_event(e, now).into_iter().collect();
+                if let (Some(a), Some((_, said, _))) = (analysis, comment_of(&e.payload)) {
+                    let words = routing_words(text, said, a);
+                    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+                    signals.extend(rules.rules.signal_of_comment(
+                        f64::from(a.sentiment),
+                        &words,
+                        said,
+                        now,
+                    ));
+                }
+                signals
+            };
             record(Some(&FollowUpOpener {
                 rules_version: rules.version,
                 signal_of: &signal_of,

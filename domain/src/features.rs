@@ -241,7 +241,10 @@ pub fn behaviour(signup_time: Option<Micros>, events: &[StoredEvent], as_of: Mic
             EventPayload::Transaction(t) => purchases.push((e.time, major(t.amount_minor))),
             EventPayload::Feedback(f) => {
                 feedback_count += 1.0;
-                let score = f64::from(f.score);
+                // A review without a score has no number to average.
+                let Some(score) = f.score.map(f64::from) else {
+                    continue;
+                };
                 match f.kind {
                     FeedbackKind::Nps => nps.push((e.time, score)),
                     FeedbackKind::Csat => csat.push(score),
@@ -873,7 +876,7 @@ mod tests {
                 t,
                 EventPayload::Feedback(Feedback {
                     kind: FeedbackKind::Nps,
-                    score,
+                    score: Some(score),
                     comment: None,
                     channel: String::new(),
                 }),
@@ -885,6 +888,7 @@ mod tests {
                 t,
                 t,
                 EventPayload::Interaction(Interaction {
+                    note: None,
                     kind,
                     severity: Severity::High,
                     category: String::new(),

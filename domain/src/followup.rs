@@ -35,14 +35,17 @@ pub enum Reason {
     OverduePayment,
     /// The churn probability crossed the rule's threshold.
     ChurnRisk,
+    /// A negative comment about a subject the rules route to a department.
+    NegativeComment,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 4] = [
+    pub const ALL: [Reason; 5] = [
         Self::Detractor,
         Self::Complaint,
         Self::OverduePayment,
         Self::ChurnRisk,
+        Self::NegativeComment,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,6 +54,7 @@ impl Reason {
             Self::Complaint => "complaint",
             Self::OverduePayment => "overdue_payment",
             Self::ChurnRisk => "churn_risk",
+            Self::NegativeComment => "negative_comment",
         }
     }
 
@@ -162,6 +166,9 @@ pub struct FollowUpRules {
     pub complaint: ComplaintRule,
     pub overdue_payment: OverduePaymentRule,
     pub churn_risk: ChurnRiskRule,
+    /// Absent from rules stored before comments were analysed: those get the default.
+    #[serde(default)]
+    pub negative_comment: NegativeCommentRule,
 }
 
 impl Default for FollowUpRules {
@@ -195,8 +202,123 @@ impl Default for FollowUpRules {
                 service_level_hours: 168,
                 probability_at_least: 0.5,
             },
+            negative_comment: NegativeCommentRule::default(),
         }
     }
+}
+
+/// Negative comments about a subject a department owns: "the parcel came a week late"
+/// goes to logistics, "charged twice" to finance. A comment is about a route's subject
+/// when one of the route's terms is among its topic's terms or its own words (so a
+/// route works before any text model has found topics, and on words a topic's name
+/// leaves out). The first route that matches wins; a negative comment no route matches
+/// opens nothing (the detractor rule already covers low scores).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NegativeCommentRule {
+    pub enabled: bool,
+    /// A comment at or below this sentiment (-1 negative .. +1 positive) is negative.
+    pub sentiment_at_most: f64,
+    pub service_level_hours: u32,
+    pub routes: Vec<TopicRoute>,
+}
+
+/// Where comments about one subject go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicRoute {
+    /// The subject, as the task's detail names it (`delivery`).
+    pub subject: String,
+    /// Words that mark the subject, in any language (`delivery`, `courier`, `快递`).
+    /// Matched whole and lower-cased against a comment's normalised words.
+    pub terms: Vec<String>,
+    pub department: String,
+}
+
+/// Most routes one rule may hold, and most terms one route may list: a routing table,
+/// not a dictionary.
+pub const MAX_TOPIC_ROUTES: usize = 50;
+pub const MAX_ROUTE_TERMS: usize = 100;
+
+impl Default for NegativeCommentRule {
+    /// Delivery complaints to logistics, billing complaints to finance, in English and
+    /// Chinese, within two days; a comment is negative at a sentiment of -0.3 or below
+    /// (a learned model's probability of a positive comment under 0.35).
+    fn default() -> Self {
+        let route = |subject: &str, terms: &[&str], department: &str| TopicRoute {
+            subject: subject.into(),
+            terms: terms.iter().map(|t| (*t).to_owned()).collect(),
+            department: department.into(),
+        };
+        Self {
+            enabled: true,
+            sentiment_at_most: -0.3,
+            service_level_hours: 48,
+            routes: vec![
+                route(
+                    "delivery",
+                    &[
+                        "delivery",
+                        "delivered",
+                        "deliver",
+                        "shipping",
+                        "shipped",
+                        "courier",
+                        "parcel",
+                        "package",
+                        "arrived",
+                        "late",
+                        "快递",
+                        "物流",
+                        "配送",
+                        "送货",
+                        "发货",
+                        "到货",
+                        "包装",
+                    ],
+                    "logistics",
+                ),
+                route(
+                    "billing",
+                    &[
+                        "bill",
+                        "billing",
+                        "invoice",
+                        "charged",
+                        "charge",
+                        "refund",
+                        "overcharged",
+                        "payment",
+                        "发票",
+                        "退款",
+                        "扣款",
+                        "收费",
+                        "账单",
+                    ],
+                    "finance",
+                ),
+            ],
+        }
+    }
+}
+
+impl NegativeCommentRule {
+    /// The first route whose terms meet the comment: a term equal to one of `words` (the
+    /// comment's normalised words and its topic's terms), or, for a term written in Han
+    /// characters, found inside `text` (Chinese has no spaces, and a segmenter may keep
+    /// 快递员 whole where the route says 快递).
+    pub fn route_of(&self, words: &[&str], text: &str) -> Option<&TopicRoute> {
+        self.routes.iter().find(|r| {
+            r.terms.iter().any(|t| {
+                words.iter().any(|w| w == t) || (t.chars().any(is_han) && text.contains(t.as_str()))
+            })
+        })
+    }
+}
+
+/// A CJK unified ideograph (the basic block and extension A).
+fn is_han(c: char) -> bool {
+    matches!(c, '\u{4E00}'..='\u{9FFF}' | '\u{3400}'..='\u{4DBF}')
 }
 
 /// Severity in increasing order. `Severity` has no `Ord` of its own (its order is a
@@ -247,12 +369,15 @@ pub struct Signal {
 }
 
 /// Whether an event could open a task under some rules: any NPS or CSAT answer, any
-/// complaint, any payment due and not paid. Independent of the rules, so the store can
+/// complaint, any comment or note (it may be negative about a routed subject), any
+/// payment due and not paid. Independent of the rules, so the store can
 /// skip reading them for the bulk of events (purchases).
 pub fn might_signal(payload: &EventPayload) -> bool {
     match payload {
-        EventPayload::Feedback(f) => matches!(f.kind, FeedbackKind::Nps | FeedbackKind::Csat),
-        EventPayload::Interaction(i) => i.kind == InteractionKind::Complaint,
+        EventPayload::Feedback(f) => {
+            matches!(f.kind, FeedbackKind::Nps | FeedbackKind::Csat) || f.comment.is_some()
+        }
+        EventPayload::Interaction(i) => i.kind == InteractionKind::Complaint || i.note.is_some(),
         EventPayload::Payment(p) => p.due_time.is_some() && p.paid_time.is_none(),
         _ => false,
     }
@@ -338,6 +463,53 @@ impl FollowUpRules {
                 format!("must be above 0 and at most 1, got {p}"),
             );
         }
+        let n = &self.negative_comment;
+        check_service_level(
+            &mut v,
+            "negative_comment.service_level_hours",
+            n.service_level_hours,
+        );
+        let s = n.sentiment_at_most;
+        if !(s.is_finite() && (-1.0..1.0).contains(&s)) {
+            v.push(
+                "negative_comment.sentiment_at_most",
+                format!("must be from -1 (most negative) to below 1, got {s}"),
+            );
+        }
+        if n.routes.len() > MAX_TOPIC_ROUTES {
+            v.push(
+                "negative_comment.routes",
+                format!("at most {MAX_TOPIC_ROUTES} routes, got {}", n.routes.len()),
+            );
+        }
+        for (i, r) in n.routes.iter().enumerate() {
+            let p = format!("negative_comment.routes[{i}]");
+            check_department(&mut v, &format!("{p}.department"), &r.department);
+            check_department(&mut v, &format!("{p}.subject"), &r.subject);
+            if r.terms.is_empty() || r.terms.len() > MAX_ROUTE_TERMS {
+                v.push(
+                    format!("{p}.terms"),
+                    format!(
+                        "must list 1 to {MAX_ROUTE_TERMS} terms, got {}",
+                        r.terms.len()
+                    ),
+                );
+            }
+            for (j, t) in r.terms.iter().enumerate() {
+                if t.is_empty()
+                    || t.chars().count() > MAX_LABEL_LEN
+                    || t.chars().any(|c| c.is_whitespace() || c.is_control())
+                    || t.to_lowercase() != *t
+                {
+                    v.push(
+                        format!("{p}.terms[{j}]"),
+                        format!(
+                            "must be one lower-case word of 1 to {MAX_LABEL_LEN} characters, got {t:?}"
+                        ),
+                    );
+                }
+            }
+        }
         v.into_result()
     }
 
@@ -365,6 +537,12 @@ impl FollowUpRules {
                 &self.churn_risk.department,
                 self.churn_risk.service_level_hours,
             ),
+            // Each route has its own department; the detail names the subject.
+            Reason::NegativeComment => (
+                self.negative_comment.enabled,
+                "",
+                self.negative_comment.service_level_hours,
+            ),
         }
     }
 
@@ -379,6 +557,35 @@ impl FollowUpRules {
         })
     }
 
+    /// The signal a negative comment raises when it is about a routed subject: `sentiment`
+    /// is the comment's (-1..1), `words` its normalised words and its topic's terms.
+    pub fn signal_of_comment(
+        &self,
+        sentiment: f64,
+        words: &[&str],
+        text: &str,
+        now: Micros,
+    ) -> Option<Signal> {
+        let rule = &self.negative_comment;
+        // A NaN sentiment is not negative.
+        let negative = sentiment <= rule.sentiment_at_most;
+        if !rule.enabled || !negative {
+            return None;
+        }
+        let route = rule.route_of(words, text)?;
+        Some(Signal {
+            reason: Reason::NegativeComment,
+            department: route.department.clone(),
+            due_time: now.saturating_add(
+                i64::from(rule.service_level_hours).saturating_mul(MICROS_PER_HOUR),
+            ),
+            detail: format!(
+                "negative comment about {} (sentiment {sentiment:+.2})",
+                route.subject
+            ),
+        })
+    }
+
     /// The signal one new event raises, if any: a detractor's NPS or CSAT answer, a
     /// complaint at or above the rule's severity, or a payment due, unpaid and overdue by
     /// more than the grace period at `now`. A disabled rule raises nothing.
@@ -390,10 +597,11 @@ impl FollowUpRules {
                     FeedbackKind::Csat => ("CSAT", self.detractor.csat_at_most),
                     _ => return None,
                 };
-                if f.score > limit {
+                let score = f.score?;
+                if score > limit {
                     return None;
                 }
-                let mut detail = format!("{name} {}", f.score);
+                let mut detail = format!("{name} {score}");
                 if !f.channel.is_empty() {
                     detail.push_str(&format!(" (channel {})", f.channel));
                 }
@@ -691,7 +899,7 @@ mod tests {
             "f",
             EventPayload::Feedback(Feedback {
                 kind,
-                score,
+                score: Some(score),
                 comment: None,
                 channel: "web".into(),
             }),
@@ -702,6 +910,7 @@ mod tests {
         stored(
             "i",
             EventPayload::Interaction(Interaction {
+                note: None,
                 kind,
                 severity,
                 category: "billing".into(),

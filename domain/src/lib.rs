@@ -10,9 +10,12 @@
 //!   scoring scheme.
 //! - `followup`: the rules that turn signals into follow-up tasks, and a task's moves.
 //! - `campaign`: control-group draws and campaign effects.
+//! - `comments`: which events carry a comment, what its analysis says, which scored
+//!   comments teach sentiment.
 //! - `portfolio`: portfolio metrics counted from raw rows.
 
 pub mod campaign;
+pub mod comments;
 pub mod currency;
 pub mod evaluation;
 pub mod explain;

@@ -273,7 +273,9 @@ impl FeedbackKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Feedback {
     pub kind: FeedbackKind,
-    pub score: i32,
+    /// The answer on the kind's scale. Only a review may come without one (a written
+    /// review, an e-mail, a chat): its comment then speaks for itself.
+    pub score: Option<i32>,
     /// Free text: PII, wiped on erasure.
     pub comment: Option<String>,
     pub channel: String,
@@ -356,6 +358,11 @@ pub struct Interaction {
     pub channel: String,
     pub ticket_id: String,
     pub resolved_time: Option<Micros>,
+    /// Free text (what the customer said, a call note): PII, wiped on erasure. Left out
+    /// of the content hash when absent, so interactions recorded before notes existed
+    /// keep their fingerprint and stay idempotent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// A fingerprint of what an event says (its time and payload, not its key or customer):

@@ -276,17 +276,34 @@ pub fn check_event(v: &mut Violations, prefix: &str, e: &NewEvent, now: Micros) 
         EventPayload::Feedback(f) => {
             let p = join(prefix, "feedback");
             let range = f.kind.score_range();
-            if !range.contains(&f.score) {
-                v.push(
+            match f.score {
+                Some(score) if !range.contains(&score) => v.push(
                     join(&p, "score"),
                     format!(
-                        "{} scores are {} to {}, got {}",
+                        "{} scores are {} to {}, got {score}",
                         f.kind.as_str().to_uppercase(),
                         range.start(),
                         range.end(),
-                        f.score
                     ),
-                );
+                ),
+                Some(_) => {}
+                None if f.kind == FeedbackKind::Review => {
+                    if f.comment.as_deref().is_none_or(|c| c.trim().is_empty()) {
+                        v.push(
+                            join(&p, "comment"),
+                            "a review without a score needs a comment: it is all the review says",
+                        );
+                    }
+                }
+                None => v.push(
+                    join(&p, "score"),
+                    format!(
+                        "{} answers need a score ({} to {}); only a review may come without one",
+                        f.kind.as_str().to_uppercase(),
+                        range.start(),
+                        range.end(),
+                    ),
+                ),
             }
             if let Some(comment) = &f.comment {
                 check_multiline(v, &join(&p, "comment"), comment, MAX_COMMENT_LEN);
@@ -298,6 +315,9 @@ pub fn check_event(v: &mut Violations, prefix: &str, e: &NewEvent, now: Micros) 
             check_text(v, &join(&p, "category"), &i.category, MAX_LABEL_LEN);
             check_text(v, &join(&p, "channel"), &i.channel, MAX_LABEL_LEN);
             check_text(v, &join(&p, "ticket_id"), &i.ticket_id, MAX_ID_LEN);
+            if let Some(note) = &i.note {
+                check_multiline(v, &join(&p, "note"), note, MAX_COMMENT_LEN);
+            }
             if let Some(resolved) = i.resolved_time {
                 check_past_time(v, &join(&p, "resolved_time"), resolved, now);
                 if resolved < e.time {
@@ -391,7 +411,7 @@ mod tests {
         for (kind, score, ok) in cases {
             let e = event(EventPayload::Feedback(Feedback {
                 kind,
-                score,
+                score: Some(score),
                 comment: None,
                 channel: String::new(),
             }));

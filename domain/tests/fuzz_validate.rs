@@ -226,7 +226,7 @@ fn payload() -> impl Strategy<Value = EventPayload> {
             .prop_map(
                 |(kind, score, comment, channel)| EventPayload::Feedback(Feedback {
                     kind,
-                    score,
+                    score: Some(score),
                     comment,
                     channel,
                 })
@@ -242,6 +242,7 @@ fn payload() -> impl Strategy<Value = EventPayload> {
             .prop_map(
                 |(kind, severity, category, channel, ticket_id, resolved_time)| {
                     EventPayload::Interaction(Interaction {
+                        note: None,
                         kind,
                         severity,
                         category,
@@ -350,7 +351,7 @@ fn check_event_never_panics() {
             prop_assert!(!v.is_empty());
         }
         if let EventPayload::Feedback(f) = &e.payload
-            && !f.kind.score_range().contains(&f.score)
+            && f.score.is_some_and(|s| !f.kind.score_range().contains(&s))
         {
             prop_assert!(v.0.iter().any(|x| x.field == "events[7].feedback.score"));
         }

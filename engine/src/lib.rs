@@ -10,6 +10,7 @@ pub mod evaluation;
 pub mod metrics;
 pub mod models;
 pub mod registry;
+pub mod text;
 
 // The domain's modules, under the paths this crate's code names them by.
 use vitals_domain::{features, labels, records as domain, reference, time};

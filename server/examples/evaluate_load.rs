@@ -447,6 +447,7 @@ async fn write_purchases(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
         let event = pb::Event {
+            comment_analysis: None,
             event_key: format!("load-{run}-{n}"),
             customer: Some(Who::CustomerId(ids[rng.below(ids.len())].clone())),
             time: Some(prost_types::Timestamp {

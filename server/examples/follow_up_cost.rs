@@ -69,7 +69,7 @@ impl Kind {
         let survey = |score| {
             Payload::Feedback(pb::Feedback {
                 kind: pb::FeedbackKind::Nps as i32,
-                score,
+                score: Some(score),
                 comment: String::new(),
                 channel: "web".into(),
             })
@@ -130,6 +130,7 @@ async fn run(
                 let out = client
                     .record_events(pb::RecordEventsRequest {
                         events: vec![pb::Event {
+                            comment_analysis: None,
                             event_key: format!("bench-{}", kind.name()),
                             customer: Some(pb::event::Customer::CustomerId(id.clone())),
                             time: Some(prost_types::Timestamp {

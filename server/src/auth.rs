@@ -327,7 +327,7 @@ pub fn required_role(path: &str) -> Option<Role> {
         ("vitals.v1.CustomerService", "CreateCustomer" | "UpdateCustomer" | "ImportCustomers") => {
             Role::Writer
         }
-        ("vitals.v1.EventService", "ListCustomerEvents") => Role::Reader,
+        ("vitals.v1.EventService", "ListCustomerEvents" | "ListComments") => Role::Reader,
         ("vitals.v1.EventService", "RecordEvents" | "StreamEvents") => Role::Writer,
         ("vitals.v1.EvaluationService", "RefreshEvaluations") => Role::Writer,
         ("vitals.v1.EvaluationService", "UpdateScoringScheme") => Role::Admin,

@@ -5,6 +5,7 @@
 //! rules then run on the domain value (`vitals_domain::validate`).
 
 use prost_types::Timestamp;
+use vitals_domain::comments::CommentAnalysis;
 use vitals_domain::time::{Micros, micros_from_parts, parts_from_micros};
 use vitals_domain::{
     AttributeValue, Attributes, Customer, CustomerData, CustomerRef, CustomerStatus, EventKind,
@@ -263,6 +264,7 @@ pub fn event_from_proto(v: &mut Violations, prefix: &str, e: pb::Event) -> Optio
         customer,
         time,
         record_time: _,
+        comment_analysis: _,
         payload,
     } = e;
     let customer = match customer {
@@ -358,6 +360,7 @@ pub fn event_from_proto(v: &mut Violations, prefix: &str, e: pb::Event) -> Optio
                     channel: i.channel,
                     ticket_id: i.ticket_id,
                     resolved_time,
+                    note: non_empty(&i.note),
                 })),
                 _ => None,
             }
@@ -400,29 +403,19 @@ pub fn event_to_proto(e: StoredEvent) -> pb::Event {
             method: p.method,
         }),
         EventPayload::Feedback(f) => Payload::Feedback(pb::Feedback {
-            kind: match f.kind {
-                FeedbackKind::Nps => pb::FeedbackKind::Nps,
-                FeedbackKind::Csat => pb::FeedbackKind::Csat,
-                FeedbackKind::Ces => pb::FeedbackKind::Ces,
-                FeedbackKind::Review => pb::FeedbackKind::Review,
-            } as i32,
+            kind: feedback_kind_to_proto(f.kind) as i32,
             score: f.score,
             comment: f.comment.unwrap_or_default(),
             channel: f.channel,
         }),
         EventPayload::Interaction(i) => Payload::Interaction(pb::Interaction {
-            kind: match i.kind {
-                InteractionKind::Inquiry => pb::InteractionKind::Inquiry,
-                InteractionKind::Complaint => pb::InteractionKind::Complaint,
-                InteractionKind::Support => pb::InteractionKind::Support,
-                InteractionKind::Sales => pb::InteractionKind::Sales,
-                InteractionKind::Other => pb::InteractionKind::Other,
-            } as i32,
+            kind: interaction_kind_to_proto(i.kind) as i32,
             severity: severity_to_proto(i.severity) as i32,
             category: i.category,
             channel: i.channel,
             ticket_id: i.ticket_id,
             resolved_time: i.resolved_time.map(timestamp),
+            note: i.note.unwrap_or_default(),
         }),
         EventPayload::RetentionAction(a) => Payload::RetentionAction(pb::RetentionAction {
             kind: a.kind,
@@ -440,6 +433,42 @@ pub fn event_to_proto(e: StoredEvent) -> pb::Event {
         time: Some(timestamp(e.time)),
         record_time: Some(timestamp(e.record_time)),
         payload: Some(payload),
+        comment_analysis: None,
+    }
+}
+
+pub fn feedback_kind_to_proto(k: FeedbackKind) -> pb::FeedbackKind {
+    match k {
+        FeedbackKind::Nps => pb::FeedbackKind::Nps,
+        FeedbackKind::Csat => pb::FeedbackKind::Csat,
+        FeedbackKind::Ces => pb::FeedbackKind::Ces,
+        FeedbackKind::Review => pb::FeedbackKind::Review,
+    }
+}
+
+pub fn interaction_kind_to_proto(k: InteractionKind) -> pb::InteractionKind {
+    match k {
+        InteractionKind::Inquiry => pb::InteractionKind::Inquiry,
+        InteractionKind::Complaint => pb::InteractionKind::Complaint,
+        InteractionKind::Support => pb::InteractionKind::Support,
+        InteractionKind::Sales => pb::InteractionKind::Sales,
+        InteractionKind::Other => pb::InteractionKind::Other,
+    }
+}
+
+pub fn comment_analysis_to_proto(a: CommentAnalysis) -> pb::CommentAnalysis {
+    pb::CommentAnalysis {
+        sentiment: a.sentiment,
+        language: a.language,
+        topics: a
+            .topic
+            .into_iter()
+            .map(|t| pb::CommentTopic {
+                id: i32::try_from(t.id).unwrap_or(i32::MAX),
+                name: t.name,
+            })
+            .collect(),
+        model_version: i64::try_from(a.model_version).unwrap_or(i64::MAX),
     }
 }
 

@@ -11,13 +11,15 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use vitals_engine::evaluation::{CHURN_KIND, CLV_KIND, Models, SEGMENTS_KIND, load_segments};
+use vitals_engine::evaluation::{
+    CHURN_KIND, CLV_KIND, Models, SEGMENTS_KIND, TEXT_KIND, load_segments, load_text,
+};
 use vitals_engine::models::churn::load_churn;
 use vitals_engine::models::clv::load_clv;
 use vitals_engine::registry::{ModelRegistry, RegistryError};
 
 /// The kinds the server serves, in the order they are reported.
-pub const SERVED_KINDS: [&str; 3] = [CHURN_KIND, SEGMENTS_KIND, CLV_KIND];
+pub const SERVED_KINDS: [&str; 4] = [CHURN_KIND, SEGMENTS_KIND, CLV_KIND, TEXT_KIND];
 
 /// What the server knows about one kind after a reload.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -112,6 +114,7 @@ impl ModelHub {
             CHURN_KIND => models.churn.as_ref().map(|c| c.manifest.version),
             SEGMENTS_KIND => models.segments.as_ref().map(|s| s.manifest.version),
             CLV_KIND => models.clv.as_ref().map(|c| c.manifest.version),
+            TEXT_KIND => models.text.as_ref().map(|t| t.manifest.version),
             _ => None,
         }
     }
@@ -148,6 +151,11 @@ impl ModelHub {
                 let clv = load_clv(self.registry.as_ref(), version)
                     .map_err(|e| unservable(e.to_string()))?;
                 next.clv = Some(Arc::new(clv));
+            }
+            TEXT_KIND => {
+                let text = load_text(self.registry.as_ref(), version)
+                    .map_err(|e| unservable(e.to_string()))?;
+                next.text = Some(Arc::new(text));
             }
             other => {
                 return Err(unservable(format!(

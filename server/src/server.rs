@@ -209,7 +209,7 @@ pub async fn serve(
     let writer = HistoryWriter::new(store.clone(), histories.clone(), rules.clone());
     let customers = CustomerServiceServer::new(CustomerApi::new(store.clone(), writer.clone()))
         .max_decoding_message_size(limit);
-    let events = EventServiceServer::new(EventApi::new(store.clone(), writer.clone()))
+    let events = EventServiceServer::new(EventApi::new(store.clone(), writer.clone(), hub.clone()))
         .max_decoding_message_size(limit);
     let refresh = crate::refresh::RefreshSettings::new(
         config.refresh_lease,

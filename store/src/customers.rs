@@ -10,7 +10,7 @@ use vitals_domain::{Attributes, Customer, CustomerData, CustomerStatus, Violatio
 use crate::db::{Store, WriteTransaction, with_conn};
 use crate::error::{Result, StoreError};
 use crate::page::{self, Page};
-use crate::schema::{customers, feedback, retention_actions};
+use crate::schema::{comment_analyses, customers, feedback, interactions, retention_actions};
 
 /// Rows per statement and per transaction in bulk upserts: far below both backends'
 /// bind-parameter limits, and small enough to keep transactions short.
@@ -324,6 +324,15 @@ impl Store {
                     retention_actions::table.filter(retention_actions::customer_id.eq(id)),
                 )
                 .set(retention_actions::note.eq(None::<String>))
+                .execute(conn)?;
+                diesel::update(interactions::table.filter(interactions::customer_id.eq(id)))
+                    .set(interactions::note.eq(None::<String>))
+                    .execute(conn)?;
+                // What was read from the customer's words goes with the words: their
+                // sentiment and topics are theirs too.
+                diesel::delete(
+                    comment_analyses::table.filter(comment_analyses::customer_id.eq(id)),
+                )
                 .execute(conn)?;
                 Ok(erased)
             })

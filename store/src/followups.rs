@@ -8,6 +8,7 @@
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use vitals_domain::StoredEvent;
+use vitals_domain::comments::CommentAnalysis;
 use vitals_domain::followup::{
     FollowUpRules, FollowUpStatus, Move, MoveError, OPEN_STATUSES, Reason, Signal, apply_move,
 };
@@ -23,8 +24,13 @@ use crate::schema::{follow_up_rules, follow_ups};
 /// in the batch's own transaction.
 pub struct FollowUpOpener<'a> {
     pub rules_version: i64,
-    pub signal_of: &'a (dyn Fn(&StoredEvent) -> Option<Signal> + Sync),
+    /// The signals a new event raises, given what the analysis of its comment found.
+    pub signal_of: &'a (dyn Fn(&StoredEvent, Option<&CommentAnalysis>) -> Vec<Signal> + Sync),
 }
+
+/// How a batch's comments are analysed, as its caller decided (the text model in
+/// service); the store records each analysis with its event, in the batch's transaction.
+pub type CommentAnalyser<'a> = &'a (dyn Fn(&str) -> CommentAnalysis + Sync);
 
 impl std::fmt::Debug for FollowUpOpener<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

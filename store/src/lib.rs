@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod campaigns;
+pub mod comments;
 pub mod customers;
 pub mod db;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod snapshots;
 
 pub use audit::{AuditEntry, AuditFilter};
 pub use campaigns::{CampaignMember, CampaignRecord, CampaignReview, NewCampaign};
+pub use comments::{CommentFilter, CommentRecord, TrainingComment};
 pub use customers::{CustomerFilter, CustomerName, RejectedRow, UpsertOutcome};
 pub use db::{DatabaseUrl, PoolOptions, PoolStats, Store, redact_url};
 pub use error::{Result, StoreError};
@@ -30,7 +32,7 @@ pub use evaluations::{
 };
 pub use events::{BatchOutcome, EventFilter, RecordMode, RejectedEvent};
 pub use followups::{
-    CustomerSignal, FollowUpFilter, FollowUpOpener, FollowUpRecord, VersionedRules,
+    CommentAnalyser, CustomerSignal, FollowUpFilter, FollowUpOpener, FollowUpRecord, VersionedRules,
 };
 pub use history::{CustomerLookup, History};
 pub use page::Page;

@@ -75,6 +75,12 @@ macro_rules! copy_field {
     ($r:expr, Integer) => {
         $r.i32()?
     };
+    ($r:expr, OptInteger) => {
+        $r.opt_i32()?
+    };
+    ($r:expr, Float) => {
+        $r.f32()?
+    };
 }
 pub(crate) use copy_field;
 
@@ -279,6 +285,17 @@ impl<R: BufRead> Fields<R> {
 
     pub(crate) fn i32(&mut self) -> Result<i32> {
         Self::fixed::<4>(self.not_null()?).map(i32::from_be_bytes)
+    }
+
+    pub(crate) fn f32(&mut self) -> Result<f32> {
+        Self::fixed::<4>(self.not_null()?).map(f32::from_be_bytes)
+    }
+
+    pub(crate) fn opt_i32(&mut self) -> Result<Option<i32>> {
+        match self.field()? {
+            None => Ok(None),
+            Some(b) => Self::fixed::<4>(b).map(|v| Some(i32::from_be_bytes(v))),
+        }
     }
 
     pub(crate) fn bool(&mut self) -> Result<bool> {

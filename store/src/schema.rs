@@ -67,7 +67,7 @@ diesel::table! {
         time -> BigInt,
         record_time -> BigInt,
         kind -> Text,
-        score -> Integer,
+        score -> Nullable<Integer>,
         comment -> Nullable<Text>,
         channel -> Text,
     }
@@ -85,6 +85,22 @@ diesel::table! {
         channel -> Text,
         ticket_id -> Text,
         resolved_time -> Nullable<BigInt>,
+        note -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    comment_analyses (customer_id, event_key) {
+        customer_id -> Text,
+        event_key -> Text,
+        time -> BigInt,
+        source -> Text,
+        channel -> Text,
+        language -> Text,
+        sentiment -> Float,
+        topic_id -> Nullable<Integer>,
+        topic -> Nullable<Text>,
+        model_version -> BigInt,
     }
 }
 
@@ -244,6 +260,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     transactions,
     payments,
     feedback,
+    comment_analyses,
     interactions,
     evaluations,
     scoring_schemes,

@@ -250,6 +250,37 @@ enum ImportSource {
     },
 }
 
+/// The active text model, which analyses imported comments as the server would. Without
+/// one, or when it cannot be loaded (said in the log), the built-in lexicons do; each
+/// analysis records which version made it.
+fn text_in_service(
+    registry: &str,
+) -> Option<std::sync::Arc<vitals_engine::evaluation::LoadedText>> {
+    let registry = match vitals_trainer::open_registry(registry) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot open the registry: comments are analysed with the built-in lexicons");
+            return None;
+        }
+    };
+    let kind = vitals_engine::text::TEXT_KIND;
+    let version = match registry.active(kind) {
+        Ok(Some(v)) => v,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the active text model: comments are analysed with the built-in lexicons");
+            return None;
+        }
+    };
+    match vitals_engine::evaluation::load_text(registry.as_ref(), version) {
+        Ok(t) => Some(std::sync::Arc::new(t)),
+        Err(e) => {
+            tracing::warn!(version, error = %e, "the active text model cannot be loaded: comments are analysed with the built-in lexicons");
+            None
+        }
+    }
+}
+
 fn parse_as_of(s: &str) -> Result<NaiveDate, String> {
     vitals_trainer::time::parse_date(s)
 }
@@ -323,7 +354,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Review(args) => return vitals_trainer::review::run_command(&store, &args),
         Command::Cluster => return cluster_command(&store),
     };
-    let options = ImportOptions { progress: true };
+    let text = match &args.source {
+        ImportSource::Events { .. } => text_in_service(&registry),
+        _ => None,
+    };
+    let options = ImportOptions {
+        progress: true,
+        text,
+    };
     let summary = match &args.source {
         ImportSource::Customers { file } => import_customers(&store, file, &options),
         ImportSource::Events { file } => import_events(&store, file, &options),
@@ -507,6 +545,10 @@ fn train_command(
     match outcome.clv_version {
         Some(v) => vitals_trainer::outln!("lifetime value (BG/NBD + Gamma-Gamma) v{v}"),
         None => vitals_trainer::outln!("{}", outcome.clv_note),
+    }
+    match outcome.text_version {
+        Some(v) => vitals_trainer::outln!("comment text v{v}: {}", outcome.text_note),
+        None => vitals_trainer::outln!("{}", outcome.text_note),
     }
     vitals_trainer::outln!("{}", outcome.activation_note);
     vitals_trainer::outln!("report: {}", outcome.report);

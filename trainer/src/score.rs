@@ -16,7 +16,7 @@ use vitals_domain::labels::eligible;
 use vitals_domain::time::Micros;
 use vitals_engine::evaluation::LoadedSegments;
 use vitals_engine::evaluation::{
-    CHURN_KIND, CLV_KIND, Models, SEGMENTS_KIND, load_segments, risk_band,
+    CHURN_KIND, CLV_KIND, Models, SEGMENTS_KIND, TEXT_KIND, load_segments, load_text, risk_band,
 };
 use vitals_engine::models::churn::{LoadedChurn, load_churn};
 use vitals_engine::models::clv::load_clv;
@@ -193,10 +193,17 @@ pub fn active_models(registry: &dyn ModelRegistry) -> anyhow::Result<Models> {
         )),
         None => None,
     };
+    let text = match registry.active(TEXT_KIND)? {
+        Some(v) => Some(Arc::new(
+            load_text(registry, v).with_context(|| format!("loading text version {v}"))?,
+        )),
+        None => None,
+    };
     Ok(Models {
         churn,
         segments,
         clv,
+        text,
     })
 }
 

@@ -133,7 +133,7 @@ fn generated_histories_are_consistent_and_reruns_change_nothing() -> Result<()> 
                 }
                 EventPayload::Feedback(f) => {
                     ensure!(f.comment.is_none());
-                    ensure!(f.kind.score_range().contains(&f.score));
+                    ensure!(f.score.is_some_and(|s| f.kind.score_range().contains(&s)));
                     match f.kind {
                         vitals_domain::FeedbackKind::Nps => nps += 1,
                         vitals_domain::FeedbackKind::Csat => csat += 1,

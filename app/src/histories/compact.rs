@@ -69,7 +69,14 @@ impl PackedEvents {
                 }
                 EventPayload::Feedback(f) => {
                     w.byte(feedback_tag(f.kind));
-                    w.signed(i64::from(f.score));
+                    // A presence byte, then the score: a review may have none.
+                    match f.score {
+                        None => w.byte(0),
+                        Some(score) => {
+                            w.byte(1);
+                            w.signed(i64::from(score));
+                        }
+                    }
                     w.opt_str(f.comment.as_deref());
                     w.str(&f.channel);
                 }
@@ -80,6 +87,7 @@ impl PackedEvents {
                     w.str(&i.channel);
                     w.str(&i.ticket_id);
                     w.time(i.resolved_time, e.time);
+                    w.opt_str(i.note.as_deref());
                 }
                 EventPayload::RetentionAction(r) => {
                     w.str(&r.kind);
@@ -146,7 +154,11 @@ impl PackedEvents {
                 }),
                 2 => EventPayload::Feedback(Feedback {
                     kind: r.tagged(&FeedbackKind::ALL)?,
-                    score: r.int32()?,
+                    score: match r.byte()? {
+                        0 => None,
+                        1 => Some(r.int32()?),
+                        _ => return Err(r.malformed("a score's presence byte is not 0 or 1")),
+                    },
                     comment: r.opt_str()?.map(str::to_owned),
                     channel: r.str()?.to_owned(),
                 }),
@@ -157,6 +169,7 @@ impl PackedEvents {
                     channel: r.str()?.to_owned(),
                     ticket_id: r.str()?.to_owned(),
                     resolved_time: r.time(time)?,
+                    note: r.opt_str()?.map(str::to_owned),
                 }),
                 4 => EventPayload::RetentionAction(RetentionAction {
                     kind: r.str()?.to_owned(),
@@ -430,7 +443,7 @@ mod tests {
                 ),
             (
                 0..4usize,
-                any::<i32>(),
+                proptest::option::of(any::<i32>()),
                 proptest::option::of(short()),
                 short()
             )
@@ -448,18 +461,22 @@ mod tests {
                 short(),
                 short(),
                 short(),
-                proptest::option::of(time())
+                proptest::option::of(time()),
+                proptest::option::of(short())
             )
-                .prop_map(|(k, s, category, channel, ticket_id, resolved_time)| {
-                    EventPayload::Interaction(Interaction {
-                        kind: InteractionKind::ALL[k],
-                        severity: Severity::ALL[s],
-                        category,
-                        channel,
-                        ticket_id,
-                        resolved_time,
-                    })
-                }),
+                .prop_map(
+                    |(k, s, category, channel, ticket_id, resolved_time, note)| {
+                        EventPayload::Interaction(Interaction {
+                            kind: InteractionKind::ALL[k],
+                            severity: Severity::ALL[s],
+                            category,
+                            channel,
+                            ticket_id,
+                            resolved_time,
+                            note,
+                        })
+                    }
+                ),
             (
                 short(),
                 any::<i64>(),
@@ -521,7 +538,7 @@ mod tests {
                 payload: if i % 7 == 3 {
                     EventPayload::Feedback(Feedback {
                         kind: FeedbackKind::Nps,
-                        score: 8,
+                        score: Some(8),
                         comment: None,
                         channel: "email".into(),
                     })

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use vitals_domain::time::Micros;
 use vitals_domain::{Customer, CustomerData, NewEvent, Violations};
+use vitals_engine::evaluation::{LoadedText, analyse_comment};
 use vitals_store::{BatchOutcome, RecordMode, Result, Store, UpsertOutcome};
 
 use crate::followups::{RulesCache, rules_for, with_opener};
@@ -82,20 +83,24 @@ impl HistoryWriter {
     }
 
     /// [`Store::record_events`] with the follow-ups a live batch opens (a backfill, a
-    /// history load, opens none: its signals are long past), then forgets every customer
-    /// the batch touched.
+    /// history load, opens none: its signals are long past), every comment analysed by
+    /// `text` (the text model in service; the built-in lexicons without one), then
+    /// forgets every customer the batch touched.
     pub fn record_events(
         &self,
         batch: Vec<(usize, NewEvent)>,
         mode: RecordMode,
+        text: Option<&LoadedText>,
         now: Micros,
     ) -> Result<BatchOutcome> {
         let rules = match mode {
             RecordMode::Live => rules_for(&self.rules, &self.store, &batch)?,
             RecordMode::Backfill => None,
         };
-        let outcome = with_opener(rules.as_deref(), now, |opens| {
-            self.store.record_events(batch, mode, opens, now)
+        let analyse = |said: &str| analyse_comment(text, said);
+        let outcome = with_opener(rules.as_deref(), text, now, |opens| {
+            self.store
+                .record_events(batch, mode, opens, Some(&analyse), now)
         })?;
         for id in &outcome.customers {
             self.cache.drop_customer(id);

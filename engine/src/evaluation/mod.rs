@@ -9,6 +9,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
+pub mod comments;
+pub use crate::text::{LoadedText, TEXT_KIND, load_text};
+pub use comments::{analyse_comment, routing_words};
+
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Customer, CustomerData, StoredEvent};
@@ -196,6 +200,8 @@ pub struct Models {
     pub churn: Option<Arc<LoadedChurn>>,
     pub segments: Option<Arc<LoadedSegments>>,
     pub clv: Option<Arc<LoadedClv>>,
+    /// Comment sentiment and topics; without it the built-in lexicons analyse comments.
+    pub text: Option<Arc<LoadedText>>,
 }
 
 /// The churn probability of a feature record with its top factors each way, in words

@@ -204,7 +204,10 @@ impl FollowUpService for FollowUpApi {
         let Some(wire) = request.into_inner().rules else {
             return Err(invalid_field("rules", "is required"));
         };
-        let mut v = match rules_from_proto(&wire) {
+        let (store, cache) = (self.store.clone(), self.rules.clone());
+        let current = blocking(move || cache.in_force(&store)).await?;
+        let current = &current.rules.negative_comment;
+        let mut v = match rules_from_proto(&wire, current) {
             Ok(_) => Violations::new(),
             Err(v) => v,
         };
@@ -215,7 +218,7 @@ impl FollowUpService for FollowUpApi {
             );
         }
         check(v)?;
-        let rules = rules_from_proto(&wire).map_err(ApiError::from)?;
+        let rules = rules_from_proto(&wire, current).map_err(ApiError::from)?;
         let (store, cache) = (self.store.clone(), self.rules.clone());
         let expected = wire.version;
         let stored = blocking(move || cache.update(&store, expected, &rules, &actor)).await?;
@@ -321,7 +324,7 @@ impl FollowUpService for FollowUpApi {
                 record_time: now,
                 payload: event.payload.clone(),
             };
-            let outcome = writer.record_events(vec![(0, event)], RecordMode::Live, now)?;
+            let outcome = writer.record_events(vec![(0, event)], RecordMode::Live, None, now)?;
             if let Some(rejected) = outcome.rejected.into_iter().next() {
                 return Err(if rejected.field == "event_key" {
                     StoreError::AlreadyExists(rejected.reason)

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use vitals_domain::followup::{
-    ChurnRiskRule, ComplaintRule, DetractorRule, FollowUpRules, FollowUpStatus, OverduePaymentRule,
-    Reason,
+    ChurnRiskRule, ComplaintRule, DetractorRule, FollowUpRules, FollowUpStatus,
+    NegativeCommentRule, OverduePaymentRule, Reason, TopicRoute,
 };
 use vitals_domain::validate::{MAX_LABEL_LEN, check_text};
 use vitals_domain::words::Language;
@@ -29,6 +29,7 @@ fn reason_to_proto(r: Reason) -> pb::FollowUpReason {
         Reason::Complaint => pb::FollowUpReason::Complaint,
         Reason::OverduePayment => pb::FollowUpReason::OverduePayment,
         Reason::ChurnRisk => pb::FollowUpReason::ChurnRisk,
+        Reason::NegativeComment => pb::FollowUpReason::NegativeComment,
     }
 }
 
@@ -39,6 +40,7 @@ pub(super) fn reason_from_proto(v: &mut Violations, field: &str, raw: i32) -> Op
         Ok(pb::FollowUpReason::Complaint) => Some(Reason::Complaint),
         Ok(pb::FollowUpReason::OverduePayment) => Some(Reason::OverduePayment),
         Ok(pb::FollowUpReason::ChurnRisk) => Some(Reason::ChurnRisk),
+        Ok(pb::FollowUpReason::NegativeComment) => Some(Reason::NegativeComment),
         Err(_) => {
             v.push(field, format!("unknown FollowUpReason value {raw}"));
             None
@@ -163,6 +165,21 @@ pub(super) fn rules_to_proto(r: &VersionedRules) -> pb::FollowUpRules {
         }),
         actor: r.actor.clone(),
         create_time: (r.create_time > 0).then(|| timestamp(r.create_time)),
+        negative_comment: Some(pb::NegativeCommentRule {
+            enabled: rules.negative_comment.enabled,
+            sentiment_at_most: rules.negative_comment.sentiment_at_most,
+            service_level_hours: rules.negative_comment.service_level_hours,
+            routes: rules
+                .negative_comment
+                .routes
+                .iter()
+                .map(|r| pb::TopicRoute {
+                    subject: r.subject.clone(),
+                    terms: r.terms.clone(),
+                    department: r.department.clone(),
+                })
+                .collect(),
+        }),
     }
 }
 
@@ -185,7 +202,12 @@ fn routing_from_proto(
     }
 }
 
-pub(super) fn rules_from_proto(wire: &pb::FollowUpRules) -> Result<FollowUpRules, Violations> {
+/// The rules an update asks for. `negative_comment` may be left out (clients written
+/// before it existed send four rules): the rule then stays as `current` has it.
+pub(super) fn rules_from_proto(
+    wire: &pb::FollowUpRules,
+    current: &NegativeCommentRule,
+) -> Result<FollowUpRules, Violations> {
     let mut v = Violations::new();
     let missing = |v: &mut Violations, f: &str| v.push(format!("rules.{f}"), "is required");
     let detractor = wire.detractor.as_ref().map(|d| {
@@ -252,6 +274,23 @@ pub(super) fn rules_from_proto(wire: &pb::FollowUpRules) -> Result<FollowUpRules
         complaint: complaint.unwrap_or(defaults.complaint),
         overdue_payment: overdue_payment.unwrap_or(defaults.overdue_payment),
         churn_risk: churn_risk.unwrap_or(defaults.churn_risk),
+        negative_comment: wire.negative_comment.as_ref().map_or_else(
+            || current.clone(),
+            |n| NegativeCommentRule {
+                enabled: n.enabled,
+                sentiment_at_most: n.sentiment_at_most,
+                service_level_hours: n.service_level_hours,
+                routes: n
+                    .routes
+                    .iter()
+                    .map(|r| TopicRoute {
+                        subject: r.subject.clone(),
+                        terms: r.terms.clone(),
+                        department: r.department.clone(),
+                    })
+                    .collect(),
+            },
+        ),
     };
     if let Err(more) = rules.validate() {
         for f in more.0 {

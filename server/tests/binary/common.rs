@@ -344,6 +344,7 @@ pub fn dollar_purchase(customer_id: &str, key: &str) -> vitals_proto::v1::Record
         .map_or(0, |d| d.as_secs() as i64);
     pb::RecordEventsRequest {
         events: vec![pb::Event {
+            comment_analysis: None,
             event_key: key.into(),
             customer: Some(Who::CustomerId(customer_id.into())),
             time: Some(prost_types::Timestamp {

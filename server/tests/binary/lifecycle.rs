@@ -92,6 +92,7 @@ async fn sigterm_finishes_in_flight_requests_and_exits_cleanly() {
         .as_secs() as i64;
     let events: Vec<pb::Event> = (0..10_000)
         .map(|i| pb::Event {
+            comment_analysis: None,
             event_key: format!("k{i}"),
             customer: Some(pb::event::Customer::CustomerId(id.clone())),
             time: Some(prost_types::Timestamp {

@@ -388,6 +388,7 @@ async fn excess_calls_on_one_connection_are_shed_as_the_flag_says() {
             let mut events = EventServiceClient::new(channel.clone());
             let batch: Vec<pb::Event> = (0..10_000)
                 .map(|i| pb::Event {
+                    comment_analysis: None,
                     event_key: format!("c{c}-{i}"),
                     customer: Some(pb::event::Customer::CustomerExternalId("busy".into())),
                     time: Some(prost_types::Timestamp {

@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 use serde::{Deserialize, Serialize};
+use vitals_domain::comments::{CommentAnalysis, CommentSource, comment_of};
 use vitals_domain::time::Micros;
 use vitals_domain::{
     CustomerRef, CustomerStatus, EventKind, EventPayload, Feedback, FeedbackKind, Interaction,
@@ -14,10 +15,11 @@ use vitals_domain::{
     content_hash,
 };
 
+use crate::comments::CommentAnalysisRow;
 use crate::db::{Store, WriteTransaction, with_conn};
 use crate::error::{Result, StoreError};
 use crate::followups::{
-    CustomerSignal, FollowUpOpener, FollowUpRow, OpenFollowUps, new_follow_up_rows,
+    CommentAnalyser, CustomerSignal, FollowUpOpener, FollowUpRow, OpenFollowUps, new_follow_up_rows,
 };
 use crate::page::{self, Page};
 use crate::schema::{events, feedback, interactions, payments, retention_actions, transactions};
@@ -134,6 +136,7 @@ impl Store {
         batch: Vec<(usize, NewEvent)>,
         mode: RecordMode,
         opens: Option<&FollowUpOpener<'_>>,
+        analyse: Option<CommentAnalyser<'_>>,
         now: Micros,
     ) -> Result<BatchOutcome> {
         // Resolve customers first, outside the write transaction.
@@ -223,12 +226,23 @@ impl Store {
             });
         }
 
+        // Comments are analysed before the transaction, which then holds its locks for
+        // the writes alone; an analysis is dropped with its event if the key is not new.
+        let analyses: Vec<Option<(CommentSource, CommentAnalysis)>> = candidates
+            .iter()
+            .map(|(_, e, _)| {
+                let analyse = analyse?;
+                let (source, text, _) = comment_of(&e.payload)?;
+                Some((source, analyse(text)))
+            })
+            .collect();
+
         // First optimistically, as if every key were new (a bulk load of fresh history
         // then needs no ledger lookup at all). A key already there makes the unique key
         // roll the transaction back; the next attempt looks the keys up first. A
         // concurrent writer of the same keys can cost one more attempt.
         for (attempt, look_up) in [false, true, true].into_iter().enumerate() {
-            match self.commit_new_events(&candidates, look_up, opens, now) {
+            match self.commit_new_events(&candidates, &analyses, look_up, opens, now) {
                 Ok(committed) => {
                     outcome.accepted = committed.accepted;
                     outcome.duplicates = committed.duplicates;
@@ -254,6 +268,7 @@ impl Store {
     fn commit_new_events(
         &self,
         candidates: &[(usize, StoredEvent, String)],
+        analyses: &[Option<(CommentSource, CommentAnalysis)>],
         look_up: bool,
         opens: Option<&FollowUpOpener<'_>>,
         now: Micros,
@@ -288,7 +303,7 @@ impl Store {
                 let mut out = BatchOutcome::default();
                 let mut rows = BatchRows::default();
                 let mut signals: Vec<CustomerSignal> = Vec::new();
-                for (index, e, hash) in candidates {
+                for ((index, e, hash), analysis) in candidates.iter().zip(analyses) {
                     let key = (e.customer_id.as_str(), e.event_key.as_str());
                     match seen.get(&key) {
                         Some(h) if *h == hash.as_str() => out.duplicates += 1,
@@ -302,12 +317,21 @@ impl Store {
                             seen.insert(key, hash.as_str());
                             rows.push(e, hash.clone());
                             out.accepted += 1;
-                            if let Some(signal) = opens.and_then(|o| (o.signal_of)(e)) {
-                                signals.push(CustomerSignal {
-                                    customer_id: e.customer_id.clone(),
-                                    source: e.event_key.clone(),
-                                    signal,
-                                });
+                            if let Some((source, a)) = analysis {
+                                let channel = comment_of(&e.payload).map_or("", |(_, _, c)| c);
+                                rows.analyses.push(CommentAnalysisRow::new(
+                                    &e.customer_id, &e.event_key, e.time, *source, channel, a,
+                                ));
+                            }
+                            if let Some(o) = opens {
+                                let analysis = analysis.as_ref().map(|(_, a)| a);
+                                for signal in (o.signal_of)(e, analysis) {
+                                    signals.push(CustomerSignal {
+                                        customer_id: e.customer_id.clone(),
+                                        source: e.event_key.clone(),
+                                        signal,
+                                    });
+                                }
                             }
                         }
                     }

@@ -50,7 +50,7 @@ pub(crate) struct FeedbackRow {
     pub(crate) time: i64,
     pub(crate) record_time: i64,
     pub(crate) kind: String,
-    pub(crate) score: i32,
+    pub(crate) score: Option<i32>,
     pub(crate) comment: Option<String>,
     pub(crate) channel: String,
 }
@@ -68,6 +68,7 @@ pub(crate) struct InteractionRow {
     pub(crate) channel: String,
     pub(crate) ticket_id: String,
     pub(crate) resolved_time: Option<i64>,
+    pub(crate) note: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -263,6 +264,7 @@ impl KindRow for InteractionRow {
             channel: i.channel.clone(),
             ticket_id: i.ticket_id.clone(),
             resolved_time: i.resolved_time,
+            note: i.note.clone(),
         })
     }
 
@@ -283,6 +285,7 @@ impl KindRow for InteractionRow {
                 channel: self.channel,
                 ticket_id: self.ticket_id,
                 resolved_time: self.resolved_time,
+                note: self.note,
             }),
         })
     }
@@ -310,6 +313,8 @@ macro_rules! batch_rows {
         pub(super) struct BatchRows {
             pub(super) ledger: Vec<EventRow>,
             $(pub(super) $table: Vec<$row>,)*
+            /// What the analysis of the batch's comments found.
+            pub(super) analyses: Vec<crate::comments::CommentAnalysisRow>,
         }
 
         impl BatchRows {

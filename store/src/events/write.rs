@@ -82,6 +82,8 @@ pub(crate) enum Param {
     BigInt(i64),
     OptBigInt(Option<i64>),
     Integer(i32),
+    OptInteger(Option<i32>),
+    Float(f32),
 }
 
 /// The one-statement write as a query diesel can prepare and cache by its text
@@ -107,7 +109,7 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for OneStatementQuery 
         &'b self,
         mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
     ) -> QueryResult<()> {
-        use diesel::sql_types::{BigInt, Integer, Nullable};
+        use diesel::sql_types::{BigInt, Float, Integer, Nullable};
         if !self.cacheable {
             out.unsafe_to_cache_prepared();
         }
@@ -119,6 +121,8 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for OneStatementQuery 
                 Some(Param::BigInt(v)) => out.push_bind_param::<BigInt, _>(v)?,
                 Some(Param::OptBigInt(v)) => out.push_bind_param::<Nullable<BigInt>, _>(v)?,
                 Some(Param::Integer(v)) => out.push_bind_param::<Integer, _>(v)?,
+                Some(Param::OptInteger(v)) => out.push_bind_param::<Nullable<Integer>, _>(v)?,
+                Some(Param::Float(v)) => out.push_bind_param::<Float, _>(v)?,
                 None => {}
             }
         }
@@ -178,16 +182,22 @@ statement_row!(PaymentRow, payments, [
 ]);
 statement_row!(FeedbackRow, feedback, [
     customer_id: Text, event_key: Text, time: BigInt, record_time: BigInt, kind: Text,
-    score: Integer, comment: OptText, channel: Text,
+    score: OptInteger, comment: OptText, channel: Text,
 ]);
 statement_row!(InteractionRow, interactions, [
     customer_id: Text, event_key: Text, time: BigInt, record_time: BigInt, kind: Text,
     severity: Text, category: Text, channel: Text, ticket_id: Text, resolved_time: OptBigInt,
+    note: OptText,
 ]);
 statement_row!(RetentionActionRow, retention_actions, [
     customer_id: Text, event_key: Text, time: BigInt, record_time: BigInt, kind: Text,
     cost_minor: BigInt, currency: Text, campaign: Text, channel: Text, actor: Text,
     note: OptText,
+]);
+statement_row!(crate::comments::CommentAnalysisRow, comment_analyses, [
+    customer_id: Text, event_key: Text, time: BigInt, source: Text, channel: Text,
+    language: Text, sentiment: Float, topic_id: OptInteger, topic: OptText,
+    model_version: BigInt,
 ]);
 statement_row!(FollowUpRow, follow_ups, [
     customer_id: Text, id: Text, reason: Text, department: Text, status: Text, detail: Text,
@@ -224,6 +234,7 @@ pub(super) fn write_one_statement(
         };
     }
     with_event_kinds!(add_kinds);
+    add_rows(&mut st, &mut p, "a", &rows.analyses, "");
     // The partial unique index turns a second open task into nothing.
     add_rows(&mut st, &mut p, "u", follow_ups, " ON CONFLICT DO NOTHING");
     if st.ctes == 0 {
@@ -269,6 +280,11 @@ impl WriteBatch for diesel::pg::PgConnection {
             };
         }
         with_event_kinds!(copy_kinds);
+        if !rows.analyses.is_empty() {
+            diesel::copy_from(crate::schema::comment_analyses::table)
+                .from_insertable(&rows.analyses)
+                .execute(self)?;
+        }
         self.open_follow_ups(follow_ups)
     }
 }
@@ -283,6 +299,7 @@ impl WriteBatch for diesel::sqlite::SqliteConnection {
             };
         }
         with_event_kinds!(insert_kinds);
+        insert_chunked!(self, crate::schema::comment_analyses::table, rows.analyses);
         self.open_follow_ups(follow_ups)
     }
 }

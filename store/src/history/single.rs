@@ -35,6 +35,7 @@ const INTERACTION: i32 = 3;
 /// | text_c       | channel     | method     | comment  | category      |
 /// | text_d       |             |            |          | channel       |
 /// | text_e       |             |            |          | ticket_id     |
+/// | text_f       |             |            |          | note          |
 struct UnionRow {
     customer_id: String,
     source: i32,
@@ -50,6 +51,7 @@ struct UnionRow {
     text_c: Option<String>,
     text_d: Option<String>,
     text_e: Option<String>,
+    text_f: Option<String>,
 }
 
 type Tuple = (
@@ -62,6 +64,7 @@ type Tuple = (
     Option<i64>,
     Option<i64>,
     Option<i32>,
+    Option<String>,
     Option<String>,
     Option<String>,
     Option<String>,
@@ -86,6 +89,7 @@ impl From<Tuple> for UnionRow {
             text_c: t.11,
             text_d: t.12,
             text_e: t.13,
+            text_f: t.14,
         }
     }
 }
@@ -130,7 +134,7 @@ impl UnionRow {
                 time,
                 record_time,
                 kind: text(self.text_a),
-                score: self.number.unwrap_or_default(),
+                score: self.number,
                 comment: self.text_c,
                 channel: text(self.text_b),
             }
@@ -146,6 +150,7 @@ impl UnionRow {
                 channel: text(self.text_d),
                 ticket_id: text(self.text_e),
                 resolved_time: self.time_a,
+                note: self.text_f,
             }
             .into_event(),
         }
@@ -184,6 +189,7 @@ impl Store {
                     t::channel.nullable(),
                     no_text(),
                     no_text(),
+                    no_text(),
                 ))
                 .union_all(
                     p::table.filter(p::customer_id.eq_any(ids)).select((
@@ -199,6 +205,7 @@ impl Store {
                         p::currency.nullable(),
                         p::invoice_id.nullable(),
                         p::method.nullable(),
+                        no_text(),
                         no_text(),
                         no_text(),
                     )),
@@ -219,6 +226,7 @@ impl Store {
                         f::comment,
                         no_text(),
                         no_text(),
+                        no_text(),
                     )),
                 )
                 .union_all(
@@ -237,6 +245,7 @@ impl Store {
                         i::category.nullable(),
                         i::channel.nullable(),
                         i::ticket_id.nullable(),
+                        i::note,
                     )),
                 )
                 .load(conn)?

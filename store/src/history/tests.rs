@@ -98,11 +98,12 @@ fn load(store: &Store, customers: usize) -> Vec<Customer> {
                     }),
                     2 => EventPayload::Feedback(Feedback {
                         kind: FeedbackKind::ALL[e % 4],
-                        score: (e % 5) as i32,
+                        score: (e % 7 != 6).then_some((e % 5) as i32),
                         comment: (e % 3 == 0).then(|| format!("it's \"fine\"\\ {c}\n\ttab")),
                         channel: "email".into(),
                     }),
                     _ => EventPayload::Interaction(Interaction {
+                        note: (e % 2 == 0).then(|| format!("said \"late\" {c}\n")),
                         kind: InteractionKind::ALL[e % 5],
                         severity: Severity::ALL[(e + c) % 5],
                         category: "billing".into(),
@@ -126,7 +127,7 @@ fn load(store: &Store, customers: usize) -> Vec<Customer> {
         created.push(customer);
     }
     let outcome = store
-        .record_events(batch, RecordMode::Backfill, None, 2_000)
+        .record_events(batch, RecordMode::Backfill, None, None, 2_000)
         .expect("record the events");
     assert!(outcome.rejected.is_empty(), "{:?}", outcome.rejected);
     created

@@ -385,13 +385,14 @@ async fn erasure_wipes_pii_for_good_and_keeps_history(backend: Backend) {
         .expect("created")
         .into_inner();
     let feedback = pb::Event {
+        comment_analysis: None,
         event_key: "survey-1".into(),
         customer: Some(pb::event::Customer::CustomerId(created.id.clone())),
         time: Some(ts(now_seconds() - 60)),
         record_time: None,
         payload: Some(pb::event::Payload::Feedback(pb::Feedback {
             kind: pb::FeedbackKind::Nps as i32,
-            score: 2,
+            score: Some(2),
             comment: "Call me at +44 20 7946 0000, Ada".into(),
             channel: "email".into(),
         })),
@@ -449,7 +450,7 @@ async fn erasure_wipes_pii_for_good_and_keeps_history(backend: Backend) {
     assert_eq!(timeline.events.len(), 1);
     match &timeline.events[0].payload {
         Some(pb::event::Payload::Feedback(f)) => {
-            assert_eq!(f.score, 2);
+            assert_eq!(f.score, Some(2));
             assert!(f.comment.is_empty(), "comment wiped");
         }
         other => panic!("unexpected payload {other:?}"),

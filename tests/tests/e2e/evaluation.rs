@@ -966,6 +966,7 @@ both_backends!(histories_in_memory_follow_every_write);
 fn purchase(customer_id: &str, key: &str, amount_minor: i64, days_ago: i64) -> pb::Event {
     use vitals_proto::v1::event::{Customer as Who, Payload};
     pb::Event {
+        comment_analysis: None,
         event_key: key.into(),
         customer: Some(Who::CustomerId(customer_id.into())),
         time: Some(ts(now_seconds() - 86_400 * days_ago)),
@@ -1140,6 +1141,7 @@ async fn histories_in_memory_follow_every_write(backend: Backend) {
         store.record_events(
             vec![(0, event)],
             vitals_store::RecordMode::Live,
+            None,
             None,
             vitals_domain::time::now_micros(),
         )

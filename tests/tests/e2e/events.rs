@@ -18,6 +18,7 @@ async fn new_customer(server: &TestServer, external_id: &str) -> String {
 
 fn purchase(key: &str, customer: Who, at: i64, cents: i64) -> pb::Event {
     pb::Event {
+        comment_analysis: None,
         event_key: key.into(),
         customer: Some(customer),
         time: Some(ts(at)),
@@ -67,6 +68,7 @@ async fn every_kind_is_recorded_and_listed_newest_first(backend: Backend) {
     let events = vec![
         purchase("tx-1", Who::CustomerExternalId("k1".into()), t, 1999),
         pb::Event {
+            comment_analysis: None,
             event_key: "pay-1".into(),
             customer: Some(Who::CustomerId(id.clone())),
             time: Some(ts(t + 1)),
@@ -81,23 +83,26 @@ async fn every_kind_is_recorded_and_listed_newest_first(backend: Backend) {
             })),
         },
         pb::Event {
+            comment_analysis: None,
             event_key: "nps-1".into(),
             customer: Some(Who::CustomerId(id.clone())),
             time: Some(ts(t + 3)),
             record_time: None,
             payload: Some(Payload::Feedback(pb::Feedback {
                 kind: pb::FeedbackKind::Nps as i32,
-                score: 9,
+                score: Some(9),
                 comment: "great".into(),
                 channel: "app".into(),
             })),
         },
         pb::Event {
+            comment_analysis: None,
             event_key: "ticket-1".into(),
             customer: Some(Who::CustomerId(id.clone())),
             time: Some(ts(t + 4)),
             record_time: None,
             payload: Some(Payload::Interaction(pb::Interaction {
+                note: String::new(),
                 kind: pb::InteractionKind::Complaint as i32,
                 severity: pb::Severity::High as i32,
                 category: "billing".into(),
@@ -246,7 +251,7 @@ async fn bad_events_are_rejected_one_by_one(backend: Backend) {
         let mut e = good();
         e.payload = Some(Payload::Feedback(pb::Feedback {
             kind: kind as i32,
-            score,
+            score: Some(score),
             comment: String::new(),
             channel: String::new(),
         }));
@@ -255,7 +260,7 @@ async fn bad_events_are_rejected_one_by_one(backend: Backend) {
     let mut e = good();
     e.payload = Some(Payload::Feedback(pb::Feedback {
         kind: 99,
-        score: 3,
+        score: Some(3),
         comment: String::new(),
         channel: String::new(),
     }));
@@ -303,7 +308,7 @@ async fn a_batch_with_no_valid_event_is_invalid_argument(backend: Backend) {
     let mut bad_score = purchase("s", Who::CustomerId(id.clone()), t, 1);
     bad_score.payload = Some(Payload::Feedback(pb::Feedback {
         kind: pb::FeedbackKind::Nps as i32,
-        score: 11,
+        score: Some(11),
         comment: String::new(),
         channel: String::new(),
     }));
@@ -452,13 +457,14 @@ async fn timeline_filters_and_pages(backend: Backend) {
         })
         .collect();
     events.push(pb::Event {
+        comment_analysis: None,
         event_key: "csat".into(),
         customer: Some(Who::CustomerId(id.clone())),
         time: Some(ts(t + 5)),
         record_time: None,
         payload: Some(Payload::Feedback(pb::Feedback {
             kind: pb::FeedbackKind::Csat as i32,
-            score: 4,
+            score: Some(4),
             comment: String::new(),
             channel: String::new(),
         })),

@@ -18,6 +18,7 @@ fn batch(n: usize) -> pb::RecordEventsRequest {
     pb::RecordEventsRequest {
         events: (0..BATCH)
             .map(|i| pb::Event {
+                comment_analysis: None,
                 event_key: format!("b{n}-e{i}"),
                 customer: Some(Who::CustomerExternalId(format!("fault-{}", i % 10))),
                 time: Some(ts(now_seconds() - 3_600)),

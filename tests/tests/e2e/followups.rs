@@ -27,6 +27,7 @@ async fn customer(server: &TestServer, external_id: &str) -> String {
 
 fn event(customer_id: &str, key: &str, seconds_ago: i64, payload: Payload) -> pb::Event {
     pb::Event {
+        comment_analysis: None,
         event_key: key.into(),
         customer: Some(Who::CustomerId(customer_id.into())),
         time: Some(ts(now_seconds() - seconds_ago)),
@@ -38,7 +39,7 @@ fn event(customer_id: &str, key: &str, seconds_ago: i64, payload: Payload) -> pb
 fn nps(score: i32) -> Payload {
     Payload::Feedback(pb::Feedback {
         kind: pb::FeedbackKind::Nps as i32,
-        score,
+        score: Some(score),
         comment: String::new(),
         channel: "web".into(),
     })
@@ -119,6 +120,7 @@ async fn a_detractor_opens_one_task_however_often_it_is_sent(backend: Backend) {
 
     // A complaint goes to quality, an invoice two months overdue to finance.
     let complaint = Payload::Interaction(pb::Interaction {
+        note: String::new(),
         kind: pb::InteractionKind::Complaint as i32,
         severity: pb::Severity::High as i32,
         category: "billing".into(),

@@ -40,7 +40,7 @@ async fn scan_histories_groups_every_event_by_customer_in_chunks(backend: Backen
         }
     }
     let outcome = store
-        .record_events(batch, RecordMode::Backfill, None, now)
+        .record_events(batch, RecordMode::Backfill, None, None, now)
         .expect("events");
     assert_eq!(outcome.accepted, 10);
 
@@ -102,7 +102,7 @@ async fn a_backfill_batch_keeps_the_request_s_order_where_it_matters(backend: Ba
         buy(4, "b1", "j", 200),
     ];
     let outcome = store
-        .record_events(batch, RecordMode::Backfill, None, now)
+        .record_events(batch, RecordMode::Backfill, None, None, now)
         .expect("events");
     assert_eq!(outcome.accepted, 4);
     let rejected: Vec<_> = outcome.rejected.iter().map(|r| r.index).collect();

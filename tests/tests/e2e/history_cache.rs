@@ -58,7 +58,7 @@ async fn the_cache_warms_and_survives_losing_its_listener() {
         })
         .collect();
     store
-        .record_events(events, RecordMode::Backfill, None, now)
+        .record_events(events, RecordMode::Backfill, None, None, now)
         .expect("events");
 
     let cache = Arc::new(HistoryCache::new(64 << 20));
@@ -143,7 +143,7 @@ async fn a_refresh_from_memory_stores_what_one_from_the_database_stores() {
     };
     let events = (0..20).map(|i| purchase(i, "p", 400, 1_000)).collect();
     store
-        .record_events(events, RecordMode::Backfill, None, now)
+        .record_events(events, RecordMode::Backfill, None, None, now)
         .expect("events");
 
     let cache = Arc::new(HistoryCache::new(64 << 20));
@@ -154,6 +154,7 @@ async fn a_refresh_from_memory_stores_what_one_from_the_database_stores() {
         .record_events(
             vec![purchase(3, "q", 1, 5_000)],
             RecordMode::Backfill,
+            None,
             None,
             now,
         )

@@ -13,6 +13,7 @@ fn big_batch(tag: &str, n: usize) -> pb::RecordEventsRequest {
     pb::RecordEventsRequest {
         events: (0..n)
             .map(|i| pb::Event {
+                comment_analysis: None,
                 event_key: format!("{tag}-{i}"),
                 customer: Some(Who::CustomerExternalId("limits-1".into())),
                 time: Some(ts(now_seconds() - 3_600)),

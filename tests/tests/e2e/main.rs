@@ -2,6 +2,7 @@
 //! real database, once on SQLite and once on PostgreSQL, through the generated client.
 
 mod auth;
+mod comments;
 mod customers;
 mod evaluation;
 mod events;

@@ -49,6 +49,7 @@ async fn create(
 
 fn event(id: &str, key: &str, time: prost_types::Timestamp, payload: Payload) -> pb::Event {
     pb::Event {
+        comment_analysis: None,
         event_key: key.into(),
         customer: Some(Who::CustomerId(id.into())),
         time: Some(time),
@@ -60,7 +61,7 @@ fn event(id: &str, key: &str, time: prost_types::Timestamp, payload: Payload) ->
 fn survey(kind: pb::FeedbackKind, score: i32) -> Payload {
     Payload::Feedback(pb::Feedback {
         kind: kind as i32,
-        score,
+        score: Some(score),
         comment: String::new(),
         channel: "web".into(),
     })
@@ -78,6 +79,7 @@ fn buy(amount_minor: i64) -> Payload {
 
 fn complaint(ticket: &str, resolved: Option<prost_types::Timestamp>) -> Payload {
     Payload::Interaction(pb::Interaction {
+        note: String::new(),
         kind: pb::InteractionKind::Complaint as i32,
         severity: pb::Severity::Medium as i32,
         category: String::new(),

@@ -284,6 +284,7 @@ async fn a_database_that_is_down_means_unavailable() {
     let err = events
         .record_events(pb::RecordEventsRequest {
             events: vec![pb::Event {
+                comment_analysis: None,
                 event_key: "k".into(),
                 customer: Some(pb::event::Customer::CustomerExternalId("c".into())),
                 time: Some(vitals_tests::ts(1_700_000_000)),

@@ -648,6 +648,7 @@ impl Generator {
                         channel: channel.into(),
                         ticket_id: format!("{}-tkt-{ticket}", out.prefix),
                         resolved_time: resolved.filter(|&r| r <= self.end),
+                        note: None,
                     }),
                 );
                 if let Some(r) = resolved
@@ -688,7 +689,7 @@ impl Generator {
                 at,
                 EventPayload::Feedback(Feedback {
                     kind: FeedbackKind::Nps,
-                    score,
+                    score: Some(score),
                     comment: None,
                     channel: channel.into(),
                 }),
@@ -700,7 +701,7 @@ impl Generator {
 pub(super) fn csat(score: i32, channel: &str) -> EventPayload {
     EventPayload::Feedback(Feedback {
         kind: FeedbackKind::Csat,
-        score,
+        score: Some(score),
         comment: None,
         channel: channel.into(),
     })

@@ -30,14 +30,13 @@ pub fn generate_with_campaign(
         generator = generator.with_campaign(c)?;
     }
 
-    let bar = progress_bar(
-        &ImportOptions {
-            progress: options.progress,
-        },
-        options.customers,
-        "generate",
-        false,
-    );
+    // Generated comments are analysed with the built-in lexicons: the text model is
+    // trained on them afterwards.
+    let import = ImportOptions {
+        progress: options.progress,
+        text: None,
+    };
+    let bar = progress_bar(&import, options.customers, "generate", false);
     let mut summary = GenerateSummary {
         seed: options.seed,
         start: options.start,
@@ -60,7 +59,7 @@ pub fn generate_with_campaign(
     // Campaign members by customer number (true: control), and the tally.
     let mut members: Vec<(u64, bool)> = Vec::new();
     let (mut reached, mut saved) = (0_u64, 0_u64);
-    let mut events = EventSink::new(store, now, bar.clone());
+    let mut events = EventSink::new(store, &import, now, bar.clone());
     let mut ordinal: u64 = 0;
     let mut first = 1;
     while first <= options.customers {

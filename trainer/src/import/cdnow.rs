@@ -156,7 +156,7 @@ pub fn import_cdnow(
     }
     let customers = customer_sink.finish()?;
 
-    let mut event_sink = EventSink::new(store, now, bar.clone());
+    let mut event_sink = EventSink::new(store, options, now, bar.clone());
     for (line, field, why) in bad_lines {
         event_sink.reject(line, "", field, why);
         bar.inc(1);

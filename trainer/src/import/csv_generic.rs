@@ -46,10 +46,14 @@
 //! - payment: `invoice_id`, `amount_minor` or `amount`, `currency` (required), `due_time`,
 //!   `paid_time`, `method`;
 //! - feedback: `feedback_kind` (`nps`, `csat`, `ces` or `review`), `score` (integer in the
-//!   kind's range), `comment`, `channel`;
+//!   kind's range; may be blank for a review, which then needs a `comment`), `comment`,
+//!   `channel`;
 //! - interaction: `interaction_kind` (`inquiry`, `complaint`, `support`, `sales` or
 //!   `other`), `severity` (`low`, `medium`, `high`, `critical`, or empty), `category`,
-//!   `channel`, `ticket_id`, `resolved_time`.
+//!   `channel`, `ticket_id`, `resolved_time`, `note` (free text: what was said).
+//!
+//! Comments and notes are analysed as they are imported (sentiment, language, topic),
+//! with the text model in service, as the API does.
 //!
 //! A column that is none of these is refused before anything is imported (a misspelt
 //! `ammount` would otherwise silently drop every amount). Events of customers that do not
@@ -411,10 +415,11 @@ struct EventColumns {
     severity: Option<usize>,
     ticket_id: Option<usize>,
     resolved_time: Option<usize>,
+    note: Option<usize>,
 }
 
 /// Every column `import events` knows.
-pub const EVENT_COLUMNS: [&str; 23] = [
+pub const EVENT_COLUMNS: [&str; 24] = [
     "event_key",
     "customer_external_id",
     "customer_id",
@@ -438,6 +443,7 @@ pub const EVENT_COLUMNS: [&str; 23] = [
     "severity",
     "ticket_id",
     "resolved_time",
+    "note",
 ];
 
 fn parse_int<T: std::str::FromStr>(s: &str, field: &'static str) -> Result<T, CellError> {
@@ -473,6 +479,7 @@ impl EventColumns {
                 "severity" => &mut c.severity,
                 "ticket_id" => &mut c.ticket_id,
                 "resolved_time" => &mut c.resolved_time,
+                "note" => &mut c.note,
                 other => bail!(
                     "{}: unknown column {other:?}; the columns of an events file are {}",
                     path.display(),
@@ -603,10 +610,10 @@ impl EventColumns {
                         )
                     })?,
                 },
-                score: match cell(r, self.score) {
-                    None => return Err(("score", "must be set for feedback".into())),
-                    Some(s) => parse_int(s, "score")?,
-                },
+                // Blank only for a review; validation says so for the other kinds.
+                score: cell(r, self.score)
+                    .map(|s| parse_int(s, "score"))
+                    .transpose()?,
                 comment: cell(r, self.comment).map(str::to_owned),
                 channel: Self::text(r, self.channel),
             }),
@@ -637,6 +644,7 @@ impl EventColumns {
                 channel: Self::text(r, self.channel),
                 ticket_id: Self::text(r, self.ticket_id),
                 resolved_time: optional_time(r, self.resolved_time, "resolved_time")?,
+                note: cell(r, self.note).map(str::to_owned),
             }),
         };
         Ok(NewEvent {
@@ -659,7 +667,7 @@ pub fn import_events(
     let mut file = CsvFile::open(path)?;
     let columns = EventColumns::of(&file, path)?;
     let bar = progress_bar(options, file.len, "events", true);
-    let mut sink = EventSink::new(store, now, bar.clone());
+    let mut sink = EventSink::new(store, options, now, bar.clone());
     let read = load_rows(&mut file, path, &bar, &mut sink, columns.event_key, |r| {
         columns.parse(r)
     })?;

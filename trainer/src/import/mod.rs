@@ -54,6 +54,8 @@ pub const MAX_KEPT_REJECTIONS: usize = 1_000;
 pub struct ImportOptions {
     /// Draw a progress bar on stderr (drawn only when stderr is a terminal).
     pub progress: bool,
+    /// The text model that analyses imported comments; the built-in lexicons without one.
+    pub text: Option<std::sync::Arc<vitals_engine::evaluation::LoadedText>>,
 }
 
 /// Which importer ran.
@@ -450,6 +452,7 @@ type Pending = std::thread::JoinHandle<anyhow::Result<vitals_store::BatchOutcome
 
 pub(crate) struct EventSink<'a> {
     store: &'a Store,
+    text: Option<std::sync::Arc<vitals_engine::evaluation::LoadedText>>,
     now: Micros,
     batch: Vec<(usize, NewEvent)>,
     in_flight: std::collections::VecDeque<Pending>,
@@ -460,9 +463,15 @@ pub(crate) struct EventSink<'a> {
 }
 
 impl<'a> EventSink<'a> {
-    pub(crate) fn new(store: &'a Store, now: Micros, progress: ProgressBar) -> Self {
+    pub(crate) fn new(
+        store: &'a Store,
+        options: &ImportOptions,
+        now: Micros,
+        progress: ProgressBar,
+    ) -> Self {
         Self {
             store,
+            text: options.text.clone(),
             now,
             batch: Vec::with_capacity(EVENT_BATCH),
             in_flight: std::collections::VecDeque::new(),
@@ -509,9 +518,12 @@ impl<'a> EventSink<'a> {
         let (first, last) = line_range(batch.iter().map(|(row, _)| *row as u64));
         let store = self.store.clone();
         let now = self.now;
+        let text = self.text.clone();
         self.in_flight.push_back(std::thread::spawn(move || {
+            let analyse =
+                |said: &str| vitals_engine::evaluation::analyse_comment(text.as_deref(), said);
             let outcome = store
-                .record_events(batch, RecordMode::Backfill, None, now)
+                .record_events(batch, RecordMode::Backfill, None, Some(&analyse), now)
                 .with_context(|| format!("writing the events of lines {first} to {last}"))?;
             tracing::debug!(
                 first,

@@ -7,6 +7,7 @@
 
 pub mod clv;
 pub mod dataset;
+pub mod text;
 
 use std::time::Instant;
 
@@ -87,6 +88,11 @@ pub struct TrainOutcome {
     /// `None` when the data could not support a lifetime-value model (see `clv_note`).
     pub clv_version: Option<u64>,
     pub clv_note: String,
+    /// Comment sentiment and topics; `None` when no customer wrote a comment.
+    pub text_version: Option<u64>,
+    /// Where each language's sentiment comes from (learned, with its held-out ROC-AUC, or
+    /// the lexicon and why).
+    pub text_note: String,
     pub activated: bool,
     pub activation_note: String,
     pub customers_read: usize,
@@ -715,6 +721,9 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
         churn.version,
     )?;
 
+    // Comment sentiment and topics, from every comment (not only the sampled customers').
+    let text = text::run(store, registry, &training, config.seed)?;
+
     // 6. Activation.
     let (activated, activation_note) = match config.activation {
         Activation::No => (
@@ -778,6 +787,9 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
         if let Some(v) = clv.version {
             registry.activate("clv", v, &config.actor, reason)?;
         }
+        if let Some(v) = text.version {
+            registry.activate(vitals_engine::text::TEXT_KIND, v, &config.actor, reason)?;
+        }
     }
 
     Ok(TrainOutcome {
@@ -786,6 +798,8 @@ pub fn train(store: &Store, config: &TrainConfig) -> anyhow::Result<TrainOutcome
         segments_version,
         clv_version: clv.version,
         clv_note: clv.note,
+        text_version: text.version,
+        text_note: text.note,
         activated,
         activation_note,
         customers_read: set.customers_read,

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vitals/v1/event.proto.
  */
 export const file_vitals_v1_event: GenFile = /*@__PURE__*/
-  fileDesc("ChV2aXRhbHMvdjEvZXZlbnQucHJvdG8SCXZpdGFscy52MSKpAwoFRXZlbnQSEQoJZXZlbnRfa2V5GAEgASgJEhUKC2N1c3RvbWVyX2lkGAIgASgJSAASHgoUY3VzdG9tZXJfZXh0ZXJuYWxfaWQYAyABKAlIABIoCgR0aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZWNvcmRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoLdHJhbnNhY3Rpb24YCiABKAsyFi52aXRhbHMudjEuVHJhbnNhY3Rpb25IARIlCgdwYXltZW50GAsgASgLMhIudml0YWxzLnYxLlBheW1lbnRIARInCghmZWVkYmFjaxgMIAEoCzITLnZpdGFscy52MS5GZWVkYmFja0gBEi0KC2ludGVyYWN0aW9uGA0gASgLMhYudml0YWxzLnYxLkludGVyYWN0aW9uSAESNgoQcmV0ZW50aW9uX2FjdGlvbhgOIAEoCzIaLnZpdGFscy52MS5SZXRlbnRpb25BY3Rpb25IAUIKCghjdXN0b21lckIJCgdwYXlsb2FkIoUBCg9SZXRlbnRpb25BY3Rpb24SDAoEa2luZBgBIAEoCRISCgpjb3N0X21pbm9yGAIgASgDEhAKCGN1cnJlbmN5GAMgASgJEhAKCGNhbXBhaWduGAQgASgJEg8KB2NoYW5uZWwYBSABKAkSDQoFYWN0b3IYBiABKAkSDAoEbm90ZRgHIAEoCSJqCgtUcmFuc2FjdGlvbhIUCgxhbW91bnRfbWlub3IYASABKAMSEAoIY3VycmVuY3kYAiABKAkSEAoIcXVhbnRpdHkYAyABKAUSEAoIY2F0ZWdvcnkYBCABKAkSDwoHY2hhbm5lbBgFIAEoCSKyAQoHUGF5bWVudBISCgppbnZvaWNlX2lkGAEgASgJEhQKDGFtb3VudF9taW5vchgCIAEoAxIQCghjdXJyZW5jeRgDIAEoCRIsCghkdWVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJcGFpZF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZtZXRob2QYBiABKAkiYgoIRmVlZGJhY2sSJQoEa2luZBgBIAEoDjIXLnZpdGFscy52MS5GZWVkYmFja0tpbmQSDQoFc2NvcmUYAiABKAUSDwoHY29tbWVudBgDIAEoCRIPCgdjaGFubmVsGAQgASgJIscBCgtJbnRlcmFjdGlvbhIoCgRraW5kGAEgASgOMhoudml0YWxzLnYxLkludGVyYWN0aW9uS2luZBIlCghzZXZlcml0eRgCIAEoDjITLnZpdGFscy52MS5TZXZlcml0eRIQCghjYXRlZ29yeRgDIAEoCRIPCgdjaGFubmVsGAQgASgJEhEKCXRpY2tldF9pZBgFIAEoCRIxCg1yZXNvbHZlZF90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJJChNSZWNvcmRFdmVudHNSZXF1ZXN0EiAKBmV2ZW50cxgBIAMoCzIQLnZpdGFscy52MS5FdmVudBIQCghiYWNrZmlsbBgCIAEoCCKDAQoUUmVjb3JkRXZlbnRzUmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKAUSEgoKZHVwbGljYXRlcxgCIAEoBRIqCghyZWplY3RlZBgDIAMoCzIYLnZpdGFscy52MS5SZWplY3RlZEV2ZW50EhkKEWZvbGxvd191cHNfb3BlbmVkGAQgASgFImUKDVJlamVjdGVkRXZlbnQSDQoFaW5kZXgYASABKAUSEQoJZXZlbnRfa2V5GAIgASgJEg0KBWZpZWxkGAMgASgJEg4KBnJlYXNvbhgEIAEoCRITCgtiYXRjaF9pbmRleBgFIAEoBSJ5ChRTdHJlYW1FdmVudHNSZXNwb25zZRIPCgdiYXRjaGVzGAEgASgDEhAKCGFjY2VwdGVkGAIgASgDEhIKCmR1cGxpY2F0ZXMYAyABKAMSKgoIcmVqZWN0ZWQYBCADKAsyGC52aXRhbHMudjEuUmVqZWN0ZWRFdmVudCKIAgoZTGlzdEN1c3RvbWVyRXZlbnRzUmVxdWVzdBIVCgtjdXN0b21lcl9pZBgBIAEoCUgAEh4KFGN1c3RvbWVyX2V4dGVybmFsX2lkGAIgASgJSAASEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkSIwoFa2luZHMYBSADKA4yFC52aXRhbHMudjEuRXZlbnRLaW5kEi4KCnN0YXJ0X3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIKCghjdXN0b21lciJXChpMaXN0Q3VzdG9tZXJFdmVudHNSZXNwb25zZRIgCgZldmVudHMYASADKAsyEC52aXRhbHMudjEuRXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKo0BCgxGZWVkYmFja0tpbmQSHQoZRkVFREJBQ0tfS0lORF9VTlNQRUNJRklFRBAAEhUKEUZFRURCQUNLX0tJTkRfTlBTEAESFgoSRkVFREJBQ0tfS0lORF9DU0FUEAISFQoRRkVFREJBQ0tfS0lORF9DRVMQAxIYChRGRUVEQkFDS19LSU5EX1JFVklFVxAEKscBCg9JbnRlcmFjdGlvbktpbmQSIAocSU5URVJBQ1RJT05fS0lORF9VTlNQRUNJRklFRBAAEhwKGElOVEVSQUNUSU9OX0tJTkRfSU5RVUlSWRABEh4KGklOVEVSQUNUSU9OX0tJTkRfQ09NUExBSU5UEAISHAoYSU5URVJBQ1RJT05fS0lORF9TVVBQT1JUEAMSGgoWSU5URVJBQ1RJT05fS0lORF9TQUxFUxAEEhoKFklOVEVSQUNUSU9OX0tJTkRfT1RIRVIQBSp1CghTZXZlcml0eRIYChRTRVZFUklUWV9VTlNQRUNJRklFRBAAEhAKDFNFVkVSSVRZX0xPVxABEhMKD1NFVkVSSVRZX01FRElVTRACEhEKDVNFVkVSSVRZX0hJR0gQAxIVChFTRVZFUklUWV9DUklUSUNBTBAEKrEBCglFdmVudEtpbmQSGgoWRVZFTlRfS0lORF9VTlNQRUNJRklFRBAAEhoKFkVWRU5UX0tJTkRfVFJBTlNBQ1RJT04QARIWChJFVkVOVF9LSU5EX1BBWU1FTlQQAhIXChNFVkVOVF9LSU5EX0ZFRURCQUNLEAMSGgoWRVZFTlRfS0lORF9JTlRFUkFDVElPThAEEh8KG0VWRU5UX0tJTkRfUkVURU5USU9OX0FDVElPThAFMpUCCgxFdmVudFNlcnZpY2USTwoMUmVjb3JkRXZlbnRzEh4udml0YWxzLnYxLlJlY29yZEV2ZW50c1JlcXVlc3QaHy52aXRhbHMudjEuUmVjb3JkRXZlbnRzUmVzcG9uc2USUQoMU3RyZWFtRXZlbnRzEh4udml0YWxzLnYxLlJlY29yZEV2ZW50c1JlcXVlc3QaHy52aXRhbHMudjEuU3RyZWFtRXZlbnRzUmVzcG9uc2UoARJhChJMaXN0Q3VzdG9tZXJFdmVudHMSJC52aXRhbHMudjEuTGlzdEN1c3RvbWVyRXZlbnRzUmVxdWVzdBolLnZpdGFscy52MS5MaXN0Q3VzdG9tZXJFdmVudHNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChV2aXRhbHMvdjEvZXZlbnQucHJvdG8SCXZpdGFscy52MSLfAwoFRXZlbnQSEQoJZXZlbnRfa2V5GAEgASgJEhUKC2N1c3RvbWVyX2lkGAIgASgJSAASHgoUY3VzdG9tZXJfZXh0ZXJuYWxfaWQYAyABKAlIABIoCgR0aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZWNvcmRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoLdHJhbnNhY3Rpb24YCiABKAsyFi52aXRhbHMudjEuVHJhbnNhY3Rpb25IARIlCgdwYXltZW50GAsgASgLMhIudml0YWxzLnYxLlBheW1lbnRIARInCghmZWVkYmFjaxgMIAEoCzITLnZpdGFscy52MS5GZWVkYmFja0gBEi0KC2ludGVyYWN0aW9uGA0gASgLMhYudml0YWxzLnYxLkludGVyYWN0aW9uSAESNgoQcmV0ZW50aW9uX2FjdGlvbhgOIAEoCzIaLnZpdGFscy52MS5SZXRlbnRpb25BY3Rpb25IARI0ChBjb21tZW50X2FuYWx5c2lzGA8gASgLMhoudml0YWxzLnYxLkNvbW1lbnRBbmFseXNpc0IKCghjdXN0b21lckIJCgdwYXlsb2FkInYKD0NvbW1lbnRBbmFseXNpcxIRCglzZW50aW1lbnQYASABKAISEAoIbGFuZ3VhZ2UYAiABKAkSJwoGdG9waWNzGAMgAygLMhcudml0YWxzLnYxLkNvbW1lbnRUb3BpYxIVCg1tb2RlbF92ZXJzaW9uGAQgASgDIigKDENvbW1lbnRUb3BpYxIKCgJpZBgBIAEoBRIMCgRuYW1lGAIgASgJIoUBCg9SZXRlbnRpb25BY3Rpb24SDAoEa2luZBgBIAEoCRISCgpjb3N0X21pbm9yGAIgASgDEhAKCGN1cnJlbmN5GAMgASgJEhAKCGNhbXBhaWduGAQgASgJEg8KB2NoYW5uZWwYBSABKAkSDQoFYWN0b3IYBiABKAkSDAoEbm90ZRgHIAEoCSJqCgtUcmFuc2FjdGlvbhIUCgxhbW91bnRfbWlub3IYASABKAMSEAoIY3VycmVuY3kYAiABKAkSEAoIcXVhbnRpdHkYAyABKAUSEAoIY2F0ZWdvcnkYBCABKAkSDwoHY2hhbm5lbBgFIAEoCSKyAQoHUGF5bWVudBISCgppbnZvaWNlX2lkGAEgASgJEhQKDGFtb3VudF9taW5vchgCIAEoAxIQCghjdXJyZW5jeRgDIAEoCRIsCghkdWVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJcGFpZF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZtZXRob2QYBiABKAkicQoIRmVlZGJhY2sSJQoEa2luZBgBIAEoDjIXLnZpdGFscy52MS5GZWVkYmFja0tpbmQSEgoFc2NvcmUYAiABKAVIAIgBARIPCgdjb21tZW50GAMgASgJEg8KB2NoYW5uZWwYBCABKAlCCAoGX3Njb3JlItUBCgtJbnRlcmFjdGlvbhIoCgRraW5kGAEgASgOMhoudml0YWxzLnYxLkludGVyYWN0aW9uS2luZBIlCghzZXZlcml0eRgCIAEoDjITLnZpdGFscy52MS5TZXZlcml0eRIQCghjYXRlZ29yeRgDIAEoCRIPCgdjaGFubmVsGAQgASgJEhEKCXRpY2tldF9pZBgFIAEoCRIxCg1yZXNvbHZlZF90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRub3RlGAcgASgJIkkKE1JlY29yZEV2ZW50c1JlcXVlc3QSIAoGZXZlbnRzGAEgAygLMhAudml0YWxzLnYxLkV2ZW50EhAKCGJhY2tmaWxsGAIgASgIIoMBChRSZWNvcmRFdmVudHNSZXNwb25zZRIQCghhY2NlcHRlZBgBIAEoBRISCgpkdXBsaWNhdGVzGAIgASgFEioKCHJlamVjdGVkGAMgAygLMhgudml0YWxzLnYxLlJlamVjdGVkRXZlbnQSGQoRZm9sbG93X3Vwc19vcGVuZWQYBCABKAUiZQoNUmVqZWN0ZWRFdmVudBINCgVpbmRleBgBIAEoBRIRCglldmVudF9rZXkYAiABKAkSDQoFZmllbGQYAyABKAkSDgoGcmVhc29uGAQgASgJEhMKC2JhdGNoX2luZGV4GAUgASgFInkKFFN0cmVhbUV2ZW50c1Jlc3BvbnNlEg8KB2JhdGNoZXMYASABKAMSEAoIYWNjZXB0ZWQYAiABKAMSEgoKZHVwbGljYXRlcxgDIAEoAxIqCghyZWplY3RlZBgEIAMoCzIYLnZpdGFscy52MS5SZWplY3RlZEV2ZW50IogCChlMaXN0Q3VzdG9tZXJFdmVudHNSZXF1ZXN0EhUKC2N1c3RvbWVyX2lkGAEgASgJSAASHgoUY3VzdG9tZXJfZXh0ZXJuYWxfaWQYAiABKAlIABIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCRIjCgVraW5kcxgFIAMoDjIULnZpdGFscy52MS5FdmVudEtpbmQSLgoKc3RhcnRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgoKCGN1c3RvbWVyIlcKGkxpc3RDdXN0b21lckV2ZW50c1Jlc3BvbnNlEiAKBmV2ZW50cxgBIAMoCzIQLnZpdGFscy52MS5FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki/QIKE0xpc3RDb21tZW50c1JlcXVlc3QSFQoLY3VzdG9tZXJfaWQYASABKAlIABIeChRjdXN0b21lcl9leHRlcm5hbF9pZBgCIAEoCUgAEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJEg0KBXRvcGljGAUgASgJEh4KEXNlbnRpbWVudF9hdF9tb3N0GAYgASgCSAGIAQESHwoSc2VudGltZW50X2F0X2xlYXN0GAcgASgCSAKIAQESDwoHY2hhbm5lbBgIIAEoCRIQCghsYW5ndWFnZRgJIAEoCRIuCgpzdGFydF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCgoIY3VzdG9tZXJCFAoSX3NlbnRpbWVudF9hdF9tb3N0QhUKE19zZW50aW1lbnRfYXRfbGVhc3QiVQoUTGlzdENvbW1lbnRzUmVzcG9uc2USJAoIY29tbWVudHMYASADKAsyEi52aXRhbHMudjEuQ29tbWVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki7wIKB0NvbW1lbnQSEwoLY3VzdG9tZXJfaWQYASABKAkSHAoUY3VzdG9tZXJfZXh0ZXJuYWxfaWQYAiABKAkSFQoNY3VzdG9tZXJfbmFtZRgDIAEoCRIRCglldmVudF9rZXkYBCABKAkSKAoEdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHY2hhbm5lbBgGIAEoCRIMCgR0ZXh0GAcgASgJEjAKDWZlZWRiYWNrX2tpbmQYCCABKA4yFy52aXRhbHMudjEuRmVlZGJhY2tLaW5kSAASNgoQaW50ZXJhY3Rpb25fa2luZBgJIAEoDjIaLnZpdGFscy52MS5JbnRlcmFjdGlvbktpbmRIABISCgVzY29yZRgKIAEoBUgBiAEBEiwKCGFuYWx5c2lzGAsgASgLMhoudml0YWxzLnYxLkNvbW1lbnRBbmFseXNpc0IICgZzb3VyY2VCCAoGX3Njb3JlKo0BCgxGZWVkYmFja0tpbmQSHQoZRkVFREJBQ0tfS0lORF9VTlNQRUNJRklFRBAAEhUKEUZFRURCQUNLX0tJTkRfTlBTEAESFgoSRkVFREJBQ0tfS0lORF9DU0FUEAISFQoRRkVFREJBQ0tfS0lORF9DRVMQAxIYChRGRUVEQkFDS19LSU5EX1JFVklFVxAEKscBCg9JbnRlcmFjdGlvbktpbmQSIAocSU5URVJBQ1RJT05fS0lORF9VTlNQRUNJRklFRBAAEhwKGElOVEVSQUNUSU9OX0tJTkRfSU5RVUlSWRABEh4KGklOVEVSQUNUSU9OX0tJTkRfQ09NUExBSU5UEAISHAoYSU5URVJBQ1RJT05fS0lORF9TVVBQT1JUEAMSGgoWSU5URVJBQ1RJT05fS0lORF9TQUxFUxAEEhoKFklOVEVSQUNUSU9OX0tJTkRfT1RIRVIQBSp1CghTZXZlcml0eRIYChRTRVZFUklUWV9VTlNQRUNJRklFRBAAEhAKDFNFVkVSSVRZX0xPVxABEhMKD1NFVkVSSVRZX01FRElVTRACEhEKDVNFVkVSSVRZX0hJR0gQAxIVChFTRVZFUklUWV9DUklUSUNBTBAEKrEBCglFdmVudEtpbmQSGgoWRVZFTlRfS0lORF9VTlNQRUNJRklFRBAAEhoKFkVWRU5UX0tJTkRfVFJBTlNBQ1RJT04QARIWChJFVkVOVF9LSU5EX1BBWU1FTlQQAhIXChNFVkVOVF9LSU5EX0ZFRURCQUNLEAMSGgoWRVZFTlRfS0lORF9JTlRFUkFDVElPThAEEh8KG0VWRU5UX0tJTkRfUkVURU5USU9OX0FDVElPThAFMuYCCgxFdmVudFNlcnZpY2USTwoMUmVjb3JkRXZlbnRzEh4udml0YWxzLnYxLlJlY29yZEV2ZW50c1JlcXVlc3QaHy52aXRhbHMudjEuUmVjb3JkRXZlbnRzUmVzcG9uc2USUQoMU3RyZWFtRXZlbnRzEh4udml0YWxzLnYxLlJlY29yZEV2ZW50c1JlcXVlc3QaHy52aXRhbHMudjEuU3RyZWFtRXZlbnRzUmVzcG9uc2UoARJhChJMaXN0Q3VzdG9tZXJFdmVudHMSJC52aXRhbHMudjEuTGlzdEN1c3RvbWVyRXZlbnRzUmVxdWVzdBolLnZpdGFscy52MS5MaXN0Q3VzdG9tZXJFdmVudHNSZXNwb25zZRJPCgxMaXN0Q29tbWVudHMSHi52aXRhbHMudjEuTGlzdENvbW1lbnRzUmVxdWVzdBofLnZpdGFscy52MS5MaXN0Q29tbWVudHNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message vitals.v1.Event
@@ -91,6 +91,14 @@ export type Event = Message<"vitals.v1.Event"> & {
     value: RetentionAction;
     case: "retentionAction";
   } | { case: undefined; value?: undefined };
+
+  /**
+   * Output only: what the analysis of the event's comment or note found, when it has
+   * one.
+   *
+   * @generated from field: vitals.v1.CommentAnalysis comment_analysis = 15;
+   */
+  commentAnalysis?: CommentAnalysis | undefined;
 };
 
 /**
@@ -99,6 +107,76 @@ export type Event = Message<"vitals.v1.Event"> & {
  */
 export const EventSchema: GenMessage<Event> = /*@__PURE__*/
   messageDesc(file_vitals_v1_event, 0);
+
+/**
+ * What the analysis of one comment found, on arrival, with the text model in service
+ * (or, before any was trained, the built-in lexicons).
+ *
+ * @generated from message vitals.v1.CommentAnalysis
+ */
+export type CommentAnalysis = Message<"vitals.v1.CommentAnalysis"> & {
+  /**
+   * -1 (negative) to +1 (positive).
+   *
+   * @generated from field: float sentiment = 1;
+   */
+  sentiment: number;
+
+  /**
+   * BCP 47: "en", "zh-Hans", "zh-Hant", or "und" when neither was recognised.
+   *
+   * @generated from field: string language = 2;
+   */
+  language: string;
+
+  /**
+   * The subjects it is about (at most one today), named by their top terms in the
+   * comments' own language.
+   *
+   * @generated from field: repeated vitals.v1.CommentTopic topics = 3;
+   */
+  topics: CommentTopic[];
+
+  /**
+   * The text model version that analysed it; 0 for the built-in lexicons.
+   *
+   * @generated from field: int64 model_version = 4;
+   */
+  modelVersion: bigint;
+};
+
+/**
+ * Describes the message vitals.v1.CommentAnalysis.
+ * Use `create(CommentAnalysisSchema)` to create a new message.
+ */
+export const CommentAnalysisSchema: GenMessage<CommentAnalysis> = /*@__PURE__*/
+  messageDesc(file_vitals_v1_event, 1);
+
+/**
+ * @generated from message vitals.v1.CommentTopic
+ */
+export type CommentTopic = Message<"vitals.v1.CommentTopic"> & {
+  /**
+   * Its number within the text model version.
+   *
+   * @generated from field: int32 id = 1;
+   */
+  id: number;
+
+  /**
+   * Its top terms, e.g. "delivery / late / parcel" or "物流 / 快递 / 速度".
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message vitals.v1.CommentTopic.
+ * Use `create(CommentTopicSchema)` to create a new message.
+ */
+export const CommentTopicSchema: GenMessage<CommentTopic> = /*@__PURE__*/
+  messageDesc(file_vitals_v1_event, 2);
 
 /**
  * What the company did to keep the customer. FollowUpService.RecordRetentionAction
@@ -161,7 +239,7 @@ export type RetentionAction = Message<"vitals.v1.RetentionAction"> & {
  * Use `create(RetentionActionSchema)` to create a new message.
  */
 export const RetentionActionSchema: GenMessage<RetentionAction> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_event, 1);
+  messageDesc(file_vitals_v1_event, 3);
 
 /**
  * A purchase, order or bill.
@@ -206,7 +284,7 @@ export type Transaction = Message<"vitals.v1.Transaction"> & {
  * Use `create(TransactionSchema)` to create a new message.
  */
 export const TransactionSchema: GenMessage<Transaction> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_event, 2);
+  messageDesc(file_vitals_v1_event, 4);
 
 /**
  * An invoice and its settlement. A later event with the same invoice_id records
@@ -253,7 +331,7 @@ export type Payment = Message<"vitals.v1.Payment"> & {
  * Use `create(PaymentSchema)` to create a new message.
  */
 export const PaymentSchema: GenMessage<Payment> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_event, 3);
+  messageDesc(file_vitals_v1_event, 5);
 
 /**
  * A survey answer or a review.
@@ -267,11 +345,12 @@ export type Feedback = Message<"vitals.v1.Feedback"> & {
   kind: FeedbackKind;
 
   /**
-   * NPS 0-10, CSAT 1-5, CES 1-7, REVIEW 1-5.
+   * NPS 0-10, CSAT 1-5, CES 1-7, REVIEW 1-5. Only a review may leave it unset, and
+   * then needs a comment.
    *
-   * @generated from field: int32 score = 2;
+   * @generated from field: optional int32 score = 2;
    */
-  score: number;
+  score?: number | undefined;
 
   /**
    * Free text; PII, wiped on erasure. At most 4,000 characters.
@@ -291,7 +370,7 @@ export type Feedback = Message<"vitals.v1.Feedback"> & {
  * Use `create(FeedbackSchema)` to create a new message.
  */
 export const FeedbackSchema: GenMessage<Feedback> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_event, 4);
+  messageDesc(file_vitals_v1_event, 6);
 
 /**
  * A contact or ticket, opened at the event's time. A later event with the same
@@ -329,6 +408,14 @@ export type Interaction = Message<"vitals.v1.Interaction"> & {
    * @generated from field: google.protobuf.Timestamp resolved_time = 6;
    */
   resolvedTime?: Timestamp | undefined;
+
+  /**
+   * Free text (what the customer said, a call note); PII, wiped on erasure. At most
+   * 4,000 characters. Analysed like a feedback comment.
+   *
+   * @generated from field: string note = 7;
+   */
+  note: string;
 };
 
 /**
@@ -336,7 +423,7 @@ export type Interaction = Message<"vitals.v1.Interaction"> & {
  * Use `create(InteractionSchema)` to create a new message.
  */
 export const InteractionSchema: GenMessage<Interaction> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_event, 5);
+  messageDesc(file_vitals_v1_event, 7);
 
 /**
  * @generated from message vitals.v1.RecordEventsRequest
@@ -363,7 +450,7 @@ export type RecordEventsRequest = Message<"vitals.v1.RecordEventsRequest"> & {
  * Use `create(RecordEventsRequestSchema)` to create a new message.
  */
 export const RecordEventsRequestSchema: GenMessage<RecordEventsRequest> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_event, 6);
+  messageDesc(file_vitals_v1_event, 8);
 
 /**
  * @generated from message vitals.v1.RecordEventsResponse
@@ -397,7 +484,7 @@ export type RecordEventsResponse = Message<"vitals.v1.RecordEventsResponse"> & {
  * Use `create(RecordEventsResponseSchema)` to create a new message.
  */
 export const RecordEventsResponseSchema: GenMessage<RecordEventsResponse> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_event, 7);
+  messageDesc(file_vitals_v1_event, 9);
 
 /**
  * @generated from message vitals.v1.RejectedEvent
@@ -440,7 +527,7 @@ export type RejectedEvent = Message<"vitals.v1.RejectedEvent"> & {
  * Use `create(RejectedEventSchema)` to create a new message.
  */
 export const RejectedEventSchema: GenMessage<RejectedEvent> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_event, 8);
+  messageDesc(file_vitals_v1_event, 10);
 
 /**
  * @generated from message vitals.v1.StreamEventsResponse
@@ -472,7 +559,7 @@ export type StreamEventsResponse = Message<"vitals.v1.StreamEventsResponse"> & {
  * Use `create(StreamEventsResponseSchema)` to create a new message.
  */
 export const StreamEventsResponseSchema: GenMessage<StreamEventsResponse> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_event, 9);
+  messageDesc(file_vitals_v1_event, 11);
 
 /**
  * @generated from message vitals.v1.ListCustomerEventsRequest
@@ -534,7 +621,7 @@ export type ListCustomerEventsRequest = Message<"vitals.v1.ListCustomerEventsReq
  * Use `create(ListCustomerEventsRequestSchema)` to create a new message.
  */
 export const ListCustomerEventsRequestSchema: GenMessage<ListCustomerEventsRequest> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_event, 10);
+  messageDesc(file_vitals_v1_event, 12);
 
 /**
  * @generated from message vitals.v1.ListCustomerEventsResponse
@@ -556,7 +643,202 @@ export type ListCustomerEventsResponse = Message<"vitals.v1.ListCustomerEventsRe
  * Use `create(ListCustomerEventsResponseSchema)` to create a new message.
  */
 export const ListCustomerEventsResponseSchema: GenMessage<ListCustomerEventsResponse> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_event, 11);
+  messageDesc(file_vitals_v1_event, 13);
+
+/**
+ * @generated from message vitals.v1.ListCommentsRequest
+ */
+export type ListCommentsRequest = Message<"vitals.v1.ListCommentsRequest"> & {
+  /**
+   * One customer's comments only; unset: everyone's.
+   *
+   * @generated from oneof vitals.v1.ListCommentsRequest.customer
+   */
+  customer: {
+    /**
+     * @generated from field: string customer_id = 1;
+     */
+    value: string;
+    case: "customerId";
+  } | {
+    /**
+     * @generated from field: string customer_external_id = 2;
+     */
+    value: string;
+    case: "customerExternalId";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * 1 to 1000; 0 means 100.
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+
+  /**
+   * Only comments about this topic: its name as listed, or its id.
+   *
+   * @generated from field: string topic = 5;
+   */
+  topic: string;
+
+  /**
+   * Only comments at or below this sentiment (-1 to 1), e.g. -0.3 for the negative ones.
+   *
+   * @generated from field: optional float sentiment_at_most = 6;
+   */
+  sentimentAtMost?: number | undefined;
+
+  /**
+   * Only comments at or above this sentiment.
+   *
+   * @generated from field: optional float sentiment_at_least = 7;
+   */
+  sentimentAtLeast?: number | undefined;
+
+  /**
+   * Only this channel.
+   *
+   * @generated from field: string channel = 8;
+   */
+  channel: string;
+
+  /**
+   * Only this language: "en", "zh-Hans", "zh-Hant" or "und".
+   *
+   * @generated from field: string language = 9;
+   */
+  language: string;
+
+  /**
+   * Written at or after this time.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 10;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * Written before this time.
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 11;
+   */
+  endTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message vitals.v1.ListCommentsRequest.
+ * Use `create(ListCommentsRequestSchema)` to create a new message.
+ */
+export const ListCommentsRequestSchema: GenMessage<ListCommentsRequest> = /*@__PURE__*/
+  messageDesc(file_vitals_v1_event, 14);
+
+/**
+ * @generated from message vitals.v1.ListCommentsResponse
+ */
+export type ListCommentsResponse = Message<"vitals.v1.ListCommentsResponse"> & {
+  /**
+   * @generated from field: repeated vitals.v1.Comment comments = 1;
+   */
+  comments: Comment[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message vitals.v1.ListCommentsResponse.
+ * Use `create(ListCommentsResponseSchema)` to create a new message.
+ */
+export const ListCommentsResponseSchema: GenMessage<ListCommentsResponse> = /*@__PURE__*/
+  messageDesc(file_vitals_v1_event, 15);
+
+/**
+ * @generated from message vitals.v1.Comment
+ */
+export type Comment = Message<"vitals.v1.Comment"> & {
+  /**
+   * @generated from field: string customer_id = 1;
+   */
+  customerId: string;
+
+  /**
+   * @generated from field: string customer_external_id = 2;
+   */
+  customerExternalId: string;
+
+  /**
+   * The customer's name, masked for roles that may not read PII.
+   *
+   * @generated from field: string customer_name = 3;
+   */
+  customerName: string;
+
+  /**
+   * @generated from field: string event_key = 4;
+   */
+  eventKey: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp time = 5;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string channel = 6;
+   */
+  channel: string;
+
+  /**
+   * The words; masked for roles that may not read PII.
+   *
+   * @generated from field: string text = 7;
+   */
+  text: string;
+
+  /**
+   * What it came with: a survey answer or review (its kind and score, when it has
+   * one), or an interaction (its kind).
+   *
+   * @generated from oneof vitals.v1.Comment.source
+   */
+  source: {
+    /**
+     * @generated from field: vitals.v1.FeedbackKind feedback_kind = 8;
+     */
+    value: FeedbackKind;
+    case: "feedbackKind";
+  } | {
+    /**
+     * @generated from field: vitals.v1.InteractionKind interaction_kind = 9;
+     */
+    value: InteractionKind;
+    case: "interactionKind";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * @generated from field: optional int32 score = 10;
+   */
+  score?: number | undefined;
+
+  /**
+   * @generated from field: vitals.v1.CommentAnalysis analysis = 11;
+   */
+  analysis?: CommentAnalysis | undefined;
+};
+
+/**
+ * Describes the message vitals.v1.Comment.
+ * Use `create(CommentSchema)` to create a new message.
+ */
+export const CommentSchema: GenMessage<Comment> = /*@__PURE__*/
+  messageDesc(file_vitals_v1_event, 16);
 
 /**
  * @generated from enum vitals.v1.FeedbackKind
@@ -751,6 +1033,19 @@ export const EventService: GenService<{
     methodKind: "unary";
     input: typeof ListCustomerEventsRequestSchema;
     output: typeof ListCustomerEventsResponseSchema;
+  },
+  /**
+   * What customers wrote (feedback comments and interaction notes) with what their
+   * analysis found, newest first: by customer, topic, sentiment, channel, language and
+   * time. Names and words are masked for roles that may not read PII; erased comments
+   * are gone.
+   *
+   * @generated from rpc vitals.v1.EventService.ListComments
+   */
+  listComments: {
+    methodKind: "unary";
+    input: typeof ListCommentsRequestSchema;
+    output: typeof ListCommentsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_vitals_v1_event, 0);

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vitals/v1/followup.proto.
  */
 export const file_vitals_v1_followup: GenFile = /*@__PURE__*/
-  fileDesc("Chh2aXRhbHMvdjEvZm9sbG93dXAucHJvdG8SCXZpdGFscy52MSKRBAoIRm9sbG93VXASCgoCaWQYASABKAkSEwoLY3VzdG9tZXJfaWQYAiABKAkSKQoGcmVhc29uGAMgASgOMhkudml0YWxzLnYxLkZvbGxvd1VwUmVhc29uEhIKCmRlcGFydG1lbnQYBCABKAkSKQoGc3RhdHVzGAUgASgOMhkudml0YWxzLnYxLkZvbGxvd1VwU3RhdHVzEg4KBmRldGFpbBgGIAEoCRIOCgZzb3VyY2UYByABKAkSFQoNcnVsZXNfdmVyc2lvbhgIIAEoAxIQCghhc3NpZ25lZRgJIAEoCRIPCgdvdXRjb21lGAogASgJEhYKDmRpc21pc3NfcmVhc29uGAsgASgJEiwKCGR1ZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtjcmVhdGVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNsb3NlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB292ZXJkdWUYECABKAgSDAoEZXRhZxgRIAEoCRITCgtleHRlcm5hbF9pZBgSIAEoCRIUCgxkaXNwbGF5X25hbWUYEyABKAki1AEKFExpc3RGb2xsb3dVcHNSZXF1ZXN0EisKCHN0YXR1c2VzGAEgAygOMhkudml0YWxzLnYxLkZvbGxvd1VwU3RhdHVzEhIKCmRlcGFydG1lbnQYAiABKAkSEwoLY3VzdG9tZXJfaWQYAyABKAkSFAoMb3ZlcmR1ZV9vbmx5GAQgASgIEikKBnJlYXNvbhgFIAEoDjIZLnZpdGFscy52MS5Gb2xsb3dVcFJlYXNvbhIRCglwYWdlX3NpemUYBiABKAUSEgoKcGFnZV90b2tlbhgHIAEoCSJZChVMaXN0Rm9sbG93VXBzUmVzcG9uc2USJwoKZm9sbG93X3VwcxgBIAMoCzITLnZpdGFscy52MS5Gb2xsb3dVcBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIAoSR2V0Rm9sbG93VXBSZXF1ZXN0EgoKAmlkGAEgASgJIpcDChVVcGRhdGVGb2xsb3dVcFJlcXVlc3QSCgoCaWQYASABKAkSDAoEZXRhZxgCIAEoCRI5CgZhc3NpZ24YAyABKAsyJy52aXRhbHMudjEuVXBkYXRlRm9sbG93VXBSZXF1ZXN0LkFzc2lnbkgAEjcKBXN0YXJ0GAQgASgLMiYudml0YWxzLnYxLlVwZGF0ZUZvbGxvd1VwUmVxdWVzdC5TdGFydEgAEjsKB3Jlc29sdmUYBSABKAsyKC52aXRhbHMudjEuVXBkYXRlRm9sbG93VXBSZXF1ZXN0LlJlc29sdmVIABI7CgdkaXNtaXNzGAYgASgLMigudml0YWxzLnYxLlVwZGF0ZUZvbGxvd1VwUmVxdWVzdC5EaXNtaXNzSAAaGgoGQXNzaWduEhAKCGFzc2lnbmVlGAEgASgJGhkKBVN0YXJ0EhAKCGFzc2lnbmVlGAEgASgJGhoKB1Jlc29sdmUSDwoHb3V0Y29tZRgBIAEoCRoZCgdEaXNtaXNzEg4KBnJlYXNvbhgBIAEoCUIICgZhY3Rpb24ioAIKDUZvbGxvd1VwUnVsZXMSDwoHdmVyc2lvbhgBIAEoAxIrCglkZXRyYWN0b3IYAiABKAsyGC52aXRhbHMudjEuRGV0cmFjdG9yUnVsZRIrCgljb21wbGFpbnQYAyABKAsyGC52aXRhbHMudjEuQ29tcGxhaW50UnVsZRI2Cg9vdmVyZHVlX3BheW1lbnQYBCABKAsyHS52aXRhbHMudjEuT3ZlcmR1ZVBheW1lbnRSdWxlEiwKCmNodXJuX3Jpc2sYBSABKAsyGC52aXRhbHMudjEuQ2h1cm5SaXNrUnVsZRINCgVhY3RvchgGIAEoCRIvCgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTwoLUnVsZVJvdXRpbmcSDwoHZW5hYmxlZBgBIAEoCBISCgpkZXBhcnRtZW50GAIgASgJEhsKE3NlcnZpY2VfbGV2ZWxfaG91cnMYAyABKA0iYwoNRGV0cmFjdG9yUnVsZRInCgdyb3V0aW5nGAEgASgLMhYudml0YWxzLnYxLlJ1bGVSb3V0aW5nEhMKC25wc19hdF9tb3N0GAIgASgFEhQKDGNzYXRfYXRfbW9zdBgDIAEoBSJjCg1Db21wbGFpbnRSdWxlEicKB3JvdXRpbmcYASABKAsyFi52aXRhbHMudjEuUnVsZVJvdXRpbmcSKQoMbWluX3NldmVyaXR5GAIgASgOMhMudml0YWxzLnYxLlNldmVyaXR5IlgKEk92ZXJkdWVQYXltZW50UnVsZRInCgdyb3V0aW5nGAEgASgLMhYudml0YWxzLnYxLlJ1bGVSb3V0aW5nEhkKEWRheXNfb3ZlcmR1ZV9vdmVyGAIgASgNIlYKDUNodXJuUmlza1J1bGUSJwoHcm91dGluZxgBIAEoCzIWLnZpdGFscy52MS5SdWxlUm91dGluZxIcChRwcm9iYWJpbGl0eV9hdF9sZWFzdBgCIAEoASIqChdHZXRGb2xsb3dVcFJ1bGVzUmVxdWVzdBIPCgd2ZXJzaW9uGAEgASgDIkUKGlVwZGF0ZUZvbGxvd1VwUnVsZXNSZXF1ZXN0EicKBXJ1bGVzGAEgASgLMhgudml0YWxzLnYxLkZvbGxvd1VwUnVsZXMiygEKHFJlY29yZFJldGVudGlvbkFjdGlvblJlcXVlc3QSEQoJZXZlbnRfa2V5GAEgASgJEhUKC2N1c3RvbWVyX2lkGAIgASgJSAASHgoUY3VzdG9tZXJfZXh0ZXJuYWxfaWQYAyABKAlIABIoCgR0aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIqCgZhY3Rpb24YBSABKAsyGi52aXRhbHMudjEuUmV0ZW50aW9uQWN0aW9uQgoKCGN1c3RvbWVyIlMKHVJlY29yZFJldGVudGlvbkFjdGlvblJlc3BvbnNlEh8KBWV2ZW50GAEgASgLMhAudml0YWxzLnYxLkV2ZW50EhEKCWR1cGxpY2F0ZRgCIAEoCCKGAQoOQ2FtcGFpZ25UYXJnZXQSEgoKcmlza19iYW5kcxgBIAMoCRITCgtzZWdtZW50X2lkcxgCIAMoBRINCgV0aWVycxgDIAMoCRIiChVtaW5fY2h1cm5fcHJvYmFiaWxpdHkYBCABKAFIAIgBAUIYChZfbWluX2NodXJuX3Byb2JhYmlsaXR5IosCCghDYW1wYWlnbhIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2FjdGlvbl9raW5kGAMgASgJEikKBnRhcmdldBgEIAEoCzIZLnZpdGFscy52MS5DYW1wYWlnblRhcmdldBIVCg1ob2xkb3V0X3NoYXJlGAUgASgBEgwKBHNlZWQYBiABKAQSFAoMaG9yaXpvbl9kYXlzGAcgASgNEi0KCWRyYXdfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNdHJlYXRlZF9jb3VudBgJIAEoAxIVCg1jb250cm9sX2NvdW50GAogASgDEg0KBWFjdG9yGAsgASgJIsUBChVDcmVhdGVDYW1wYWlnblJlcXVlc3QSDAoEbmFtZRgBIAEoCRITCgthY3Rpb25fa2luZBgCIAEoCRIpCgZ0YXJnZXQYAyABKAsyGS52aXRhbHMudjEuQ2FtcGFpZ25UYXJnZXQSGgoNaG9sZG91dF9zaGFyZRgEIAEoAUgAiAEBEhEKBHNlZWQYBSABKARIAYgBARIUCgxob3Jpem9uX2RheXMYBiABKA1CEAoOX2hvbGRvdXRfc2hhcmVCBwoFX3NlZWQiIgoSR2V0Q2FtcGFpZ25SZXF1ZXN0EgwKBG5hbWUYASABKAkiPQoUTGlzdENhbXBhaWduc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiWAoVTGlzdENhbXBhaWduc1Jlc3BvbnNlEiYKCWNhbXBhaWducxgBIAMoCzITLnZpdGFscy52MS5DYW1wYWlnbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiegoaTGlzdENhbXBhaWduTWVtYmVyc1JlcXVlc3QSEAoIY2FtcGFpZ24YASABKAkSIwoDYXJtGAIgASgOMhYudml0YWxzLnYxLkNhbXBhaWduQXJtEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIqsBCg5DYW1wYWlnbk1lbWJlchITCgtjdXN0b21lcl9pZBgBIAEoCRIjCgNhcm0YAiABKA4yFi52aXRhbHMudjEuQ2FtcGFpZ25Bcm0SHgoRY2h1cm5fcHJvYmFiaWxpdHkYAyABKAFIAIgBARITCgtleHRlcm5hbF9pZBgEIAEoCRIUCgxkaXNwbGF5X25hbWUYBSABKAlCFAoSX2NodXJuX3Byb2JhYmlsaXR5ImIKG0xpc3RDYW1wYWlnbk1lbWJlcnNSZXNwb25zZRIqCgdtZW1iZXJzGAEgAygLMhkudml0YWxzLnYxLkNhbXBhaWduTWVtYmVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKUAQoVUmV2aWV3Q2FtcGFpZ25SZXF1ZXN0EhIKCGNhbXBhaWduGAEgASgJSAASMQoHYWN0aW9ucxgCIAEoCzIeLnZpdGFscy52MS5VbmNhbXBhaWduZWRBY3Rpb25zSAASKQoFYXNfb2YYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgkKB3N1YmplY3QilwEKE1VuY2FtcGFpZ25lZEFjdGlvbnMSDAoEa2luZBgBIAEoCRIuCgpzdGFydF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMaG9yaXpvbl9kYXlzGAQgASgNIkMKCVJldmlld0FybRIRCgljdXN0b21lcnMYASABKAMSDwoHY2h1cm5lZBgCIAEoAxISCgpjaHVybl9yYXRlGAMgASgBIqcDCg5DYW1wYWlnblJldmlldxIQCghjYW1wYWlnbhgBIAEoCRIQCghldmlkZW5jZRgCIAEoCRIlCgd0cmVhdGVkGAMgASgLMhQudml0YWxzLnYxLlJldmlld0FybRIlCgdjb250cm9sGAQgASgLMhQudml0YWxzLnYxLlJldmlld0FybRISCgpkaWZmZXJlbmNlGAUgASgBEg4KBmNpX2xvdxgGIAEoARIPCgdjaV9oaWdoGAcgASgBEhIKCmNvbmZpZGVuY2UYCCABKAESFgoOY3VzdG9tZXJzX2tlcHQYCSABKAESHAoUdHJlYXRtZW50X2Nvc3RfbWlub3IYCiABKAMSEAoIY3VycmVuY3kYCyABKAkSKQocY29zdF9wZXJfY3VzdG9tZXJfa2VwdF9taW5vchgMIAEoAUgAiAEBEg8KB3ZlcmRpY3QYDSABKAkSDwoHc3VtbWFyeRgOIAEoCRITCgtub3RfcmVhY2hlZBgPIAEoAxIPCgdwZW5kaW5nGBAgASgDQh8KHV9jb3N0X3Blcl9jdXN0b21lcl9rZXB0X21pbm9yKrkBCg5Gb2xsb3dVcFJlYXNvbhIgChxGT0xMT1dfVVBfUkVBU09OX1VOU1BFQ0lGSUVEEAASHgoaRk9MTE9XX1VQX1JFQVNPTl9ERVRSQUNUT1IQARIeChpGT0xMT1dfVVBfUkVBU09OX0NPTVBMQUlOVBACEiQKIEZPTExPV19VUF9SRUFTT05fT1ZFUkRVRV9QQVlNRU5UEAMSHwobRk9MTE9XX1VQX1JFQVNPTl9DSFVSTl9SSVNLEAQqzQEKDkZvbGxvd1VwU3RhdHVzEiAKHEZPTExPV19VUF9TVEFUVVNfVU5TUEVDSUZJRUQQABIZChVGT0xMT1dfVVBfU1RBVFVTX09QRU4QARIdChlGT0xMT1dfVVBfU1RBVFVTX0FTU0lHTkVEEAISIAocRk9MTE9XX1VQX1NUQVRVU19JTl9QUk9HUkVTUxADEh0KGUZPTExPV19VUF9TVEFUVVNfUkVTT0xWRUQQBBIeChpGT0xMT1dfVVBfU1RBVFVTX0RJU01JU1NFRBAFKl8KC0NhbXBhaWduQXJtEhwKGENBTVBBSUdOX0FSTV9VTlNQRUNJRklFRBAAEhgKFENBTVBBSUdOX0FSTV9UUkVBVEVEEAESGAoUQ0FNUEFJR05fQVJNX0NPTlRST0wQAjKcBwoPRm9sbG93VXBTZXJ2aWNlElIKDUxpc3RGb2xsb3dVcHMSHy52aXRhbHMudjEuTGlzdEZvbGxvd1Vwc1JlcXVlc3QaIC52aXRhbHMudjEuTGlzdEZvbGxvd1Vwc1Jlc3BvbnNlEkEKC0dldEZvbGxvd1VwEh0udml0YWxzLnYxLkdldEZvbGxvd1VwUmVxdWVzdBoTLnZpdGFscy52MS5Gb2xsb3dVcBJHCg5VcGRhdGVGb2xsb3dVcBIgLnZpdGFscy52MS5VcGRhdGVGb2xsb3dVcFJlcXVlc3QaEy52aXRhbHMudjEuRm9sbG93VXASUAoQR2V0Rm9sbG93VXBSdWxlcxIiLnZpdGFscy52MS5HZXRGb2xsb3dVcFJ1bGVzUmVxdWVzdBoYLnZpdGFscy52MS5Gb2xsb3dVcFJ1bGVzElYKE1VwZGF0ZUZvbGxvd1VwUnVsZXMSJS52aXRhbHMudjEuVXBkYXRlRm9sbG93VXBSdWxlc1JlcXVlc3QaGC52aXRhbHMudjEuRm9sbG93VXBSdWxlcxJqChVSZWNvcmRSZXRlbnRpb25BY3Rpb24SJy52aXRhbHMudjEuUmVjb3JkUmV0ZW50aW9uQWN0aW9uUmVxdWVzdBooLnZpdGFscy52MS5SZWNvcmRSZXRlbnRpb25BY3Rpb25SZXNwb25zZRJHCg5DcmVhdGVDYW1wYWlnbhIgLnZpdGFscy52MS5DcmVhdGVDYW1wYWlnblJlcXVlc3QaEy52aXRhbHMudjEuQ2FtcGFpZ24SQQoLR2V0Q2FtcGFpZ24SHS52aXRhbHMudjEuR2V0Q2FtcGFpZ25SZXF1ZXN0GhMudml0YWxzLnYxLkNhbXBhaWduElIKDUxpc3RDYW1wYWlnbnMSHy52aXRhbHMudjEuTGlzdENhbXBhaWduc1JlcXVlc3QaIC52aXRhbHMudjEuTGlzdENhbXBhaWduc1Jlc3BvbnNlEmQKE0xpc3RDYW1wYWlnbk1lbWJlcnMSJS52aXRhbHMudjEuTGlzdENhbXBhaWduTWVtYmVyc1JlcXVlc3QaJi52aXRhbHMudjEuTGlzdENhbXBhaWduTWVtYmVyc1Jlc3BvbnNlEk0KDlJldmlld0NhbXBhaWduEiAudml0YWxzLnYxLlJldmlld0NhbXBhaWduUmVxdWVzdBoZLnZpdGFscy52MS5DYW1wYWlnblJldmlld2IGcHJvdG8z", [file_google_protobuf_timestamp, file_vitals_v1_event]);
+  fileDesc("Chh2aXRhbHMvdjEvZm9sbG93dXAucHJvdG8SCXZpdGFscy52MSKRBAoIRm9sbG93VXASCgoCaWQYASABKAkSEwoLY3VzdG9tZXJfaWQYAiABKAkSKQoGcmVhc29uGAMgASgOMhkudml0YWxzLnYxLkZvbGxvd1VwUmVhc29uEhIKCmRlcGFydG1lbnQYBCABKAkSKQoGc3RhdHVzGAUgASgOMhkudml0YWxzLnYxLkZvbGxvd1VwU3RhdHVzEg4KBmRldGFpbBgGIAEoCRIOCgZzb3VyY2UYByABKAkSFQoNcnVsZXNfdmVyc2lvbhgIIAEoAxIQCghhc3NpZ25lZRgJIAEoCRIPCgdvdXRjb21lGAogASgJEhYKDmRpc21pc3NfcmVhc29uGAsgASgJEiwKCGR1ZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtjcmVhdGVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNsb3NlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB292ZXJkdWUYECABKAgSDAoEZXRhZxgRIAEoCRITCgtleHRlcm5hbF9pZBgSIAEoCRIUCgxkaXNwbGF5X25hbWUYEyABKAki1AEKFExpc3RGb2xsb3dVcHNSZXF1ZXN0EisKCHN0YXR1c2VzGAEgAygOMhkudml0YWxzLnYxLkZvbGxvd1VwU3RhdHVzEhIKCmRlcGFydG1lbnQYAiABKAkSEwoLY3VzdG9tZXJfaWQYAyABKAkSFAoMb3ZlcmR1ZV9vbmx5GAQgASgIEikKBnJlYXNvbhgFIAEoDjIZLnZpdGFscy52MS5Gb2xsb3dVcFJlYXNvbhIRCglwYWdlX3NpemUYBiABKAUSEgoKcGFnZV90b2tlbhgHIAEoCSJZChVMaXN0Rm9sbG93VXBzUmVzcG9uc2USJwoKZm9sbG93X3VwcxgBIAMoCzITLnZpdGFscy52MS5Gb2xsb3dVcBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIAoSR2V0Rm9sbG93VXBSZXF1ZXN0EgoKAmlkGAEgASgJIpcDChVVcGRhdGVGb2xsb3dVcFJlcXVlc3QSCgoCaWQYASABKAkSDAoEZXRhZxgCIAEoCRI5CgZhc3NpZ24YAyABKAsyJy52aXRhbHMudjEuVXBkYXRlRm9sbG93VXBSZXF1ZXN0LkFzc2lnbkgAEjcKBXN0YXJ0GAQgASgLMiYudml0YWxzLnYxLlVwZGF0ZUZvbGxvd1VwUmVxdWVzdC5TdGFydEgAEjsKB3Jlc29sdmUYBSABKAsyKC52aXRhbHMudjEuVXBkYXRlRm9sbG93VXBSZXF1ZXN0LlJlc29sdmVIABI7CgdkaXNtaXNzGAYgASgLMigudml0YWxzLnYxLlVwZGF0ZUZvbGxvd1VwUmVxdWVzdC5EaXNtaXNzSAAaGgoGQXNzaWduEhAKCGFzc2lnbmVlGAEgASgJGhkKBVN0YXJ0EhAKCGFzc2lnbmVlGAEgASgJGhoKB1Jlc29sdmUSDwoHb3V0Y29tZRgBIAEoCRoZCgdEaXNtaXNzEg4KBnJlYXNvbhgBIAEoCUIICgZhY3Rpb24i2gIKDUZvbGxvd1VwUnVsZXMSDwoHdmVyc2lvbhgBIAEoAxIrCglkZXRyYWN0b3IYAiABKAsyGC52aXRhbHMudjEuRGV0cmFjdG9yUnVsZRIrCgljb21wbGFpbnQYAyABKAsyGC52aXRhbHMudjEuQ29tcGxhaW50UnVsZRI2Cg9vdmVyZHVlX3BheW1lbnQYBCABKAsyHS52aXRhbHMudjEuT3ZlcmR1ZVBheW1lbnRSdWxlEiwKCmNodXJuX3Jpc2sYBSABKAsyGC52aXRhbHMudjEuQ2h1cm5SaXNrUnVsZRINCgVhY3RvchgGIAEoCRIvCgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOAoQbmVnYXRpdmVfY29tbWVudBgIIAEoCzIeLnZpdGFscy52MS5OZWdhdGl2ZUNvbW1lbnRSdWxlIoUBChNOZWdhdGl2ZUNvbW1lbnRSdWxlEg8KB2VuYWJsZWQYASABKAgSGQoRc2VudGltZW50X2F0X21vc3QYAiABKAESGwoTc2VydmljZV9sZXZlbF9ob3VycxgDIAEoDRIlCgZyb3V0ZXMYBCADKAsyFS52aXRhbHMudjEuVG9waWNSb3V0ZSJACgpUb3BpY1JvdXRlEg8KB3N1YmplY3QYASABKAkSDQoFdGVybXMYAiADKAkSEgoKZGVwYXJ0bWVudBgDIAEoCSJPCgtSdWxlUm91dGluZxIPCgdlbmFibGVkGAEgASgIEhIKCmRlcGFydG1lbnQYAiABKAkSGwoTc2VydmljZV9sZXZlbF9ob3VycxgDIAEoDSJjCg1EZXRyYWN0b3JSdWxlEicKB3JvdXRpbmcYASABKAsyFi52aXRhbHMudjEuUnVsZVJvdXRpbmcSEwoLbnBzX2F0X21vc3QYAiABKAUSFAoMY3NhdF9hdF9tb3N0GAMgASgFImMKDUNvbXBsYWludFJ1bGUSJwoHcm91dGluZxgBIAEoCzIWLnZpdGFscy52MS5SdWxlUm91dGluZxIpCgxtaW5fc2V2ZXJpdHkYAiABKA4yEy52aXRhbHMudjEuU2V2ZXJpdHkiWAoST3ZlcmR1ZVBheW1lbnRSdWxlEicKB3JvdXRpbmcYASABKAsyFi52aXRhbHMudjEuUnVsZVJvdXRpbmcSGQoRZGF5c19vdmVyZHVlX292ZXIYAiABKA0iVgoNQ2h1cm5SaXNrUnVsZRInCgdyb3V0aW5nGAEgASgLMhYudml0YWxzLnYxLlJ1bGVSb3V0aW5nEhwKFHByb2JhYmlsaXR5X2F0X2xlYXN0GAIgASgBIioKF0dldEZvbGxvd1VwUnVsZXNSZXF1ZXN0Eg8KB3ZlcnNpb24YASABKAMiRQoaVXBkYXRlRm9sbG93VXBSdWxlc1JlcXVlc3QSJwoFcnVsZXMYASABKAsyGC52aXRhbHMudjEuRm9sbG93VXBSdWxlcyLKAQocUmVjb3JkUmV0ZW50aW9uQWN0aW9uUmVxdWVzdBIRCglldmVudF9rZXkYASABKAkSFQoLY3VzdG9tZXJfaWQYAiABKAlIABIeChRjdXN0b21lcl9leHRlcm5hbF9pZBgDIAEoCUgAEigKBHRpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEioKBmFjdGlvbhgFIAEoCzIaLnZpdGFscy52MS5SZXRlbnRpb25BY3Rpb25CCgoIY3VzdG9tZXIiUwodUmVjb3JkUmV0ZW50aW9uQWN0aW9uUmVzcG9uc2USHwoFZXZlbnQYASABKAsyEC52aXRhbHMudjEuRXZlbnQSEQoJZHVwbGljYXRlGAIgASgIIoYBCg5DYW1wYWlnblRhcmdldBISCgpyaXNrX2JhbmRzGAEgAygJEhMKC3NlZ21lbnRfaWRzGAIgAygFEg0KBXRpZXJzGAMgAygJEiIKFW1pbl9jaHVybl9wcm9iYWJpbGl0eRgEIAEoAUgAiAEBQhgKFl9taW5fY2h1cm5fcHJvYmFiaWxpdHkiiwIKCENhbXBhaWduEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEwoLYWN0aW9uX2tpbmQYAyABKAkSKQoGdGFyZ2V0GAQgASgLMhkudml0YWxzLnYxLkNhbXBhaWduVGFyZ2V0EhUKDWhvbGRvdXRfc2hhcmUYBSABKAESDAoEc2VlZBgGIAEoBBIUCgxob3Jpem9uX2RheXMYByABKA0SLQoJZHJhd190aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg10cmVhdGVkX2NvdW50GAkgASgDEhUKDWNvbnRyb2xfY291bnQYCiABKAMSDQoFYWN0b3IYCyABKAkixQEKFUNyZWF0ZUNhbXBhaWduUmVxdWVzdBIMCgRuYW1lGAEgASgJEhMKC2FjdGlvbl9raW5kGAIgASgJEikKBnRhcmdldBgDIAEoCzIZLnZpdGFscy52MS5DYW1wYWlnblRhcmdldBIaCg1ob2xkb3V0X3NoYXJlGAQgASgBSACIAQESEQoEc2VlZBgFIAEoBEgBiAEBEhQKDGhvcml6b25fZGF5cxgGIAEoDUIQCg5faG9sZG91dF9zaGFyZUIHCgVfc2VlZCIiChJHZXRDYW1wYWlnblJlcXVlc3QSDAoEbmFtZRgBIAEoCSI9ChRMaXN0Q2FtcGFpZ25zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJYChVMaXN0Q2FtcGFpZ25zUmVzcG9uc2USJgoJY2FtcGFpZ25zGAEgAygLMhMudml0YWxzLnYxLkNhbXBhaWduEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJ6ChpMaXN0Q2FtcGFpZ25NZW1iZXJzUmVxdWVzdBIQCghjYW1wYWlnbhgBIAEoCRIjCgNhcm0YAiABKA4yFi52aXRhbHMudjEuQ2FtcGFpZ25Bcm0SEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiqwEKDkNhbXBhaWduTWVtYmVyEhMKC2N1c3RvbWVyX2lkGAEgASgJEiMKA2FybRgCIAEoDjIWLnZpdGFscy52MS5DYW1wYWlnbkFybRIeChFjaHVybl9wcm9iYWJpbGl0eRgDIAEoAUgAiAEBEhMKC2V4dGVybmFsX2lkGAQgASgJEhQKDGRpc3BsYXlfbmFtZRgFIAEoCUIUChJfY2h1cm5fcHJvYmFiaWxpdHkiYgobTGlzdENhbXBhaWduTWVtYmVyc1Jlc3BvbnNlEioKB21lbWJlcnMYASADKAsyGS52aXRhbHMudjEuQ2FtcGFpZ25NZW1iZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIpQBChVSZXZpZXdDYW1wYWlnblJlcXVlc3QSEgoIY2FtcGFpZ24YASABKAlIABIxCgdhY3Rpb25zGAIgASgLMh4udml0YWxzLnYxLlVuY2FtcGFpZ25lZEFjdGlvbnNIABIpCgVhc19vZhgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCQoHc3ViamVjdCKXAQoTVW5jYW1wYWlnbmVkQWN0aW9ucxIMCgRraW5kGAEgASgJEi4KCnN0YXJ0X3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxob3Jpem9uX2RheXMYBCABKA0iQwoJUmV2aWV3QXJtEhEKCWN1c3RvbWVycxgBIAEoAxIPCgdjaHVybmVkGAIgASgDEhIKCmNodXJuX3JhdGUYAyABKAEipwMKDkNhbXBhaWduUmV2aWV3EhAKCGNhbXBhaWduGAEgASgJEhAKCGV2aWRlbmNlGAIgASgJEiUKB3RyZWF0ZWQYAyABKAsyFC52aXRhbHMudjEuUmV2aWV3QXJtEiUKB2NvbnRyb2wYBCABKAsyFC52aXRhbHMudjEuUmV2aWV3QXJtEhIKCmRpZmZlcmVuY2UYBSABKAESDgoGY2lfbG93GAYgASgBEg8KB2NpX2hpZ2gYByABKAESEgoKY29uZmlkZW5jZRgIIAEoARIWCg5jdXN0b21lcnNfa2VwdBgJIAEoARIcChR0cmVhdG1lbnRfY29zdF9taW5vchgKIAEoAxIQCghjdXJyZW5jeRgLIAEoCRIpChxjb3N0X3Blcl9jdXN0b21lcl9rZXB0X21pbm9yGAwgASgBSACIAQESDwoHdmVyZGljdBgNIAEoCRIPCgdzdW1tYXJ5GA4gASgJEhMKC25vdF9yZWFjaGVkGA8gASgDEg8KB3BlbmRpbmcYECABKANCHwodX2Nvc3RfcGVyX2N1c3RvbWVyX2tlcHRfbWlub3Iq4AEKDkZvbGxvd1VwUmVhc29uEiAKHEZPTExPV19VUF9SRUFTT05fVU5TUEVDSUZJRUQQABIeChpGT0xMT1dfVVBfUkVBU09OX0RFVFJBQ1RPUhABEh4KGkZPTExPV19VUF9SRUFTT05fQ09NUExBSU5UEAISJAogRk9MTE9XX1VQX1JFQVNPTl9PVkVSRFVFX1BBWU1FTlQQAxIfChtGT0xMT1dfVVBfUkVBU09OX0NIVVJOX1JJU0sQBBIlCiFGT0xMT1dfVVBfUkVBU09OX05FR0FUSVZFX0NPTU1FTlQQBSrNAQoORm9sbG93VXBTdGF0dXMSIAocRk9MTE9XX1VQX1NUQVRVU19VTlNQRUNJRklFRBAAEhkKFUZPTExPV19VUF9TVEFUVVNfT1BFThABEh0KGUZPTExPV19VUF9TVEFUVVNfQVNTSUdORUQQAhIgChxGT0xMT1dfVVBfU1RBVFVTX0lOX1BST0dSRVNTEAMSHQoZRk9MTE9XX1VQX1NUQVRVU19SRVNPTFZFRBAEEh4KGkZPTExPV19VUF9TVEFUVVNfRElTTUlTU0VEEAUqXwoLQ2FtcGFpZ25Bcm0SHAoYQ0FNUEFJR05fQVJNX1VOU1BFQ0lGSUVEEAASGAoUQ0FNUEFJR05fQVJNX1RSRUFURUQQARIYChRDQU1QQUlHTl9BUk1fQ09OVFJPTBACMpwHCg9Gb2xsb3dVcFNlcnZpY2USUgoNTGlzdEZvbGxvd1VwcxIfLnZpdGFscy52MS5MaXN0Rm9sbG93VXBzUmVxdWVzdBogLnZpdGFscy52MS5MaXN0Rm9sbG93VXBzUmVzcG9uc2USQQoLR2V0Rm9sbG93VXASHS52aXRhbHMudjEuR2V0Rm9sbG93VXBSZXF1ZXN0GhMudml0YWxzLnYxLkZvbGxvd1VwEkcKDlVwZGF0ZUZvbGxvd1VwEiAudml0YWxzLnYxLlVwZGF0ZUZvbGxvd1VwUmVxdWVzdBoTLnZpdGFscy52MS5Gb2xsb3dVcBJQChBHZXRGb2xsb3dVcFJ1bGVzEiIudml0YWxzLnYxLkdldEZvbGxvd1VwUnVsZXNSZXF1ZXN0Ghgudml0YWxzLnYxLkZvbGxvd1VwUnVsZXMSVgoTVXBkYXRlRm9sbG93VXBSdWxlcxIlLnZpdGFscy52MS5VcGRhdGVGb2xsb3dVcFJ1bGVzUmVxdWVzdBoYLnZpdGFscy52MS5Gb2xsb3dVcFJ1bGVzEmoKFVJlY29yZFJldGVudGlvbkFjdGlvbhInLnZpdGFscy52MS5SZWNvcmRSZXRlbnRpb25BY3Rpb25SZXF1ZXN0Gigudml0YWxzLnYxLlJlY29yZFJldGVudGlvbkFjdGlvblJlc3BvbnNlEkcKDkNyZWF0ZUNhbXBhaWduEiAudml0YWxzLnYxLkNyZWF0ZUNhbXBhaWduUmVxdWVzdBoTLnZpdGFscy52MS5DYW1wYWlnbhJBCgtHZXRDYW1wYWlnbhIdLnZpdGFscy52MS5HZXRDYW1wYWlnblJlcXVlc3QaEy52aXRhbHMudjEuQ2FtcGFpZ24SUgoNTGlzdENhbXBhaWducxIfLnZpdGFscy52MS5MaXN0Q2FtcGFpZ25zUmVxdWVzdBogLnZpdGFscy52MS5MaXN0Q2FtcGFpZ25zUmVzcG9uc2USZAoTTGlzdENhbXBhaWduTWVtYmVycxIlLnZpdGFscy52MS5MaXN0Q2FtcGFpZ25NZW1iZXJzUmVxdWVzdBomLnZpdGFscy52MS5MaXN0Q2FtcGFpZ25NZW1iZXJzUmVzcG9uc2USTQoOUmV2aWV3Q2FtcGFpZ24SIC52aXRhbHMudjEuUmV2aWV3Q2FtcGFpZ25SZXF1ZXN0Ghkudml0YWxzLnYxLkNhbXBhaWduUmV2aWV3YgZwcm90bzM", [file_google_protobuf_timestamp, file_vitals_v1_event]);
 
 /**
  * @generated from message vitals.v1.FollowUp
@@ -410,6 +410,13 @@ export type FollowUpRules = Message<"vitals.v1.FollowUpRules"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 7;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * Unset in an update: the rule as it is now.
+   *
+   * @generated from field: vitals.v1.NegativeCommentRule negative_comment = 8;
+   */
+  negativeComment?: NegativeCommentRule | undefined;
 };
 
 /**
@@ -418,6 +425,78 @@ export type FollowUpRules = Message<"vitals.v1.FollowUpRules"> & {
  */
 export const FollowUpRulesSchema: GenMessage<FollowUpRules> = /*@__PURE__*/
   messageDesc(file_vitals_v1_followup, 5);
+
+/**
+ * A negative comment (or interaction note) about a routed subject opens a task for the
+ * route's department. A comment is about a subject when one of the route's terms is
+ * among its words or its topic's terms (a term in Chinese characters also when it
+ * appears inside the text). The first matching route wins.
+ *
+ * @generated from message vitals.v1.NegativeCommentRule
+ */
+export type NegativeCommentRule = Message<"vitals.v1.NegativeCommentRule"> & {
+  /**
+   * @generated from field: bool enabled = 1;
+   */
+  enabled: boolean;
+
+  /**
+   * At or below this sentiment (-1 to below 1) a comment is negative (default -0.3).
+   *
+   * @generated from field: double sentiment_at_most = 2;
+   */
+  sentimentAtMost: number;
+
+  /**
+   * 1 to 8,760 hours.
+   *
+   * @generated from field: uint32 service_level_hours = 3;
+   */
+  serviceLevelHours: number;
+
+  /**
+   * @generated from field: repeated vitals.v1.TopicRoute routes = 4;
+   */
+  routes: TopicRoute[];
+};
+
+/**
+ * Describes the message vitals.v1.NegativeCommentRule.
+ * Use `create(NegativeCommentRuleSchema)` to create a new message.
+ */
+export const NegativeCommentRuleSchema: GenMessage<NegativeCommentRule> = /*@__PURE__*/
+  messageDesc(file_vitals_v1_followup, 6);
+
+/**
+ * @generated from message vitals.v1.TopicRoute
+ */
+export type TopicRoute = Message<"vitals.v1.TopicRoute"> & {
+  /**
+   * The subject's name, as the task's detail says it: "delivery".
+   *
+   * @generated from field: string subject = 1;
+   */
+  subject: string;
+
+  /**
+   * One lower-case word each: "delivery", "courier", "快递".
+   *
+   * @generated from field: repeated string terms = 2;
+   */
+  terms: string[];
+
+  /**
+   * @generated from field: string department = 3;
+   */
+  department: string;
+};
+
+/**
+ * Describes the message vitals.v1.TopicRoute.
+ * Use `create(TopicRouteSchema)` to create a new message.
+ */
+export const TopicRouteSchema: GenMessage<TopicRoute> = /*@__PURE__*/
+  messageDesc(file_vitals_v1_followup, 7);
 
 /**
  * What every rule has: whether it is on, the department its tasks go to, and the
@@ -447,7 +526,7 @@ export type RuleRouting = Message<"vitals.v1.RuleRouting"> & {
  * Use `create(RuleRoutingSchema)` to create a new message.
  */
 export const RuleRoutingSchema: GenMessage<RuleRouting> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_followup, 6);
+  messageDesc(file_vitals_v1_followup, 8);
 
 /**
  * @generated from message vitals.v1.DetractorRule
@@ -478,7 +557,7 @@ export type DetractorRule = Message<"vitals.v1.DetractorRule"> & {
  * Use `create(DetractorRuleSchema)` to create a new message.
  */
 export const DetractorRuleSchema: GenMessage<DetractorRule> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_followup, 7);
+  messageDesc(file_vitals_v1_followup, 9);
 
 /**
  * @generated from message vitals.v1.ComplaintRule
@@ -502,7 +581,7 @@ export type ComplaintRule = Message<"vitals.v1.ComplaintRule"> & {
  * Use `create(ComplaintRuleSchema)` to create a new message.
  */
 export const ComplaintRuleSchema: GenMessage<ComplaintRule> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_followup, 8);
+  messageDesc(file_vitals_v1_followup, 10);
 
 /**
  * @generated from message vitals.v1.OverduePaymentRule
@@ -526,7 +605,7 @@ export type OverduePaymentRule = Message<"vitals.v1.OverduePaymentRule"> & {
  * Use `create(OverduePaymentRuleSchema)` to create a new message.
  */
 export const OverduePaymentRuleSchema: GenMessage<OverduePaymentRule> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_followup, 9);
+  messageDesc(file_vitals_v1_followup, 11);
 
 /**
  * @generated from message vitals.v1.ChurnRiskRule
@@ -551,7 +630,7 @@ export type ChurnRiskRule = Message<"vitals.v1.ChurnRiskRule"> & {
  * Use `create(ChurnRiskRuleSchema)` to create a new message.
  */
 export const ChurnRiskRuleSchema: GenMessage<ChurnRiskRule> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_followup, 10);
+  messageDesc(file_vitals_v1_followup, 12);
 
 /**
  * @generated from message vitals.v1.GetFollowUpRulesRequest
@@ -570,7 +649,7 @@ export type GetFollowUpRulesRequest = Message<"vitals.v1.GetFollowUpRulesRequest
  * Use `create(GetFollowUpRulesRequestSchema)` to create a new message.
  */
 export const GetFollowUpRulesRequestSchema: GenMessage<GetFollowUpRulesRequest> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_followup, 11);
+  messageDesc(file_vitals_v1_followup, 13);
 
 /**
  * @generated from message vitals.v1.UpdateFollowUpRulesRequest
@@ -587,7 +666,7 @@ export type UpdateFollowUpRulesRequest = Message<"vitals.v1.UpdateFollowUpRulesR
  * Use `create(UpdateFollowUpRulesRequestSchema)` to create a new message.
  */
 export const UpdateFollowUpRulesRequestSchema: GenMessage<UpdateFollowUpRulesRequest> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_followup, 12);
+  messageDesc(file_vitals_v1_followup, 14);
 
 /**
  * @generated from message vitals.v1.RecordRetentionActionRequest
@@ -636,7 +715,7 @@ export type RecordRetentionActionRequest = Message<"vitals.v1.RecordRetentionAct
  * Use `create(RecordRetentionActionRequestSchema)` to create a new message.
  */
 export const RecordRetentionActionRequestSchema: GenMessage<RecordRetentionActionRequest> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_followup, 13);
+  messageDesc(file_vitals_v1_followup, 15);
 
 /**
  * @generated from message vitals.v1.RecordRetentionActionResponse
@@ -663,7 +742,7 @@ export type RecordRetentionActionResponse = Message<"vitals.v1.RecordRetentionAc
  * Use `create(RecordRetentionActionResponseSchema)` to create a new message.
  */
 export const RecordRetentionActionResponseSchema: GenMessage<RecordRetentionActionResponse> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_followup, 14);
+  messageDesc(file_vitals_v1_followup, 16);
 
 /**
  * @generated from message vitals.v1.CampaignTarget
@@ -699,7 +778,7 @@ export type CampaignTarget = Message<"vitals.v1.CampaignTarget"> & {
  * Use `create(CampaignTargetSchema)` to create a new message.
  */
 export const CampaignTargetSchema: GenMessage<CampaignTarget> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_followup, 15);
+  messageDesc(file_vitals_v1_followup, 17);
 
 /**
  * @generated from message vitals.v1.Campaign
@@ -776,7 +855,7 @@ export type Campaign = Message<"vitals.v1.Campaign"> & {
  * Use `create(CampaignSchema)` to create a new message.
  */
 export const CampaignSchema: GenMessage<Campaign> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_followup, 16);
+  messageDesc(file_vitals_v1_followup, 18);
 
 /**
  * @generated from message vitals.v1.CreateCampaignRequest
@@ -824,7 +903,7 @@ export type CreateCampaignRequest = Message<"vitals.v1.CreateCampaignRequest"> &
  * Use `create(CreateCampaignRequestSchema)` to create a new message.
  */
 export const CreateCampaignRequestSchema: GenMessage<CreateCampaignRequest> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_followup, 17);
+  messageDesc(file_vitals_v1_followup, 19);
 
 /**
  * @generated from message vitals.v1.GetCampaignRequest
@@ -841,7 +920,7 @@ export type GetCampaignRequest = Message<"vitals.v1.GetCampaignRequest"> & {
  * Use `create(GetCampaignRequestSchema)` to create a new message.
  */
 export const GetCampaignRequestSchema: GenMessage<GetCampaignRequest> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_followup, 18);
+  messageDesc(file_vitals_v1_followup, 20);
 
 /**
  * @generated from message vitals.v1.ListCampaignsRequest
@@ -863,7 +942,7 @@ export type ListCampaignsRequest = Message<"vitals.v1.ListCampaignsRequest"> & {
  * Use `create(ListCampaignsRequestSchema)` to create a new message.
  */
 export const ListCampaignsRequestSchema: GenMessage<ListCampaignsRequest> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_followup, 19);
+  messageDesc(file_vitals_v1_followup, 21);
 
 /**
  * @generated from message vitals.v1.ListCampaignsResponse
@@ -885,7 +964,7 @@ export type ListCampaignsResponse = Message<"vitals.v1.ListCampaignsResponse"> &
  * Use `create(ListCampaignsResponseSchema)` to create a new message.
  */
 export const ListCampaignsResponseSchema: GenMessage<ListCampaignsResponse> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_followup, 20);
+  messageDesc(file_vitals_v1_followup, 22);
 
 /**
  * @generated from message vitals.v1.ListCampaignMembersRequest
@@ -917,7 +996,7 @@ export type ListCampaignMembersRequest = Message<"vitals.v1.ListCampaignMembersR
  * Use `create(ListCampaignMembersRequestSchema)` to create a new message.
  */
 export const ListCampaignMembersRequestSchema: GenMessage<ListCampaignMembersRequest> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_followup, 21);
+  messageDesc(file_vitals_v1_followup, 23);
 
 /**
  * @generated from message vitals.v1.CampaignMember
@@ -958,7 +1037,7 @@ export type CampaignMember = Message<"vitals.v1.CampaignMember"> & {
  * Use `create(CampaignMemberSchema)` to create a new message.
  */
 export const CampaignMemberSchema: GenMessage<CampaignMember> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_followup, 22);
+  messageDesc(file_vitals_v1_followup, 24);
 
 /**
  * @generated from message vitals.v1.ListCampaignMembersResponse
@@ -980,7 +1059,7 @@ export type ListCampaignMembersResponse = Message<"vitals.v1.ListCampaignMembers
  * Use `create(ListCampaignMembersResponseSchema)` to create a new message.
  */
 export const ListCampaignMembersResponseSchema: GenMessage<ListCampaignMembersResponse> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_followup, 23);
+  messageDesc(file_vitals_v1_followup, 25);
 
 /**
  * @generated from message vitals.v1.ReviewCampaignRequest
@@ -1021,7 +1100,7 @@ export type ReviewCampaignRequest = Message<"vitals.v1.ReviewCampaignRequest"> &
  * Use `create(ReviewCampaignRequestSchema)` to create a new message.
  */
 export const ReviewCampaignRequestSchema: GenMessage<ReviewCampaignRequest> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_followup, 24);
+  messageDesc(file_vitals_v1_followup, 26);
 
 /**
  * Actions without a campaign, of one kind (empty: any), done in [start_time, end_time).
@@ -1057,7 +1136,7 @@ export type UncampaignedActions = Message<"vitals.v1.UncampaignedActions"> & {
  * Use `create(UncampaignedActionsSchema)` to create a new message.
  */
 export const UncampaignedActionsSchema: GenMessage<UncampaignedActions> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_followup, 25);
+  messageDesc(file_vitals_v1_followup, 27);
 
 /**
  * @generated from message vitals.v1.ReviewArm
@@ -1086,7 +1165,7 @@ export type ReviewArm = Message<"vitals.v1.ReviewArm"> & {
  * Use `create(ReviewArmSchema)` to create a new message.
  */
 export const ReviewArmSchema: GenMessage<ReviewArm> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_followup, 26);
+  messageDesc(file_vitals_v1_followup, 28);
 
 /**
  * @generated from message vitals.v1.CampaignReview
@@ -1194,7 +1273,7 @@ export type CampaignReview = Message<"vitals.v1.CampaignReview"> & {
  * Use `create(CampaignReviewSchema)` to create a new message.
  */
 export const CampaignReviewSchema: GenMessage<CampaignReview> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_followup, 27);
+  messageDesc(file_vitals_v1_followup, 29);
 
 /**
  * @generated from enum vitals.v1.FollowUpReason
@@ -1233,6 +1312,13 @@ export enum FollowUpReason {
    * @generated from enum value: FOLLOW_UP_REASON_CHURN_RISK = 4;
    */
   CHURN_RISK = 4,
+
+  /**
+   * A negative comment about a subject a route sends to a department.
+   *
+   * @generated from enum value: FOLLOW_UP_REASON_NEGATIVE_COMMENT = 5;
+   */
+  NEGATIVE_COMMENT = 5,
 }
 
 /**

@@ -1,0 +1,109 @@
+//! The text model step of `train`: every comment customers wrote, those that came with a
+//! score labelled by it (`vitals_domain::comments::sentiment_label`), fitted per language
+//! family, measured on held-out customers' comments, and published as kind `text`.
+
+use std::hash::{Hash, Hasher};
+
+use serde::Serialize;
+use vitals_domain::Feedback;
+use vitals_domain::comments::sentiment_label;
+use vitals_engine::registry::ModelRegistry;
+use vitals_engine::text::{TEXT_KIND, TextModel, TextParams, TextReport, TrainingComment};
+use vitals_store::Store;
+
+/// What the step did.
+#[derive(Debug, Clone, Serialize)]
+pub struct TextStep {
+    /// `None` when no customer wrote anything.
+    pub version: Option<u64>,
+    pub comments: usize,
+    pub labelled: usize,
+    pub note: String,
+    pub report: Option<TextReport>,
+}
+
+/// A stable number for a customer, so that held-out comments are those of whole customers
+/// and a rerun holds out the same ones (std's `DefaultHasher::new()` is SipHash with fixed
+/// keys: the same on every run and platform of this build).
+fn group_of(customer_id: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    customer_id.hash(&mut h);
+    h.finish()
+}
+
+/// Fits and publishes a text model from every stored comment; publishes nothing when
+/// there are none.
+pub fn run(
+    store: &Store,
+    registry: &dyn ModelRegistry,
+    training: &serde_json::Value,
+    seed: u64,
+) -> anyhow::Result<TextStep> {
+    let stored = store.training_comments()?;
+    if stored.is_empty() {
+        return Ok(TextStep {
+            version: None,
+            comments: 0,
+            labelled: 0,
+            note: "text model skipped: no customer has written a comment yet".into(),
+            report: None,
+        });
+    }
+    let comments: Vec<TrainingComment<'_>> = stored
+        .iter()
+        .map(|c| TrainingComment {
+            text: &c.text,
+            positive: c.feedback.and_then(|(kind, score)| {
+                sentiment_label(&Feedback {
+                    kind,
+                    score,
+                    comment: Some(c.text.clone()),
+                    channel: String::new(),
+                })
+            }),
+            group: group_of(&c.customer_id),
+        })
+        .collect();
+    let labelled = comments.iter().filter(|c| c.positive.is_some()).count();
+    let params = TextParams {
+        seed,
+        ..TextParams::default()
+    };
+    let (model, report) = TextModel::fit(&comments, &params)?;
+    let staged = tempfile::tempdir()?;
+    model.save(staged.path())?;
+    let mut manifest = TextModel::manifest(&report);
+    manifest.training = serde_json::json!({
+        "comments": comments.len(),
+        "labelled": labelled,
+        "train": training,
+    });
+    let published = registry.publish(TEXT_KIND, staged.path(), manifest)?;
+    let sources: Vec<String> = report
+        .families
+        .iter()
+        .filter(|f| f.comments > 0)
+        .map(|f| match (&f.why_lexicon, f.roc_auc_learned) {
+            (None, Some(auc)) => format!(
+                "{}: learned from {} scored comments (held-out ROC-AUC {auc:.3})",
+                f.family.as_str(),
+                f.labelled
+            ),
+            (Some(why), _) => format!("{}: lexicon ({why})", f.family.as_str()),
+            (None, None) => format!("{}: learned", f.family.as_str()),
+        })
+        .collect();
+    tracing::info!(
+        version = published.version,
+        comments = comments.len(),
+        labelled,
+        "text model published"
+    );
+    Ok(TextStep {
+        version: Some(published.version),
+        comments: comments.len(),
+        labelled,
+        note: sources.join("; "),
+        report: Some(report),
+    })
+}
