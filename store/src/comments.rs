@@ -259,7 +259,7 @@ impl Store {
         };
         with_conn!(store, conn => {
             if !from_feedback.is_empty() {
-                let found: Vec<(String, String, String, Option<i32>, Option<String>)> =
+                let found: Vec<AnswerRow> =
                     feedback::table
                         .filter(feedback::customer_id.eq_any(customers(&from_feedback)))
                         .filter(feedback::event_key.eq_any(keys(&from_feedback)))
@@ -312,7 +312,7 @@ impl Store {
         let store = self.fresh_reader()?;
         let mut out = Vec::new();
         with_conn!(store, conn => {
-            let answers: Vec<(String, i64, String, Option<i32>, Option<String>)> = feedback::table
+            let answers: Vec<TrainingAnswerRow> = feedback::table
                 .filter(feedback::comment.is_not_null())
                 .select((
                     feedback::customer_id,
@@ -343,6 +343,11 @@ impl Store {
         Ok(out)
     }
 }
+
+/// (customer, event key, kind, score, comment) of a feedback row.
+type AnswerRow = (String, String, String, Option<i32>, Option<String>);
+/// (customer, time, kind, score, comment) of a feedback row.
+type TrainingAnswerRow = (String, i64, String, Option<i32>, Option<String>);
 
 /// What a comment's event says besides the analysis.
 struct Said {

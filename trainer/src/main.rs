@@ -142,6 +142,10 @@ struct TrainArgs {
     /// Print the outcome as JSON.
     #[arg(long)]
     json: bool,
+    /// Fit and publish only the comment text model (sentiment and topics), from every
+    /// stored comment: no churn, segment or lifetime-value model, no cutoff needed.
+    #[arg(long, conflicts_with = "activate_if_better")]
+    text_only: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -461,6 +465,39 @@ fn train_command(
     args: TrainArgs,
     progress: bool,
 ) -> anyhow::Result<()> {
+    if args.text_only {
+        let registry = vitals_trainer::open_registry(&registry)?;
+        let step = vitals_trainer::train::text::run(
+            store,
+            registry.as_ref(),
+            &serde_json::json!({ "text_only": true }),
+            args.seed,
+        )?;
+        if let (true, Some(v)) = (args.activate, step.version) {
+            let actor = std::env::var("USER").unwrap_or_else(|_| "vitals-trainer".into());
+            registry.activate(
+                vitals_engine::text::TEXT_KIND,
+                v,
+                &actor,
+                "train --text-only --activate",
+            )?;
+        }
+        if args.json {
+            vitals_trainer::outln!("{}", serde_json::to_string_pretty(&step)?);
+        } else {
+            match step.version {
+                Some(v) => vitals_trainer::outln!(
+                    "comment text v{v} from {} comments ({} scored){}: {}",
+                    step.comments,
+                    step.labelled,
+                    if args.activate { ", activated" } else { "" },
+                    step.note
+                ),
+                None => vitals_trainer::outln!("{}", step.note),
+            }
+        }
+        return Ok(());
+    }
     let churn = match args.churn_model.as_str() {
         "auto" => ChurnChoice::Auto,
         other => ChurnChoice::Only(

@@ -84,6 +84,28 @@ pub(crate) fn warm_up() {
     language::warm_up();
 }
 
+/// jieba's part-of-speech tags of words that never say what a comment is about:
+/// pronouns, adverbs, prepositions, conjunctions, particles, numerals and measure words,
+/// time and direction words, interjections, set phrases and non-words.
+const FUNCTION_TAGS: &[&str] = &[
+    "r", "rr", "rz", "d", "p", "c", "u", "uj", "ul", "uz", "ug", "uv", "ud", "y", "e", "o", "m",
+    "mq", "q", "t", "tg", "f", "l", "x", "zg",
+];
+
+/// Whether a Chinese word may name a topic, by its part of speech in jieba's dictionary:
+/// not a function word, and not a one-character verb (住, 买, 装: too vague alone). A word
+/// jieba only finds by splitting (还会 = 还 + 会) is judged by its parts.
+pub(crate) fn may_name_a_subject(word: &str) -> bool {
+    let tags = JIEBA.tag(word, false);
+    match tags.as_slice() {
+        [one] => {
+            let vague_verb = one.tag == "v" && word.chars().count() == 1;
+            !(FUNCTION_TAGS.contains(&one.tag) || vague_verb)
+        }
+        parts => !parts.iter().any(|t| FUNCTION_TAGS.contains(&t.tag)),
+    }
+}
+
 /// A comment normalised once, with the language that normalisation decided.
 #[derive(Debug, Clone)]
 pub(crate) struct Prepared {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::language::{self, Family};
 use super::lexicon;
-use super::tokenize::NEGATED;
+use super::tokenize::{self, NEGATED};
 
 /// A topic: what a group of comments is about.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,8 +55,9 @@ pub(crate) fn is_topic_term(family: Family, token: &str) -> bool {
     {
         return false;
     }
-    !lexicon::of(family).is_tone_word(token)
-        && !(latin && lexicon::of(Family::English).is_tone_word(token))
+    let tone = lexicon::of(family).is_tone_word(token)
+        || (latin && lexicon::of(Family::English).is_tone_word(token));
+    !tone
 }
 
 /// How topic vocabularies are built and clustered.
@@ -71,7 +72,7 @@ pub(crate) struct TopicSettings {
 
 /// A family's topics as served: vocabulary, idf, and unit-length centroids stored
 /// term-major (`terms × k`), so scoring a comment touches one contiguous row per word.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub(crate) struct TopicModel {
     pub first_id: u32,
     pub terms: Vec<String>,
@@ -80,6 +81,17 @@ pub(crate) struct TopicModel {
     pub k: usize,
     pub centroids: Vec<f32>,
     pub min_similarity: f32,
+}
+
+impl std::fmt::Debug for TopicModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopicModel")
+            .field("first_id", &self.first_id)
+            .field("topics", &self.k)
+            .field("terms", &self.terms.len())
+            .field("min_similarity", &self.min_similarity)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TopicModel {
@@ -218,7 +230,11 @@ pub(crate) fn fit(
     let max_df = ((docs.len() as f64 * MAX_DOC_SHARE) as u32).max(1);
     let mut vocab: Vec<(&str, u32)> = df
         .into_iter()
-        .filter(|&(_, f)| f as usize >= settings.min_doc_freq.max(1) && f <= max_df)
+        .filter(|&(t, f)| {
+            f as usize >= settings.min_doc_freq.max(1)
+                && f <= max_df
+                && (family == Family::English || tokenize::may_name_a_subject(t))
+        })
         .collect();
     vocab.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     vocab.truncate(settings.vocabulary);
@@ -241,7 +257,7 @@ pub(crate) fn fit(
         return None;
     }
     let v = model.terms.len();
-    let mut rng = StdRng::seed_from_u64(settings.seed ^ 0x7091_c5);
+    let mut rng = StdRng::seed_from_u64(settings.seed ^ 0x0070_91c5);
     let mut best: Option<(f64, Vec<f32>, Vec<usize>)> = None;
     for _ in 0..RESTARTS {
         let (score, centroids, assignment) = spherical_kmeans(&rows, v, k, &mut rng);

@@ -172,6 +172,7 @@ use crate::time::date_micros;
 mod command;
 mod process;
 mod sampling;
+mod words;
 mod write;
 
 pub use command::*;

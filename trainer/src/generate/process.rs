@@ -390,6 +390,7 @@ impl Generator {
             customer: external_id,
             next: [0; 5],
             emit,
+            words: super::words::Writer::new(self.seed, n, region),
         };
         let mut complaints: Vec<Micros> = Vec::new();
         let mut pending: Vec<(Micros, i32, &'static str)> = Vec::new();
@@ -724,10 +725,13 @@ pub(super) struct Emitter<'a> {
     /// The next index of each kind, in `EventKind::ALL` order.
     pub(super) next: [u64; 5],
     pub(super) emit: &'a mut dyn FnMut(NewEvent),
+    /// What the customer writes on surveys and complaints.
+    pub(super) words: super::words::Writer,
 }
 
 impl Emitter<'_> {
-    pub(super) fn push(&mut self, time: Micros, payload: EventPayload) {
+    pub(super) fn push(&mut self, time: Micros, mut payload: EventPayload) {
+        self.words.annotate(&mut payload);
         let kind = payload.kind();
         let slot = match kind {
             EventKind::Transaction => 0,
