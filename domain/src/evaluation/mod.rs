@@ -184,7 +184,38 @@ pub struct Versions {
     #[serde(default)]
     pub clv: Option<u64>,
     pub scheme: i64,
+    /// The text model that read the customer's recent comments; None: the lexicons.
+    #[serde(default)]
+    pub text: Option<u64>,
 }
+
+/// What the customer wrote in the 90 days before the evaluation, as read now.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CommentSummary {
+    /// Comments and notes written in the window.
+    pub comments: u32,
+    /// Of them, those reading negative (sentiment at or below -0.3).
+    pub negative: u32,
+    /// Their mean sentiment (-1..1); None without comments.
+    pub mean_sentiment: Option<f64>,
+    /// The subjects of the negative ones, most frequent first (ties: most recent first):
+    /// what to raise with the customer.
+    pub negative_topics: Vec<TopicMention>,
+}
+
+/// A subject the customer wrote negatively about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopicMention {
+    /// The topic's name in the text model in service (its top terms).
+    pub topic: String,
+    pub comments: u32,
+    pub last_time: Micros,
+}
+
+/// How far back an evaluation reads comments: a quarter.
+pub const RECENT_COMMENT_DAYS: i64 = 90;
+/// At or below this sentiment a comment reads negative (the follow-up rule's default).
+pub const NEGATIVE_SENTIMENT: f64 = -0.3;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
@@ -212,6 +243,9 @@ pub struct Evaluation {
     /// None for everyone still with us.
     #[serde(default)]
     pub value_lost: Option<f64>,
+    /// What the customer wrote lately; empty in snapshots stored before comments were read.
+    #[serde(default)]
+    pub comments: CommentSummary,
     pub versions: Versions,
 }
 

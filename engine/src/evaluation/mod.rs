@@ -491,11 +491,13 @@ pub fn evaluate(
         value,
         currency,
         value_lost,
+        comments: comments::summary(models.text.as_deref(), events, as_of),
         versions: Versions {
             churn: models.churn.as_ref().map(|c| c.manifest.version),
             segments: models.segments.as_ref().map(|s| s.manifest.version),
             clv: models.clv.as_ref().map(|c| c.manifest.version),
             scheme: scheme.version,
+            text: models.text.as_ref().map(|t| t.manifest.version),
         },
     }
 }

@@ -178,7 +178,8 @@ pub struct FamilyReport {
     pub why_lexicon: Option<String>,
     /// ROC-AUC on the held-out comments, of the model fitted on the training part and of
     /// the lexicon. Below 50,000 labelled comments the model served is then refitted on
-    /// all of them (same features and C), so it is at least as good as measured.
+    /// all of them (same features and C): the number measures the procedure on a fifth
+    /// less data.
     pub roc_auc_learned: Option<f64>,
     pub roc_auc_lexicon: Option<f64>,
     pub topics: usize,

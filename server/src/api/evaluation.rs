@@ -150,6 +150,7 @@ fn versions(models: &Models, scheme: &VersionedScheme) -> pb::ModelVersions {
         segments: models.segments.as_ref().map_or(0, |s| s.manifest.version),
         scoring_scheme: scheme.version,
         clv: models.clv.as_ref().map_or(0, |c| c.manifest.version),
+        text: models.text.as_ref().map_or(0, |t| t.manifest.version),
     }
 }
 

@@ -160,6 +160,22 @@ pub fn evaluation_to_proto(e: &Evaluation, lang: Language) -> pb::Evaluation {
             segments: e.versions.segments.unwrap_or(0),
             scoring_scheme: e.versions.scheme,
             clv: e.versions.clv.unwrap_or(0),
+            text: e.versions.text.unwrap_or(0),
+        }),
+        comments: Some(pb::CommentSummary {
+            comments: i32::try_from(e.comments.comments).unwrap_or(i32::MAX),
+            negative: i32::try_from(e.comments.negative).unwrap_or(i32::MAX),
+            mean_sentiment: e.comments.mean_sentiment,
+            negative_topics: e
+                .comments
+                .negative_topics
+                .iter()
+                .map(|t| pb::TopicMention {
+                    topic: t.topic.clone(),
+                    comments: i32::try_from(t.comments).unwrap_or(i32::MAX),
+                    last_time: Some(timestamp(t.last_time)),
+                })
+                .collect(),
         }),
         lifetime_value: Some(lifetime),
         currency: e.currency.clone().unwrap_or_default(),

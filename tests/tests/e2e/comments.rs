@@ -184,6 +184,30 @@ async fn a_negative_delivery_review_without_a_score_opens_a_task_for_logistics(b
         .expect("analysed");
     assert!(happy_analysis.sentiment >= 0.3, "{happy_analysis:?}");
 
+    // The evaluation reads the last 90 days' comments: three, two of them negative.
+    let evaluation = server
+        .evaluations()
+        .await
+        .evaluate_customer(pb::EvaluateCustomerRequest {
+            lookup: Some(pb::evaluate_customer_request::Lookup::CustomerId(
+                ada.id.clone(),
+            )),
+            as_of: None,
+        })
+        .await
+        .expect("evaluated")
+        .into_inner();
+    let summary = evaluation.comments.expect("a comment summary");
+    assert_eq!((summary.comments, summary.negative), (3, 2), "{summary:?}");
+    assert!(
+        summary.mean_sentiment.is_some_and(|m| m < 0.0),
+        "{summary:?}"
+    );
+    assert!(
+        summary.negative_topics.is_empty(),
+        "no text model, no topics: {summary:?}"
+    );
+
     // Chinese, simplified and traditional, and a call note about billing.
     let li = customer(&server, "c-li", "李雷").await;
     let zh = "快递太慢了，包装也破了，非常失望";

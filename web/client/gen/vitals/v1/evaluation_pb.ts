@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vitals/v1/evaluation.proto.
  */
 export const file_vitals_v1_evaluation: GenFile = /*@__PURE__*/
-  fileDesc("Chp2aXRhbHMvdjEvZXZhbHVhdGlvbi5wcm90bxIJdml0YWxzLnYxInwKF0V2YWx1YXRlQ3VzdG9tZXJSZXF1ZXN0EhUKC2N1c3RvbWVyX2lkGAEgASgJSAASFQoLZXh0ZXJuYWxfaWQYAiABKAlIABIpCgVhc19vZhgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCAoGbG9va3VwIpYBChhFdmFsdWF0ZUN1c3RvbWVyc1JlcXVlc3QSFAoMY3VzdG9tZXJfaWRzGAEgAygJEikKBnN0YXR1cxgCIAEoDjIZLnZpdGFscy52MS5DdXN0b21lclN0YXR1cxIOCgZyZWdpb24YAyABKAkSKQoFYXNfb2YYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIosECgpFdmFsdWF0aW9uEhMKC2N1c3RvbWVyX2lkGAEgASgJEhMKC2V4dGVybmFsX2lkGAIgASgJEikKBWFzX29mGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb21wdXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiMKBWNodXJuGAUgASgLMhQudml0YWxzLnYxLkNodXJuUmlzaxItCgdzZWdtZW50GAYgASgLMhwudml0YWxzLnYxLlNlZ21lbnRBc3NpZ25tZW50EiMKA3JmbRgHIAEoCzIWLnZpdGFscy52MS5SZm1TdGFuZGluZxInCglzY29yZWNhcmQYCCABKAsyFC52aXRhbHMudjEuU2NvcmVjYXJkEhcKD2xpZmVjeWNsZV9zdGFnZRgJIAEoCRINCgV2YWx1ZRgKIAEoARIqCgh2ZXJzaW9ucxgLIAEoCzIYLnZpdGFscy52MS5Nb2RlbFZlcnNpb25zEjAKDmxpZmV0aW1lX3ZhbHVlGAwgASgLMhgudml0YWxzLnYxLkxpZmV0aW1lVmFsdWUSEAoIY3VycmVuY3kYDSABKAkSFAoMZGlzcGxheV9uYW1lGA4gASgJEhcKCnZhbHVlX2xvc3QYDyABKAFIAIgBAUINCgtfdmFsdWVfbG9zdCLEAQoNTGlmZXRpbWVWYWx1ZRIVCg1hYnNlbnRfcmVhc29uGAEgASgJEhkKEXByb2JhYmlsaXR5X2FsaXZlGAIgASgBEhoKEmV4cGVjdGVkX3B1cmNoYXNlcxgDIAEoARIWCg5leHBlY3RlZF9zcGVuZBgEIAEoARIWCg5saWZldGltZV92YWx1ZRgFIAEoARIWCg5ob3Jpem9uX21vbnRocxgGIAEoBRINCgViYXNpcxgHIAEoCRIOCgZtZXRob2QYCCABKAkiqQEKCUNodXJuUmlzaxIVCg1hYnNlbnRfcmVhc29uGAEgASgJEhMKC3Byb2JhYmlsaXR5GAIgASgBEhEKCXJpc2tfYmFuZBgDIAEoCRIUCgxob3Jpem9uX2RheXMYBCABKAESIgoHcmFpc2luZxgFIAMoCzIRLnZpdGFscy52MS5GYWN0b3ISIwoIbG93ZXJpbmcYBiADKAsyES52aXRhbHMudjEuRmFjdG9yInMKBkZhY3RvchIPCgdmZWF0dXJlGAEgASgJEhIKBXZhbHVlGAIgASgBSACIAQESFAoMY29udHJpYnV0aW9uGAMgASgBEg0KBWxhYmVsGAQgASgJEhUKDWRpc3BsYXlfdmFsdWUYBSABKAlCCAoGX3ZhbHVlInEKEVNlZ21lbnRBc3NpZ25tZW50EhUKDWFic2VudF9yZWFzb24YASABKAkSEgoKc2VnbWVudF9pZBgCIAEoBRIMCgRuYW1lGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEg4KBnRyYWl0cxgFIAMoCSKjAQoLUmZtU3RhbmRpbmcSFQoNYWJzZW50X3JlYXNvbhgBIAEoCRIUCgxyZWNlbmN5X2RheXMYAiABKAESEQoJZnJlcXVlbmN5GAMgASgBEhAKCG1vbmV0YXJ5GAQgASgBEg8KB3Jfc2NvcmUYBSABKAUSDwoHZl9zY29yZRgGIAEoBRIPCgdtX3Njb3JlGAcgASgFEg8KB3NlZ21lbnQYCCABKAkicgoJU2NvcmVjYXJkEhUKDWFic2VudF9yZWFzb24YASABKAkSLQoKZGltZW5zaW9ucxgCIAMoCzIZLnZpdGFscy52MS5EaW1lbnNpb25TY29yZRIRCgljb21wb3NpdGUYAyABKAESDAoEdGllchgEIAEoCSJdCg5EaW1lbnNpb25TY29yZRIRCglkaW1lbnNpb24YASABKAkSDQoFc2NvcmUYAiABKAESEwoLaW5wdXRzX3VzZWQYAyABKAUSFAoMaW5wdXRzX3RvdGFsGAQgASgFIlUKDU1vZGVsVmVyc2lvbnMSDQoFY2h1cm4YASABKAQSEAoIc2VnbWVudHMYAiABKAQSFgoOc2NvcmluZ19zY2hlbWUYAyABKAMSCwoDY2x2GAQgASgEIuICChRTY29yZUZlYXR1cmVzUmVxdWVzdBI/CghmZWF0dXJlcxgBIAMoCzItLnZpdGFscy52MS5TY29yZUZlYXR1cmVzUmVxdWVzdC5GZWF0dXJlc0VudHJ5EkMKCmF0dHJpYnV0ZXMYAiADKAsyLy52aXRhbHMudjEuU2NvcmVGZWF0dXJlc1JlcXVlc3QuQXR0cmlidXRlc0VudHJ5EhMKC21vZGVsX2lucHV0GAMgAygBEhIKCnBvcHVsYXRpb24YBCABKAkSHAoUY3VzdG9tZXJfZXh0ZXJuYWxfaWQYBSABKAkaLwoNRmVhdHVyZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBGkwKD0F0dHJpYnV0ZXNFbnRyeRILCgNrZXkYASABKAkSKAoFdmFsdWUYAiABKAsyGS52aXRhbHMudjEuQXR0cmlidXRlVmFsdWU6AjgBIqUBChVTY29yZUZlYXR1cmVzUmVzcG9uc2USGQoRY2h1cm5fcHJvYmFiaWxpdHkYASABKAESEQoJcmlza19iYW5kGAIgASgJEiIKB3JhaXNpbmcYAyADKAsyES52aXRhbHMudjEuRmFjdG9yEiMKCGxvd2VyaW5nGAQgAygLMhEudml0YWxzLnYxLkZhY3RvchIVCg1tb2RlbF92ZXJzaW9uGAUgASgEIkYKGVJlZnJlc2hFdmFsdWF0aW9uc1JlcXVlc3QSKQoFYXNfb2YYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wItMBChpSZWZyZXNoRXZhbHVhdGlvbnNQcm9ncmVzcxIWCg5jdXN0b21lcnNfZG9uZRgBIAEoBBIXCg9jdXN0b21lcnNfdG90YWwYAiABKAQSGgoSZXZhbHVhdGlvbnNfc3RvcmVkGAMgASgEEhAKCGZpbmlzaGVkGAQgASgIEg8KB3NlY29uZHMYBSABKAESKgoIdmVyc2lvbnMYBiABKAsyGC52aXRhbHMudjEuTW9kZWxWZXJzaW9ucxIZChFmb2xsb3dfdXBzX29wZW5lZBgHIAEoBCLlAQoRTGlzdEF0Umlza1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSKAoIb3JkZXJfYnkYAyABKA4yFi52aXRhbHMudjEuQXRSaXNrT3JkZXISHAoPbWluX3Byb2JhYmlsaXR5GAQgASgBSACIAQESFwoKc2VnbWVudF9pZBgFIAEoBUgBiAEBEgwKBHRpZXIYBiABKAkSFwoPbGlmZWN5Y2xlX3N0YWdlGAcgASgJQhIKEF9taW5fcHJvYmFiaWxpdHlCDQoLX3NlZ21lbnRfaWQiWQoSTGlzdEF0Umlza1Jlc3BvbnNlEioKC2V2YWx1YXRpb25zGAEgAygLMhUudml0YWxzLnYxLkV2YWx1YXRpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInEKEkxpc3RXaW5CYWNrUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIXCgpzZWdtZW50X2lkGAMgASgFSACIAQESDAoEdGllchgEIAEoCUINCgtfc2VnbWVudF9pZCIXChVHZXRSaXNrU3VtbWFyeVJlcXVlc3QitgEKC1Jpc2tTdW1tYXJ5EhgKEHByb2JhYmlsaXR5X2JpbnMYASADKAQSMAoFdGllcnMYAiADKAsyIS52aXRhbHMudjEuUmlza1N1bW1hcnkuVGllcnNFbnRyeRItCg12YWx1ZV9hdF9yaXNrGAMgAygLMhYudml0YWxzLnYxLlZhbHVlQXRSaXNrGiwKClRpZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgEOgI4ASJYCgtWYWx1ZUF0UmlzaxIQCghjdXJyZW5jeRgBIAEoCRIRCgljdXN0b21lcnMYAiABKAQSDQoFdmFsdWUYAyABKAESFQoNZXhwZWN0ZWRfbG9zcxgEIAEoASJaChNMaXN0V2luQmFja1Jlc3BvbnNlEioKC2V2YWx1YXRpb25zGAEgAygLMhUudml0YWxzLnYxLkV2YWx1YXRpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIhUKE0xpc3RTZWdtZW50c1JlcXVlc3Qi8gEKB1NlZ21lbnQSEgoKc2VnbWVudF9pZBgBIAEoBRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEg4KBnRyYWl0cxgEIAMoCRIMCgRzaXplGAUgASgEEhYKDnRyYWluaW5nX3NoYXJlGAYgASgBEiMKFm1lYW5fY2h1cm5fcHJvYmFiaWxpdHkYByABKAFIAIgBARIXCgptZWFuX3ZhbHVlGAggASgBSAGIAQESEgoKcG9wdWxhdGlvbhgJIAEoCUIZChdfbWVhbl9jaHVybl9wcm9iYWJpbGl0eUINCgtfbWVhbl92YWx1ZSJTChRMaXN0U2VnbWVudHNSZXNwb25zZRIkCghzZWdtZW50cxgBIAMoCzISLnZpdGFscy52MS5TZWdtZW50EhUKDW1vZGVsX3ZlcnNpb24YAiABKAQiKgoXR2V0U2NvcmluZ1NjaGVtZVJlcXVlc3QSDwoHdmVyc2lvbhgBIAEoAyLoAQoNU2NvcmluZ1NjaGVtZRIPCgd2ZXJzaW9uGAEgASgDEjYKB3dlaWdodHMYAiADKAsyJS52aXRhbHMudjEuU2NvcmluZ1NjaGVtZS5XZWlnaHRzRW50cnkSHgoFdGllcnMYAyADKAsyDy52aXRhbHMudjEuVGllchINCgVhY3RvchgEIAEoCRIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLgoMV2VpZ2h0c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAToCOAEiJwoEVGllchIMCgRuYW1lGAEgASgJEhEKCW1pbl9zY29yZRgCIAEoASJGChpVcGRhdGVTY29yaW5nU2NoZW1lUmVxdWVzdBIoCgZzY2hlbWUYASABKAsyGC52aXRhbHMudjEuU2NvcmluZ1NjaGVtZSpsCgtBdFJpc2tPcmRlchIdChlBVF9SSVNLX09SREVSX1VOU1BFQ0lGSUVEEAASHQoZQVRfUklTS19PUkRFUl9QUk9CQUJJTElUWRABEh8KG0FUX1JJU0tfT1JERVJfRVhQRUNURURfTE9TUxACMs4GChFFdmFsdWF0aW9uU2VydmljZRJNChBFdmFsdWF0ZUN1c3RvbWVyEiIudml0YWxzLnYxLkV2YWx1YXRlQ3VzdG9tZXJSZXF1ZXN0GhUudml0YWxzLnYxLkV2YWx1YXRpb24SUQoRRXZhbHVhdGVDdXN0b21lcnMSIy52aXRhbHMudjEuRXZhbHVhdGVDdXN0b21lcnNSZXF1ZXN0GhUudml0YWxzLnYxLkV2YWx1YXRpb24wARJSCg1TY29yZUZlYXR1cmVzEh8udml0YWxzLnYxLlNjb3JlRmVhdHVyZXNSZXF1ZXN0GiAudml0YWxzLnYxLlNjb3JlRmVhdHVyZXNSZXNwb25zZRJjChJSZWZyZXNoRXZhbHVhdGlvbnMSJC52aXRhbHMudjEuUmVmcmVzaEV2YWx1YXRpb25zUmVxdWVzdBolLnZpdGFscy52MS5SZWZyZXNoRXZhbHVhdGlvbnNQcm9ncmVzczABEkkKCkxpc3RBdFJpc2sSHC52aXRhbHMudjEuTGlzdEF0Umlza1JlcXVlc3QaHS52aXRhbHMudjEuTGlzdEF0Umlza1Jlc3BvbnNlEkwKC0xpc3RXaW5CYWNrEh0udml0YWxzLnYxLkxpc3RXaW5CYWNrUmVxdWVzdBoeLnZpdGFscy52MS5MaXN0V2luQmFja1Jlc3BvbnNlEkoKDkdldFJpc2tTdW1tYXJ5EiAudml0YWxzLnYxLkdldFJpc2tTdW1tYXJ5UmVxdWVzdBoWLnZpdGFscy52MS5SaXNrU3VtbWFyeRJPCgxMaXN0U2VnbWVudHMSHi52aXRhbHMudjEuTGlzdFNlZ21lbnRzUmVxdWVzdBofLnZpdGFscy52MS5MaXN0U2VnbWVudHNSZXNwb25zZRJQChBHZXRTY29yaW5nU2NoZW1lEiIudml0YWxzLnYxLkdldFNjb3JpbmdTY2hlbWVSZXF1ZXN0Ghgudml0YWxzLnYxLlNjb3JpbmdTY2hlbWUSVgoTVXBkYXRlU2NvcmluZ1NjaGVtZRIlLnZpdGFscy52MS5VcGRhdGVTY29yaW5nU2NoZW1lUmVxdWVzdBoYLnZpdGFscy52MS5TY29yaW5nU2NoZW1lYgZwcm90bzM", [file_google_protobuf_timestamp, file_vitals_v1_customer]);
+  fileDesc("Chp2aXRhbHMvdjEvZXZhbHVhdGlvbi5wcm90bxIJdml0YWxzLnYxInwKF0V2YWx1YXRlQ3VzdG9tZXJSZXF1ZXN0EhUKC2N1c3RvbWVyX2lkGAEgASgJSAASFQoLZXh0ZXJuYWxfaWQYAiABKAlIABIpCgVhc19vZhgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCAoGbG9va3VwIpYBChhFdmFsdWF0ZUN1c3RvbWVyc1JlcXVlc3QSFAoMY3VzdG9tZXJfaWRzGAEgAygJEikKBnN0YXR1cxgCIAEoDjIZLnZpdGFscy52MS5DdXN0b21lclN0YXR1cxIOCgZyZWdpb24YAyABKAkSKQoFYXNfb2YYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIrgECgpFdmFsdWF0aW9uEhMKC2N1c3RvbWVyX2lkGAEgASgJEhMKC2V4dGVybmFsX2lkGAIgASgJEikKBWFzX29mGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb21wdXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiMKBWNodXJuGAUgASgLMhQudml0YWxzLnYxLkNodXJuUmlzaxItCgdzZWdtZW50GAYgASgLMhwudml0YWxzLnYxLlNlZ21lbnRBc3NpZ25tZW50EiMKA3JmbRgHIAEoCzIWLnZpdGFscy52MS5SZm1TdGFuZGluZxInCglzY29yZWNhcmQYCCABKAsyFC52aXRhbHMudjEuU2NvcmVjYXJkEhcKD2xpZmVjeWNsZV9zdGFnZRgJIAEoCRINCgV2YWx1ZRgKIAEoARIqCgh2ZXJzaW9ucxgLIAEoCzIYLnZpdGFscy52MS5Nb2RlbFZlcnNpb25zEjAKDmxpZmV0aW1lX3ZhbHVlGAwgASgLMhgudml0YWxzLnYxLkxpZmV0aW1lVmFsdWUSEAoIY3VycmVuY3kYDSABKAkSFAoMZGlzcGxheV9uYW1lGA4gASgJEhcKCnZhbHVlX2xvc3QYDyABKAFIAIgBARIrCghjb21tZW50cxgQIAEoCzIZLnZpdGFscy52MS5Db21tZW50U3VtbWFyeUINCgtfdmFsdWVfbG9zdCKWAQoOQ29tbWVudFN1bW1hcnkSEAoIY29tbWVudHMYASABKAUSEAoIbmVnYXRpdmUYAiABKAUSGwoObWVhbl9zZW50aW1lbnQYAyABKAFIAIgBARIwCg9uZWdhdGl2ZV90b3BpY3MYBCADKAsyFy52aXRhbHMudjEuVG9waWNNZW50aW9uQhEKD19tZWFuX3NlbnRpbWVudCJeCgxUb3BpY01lbnRpb24SDQoFdG9waWMYASABKAkSEAoIY29tbWVudHMYAiABKAUSLQoJbGFzdF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLEAQoNTGlmZXRpbWVWYWx1ZRIVCg1hYnNlbnRfcmVhc29uGAEgASgJEhkKEXByb2JhYmlsaXR5X2FsaXZlGAIgASgBEhoKEmV4cGVjdGVkX3B1cmNoYXNlcxgDIAEoARIWCg5leHBlY3RlZF9zcGVuZBgEIAEoARIWCg5saWZldGltZV92YWx1ZRgFIAEoARIWCg5ob3Jpem9uX21vbnRocxgGIAEoBRINCgViYXNpcxgHIAEoCRIOCgZtZXRob2QYCCABKAkiqQEKCUNodXJuUmlzaxIVCg1hYnNlbnRfcmVhc29uGAEgASgJEhMKC3Byb2JhYmlsaXR5GAIgASgBEhEKCXJpc2tfYmFuZBgDIAEoCRIUCgxob3Jpem9uX2RheXMYBCABKAESIgoHcmFpc2luZxgFIAMoCzIRLnZpdGFscy52MS5GYWN0b3ISIwoIbG93ZXJpbmcYBiADKAsyES52aXRhbHMudjEuRmFjdG9yInMKBkZhY3RvchIPCgdmZWF0dXJlGAEgASgJEhIKBXZhbHVlGAIgASgBSACIAQESFAoMY29udHJpYnV0aW9uGAMgASgBEg0KBWxhYmVsGAQgASgJEhUKDWRpc3BsYXlfdmFsdWUYBSABKAlCCAoGX3ZhbHVlInEKEVNlZ21lbnRBc3NpZ25tZW50EhUKDWFic2VudF9yZWFzb24YASABKAkSEgoKc2VnbWVudF9pZBgCIAEoBRIMCgRuYW1lGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEg4KBnRyYWl0cxgFIAMoCSKjAQoLUmZtU3RhbmRpbmcSFQoNYWJzZW50X3JlYXNvbhgBIAEoCRIUCgxyZWNlbmN5X2RheXMYAiABKAESEQoJZnJlcXVlbmN5GAMgASgBEhAKCG1vbmV0YXJ5GAQgASgBEg8KB3Jfc2NvcmUYBSABKAUSDwoHZl9zY29yZRgGIAEoBRIPCgdtX3Njb3JlGAcgASgFEg8KB3NlZ21lbnQYCCABKAkicgoJU2NvcmVjYXJkEhUKDWFic2VudF9yZWFzb24YASABKAkSLQoKZGltZW5zaW9ucxgCIAMoCzIZLnZpdGFscy52MS5EaW1lbnNpb25TY29yZRIRCgljb21wb3NpdGUYAyABKAESDAoEdGllchgEIAEoCSJdCg5EaW1lbnNpb25TY29yZRIRCglkaW1lbnNpb24YASABKAkSDQoFc2NvcmUYAiABKAESEwoLaW5wdXRzX3VzZWQYAyABKAUSFAoMaW5wdXRzX3RvdGFsGAQgASgFImMKDU1vZGVsVmVyc2lvbnMSDQoFY2h1cm4YASABKAQSEAoIc2VnbWVudHMYAiABKAQSFgoOc2NvcmluZ19zY2hlbWUYAyABKAMSCwoDY2x2GAQgASgEEgwKBHRleHQYBSABKAQi4gIKFFNjb3JlRmVhdHVyZXNSZXF1ZXN0Ej8KCGZlYXR1cmVzGAEgAygLMi0udml0YWxzLnYxLlNjb3JlRmVhdHVyZXNSZXF1ZXN0LkZlYXR1cmVzRW50cnkSQwoKYXR0cmlidXRlcxgCIAMoCzIvLnZpdGFscy52MS5TY29yZUZlYXR1cmVzUmVxdWVzdC5BdHRyaWJ1dGVzRW50cnkSEwoLbW9kZWxfaW5wdXQYAyADKAESEgoKcG9wdWxhdGlvbhgEIAEoCRIcChRjdXN0b21lcl9leHRlcm5hbF9pZBgFIAEoCRovCg1GZWF0dXJlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAToCOAEaTAoPQXR0cmlidXRlc0VudHJ5EgsKA2tleRgBIAEoCRIoCgV2YWx1ZRgCIAEoCzIZLnZpdGFscy52MS5BdHRyaWJ1dGVWYWx1ZToCOAEipQEKFVNjb3JlRmVhdHVyZXNSZXNwb25zZRIZChFjaHVybl9wcm9iYWJpbGl0eRgBIAEoARIRCglyaXNrX2JhbmQYAiABKAkSIgoHcmFpc2luZxgDIAMoCzIRLnZpdGFscy52MS5GYWN0b3ISIwoIbG93ZXJpbmcYBCADKAsyES52aXRhbHMudjEuRmFjdG9yEhUKDW1vZGVsX3ZlcnNpb24YBSABKAQiRgoZUmVmcmVzaEV2YWx1YXRpb25zUmVxdWVzdBIpCgVhc19vZhgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi0wEKGlJlZnJlc2hFdmFsdWF0aW9uc1Byb2dyZXNzEhYKDmN1c3RvbWVyc19kb25lGAEgASgEEhcKD2N1c3RvbWVyc190b3RhbBgCIAEoBBIaChJldmFsdWF0aW9uc19zdG9yZWQYAyABKAQSEAoIZmluaXNoZWQYBCABKAgSDwoHc2Vjb25kcxgFIAEoARIqCgh2ZXJzaW9ucxgGIAEoCzIYLnZpdGFscy52MS5Nb2RlbFZlcnNpb25zEhkKEWZvbGxvd191cHNfb3BlbmVkGAcgASgEIuUBChFMaXN0QXRSaXNrUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIoCghvcmRlcl9ieRgDIAEoDjIWLnZpdGFscy52MS5BdFJpc2tPcmRlchIcCg9taW5fcHJvYmFiaWxpdHkYBCABKAFIAIgBARIXCgpzZWdtZW50X2lkGAUgASgFSAGIAQESDAoEdGllchgGIAEoCRIXCg9saWZlY3ljbGVfc3RhZ2UYByABKAlCEgoQX21pbl9wcm9iYWJpbGl0eUINCgtfc2VnbWVudF9pZCJZChJMaXN0QXRSaXNrUmVzcG9uc2USKgoLZXZhbHVhdGlvbnMYASADKAsyFS52aXRhbHMudjEuRXZhbHVhdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkicQoSTGlzdFdpbkJhY2tSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEhcKCnNlZ21lbnRfaWQYAyABKAVIAIgBARIMCgR0aWVyGAQgASgJQg0KC19zZWdtZW50X2lkIhcKFUdldFJpc2tTdW1tYXJ5UmVxdWVzdCK2AQoLUmlza1N1bW1hcnkSGAoQcHJvYmFiaWxpdHlfYmlucxgBIAMoBBIwCgV0aWVycxgCIAMoCzIhLnZpdGFscy52MS5SaXNrU3VtbWFyeS5UaWVyc0VudHJ5Ei0KDXZhbHVlX2F0X3Jpc2sYAyADKAsyFi52aXRhbHMudjEuVmFsdWVBdFJpc2saLAoKVGllcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAQ6AjgBIlgKC1ZhbHVlQXRSaXNrEhAKCGN1cnJlbmN5GAEgASgJEhEKCWN1c3RvbWVycxgCIAEoBBINCgV2YWx1ZRgDIAEoARIVCg1leHBlY3RlZF9sb3NzGAQgASgBIloKE0xpc3RXaW5CYWNrUmVzcG9uc2USKgoLZXZhbHVhdGlvbnMYASADKAsyFS52aXRhbHMudjEuRXZhbHVhdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiFQoTTGlzdFNlZ21lbnRzUmVxdWVzdCLyAQoHU2VnbWVudBISCgpzZWdtZW50X2lkGAEgASgFEgwKBG5hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSDgoGdHJhaXRzGAQgAygJEgwKBHNpemUYBSABKAQSFgoOdHJhaW5pbmdfc2hhcmUYBiABKAESIwoWbWVhbl9jaHVybl9wcm9iYWJpbGl0eRgHIAEoAUgAiAEBEhcKCm1lYW5fdmFsdWUYCCABKAFIAYgBARISCgpwb3B1bGF0aW9uGAkgASgJQhkKF19tZWFuX2NodXJuX3Byb2JhYmlsaXR5Qg0KC19tZWFuX3ZhbHVlIlMKFExpc3RTZWdtZW50c1Jlc3BvbnNlEiQKCHNlZ21lbnRzGAEgAygLMhIudml0YWxzLnYxLlNlZ21lbnQSFQoNbW9kZWxfdmVyc2lvbhgCIAEoBCIqChdHZXRTY29yaW5nU2NoZW1lUmVxdWVzdBIPCgd2ZXJzaW9uGAEgASgDIugBCg1TY29yaW5nU2NoZW1lEg8KB3ZlcnNpb24YASABKAMSNgoHd2VpZ2h0cxgCIAMoCzIlLnZpdGFscy52MS5TY29yaW5nU2NoZW1lLldlaWdodHNFbnRyeRIeCgV0aWVycxgDIAMoCzIPLnZpdGFscy52MS5UaWVyEg0KBWFjdG9yGAQgASgJEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBouCgxXZWlnaHRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgBOgI4ASInCgRUaWVyEgwKBG5hbWUYASABKAkSEQoJbWluX3Njb3JlGAIgASgBIkYKGlVwZGF0ZVNjb3JpbmdTY2hlbWVSZXF1ZXN0EigKBnNjaGVtZRgBIAEoCzIYLnZpdGFscy52MS5TY29yaW5nU2NoZW1lKmwKC0F0Umlza09yZGVyEh0KGUFUX1JJU0tfT1JERVJfVU5TUEVDSUZJRUQQABIdChlBVF9SSVNLX09SREVSX1BST0JBQklMSVRZEAESHwobQVRfUklTS19PUkRFUl9FWFBFQ1RFRF9MT1NTEAIyzgYKEUV2YWx1YXRpb25TZXJ2aWNlEk0KEEV2YWx1YXRlQ3VzdG9tZXISIi52aXRhbHMudjEuRXZhbHVhdGVDdXN0b21lclJlcXVlc3QaFS52aXRhbHMudjEuRXZhbHVhdGlvbhJRChFFdmFsdWF0ZUN1c3RvbWVycxIjLnZpdGFscy52MS5FdmFsdWF0ZUN1c3RvbWVyc1JlcXVlc3QaFS52aXRhbHMudjEuRXZhbHVhdGlvbjABElIKDVNjb3JlRmVhdHVyZXMSHy52aXRhbHMudjEuU2NvcmVGZWF0dXJlc1JlcXVlc3QaIC52aXRhbHMudjEuU2NvcmVGZWF0dXJlc1Jlc3BvbnNlEmMKElJlZnJlc2hFdmFsdWF0aW9ucxIkLnZpdGFscy52MS5SZWZyZXNoRXZhbHVhdGlvbnNSZXF1ZXN0GiUudml0YWxzLnYxLlJlZnJlc2hFdmFsdWF0aW9uc1Byb2dyZXNzMAESSQoKTGlzdEF0UmlzaxIcLnZpdGFscy52MS5MaXN0QXRSaXNrUmVxdWVzdBodLnZpdGFscy52MS5MaXN0QXRSaXNrUmVzcG9uc2USTAoLTGlzdFdpbkJhY2sSHS52aXRhbHMudjEuTGlzdFdpbkJhY2tSZXF1ZXN0Gh4udml0YWxzLnYxLkxpc3RXaW5CYWNrUmVzcG9uc2USSgoOR2V0Umlza1N1bW1hcnkSIC52aXRhbHMudjEuR2V0Umlza1N1bW1hcnlSZXF1ZXN0GhYudml0YWxzLnYxLlJpc2tTdW1tYXJ5Ek8KDExpc3RTZWdtZW50cxIeLnZpdGFscy52MS5MaXN0U2VnbWVudHNSZXF1ZXN0Gh8udml0YWxzLnYxLkxpc3RTZWdtZW50c1Jlc3BvbnNlElAKEEdldFNjb3JpbmdTY2hlbWUSIi52aXRhbHMudjEuR2V0U2NvcmluZ1NjaGVtZVJlcXVlc3QaGC52aXRhbHMudjEuU2NvcmluZ1NjaGVtZRJWChNVcGRhdGVTY29yaW5nU2NoZW1lEiUudml0YWxzLnYxLlVwZGF0ZVNjb3JpbmdTY2hlbWVSZXF1ZXN0Ghgudml0YWxzLnYxLlNjb3JpbmdTY2hlbWViBnByb3RvMw", [file_google_protobuf_timestamp, file_vitals_v1_customer]);
 
 /**
  * @generated from message vitals.v1.EvaluateCustomerRequest
@@ -181,6 +181,14 @@ export type Evaluation = Message<"vitals.v1.Evaluation"> & {
    * @generated from field: optional double value_lost = 15;
    */
   valueLost?: number | undefined;
+
+  /**
+   * What the customer wrote in the 90 days before `as_of`: how it reads, and the
+   * subjects of what read negative.
+   *
+   * @generated from field: vitals.v1.CommentSummary comments = 16;
+   */
+  comments?: CommentSummary | undefined;
 };
 
 /**
@@ -189,6 +197,75 @@ export type Evaluation = Message<"vitals.v1.Evaluation"> & {
  */
 export const EvaluationSchema: GenMessage<Evaluation> = /*@__PURE__*/
   messageDesc(file_vitals_v1_evaluation, 2);
+
+/**
+ * @generated from message vitals.v1.CommentSummary
+ */
+export type CommentSummary = Message<"vitals.v1.CommentSummary"> & {
+  /**
+   * Feedback comments and interaction notes written in the window.
+   *
+   * @generated from field: int32 comments = 1;
+   */
+  comments: number;
+
+  /**
+   * Of them, those at or below -0.3 sentiment.
+   *
+   * @generated from field: int32 negative = 2;
+   */
+  negative: number;
+
+  /**
+   * Their mean sentiment, -1 (negative) to +1 (positive); unset without comments.
+   *
+   * @generated from field: optional double mean_sentiment = 3;
+   */
+  meanSentiment?: number | undefined;
+
+  /**
+   * The subjects of the negative ones, most frequent first.
+   *
+   * @generated from field: repeated vitals.v1.TopicMention negative_topics = 4;
+   */
+  negativeTopics: TopicMention[];
+};
+
+/**
+ * Describes the message vitals.v1.CommentSummary.
+ * Use `create(CommentSummarySchema)` to create a new message.
+ */
+export const CommentSummarySchema: GenMessage<CommentSummary> = /*@__PURE__*/
+  messageDesc(file_vitals_v1_evaluation, 3);
+
+/**
+ * @generated from message vitals.v1.TopicMention
+ */
+export type TopicMention = Message<"vitals.v1.TopicMention"> & {
+  /**
+   * The topic's name in the text model in service: its top terms.
+   *
+   * @generated from field: string topic = 1;
+   */
+  topic: string;
+
+  /**
+   * @generated from field: int32 comments = 2;
+   */
+  comments: number;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp last_time = 3;
+   */
+  lastTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message vitals.v1.TopicMention.
+ * Use `create(TopicMentionSchema)` to create a new message.
+ */
+export const TopicMentionSchema: GenMessage<TopicMention> = /*@__PURE__*/
+  messageDesc(file_vitals_v1_evaluation, 4);
 
 /**
  * What the customer is worth over the next months, in the evaluation's currency.
@@ -260,7 +337,7 @@ export type LifetimeValue = Message<"vitals.v1.LifetimeValue"> & {
  * Use `create(LifetimeValueSchema)` to create a new message.
  */
 export const LifetimeValueSchema: GenMessage<LifetimeValue> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_evaluation, 3);
+  messageDesc(file_vitals_v1_evaluation, 5);
 
 /**
  * @generated from message vitals.v1.ChurnRisk
@@ -311,7 +388,7 @@ export type ChurnRisk = Message<"vitals.v1.ChurnRisk"> & {
  * Use `create(ChurnRiskSchema)` to create a new message.
  */
 export const ChurnRiskSchema: GenMessage<ChurnRisk> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_evaluation, 4);
+  messageDesc(file_vitals_v1_evaluation, 6);
 
 /**
  * One reason for a churn probability: a feature with all its model columns folded
@@ -364,7 +441,7 @@ export type Factor = Message<"vitals.v1.Factor"> & {
  * Use `create(FactorSchema)` to create a new message.
  */
 export const FactorSchema: GenMessage<Factor> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_evaluation, 5);
+  messageDesc(file_vitals_v1_evaluation, 7);
 
 /**
  * @generated from message vitals.v1.SegmentAssignment
@@ -401,7 +478,7 @@ export type SegmentAssignment = Message<"vitals.v1.SegmentAssignment"> & {
  * Use `create(SegmentAssignmentSchema)` to create a new message.
  */
 export const SegmentAssignmentSchema: GenMessage<SegmentAssignment> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_evaluation, 6);
+  messageDesc(file_vitals_v1_evaluation, 8);
 
 /**
  * @generated from message vitals.v1.RfmStanding
@@ -456,7 +533,7 @@ export type RfmStanding = Message<"vitals.v1.RfmStanding"> & {
  * Use `create(RfmStandingSchema)` to create a new message.
  */
 export const RfmStandingSchema: GenMessage<RfmStanding> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_evaluation, 7);
+  messageDesc(file_vitals_v1_evaluation, 9);
 
 /**
  * @generated from message vitals.v1.Scorecard
@@ -488,7 +565,7 @@ export type Scorecard = Message<"vitals.v1.Scorecard"> & {
  * Use `create(ScorecardSchema)` to create a new message.
  */
 export const ScorecardSchema: GenMessage<Scorecard> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_evaluation, 8);
+  messageDesc(file_vitals_v1_evaluation, 10);
 
 /**
  * @generated from message vitals.v1.DimensionScore
@@ -526,7 +603,7 @@ export type DimensionScore = Message<"vitals.v1.DimensionScore"> & {
  * Use `create(DimensionScoreSchema)` to create a new message.
  */
 export const DimensionScoreSchema: GenMessage<DimensionScore> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_evaluation, 9);
+  messageDesc(file_vitals_v1_evaluation, 11);
 
 /**
  * @generated from message vitals.v1.ModelVersions
@@ -553,6 +630,13 @@ export type ModelVersions = Message<"vitals.v1.ModelVersions"> & {
    * @generated from field: uint64 clv = 4;
    */
   clv: bigint;
+
+  /**
+   * The text model that read the comments; 0: the built-in lexicons.
+   *
+   * @generated from field: uint64 text = 5;
+   */
+  text: bigint;
 };
 
 /**
@@ -560,7 +644,7 @@ export type ModelVersions = Message<"vitals.v1.ModelVersions"> & {
  * Use `create(ModelVersionsSchema)` to create a new message.
  */
 export const ModelVersionsSchema: GenMessage<ModelVersions> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_evaluation, 10);
+  messageDesc(file_vitals_v1_evaluation, 12);
 
 /**
  * @generated from message vitals.v1.ScoreFeaturesRequest
@@ -613,7 +697,7 @@ export type ScoreFeaturesRequest = Message<"vitals.v1.ScoreFeaturesRequest"> & {
  * Use `create(ScoreFeaturesRequestSchema)` to create a new message.
  */
 export const ScoreFeaturesRequestSchema: GenMessage<ScoreFeaturesRequest> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_evaluation, 11);
+  messageDesc(file_vitals_v1_evaluation, 13);
 
 /**
  * @generated from message vitals.v1.ScoreFeaturesResponse
@@ -650,7 +734,7 @@ export type ScoreFeaturesResponse = Message<"vitals.v1.ScoreFeaturesResponse"> &
  * Use `create(ScoreFeaturesResponseSchema)` to create a new message.
  */
 export const ScoreFeaturesResponseSchema: GenMessage<ScoreFeaturesResponse> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_evaluation, 12);
+  messageDesc(file_vitals_v1_evaluation, 14);
 
 /**
  * @generated from message vitals.v1.RefreshEvaluationsRequest
@@ -667,7 +751,7 @@ export type RefreshEvaluationsRequest = Message<"vitals.v1.RefreshEvaluationsReq
  * Use `create(RefreshEvaluationsRequestSchema)` to create a new message.
  */
 export const RefreshEvaluationsRequestSchema: GenMessage<RefreshEvaluationsRequest> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_evaluation, 13);
+  messageDesc(file_vitals_v1_evaluation, 15);
 
 /**
  * @generated from message vitals.v1.RefreshEvaluationsProgress
@@ -717,7 +801,7 @@ export type RefreshEvaluationsProgress = Message<"vitals.v1.RefreshEvaluationsPr
  * Use `create(RefreshEvaluationsProgressSchema)` to create a new message.
  */
 export const RefreshEvaluationsProgressSchema: GenMessage<RefreshEvaluationsProgress> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_evaluation, 14);
+  messageDesc(file_vitals_v1_evaluation, 16);
 
 /**
  * @generated from message vitals.v1.ListAtRiskRequest
@@ -767,7 +851,7 @@ export type ListAtRiskRequest = Message<"vitals.v1.ListAtRiskRequest"> & {
  * Use `create(ListAtRiskRequestSchema)` to create a new message.
  */
 export const ListAtRiskRequestSchema: GenMessage<ListAtRiskRequest> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_evaluation, 15);
+  messageDesc(file_vitals_v1_evaluation, 17);
 
 /**
  * @generated from message vitals.v1.ListAtRiskResponse
@@ -789,7 +873,7 @@ export type ListAtRiskResponse = Message<"vitals.v1.ListAtRiskResponse"> & {
  * Use `create(ListAtRiskResponseSchema)` to create a new message.
  */
 export const ListAtRiskResponseSchema: GenMessage<ListAtRiskResponse> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_evaluation, 16);
+  messageDesc(file_vitals_v1_evaluation, 18);
 
 /**
  * @generated from message vitals.v1.ListWinBackRequest
@@ -821,7 +905,7 @@ export type ListWinBackRequest = Message<"vitals.v1.ListWinBackRequest"> & {
  * Use `create(ListWinBackRequestSchema)` to create a new message.
  */
 export const ListWinBackRequestSchema: GenMessage<ListWinBackRequest> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_evaluation, 17);
+  messageDesc(file_vitals_v1_evaluation, 19);
 
 /**
  * @generated from message vitals.v1.GetRiskSummaryRequest
@@ -834,7 +918,7 @@ export type GetRiskSummaryRequest = Message<"vitals.v1.GetRiskSummaryRequest"> &
  * Use `create(GetRiskSummaryRequestSchema)` to create a new message.
  */
 export const GetRiskSummaryRequestSchema: GenMessage<GetRiskSummaryRequest> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_evaluation, 18);
+  messageDesc(file_vitals_v1_evaluation, 20);
 
 /**
  * @generated from message vitals.v1.RiskSummary
@@ -868,7 +952,7 @@ export type RiskSummary = Message<"vitals.v1.RiskSummary"> & {
  * Use `create(RiskSummarySchema)` to create a new message.
  */
 export const RiskSummarySchema: GenMessage<RiskSummary> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_evaluation, 19);
+  messageDesc(file_vitals_v1_evaluation, 21);
 
 /**
  * @generated from message vitals.v1.ValueAtRisk
@@ -908,7 +992,7 @@ export type ValueAtRisk = Message<"vitals.v1.ValueAtRisk"> & {
  * Use `create(ValueAtRiskSchema)` to create a new message.
  */
 export const ValueAtRiskSchema: GenMessage<ValueAtRisk> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_evaluation, 20);
+  messageDesc(file_vitals_v1_evaluation, 22);
 
 /**
  * @generated from message vitals.v1.ListWinBackResponse
@@ -932,7 +1016,7 @@ export type ListWinBackResponse = Message<"vitals.v1.ListWinBackResponse"> & {
  * Use `create(ListWinBackResponseSchema)` to create a new message.
  */
 export const ListWinBackResponseSchema: GenMessage<ListWinBackResponse> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_evaluation, 21);
+  messageDesc(file_vitals_v1_evaluation, 23);
 
 /**
  * @generated from message vitals.v1.ListSegmentsRequest
@@ -945,7 +1029,7 @@ export type ListSegmentsRequest = Message<"vitals.v1.ListSegmentsRequest"> & {
  * Use `create(ListSegmentsRequestSchema)` to create a new message.
  */
 export const ListSegmentsRequestSchema: GenMessage<ListSegmentsRequest> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_evaluation, 22);
+  messageDesc(file_vitals_v1_evaluation, 24);
 
 /**
  * @generated from message vitals.v1.Segment
@@ -1007,7 +1091,7 @@ export type Segment = Message<"vitals.v1.Segment"> & {
  * Use `create(SegmentSchema)` to create a new message.
  */
 export const SegmentSchema: GenMessage<Segment> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_evaluation, 23);
+  messageDesc(file_vitals_v1_evaluation, 25);
 
 /**
  * @generated from message vitals.v1.ListSegmentsResponse
@@ -1029,7 +1113,7 @@ export type ListSegmentsResponse = Message<"vitals.v1.ListSegmentsResponse"> & {
  * Use `create(ListSegmentsResponseSchema)` to create a new message.
  */
 export const ListSegmentsResponseSchema: GenMessage<ListSegmentsResponse> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_evaluation, 24);
+  messageDesc(file_vitals_v1_evaluation, 26);
 
 /**
  * @generated from message vitals.v1.GetScoringSchemeRequest
@@ -1048,7 +1132,7 @@ export type GetScoringSchemeRequest = Message<"vitals.v1.GetScoringSchemeRequest
  * Use `create(GetScoringSchemeRequestSchema)` to create a new message.
  */
 export const GetScoringSchemeRequestSchema: GenMessage<GetScoringSchemeRequest> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_evaluation, 25);
+  messageDesc(file_vitals_v1_evaluation, 27);
 
 /**
  * @generated from message vitals.v1.ScoringScheme
@@ -1095,7 +1179,7 @@ export type ScoringScheme = Message<"vitals.v1.ScoringScheme"> & {
  * Use `create(ScoringSchemeSchema)` to create a new message.
  */
 export const ScoringSchemeSchema: GenMessage<ScoringScheme> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_evaluation, 26);
+  messageDesc(file_vitals_v1_evaluation, 28);
 
 /**
  * @generated from message vitals.v1.Tier
@@ -1117,7 +1201,7 @@ export type Tier = Message<"vitals.v1.Tier"> & {
  * Use `create(TierSchema)` to create a new message.
  */
 export const TierSchema: GenMessage<Tier> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_evaluation, 27);
+  messageDesc(file_vitals_v1_evaluation, 29);
 
 /**
  * @generated from message vitals.v1.UpdateScoringSchemeRequest
@@ -1134,7 +1218,7 @@ export type UpdateScoringSchemeRequest = Message<"vitals.v1.UpdateScoringSchemeR
  * Use `create(UpdateScoringSchemeRequestSchema)` to create a new message.
  */
 export const UpdateScoringSchemeRequestSchema: GenMessage<UpdateScoringSchemeRequest> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_evaluation, 28);
+  messageDesc(file_vitals_v1_evaluation, 30);
 
 /**
  * @generated from enum vitals.v1.AtRiskOrder
