@@ -13,6 +13,7 @@
 //! Bucket 0 is the one before the period, only a base for retention; buckets 1.. are
 //! reported. The definitions of every metric are in `proto/vitals/v1/portfolio.proto`.
 
+use crate::evaluation::NEGATIVE_SENTIMENT;
 use std::collections::BTreeMap;
 
 use crate::time::Micros;
@@ -46,7 +47,26 @@ pub struct BucketMetrics {
     pub resolved_interactions: i64,
     pub resolution_micros: f64,
     pub revenue_minor: BTreeMap<String, i64>,
+    /// Comments and notes written in the bucket, those at or below -0.3 sentiment, and
+    /// the sum of their sentiments.
+    pub comments: i64,
+    pub negative_comments: i64,
+    pub sentiment_sum: f64,
+    /// The topics written about most more than in the bucket before, for the same
+    /// group: at most [`RISING_TOPICS`], the largest rise first.
+    pub rising_topics: Vec<TopicTrend>,
 }
+
+/// A topic's comments in a bucket against the bucket before.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicTrend {
+    pub topic: String,
+    pub comments: i64,
+    pub previous: i64,
+}
+
+/// Rising topics reported per bucket and group.
+pub const RISING_TOPICS: usize = 3;
 
 fn ratio(n: f64, d: i64) -> Option<f64> {
     (d > 0).then(|| n / d as f64)
@@ -75,6 +95,15 @@ impl BucketMetrics {
     pub fn complaint_rate(&self) -> Option<f64> {
         ratio(self.complaining_customers as f64, self.customers_on_books)
     }
+    /// The share of comments that read negative.
+    pub fn negative_share(&self) -> Option<f64> {
+        ratio(self.negative_comments as f64, self.comments)
+    }
+
+    pub fn mean_sentiment(&self) -> Option<f64> {
+        ratio(self.sentiment_sum, self.comments)
+    }
+
     pub fn mean_resolution_hours(&self) -> Option<f64> {
         ratio(self.resolution_micros / 3.6e9, self.resolved_interactions)
     }
@@ -167,6 +196,20 @@ pub struct Tally {
     purchases: Vec<Purchase>,
     currencies: Vec<String>,
     tickets: Tickets,
+    comments: Vec<Comment>,
+    /// Topic names met, numbered in order of first sight.
+    topics: Vec<String>,
+    topic_index: HashMap<String, u32>,
+}
+
+/// A comment in any bucket (the one before the period included, for the rise).
+#[derive(Debug, Clone, Copy)]
+struct Comment {
+    customer: u32,
+    bucket: u32,
+    sentiment: f32,
+    /// The tally's topic number; `u32::MAX` for none.
+    topic: u32,
 }
 
 /// An NPS or CSAT answer in a reported bucket; `customer` is the tally's own number.
@@ -246,6 +289,9 @@ impl Portfolio {
             purchases: Vec::new(),
             currencies: Vec::new(),
             tickets: HashMap::default(),
+            comments: Vec::new(),
+            topics: Vec::new(),
+            topic_index: HashMap::default(),
         }
     }
 
@@ -297,6 +343,8 @@ impl Portfolio {
         // Every purchase's (customer, bucket), for the buyer counts.
         let mut purchases: Vec<(u32, u32)> = Vec::new();
         let mut tickets: Vec<(Vec<u32>, Tickets)> = Vec::new();
+        // (bucket, group, topic) to comments, bucket 0 included for the first rise.
+        let mut topic_counts: HashMap<(u32, u32, String), i64> = HashMap::default();
         for t in tallies {
             let members = self.members_of(&t)?;
             let group = |local: u32| self.members[members[local as usize] as usize].group;
@@ -332,8 +380,37 @@ impl Portfolio {
                         .or_default() += i128::from(p.amount_minor);
                 }
             }
+            for c in &t.comments {
+                let g = group(c.customer);
+                if let Some(m) = cells.at(c.bucket as usize, g) {
+                    m.comments += 1;
+                    m.negative_comments += i64::from(f64::from(c.sentiment) <= NEGATIVE_SENTIMENT);
+                    m.sentiment_sum += f64::from(c.sentiment);
+                }
+                if let Some(topic) = t.topics.get(c.topic as usize) {
+                    *topic_counts
+                        .entry((c.bucket, g, topic.clone()))
+                        .or_default() += 1;
+                }
+            }
             if !t.tickets.is_empty() {
                 tickets.push((members, t.tickets));
+            }
+        }
+        for ((k, g, topic), comments) in &topic_counts {
+            let previous = k
+                .checked_sub(1)
+                .and_then(|before| topic_counts.get(&(before, *g, topic.clone())))
+                .copied()
+                .unwrap_or(0);
+            if *comments > previous
+                && let Some(m) = cells.at(*k as usize, *g)
+            {
+                m.rising_topics.push(TopicTrend {
+                    topic: topic.clone(),
+                    comments: *comments,
+                    previous,
+                });
             }
         }
         for ((k, g, c), amount) in revenue {
@@ -354,6 +431,15 @@ impl Portfolio {
             .filter_map(|(i, m)| m.map(|m| (i / groups, m)))
             .collect();
         out.sort_by(|(ka, a), (kb, b)| ka.cmp(kb).then_with(|| a.group.cmp(&b.group)));
+        for (_, m) in &mut out {
+            m.rising_topics.sort_by(|a, b| {
+                (b.comments - b.previous)
+                    .cmp(&(a.comments - a.previous))
+                    .then(b.comments.cmp(&a.comments))
+                    .then(a.topic.cmp(&b.topic))
+            });
+            m.rising_topics.truncate(RISING_TOPICS);
+        }
         Ok(out.into_iter().map(|(_, m)| m).collect())
     }
 
@@ -605,6 +691,34 @@ impl Tally {
         });
     }
 
+    /// A comment or note with its sentiment and topic name (empty: none), in the
+    /// bucket before the period too (topics rise against it).
+    pub fn comment(&mut self, customer: CustomerKey, time: Micros, sentiment: f32, topic: &str) {
+        let Some(bucket) = bucket_of(&self.bounds, time) else {
+            return;
+        };
+        let customer = self.customer(customer);
+        let topic = if topic.is_empty() {
+            u32::MAX
+        } else {
+            match self.topic_index.get(topic) {
+                Some(&i) => i,
+                None => {
+                    let i = self.topics.len() as u32;
+                    self.topics.push(topic.to_owned());
+                    self.topic_index.insert(topic.to_owned(), i);
+                    i
+                }
+            }
+        };
+        self.comments.push(Comment {
+            customer,
+            bucket,
+            sentiment,
+            topic,
+        });
+    }
+
     /// A purchase (a transaction), in the bucket before the period too.
     pub fn purchase(
         &mut self,
@@ -699,6 +813,46 @@ mod tests {
         rows.iter()
             .find(|m| m.start == start && m.group == group)
             .expect("a row for the bucket and group")
+    }
+
+    #[test]
+    fn comments_count_by_sentiment_and_topics_rise_against_the_bucket_before() {
+        let p = portfolio();
+        let mut t = p.tally();
+        // Delivery: one before the period, three in the first bucket, one in the second;
+        // billing: none, then two. Every comment by a north customer.
+        t.comment(key("a"), 5 * DAY, -0.8, "delivery / late");
+        for (day, sentiment) in [(11, -0.9), (12, -0.5), (13, 0.6)] {
+            t.comment(key("a"), day * DAY, sentiment, "delivery / late");
+        }
+        t.comment(key("b"), 14 * DAY, 0.9, "");
+        t.comment(key("b"), 21 * DAY, -0.7, "delivery / late");
+        t.comment(key("b"), 22 * DAY, -0.4, "billing / refund");
+        t.comment(key("a"), 23 * DAY, -0.2, "billing / refund");
+        let rows = p.finish(vec![t]).expect("every customer known");
+        let first = row(&rows, 10 * DAY, "north");
+        assert_eq!((first.comments, first.negative_comments), (4, 2));
+        assert_eq!(first.negative_share(), Some(0.5));
+        assert!((first.mean_sentiment().unwrap_or(0.0) - 0.025).abs() < 1e-6);
+        assert_eq!(
+            first.rising_topics,
+            vec![TopicTrend {
+                topic: "delivery / late".into(),
+                comments: 3,
+                previous: 1
+            }]
+        );
+        let second = row(&rows, 20 * DAY, "north");
+        assert_eq!((second.comments, second.negative_comments), (3, 2));
+        // Billing rose from none; delivery fell and is not listed.
+        assert_eq!(
+            second.rising_topics,
+            vec![TopicTrend {
+                topic: "billing / refund".into(),
+                comments: 2,
+                previous: 0
+            }]
+        );
     }
 
     #[test]

@@ -153,6 +153,9 @@ const PURCHASES_SQL: &str = "SELECT {key(customer_id)} AS customer_id, time, cur
      FROM transactions WHERE time >= {lo} AND time < {hi}";
 const ANSWERS_SQL: &str = "SELECT {key(customer_id)} AS customer_id, time, kind = 'nps' AS nps, score \
      FROM feedback WHERE kind IN ('nps', 'csat') AND time >= {first} AND time < {hi}";
+/// From the bucket before the period on: a topic rises against the bucket before.
+const COMMENTS_SQL: &str = "SELECT {key(customer_id)} AS customer_id, time, sentiment, \
+     coalesce(topic, '') AS topic FROM comment_analyses WHERE time >= {lo} AND time < {hi}";
 const CONTACTS_SQL: &str = "SELECT {key(customer_id)} AS customer_id, event_key, ticket_id, time, \
      resolved_time, kind = 'complaint' AS complaint FROM interactions \
      WHERE time >= {first} AND time < {hi}";
@@ -247,6 +250,18 @@ struct AnswerRow {
 }
 
 #[derive(QueryableByName)]
+struct CommentRow {
+    #[diesel(sql_type = Text)]
+    customer_id: String,
+    #[diesel(sql_type = BigInt)]
+    time: i64,
+    #[diesel(sql_type = diesel::sql_types::Float)]
+    sentiment: f32,
+    #[diesel(sql_type = Text)]
+    topic: String,
+}
+
+#[derive(QueryableByName)]
 struct ContactRow {
     #[diesel(sql_type = Text)]
     customer_id: String,
@@ -300,6 +315,9 @@ fn sqlite_metrics(
         }
         for r in diesel::sql_query(sql(ANSWERS_SQL)).load::<AnswerRow>(conn)? {
             tally.answer(key(&r.customer_id), r.time, r.nps, r.score);
+        }
+        for r in diesel::sql_query(sql(COMMENTS_SQL)).load::<CommentRow>(conn)? {
+            tally.comment(key(&r.customer_id), r.time, r.sentiment, &r.topic);
         }
         for r in diesel::sql_query(sql(CONTACTS_SQL)).load::<ContactRow>(conn)? {
             tally.interaction(

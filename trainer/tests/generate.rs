@@ -77,6 +77,7 @@ fn generated_histories_are_consistent_and_reruns_change_nothing() -> Result<()> 
     let stored = histories(&store)?;
     ensure!(stored.len() == 300);
     let (mut nps, mut csat, mut complaints, mut unpaid, mut open) = (0, 0, 0, 0, 0);
+    let (mut commented, mut noted) = (0, 0);
     let mut stopped_non_contractual = 0;
     for h in &stored {
         let d = &h.customer.data;
@@ -132,7 +133,11 @@ fn generated_histories_are_consistent_and_reruns_change_nothing() -> Result<()> 
                     unpaid += usize::from(p.paid_time.is_none());
                 }
                 EventPayload::Feedback(f) => {
-                    ensure!(f.comment.is_none());
+                    // Words, when there are any, are one finished sentence.
+                    if let Some(c) = &f.comment {
+                        ensure!(c.ends_with('.') || c.ends_with('。'), "{c:?}");
+                        commented += 1;
+                    }
                     ensure!(f.score.is_some_and(|s| f.kind.score_range().contains(&s)));
                     match f.kind {
                         vitals_domain::FeedbackKind::Nps => nps += 1,
@@ -142,6 +147,10 @@ fn generated_histories_are_consistent_and_reruns_change_nothing() -> Result<()> 
                 }
                 EventPayload::Interaction(i) => {
                     complaints += usize::from(i.kind == vitals_domain::InteractionKind::Complaint);
+                    if i.note.is_some() {
+                        ensure!(i.kind == vitals_domain::InteractionKind::Complaint);
+                        noted += 1;
+                    }
                     open += usize::from(i.resolved_time.is_none());
                     if let Some(r) = i.resolved_time {
                         ensure!(r >= e.time);
@@ -158,6 +167,12 @@ fn generated_histories_are_consistent_and_reruns_change_nothing() -> Result<()> 
          non-contractual stopped {stopped_non_contractual}"
     );
     ensure!(nps > 0 && csat > 0 && complaints > 0 && unpaid > 0 && open > 0);
+    // Some answers carry a comment and most complaints a note; not every one.
+    ensure!(
+        commented > 0 && commented < nps + csat,
+        "{commented} comments"
+    );
+    ensure!(noted > 0 && noted < complaints, "{noted} notes");
     ensure!(stopped_non_contractual == first.churned - first.churned_contractual);
 
     // The same command again changes nothing and generates the same.

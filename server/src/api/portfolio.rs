@@ -71,6 +71,19 @@ fn bucket_to_proto(m: BucketMetrics, group_name: String) -> pb::MetricsBucket {
         repeat_purchase_rate: m.repeat_purchase_rate(),
         complaint_rate: m.complaint_rate(),
         mean_resolution_hours: m.mean_resolution_hours(),
+        negative_comment_share: m.negative_share(),
+        mean_sentiment: m.mean_sentiment(),
+        comments: m.comments,
+        negative_comments: m.negative_comments,
+        rising_topics: m
+            .rising_topics
+            .into_iter()
+            .map(|t| pb::TopicTrend {
+                topic: t.topic,
+                comments: t.comments,
+                previous_comments: t.previous,
+            })
+            .collect(),
         group: m.group,
         nps_answers: m.nps_answers,
         csat_answers: m.csat_answers,

@@ -27,12 +27,12 @@ use diesel::sql_types::{BigInt, Text};
 use vitals_domain::portfolio::{Portfolio, PortfolioError, Tally};
 
 use super::{
-    ANSWERS_SQL, CONTACTS_SQL, CUSTOMERS_ALL, CUSTOMERS_REGION, CUSTOMERS_SEGMENT, CUSTOMERS_TIER,
-    Counted, GroupBy, PURCHASES_SQL, fill,
+    ANSWERS_SQL, COMMENTS_SQL, CONTACTS_SQL, CUSTOMERS_ALL, CUSTOMERS_REGION, CUSTOMERS_SEGMENT,
+    CUSTOMERS_TIER, Counted, GroupBy, PURCHASES_SQL, fill,
 };
 use crate::error::{Result, StoreError};
 use crate::pgcopy::{Fields, RowSink, copy_out, copy_source};
-use crate::schema::{customers, feedback, interactions, transactions};
+use crate::schema::{comment_analyses, customers, feedback, interactions, transactions};
 
 type PgPool = Pool<ConnectionManager<PgConnection>>;
 
@@ -80,6 +80,7 @@ fn copy_sql(sql: &str) -> String {
 
 static ANSWERS: LazyLock<String> = LazyLock::new(|| copy_sql(ANSWERS_SQL));
 static CONTACTS: LazyLock<String> = LazyLock::new(|| copy_sql(CONTACTS_SQL));
+static COMMENTS: LazyLock<String> = LazyLock::new(|| copy_sql(COMMENTS_SQL));
 static CUSTOMERS: LazyLock<[String; 4]> = LazyLock::new(|| {
     [
         CUSTOMERS_ALL,
@@ -93,6 +94,7 @@ static CUSTOMERS: LazyLock<[String; 4]> = LazyLock::new(|| {
 copy_source!(PurchasesSource, transactions, PURCHASES);
 copy_source!(AnswersSource, feedback, ANSWERS);
 copy_source!(ContactsSource, interactions, CONTACTS);
+copy_source!(CommentsSource, comment_analyses, COMMENTS);
 copy_source!(CustomersAll, customers, CUSTOMERS[0]);
 copy_source!(CustomersSegment, customers, CUSTOMERS[1]);
 copy_source!(CustomersRegion, customers, CUSTOMERS[2]);
@@ -108,6 +110,7 @@ enum Source {
     },
     Answers,
     Contacts,
+    Comments,
 }
 
 #[derive(QueryableByName)]
@@ -159,7 +162,7 @@ pub(super) fn metrics(
                     },
                 })
                 .collect();
-            sources.extend([Source::Answers, Source::Contacts]);
+            sources.extend([Source::Answers, Source::Contacts, Source::Comments]);
             let snapshot = snapshot.id.as_str();
             let tallies = std::thread::scope(|s| {
                 let mut here = Vec::new();
@@ -274,6 +277,7 @@ fn read(conn: &mut PgConnection, tally: Tally, source: Source, seed: u64) -> Res
         Source::Purchases { .. } => copy_out(conn, PurchasesSource, &mut sink)?,
         Source::Answers => copy_out(conn, AnswersSource, &mut sink)?,
         Source::Contacts => copy_out(conn, ContactsSource, &mut sink)?,
+        Source::Comments => copy_out(conn, CommentsSource, &mut sink)?,
     }
     Ok(sink.tally)
 }
@@ -340,7 +344,7 @@ struct Sink {
 impl RowSink for Sink {
     fn fields(&self) -> i16 {
         match self.source {
-            Source::Purchases { .. } | Source::Answers => 4,
+            Source::Purchases { .. } | Source::Answers | Source::Comments => 4,
             Source::Contacts => 6,
         }
     }
@@ -363,6 +367,13 @@ impl RowSink for Sink {
                 let nps = rows.bool()?;
                 let score = rows.i32()?;
                 self.tally.answer(customer, time, nps, score);
+            }
+            // customer_id, time, sentiment, topic ('' for none)
+            Source::Comments => {
+                let time = rows.i64()?;
+                let sentiment = rows.f32()?;
+                let topic = std::str::from_utf8(rows.bytes()?).unwrap_or_default();
+                self.tally.comment(customer, time, sentiment, topic);
             }
             // customer_id, event_key, ticket_id, time, resolved_time, complaint
             Source::Contacts => {

@@ -11,6 +11,7 @@ both_backends!(
     a_negative_delivery_review_without_a_score_opens_a_task_for_logistics,
     comments_are_listed_by_sentiment_language_and_customer_and_leave_with_erasure,
     bad_comments_and_comment_queries_are_refused_by_field,
+    portfolio_metrics_count_comments_by_period_and_group,
 );
 
 async fn customer(server: &TestServer, external_id: &str, name: &str) -> pb::Customer {
@@ -478,4 +479,70 @@ async fn bad_comments_and_comment_queries_are_refused_by_field(backend: Backend)
         .expect("updated")
         .into_inner();
     assert_eq!(updated.negative_comment, current.negative_comment);
+}
+
+async fn portfolio_metrics_count_comments_by_period_and_group(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let ada = customer(&server, "c-ada", "Ada Lovelace").await;
+    let li = customer(&server, "c-li", "李雷").await;
+    let day = 86_400;
+    // The period: the last 20 days, in one bucket; the ten before it are the bucket before.
+    record(
+        &server,
+        vec![
+            event(
+                &ada.id,
+                "old",
+                25 * day,
+                review(Some(1), "Terrible, rude and useless.", "web"),
+            ),
+            event(
+                &ada.id,
+                "p-1",
+                15 * day,
+                review(Some(1), "Awful service, I am furious.", "web"),
+            ),
+            event(
+                &ada.id,
+                "p-2",
+                10 * day,
+                review(Some(5), "Wonderful, thank you so much!", "web"),
+            ),
+            event(
+                &li.id,
+                "p-3",
+                5 * day,
+                review(None, "质量很差，非常失望", "app"),
+            ),
+        ],
+    )
+    .await;
+    let now = now_seconds();
+    let buckets = server
+        .portfolio()
+        .await
+        .get_portfolio_metrics(pb::GetPortfolioMetricsRequest {
+            start_time: Some(ts(now - 20 * day)),
+            end_time: Some(ts(now)),
+            group_by: pb::Grouping::Unspecified as i32,
+            granularity: pb::Granularity::Unspecified as i32,
+        })
+        .await
+        .expect("metrics")
+        .into_inner()
+        .buckets;
+    assert_eq!(buckets.len(), 1, "{buckets:?}");
+    let b = &buckets[0];
+    // The comment 25 days ago is before the period: not counted in it.
+    assert_eq!((b.comments, b.negative_comments), (3, 2), "{b:?}");
+    let share = b.negative_comment_share.expect("a share");
+    assert!((share - 2.0 / 3.0).abs() < 1e-9, "{b:?}");
+    assert!(
+        b.mean_sentiment.is_some_and(|m| (-1.0..=1.0).contains(&m)),
+        "{b:?}"
+    );
+    assert!(
+        b.rising_topics.is_empty(),
+        "no text model, no topics: {b:?}"
+    );
 }

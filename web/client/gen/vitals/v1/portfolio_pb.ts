@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vitals/v1/portfolio.proto.
  */
 export const file_vitals_v1_portfolio: GenFile = /*@__PURE__*/
-  fileDesc("Chl2aXRhbHMvdjEvcG9ydGZvbGlvLnByb3RvEgl2aXRhbHMudjEizgEKGkdldFBvcnRmb2xpb01ldHJpY3NSZXF1ZXN0Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCghncm91cF9ieRgDIAEoDjITLnZpdGFscy52MS5Hcm91cGluZxIrCgtncmFudWxhcml0eRgEIAEoDjIWLnZpdGFscy52MS5HcmFudWxhcml0eSK3BgoNTWV0cmljc0J1Y2tldBIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFZ3JvdXAYAyABKAkSEwoLbnBzX2Fuc3dlcnMYBCABKAMSEAoDbnBzGAUgASgBSACIAQESFAoMY3NhdF9hbnN3ZXJzGAYgASgDEhYKCW1lYW5fY3NhdBgHIAEoAUgBiAEBEhoKEmN1c3RvbWVyc19hdF9zdGFydBgIIAEoAxIPCgdjaHVybmVkGAkgASgDEhcKCmNodXJuX3JhdGUYCiABKAFIAogBARIbCg5yZXRlbnRpb25fcmF0ZRgLIAEoAUgDiAEBEg4KBmJ1eWVycxgMIAEoAxIVCg1yZXBlYXRfYnV5ZXJzGBQgASgDEiEKFHJlcGVhdF9wdXJjaGFzZV9yYXRlGA0gASgBSASIAQESEgoKY29tcGxhaW50cxgOIAEoAxIdChVjb21wbGFpbmluZ19jdXN0b21lcnMYFSABKAMSGwoOY29tcGxhaW50X3JhdGUYDyABKAFIBYgBARIaChJjdXN0b21lcnNfb25fYm9va3MYECABKAMSHQoVcmVzb2x2ZWRfaW50ZXJhY3Rpb25zGBEgASgDEiIKFW1lYW5fcmVzb2x1dGlvbl9ob3VycxgSIAEoAUgGiAEBEkEKDXJldmVudWVfbWlub3IYEyADKAsyKi52aXRhbHMudjEuTWV0cmljc0J1Y2tldC5SZXZlbnVlTWlub3JFbnRyeRISCgpncm91cF9uYW1lGBYgASgJGjMKEVJldmVudWVNaW5vckVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAzoCOAFCBgoEX25wc0IMCgpfbWVhbl9jc2F0Qg0KC19jaHVybl9yYXRlQhEKD19yZXRlbnRpb25fcmF0ZUIXChVfcmVwZWF0X3B1cmNoYXNlX3JhdGVCEQoPX2NvbXBsYWludF9yYXRlQhgKFl9tZWFuX3Jlc29sdXRpb25faG91cnMibwoQUG9ydGZvbGlvTWV0cmljcxIpCgdidWNrZXRzGAEgAygLMhgudml0YWxzLnYxLk1ldHJpY3NCdWNrZXQSMAoMY29tcHV0ZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCpiCghHcm91cGluZxIYChRHUk9VUElOR19VTlNQRUNJRklFRBAAEhQKEEdST1VQSU5HX1NFR01FTlQQARITCg9HUk9VUElOR19SRUdJT04QAhIRCg1HUk9VUElOR19USUVSEAMqVwoLR3JhbnVsYXJpdHkSGwoXR1JBTlVMQVJJVFlfVU5TUEVDSUZJRUQQABIUChBHUkFOVUxBUklUWV9XRUVLEAESFQoRR1JBTlVMQVJJVFlfTU9OVEgQAjJtChBQb3J0Zm9saW9TZXJ2aWNlElkKE0dldFBvcnRmb2xpb01ldHJpY3MSJS52aXRhbHMudjEuR2V0UG9ydGZvbGlvTWV0cmljc1JlcXVlc3QaGy52aXRhbHMudjEuUG9ydGZvbGlvTWV0cmljc2IGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Chl2aXRhbHMvdjEvcG9ydGZvbGlvLnByb3RvEgl2aXRhbHMudjEizgEKGkdldFBvcnRmb2xpb01ldHJpY3NSZXF1ZXN0Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCghncm91cF9ieRgDIAEoDjITLnZpdGFscy52MS5Hcm91cGluZxIrCgtncmFudWxhcml0eRgEIAEoDjIWLnZpdGFscy52MS5HcmFudWxhcml0eSKCCAoNTWV0cmljc0J1Y2tldBIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFZ3JvdXAYAyABKAkSEwoLbnBzX2Fuc3dlcnMYBCABKAMSEAoDbnBzGAUgASgBSACIAQESFAoMY3NhdF9hbnN3ZXJzGAYgASgDEhYKCW1lYW5fY3NhdBgHIAEoAUgBiAEBEhoKEmN1c3RvbWVyc19hdF9zdGFydBgIIAEoAxIPCgdjaHVybmVkGAkgASgDEhcKCmNodXJuX3JhdGUYCiABKAFIAogBARIbCg5yZXRlbnRpb25fcmF0ZRgLIAEoAUgDiAEBEg4KBmJ1eWVycxgMIAEoAxIVCg1yZXBlYXRfYnV5ZXJzGBQgASgDEiEKFHJlcGVhdF9wdXJjaGFzZV9yYXRlGA0gASgBSASIAQESEgoKY29tcGxhaW50cxgOIAEoAxIdChVjb21wbGFpbmluZ19jdXN0b21lcnMYFSABKAMSGwoOY29tcGxhaW50X3JhdGUYDyABKAFIBYgBARIaChJjdXN0b21lcnNfb25fYm9va3MYECABKAMSHQoVcmVzb2x2ZWRfaW50ZXJhY3Rpb25zGBEgASgDEiIKFW1lYW5fcmVzb2x1dGlvbl9ob3VycxgSIAEoAUgGiAEBEkEKDXJldmVudWVfbWlub3IYEyADKAsyKi52aXRhbHMudjEuTWV0cmljc0J1Y2tldC5SZXZlbnVlTWlub3JFbnRyeRISCgpncm91cF9uYW1lGBYgASgJEhAKCGNvbW1lbnRzGBcgASgDEhkKEW5lZ2F0aXZlX2NvbW1lbnRzGBggASgDEiMKFm5lZ2F0aXZlX2NvbW1lbnRfc2hhcmUYGSABKAFIB4gBARIbCg5tZWFuX3NlbnRpbWVudBgaIAEoAUgIiAEBEiwKDXJpc2luZ190b3BpY3MYGyADKAsyFS52aXRhbHMudjEuVG9waWNUcmVuZBozChFSZXZlbnVlTWlub3JFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBQgYKBF9ucHNCDAoKX21lYW5fY3NhdEINCgtfY2h1cm5fcmF0ZUIRCg9fcmV0ZW50aW9uX3JhdGVCFwoVX3JlcGVhdF9wdXJjaGFzZV9yYXRlQhEKD19jb21wbGFpbnRfcmF0ZUIYChZfbWVhbl9yZXNvbHV0aW9uX2hvdXJzQhkKF19uZWdhdGl2ZV9jb21tZW50X3NoYXJlQhEKD19tZWFuX3NlbnRpbWVudCJICgpUb3BpY1RyZW5kEg0KBXRvcGljGAEgASgJEhAKCGNvbW1lbnRzGAIgASgDEhkKEXByZXZpb3VzX2NvbW1lbnRzGAMgASgDIm8KEFBvcnRmb2xpb01ldHJpY3MSKQoHYnVja2V0cxgBIAMoCzIYLnZpdGFscy52MS5NZXRyaWNzQnVja2V0EjAKDGNvbXB1dGVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqYgoIR3JvdXBpbmcSGAoUR1JPVVBJTkdfVU5TUEVDSUZJRUQQABIUChBHUk9VUElOR19TRUdNRU5UEAESEwoPR1JPVVBJTkdfUkVHSU9OEAISEQoNR1JPVVBJTkdfVElFUhADKlcKC0dyYW51bGFyaXR5EhsKF0dSQU5VTEFSSVRZX1VOU1BFQ0lGSUVEEAASFAoQR1JBTlVMQVJJVFlfV0VFSxABEhUKEUdSQU5VTEFSSVRZX01PTlRIEAIybQoQUG9ydGZvbGlvU2VydmljZRJZChNHZXRQb3J0Zm9saW9NZXRyaWNzEiUudml0YWxzLnYxLkdldFBvcnRmb2xpb01ldHJpY3NSZXF1ZXN0Ghsudml0YWxzLnYxLlBvcnRmb2xpb01ldHJpY3NiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message vitals.v1.GetPortfolioMetricsRequest
@@ -194,6 +194,37 @@ export type MetricsBucket = Message<"vitals.v1.MetricsBucket"> & {
    * @generated from field: string group_name = 22;
    */
   groupName: string;
+
+  /**
+   * Feedback comments and interaction notes written in the bucket; those at or below
+   * -0.3 sentiment, and their share; the mean sentiment (-1 to +1).
+   *
+   * @generated from field: int64 comments = 23;
+   */
+  comments: bigint;
+
+  /**
+   * @generated from field: int64 negative_comments = 24;
+   */
+  negativeComments: bigint;
+
+  /**
+   * @generated from field: optional double negative_comment_share = 25;
+   */
+  negativeCommentShare?: number | undefined;
+
+  /**
+   * @generated from field: optional double mean_sentiment = 26;
+   */
+  meanSentiment?: number | undefined;
+
+  /**
+   * The topics (named by their top terms) written about more than in the bucket before,
+   * for the same group: at most 3, the largest rise first.
+   *
+   * @generated from field: repeated vitals.v1.TopicTrend rising_topics = 27;
+   */
+  risingTopics: TopicTrend[];
 };
 
 /**
@@ -202,6 +233,35 @@ export type MetricsBucket = Message<"vitals.v1.MetricsBucket"> & {
  */
 export const MetricsBucketSchema: GenMessage<MetricsBucket> = /*@__PURE__*/
   messageDesc(file_vitals_v1_portfolio, 1);
+
+/**
+ * @generated from message vitals.v1.TopicTrend
+ */
+export type TopicTrend = Message<"vitals.v1.TopicTrend"> & {
+  /**
+   * @generated from field: string topic = 1;
+   */
+  topic: string;
+
+  /**
+   * @generated from field: int64 comments = 2;
+   */
+  comments: bigint;
+
+  /**
+   * In the bucket before (for the first bucket: the one before the period).
+   *
+   * @generated from field: int64 previous_comments = 3;
+   */
+  previousComments: bigint;
+};
+
+/**
+ * Describes the message vitals.v1.TopicTrend.
+ * Use `create(TopicTrendSchema)` to create a new message.
+ */
+export const TopicTrendSchema: GenMessage<TopicTrend> = /*@__PURE__*/
+  messageDesc(file_vitals_v1_portfolio, 2);
 
 /**
  * @generated from message vitals.v1.PortfolioMetrics
@@ -223,7 +283,7 @@ export type PortfolioMetrics = Message<"vitals.v1.PortfolioMetrics"> & {
  * Use `create(PortfolioMetricsSchema)` to create a new message.
  */
 export const PortfolioMetricsSchema: GenMessage<PortfolioMetrics> = /*@__PURE__*/
-  messageDesc(file_vitals_v1_portfolio, 2);
+  messageDesc(file_vitals_v1_portfolio, 3);
 
 /**
  * @generated from enum vitals.v1.Grouping
