@@ -10,7 +10,9 @@ use std::time::Instant;
 use rayon::prelude::*;
 use vitals_domain::time::{MICROS_PER_DAY, Micros, now_micros};
 use vitals_domain::{Customer, StoredEvent};
-use vitals_engine::evaluation::{Evaluation, Models, VersionedScheme, evaluate};
+use vitals_engine::evaluation::{
+    Evaluation, LoadedText, Models, VersionedScheme, analyse_comment, evaluate,
+};
 use vitals_store::{
     CustomerSignal, EvaluationRecord, History, Result, Store, StoreError, VersionedRules,
 };
@@ -96,6 +98,7 @@ pub fn refresh_between(
         ..RefreshProgress::default()
     };
     progress(state);
+    reanalyse_comments(store, models.text.as_deref(), (after, last))?;
     let live = as_of >= now_micros().saturating_sub(LIVE_REFRESH_SLACK);
     let rules = if live {
         Some(store.rules_in_force()?)
@@ -305,6 +308,54 @@ fn evaluate_chunk(
 /// Leases chunks of the refresh runs in progress (any server may have started them, see
 /// `Store::start_refresh_run`) until none is left to lease; returns how many this worker
 /// did. See [`work_on_one_shared_chunk`].
+/// Comments read per page when re-analysing.
+const REANALYSE_PAGE: usize = 5_000;
+
+/// Re-analyses the comments of the customers in `(after, last]` that another text model
+/// (or the lexicons, when `text` is a model, and the other way round) analysed, so that
+/// what `ListComments`, the portfolio and the follow-ups see comes from the model in
+/// service. Pages through them in key order, analysing each page on every core.
+pub fn reanalyse_comments(
+    store: &Store,
+    text: Option<&LoadedText>,
+    range: (Option<&str>, Option<&str>),
+) -> Result<usize> {
+    let version = text.map_or(0, |t| t.manifest.version);
+    let mut from: Option<(String, String)> = None;
+    let mut changed = 0;
+    loop {
+        let (page, next) = store.comments_analysed_by_another(
+            version,
+            range,
+            from.as_ref().map(|(c, k)| (c.as_str(), k.as_str())),
+            REANALYSE_PAGE,
+        )?;
+        let updates: Vec<(String, String, vitals_domain::comments::CommentAnalysis)> = page
+            .par_iter()
+            .map(|c| {
+                (
+                    c.customer_id.clone(),
+                    c.event_key.clone(),
+                    analyse_comment(text, &c.text),
+                )
+            })
+            .collect();
+        changed += store.update_comment_analyses(&updates)?;
+        match next {
+            Some(next) => from = Some(next),
+            None => break,
+        }
+    }
+    if changed > 0 {
+        tracing::info!(
+            changed,
+            version,
+            "comments re-analysed with the text model in service"
+        );
+    }
+    Ok(changed)
+}
+
 pub fn work_on_shared_refreshes(
     store: &Store,
     held: Option<&HistoryCache>,

@@ -240,6 +240,21 @@ fn run(
             p.base_rate * 100.0
         );
     }
+    match outcome.text_version {
+        Some(v) => println!("comment text model v{v}: {}", outcome.text_note),
+        None => println!("{}", outcome.text_note),
+    }
+    if let Some(topics) = text_topics(&registry, outcome.text_version) {
+        println!("topics customers write about (named by their top words):");
+        for t in topics {
+            println!(
+                "  {:<8} {:<40} {:>4.1}% of the language's comments",
+                t.0,
+                t.1,
+                t.2 * 100.0
+            );
+        }
+    }
     println!(
         "{} segments (v{}); lifetime-value model: {}\nreport: {}",
         outcome.segments.unwrap_or(0),
@@ -330,8 +345,49 @@ fn run(
             .await?
             .into_inner();
         print!("{}", render::win_back_table(&win_back.evaluations));
+
+        step("9. What customers wrote that reads negative (ListComments, newest first)");
+        let negative = client_comments(listen)
+            .await?
+            .list_comments(pb::ListCommentsRequest {
+                page_size: 6,
+                sentiment_at_most: Some(-0.3),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        print!("{}", render::comments_table(&negative.comments));
         finish(no_serve, stop, server, listen, started, another).await
     })
+}
+
+/// The topics of text model `version`, as (language family, name, share).
+fn text_topics(
+    registry: &std::path::Path,
+    version: Option<u64>,
+) -> Option<Vec<(&'static str, String, f64)>> {
+    let registry = vitals_trainer::open_registry(&registry.display().to_string()).ok()?;
+    let text = vitals_engine::evaluation::load_text(registry.as_ref(), version?).ok()?;
+    Some(
+        text.model
+            .topics()
+            .iter()
+            .map(|t| (t.family.as_str(), t.name.clone(), t.share))
+            .collect(),
+    )
+}
+
+async fn client_comments(
+    listen: SocketAddr,
+) -> anyhow::Result<
+    vitals_proto::v1::event_service_client::EventServiceClient<tonic::transport::Channel>,
+> {
+    Ok(
+        vitals_proto::v1::event_service_client::EventServiceClient::connect(format!(
+            "http://{listen}"
+        ))
+        .await?,
+    )
 }
 
 /// Prints how to ask for another customer, then serves until Ctrl-C (or stops).

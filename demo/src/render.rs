@@ -221,11 +221,58 @@ pub fn evaluation(e: &pb::Evaluation) -> String {
         }
         None => {}
     }
+    if let Some(c) = e.comments.as_ref().filter(|c| c.comments > 0) {
+        let _ = writeln!(
+            out,
+            "  wrote lately:    {} comment{} in the last 90 days, {} negative (mean sentiment {:+.2} on -1..+1)",
+            c.comments,
+            if c.comments == 1 { "" } else { "s" },
+            c.negative,
+            c.mean_sentiment.unwrap_or(0.0)
+        );
+        for t in &c.negative_topics {
+            let _ = writeln!(
+                out,
+                "    - negative about \"{}\" ({} comment{})",
+                t.topic,
+                t.comments,
+                if t.comments == 1 { "" } else { "s" }
+            );
+        }
+    }
     if let Some(v) = &e.versions {
         let _ = writeln!(
             out,
-            "  versions:        churn model {}, segments model {}, lifetime-value model {}, scoring scheme {}",
-            v.churn, v.segments, v.clv, v.scoring_scheme
+            "  versions:        churn model {}, segments model {}, lifetime-value model {}, text model {}, scoring scheme {}",
+            v.churn, v.segments, v.clv, v.text, v.scoring_scheme
+        );
+    }
+    out
+}
+
+/// Negative comments with who wrote them, when, in which language, about what.
+pub fn comments_table(rows: &[pb::Comment]) -> String {
+    let mut out = String::new();
+    for c in rows {
+        let when = c
+            .time
+            .as_ref()
+            .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
+            .map(|t| t.format("%Y-%m-%d").to_string())
+            .unwrap_or_default();
+        let (sentiment, language, topic) = c.analysis.as_ref().map_or((0.0, "", ""), |a| {
+            (
+                a.sentiment,
+                a.language.as_str(),
+                a.topics.first().map_or("", |t| t.name.as_str()),
+            )
+        });
+        let _ = writeln!(
+            out,
+            "  {when}  {:<22} {language:<7} sentiment {sentiment:+.2}  topic: {}\n      \"{}\"",
+            c.customer_name,
+            if topic.is_empty() { "-" } else { topic },
+            c.text
         );
     }
     out

@@ -13,7 +13,7 @@ use vitals_domain::comments::{CommentAnalysis, CommentSource, CommentTopic};
 use vitals_domain::time::Micros;
 use vitals_domain::{FeedbackKind, InteractionKind};
 
-use crate::db::{Store, with_conn};
+use crate::db::{Store, WriteTransaction, with_conn};
 use crate::error::{Result, StoreError};
 use crate::page::{self, Page};
 use crate::schema::{comment_analyses, feedback, interactions};
@@ -306,6 +306,99 @@ impl Store {
         Ok(out)
     }
 
+    /// Up to `limit` comments of the customers in `(after, last]` (either end open when
+    /// `None`) that a text model other than `version` analysed, after the keyset
+    /// position `from` (customer, event key), in key order, with their words: what a
+    /// refresh re-analyses once a newer text model is in service. Erased comments have
+    /// no analysis left and are not read. With the page comes the position to go on from
+    /// when the page was full (more may follow).
+    #[allow(clippy::type_complexity)]
+    pub fn comments_analysed_by_another(
+        &self,
+        version: u64,
+        (after, last): (Option<&str>, Option<&str>),
+        from: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<(Vec<StaleComment>, Option<(String, String)>)> {
+        let version = i64::try_from(version).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows: Vec<CommentAnalysisRow> = with_conn!(self, conn => {
+            use comment_analyses as c;
+            let mut q = c::table
+                .filter(c::model_version.ne(version))
+                .select(CommentAnalysisRow::as_select())
+                .order((c::customer_id.asc(), c::event_key.asc()))
+                .limit(limit)
+                .into_boxed();
+            if let Some(a) = after {
+                q = q.filter(c::customer_id.gt(a.to_owned()));
+            }
+            if let Some(l) = last {
+                q = q.filter(c::customer_id.le(l.to_owned()));
+            }
+            if let Some((customer, key)) = from {
+                q = q.filter(
+                    c::customer_id.gt(customer.to_owned()).or(c::customer_id
+                        .eq(customer.to_owned())
+                        .and(c::event_key.gt(key.to_owned()))),
+                );
+            }
+            q.load(conn)?
+        });
+        let next = (rows.len() as i64 == limit)
+            .then(|| {
+                rows.last()
+                    .map(|r| (r.customer_id.clone(), r.event_key.clone()))
+            })
+            .flatten();
+        let words = self.words_of(self, &rows)?;
+        let stale = rows
+            .into_iter()
+            .filter_map(|r| {
+                let said = words.get(&(r.customer_id.clone(), r.event_key.clone()))?;
+                Some(StaleComment {
+                    text: said.text.clone()?,
+                    customer_id: r.customer_id,
+                    event_key: r.event_key,
+                })
+            })
+            .collect();
+        Ok((stale, next))
+    }
+
+    /// Replaces the analyses of existing comments (a re-analysis by a newer text model),
+    /// in one transaction; an analysis erased meanwhile stays erased.
+    pub fn update_comment_analyses(
+        &self,
+        updates: &[(String, String, CommentAnalysis)],
+    ) -> Result<usize> {
+        if updates.is_empty() {
+            return Ok(0);
+        }
+        with_conn!(self, conn => {
+            conn.write_transaction(|conn| {
+                let mut changed = 0;
+                for (customer, key, a) in updates {
+                    let row = CommentAnalysisRow::new(
+                        customer, key, 0, CommentSource::Feedback, "", a,
+                    );
+                    changed += diesel::update(
+                        comment_analyses::table.find((customer.as_str(), key.as_str())),
+                    )
+                    .set((
+                        comment_analyses::language.eq(&row.language),
+                        comment_analyses::sentiment.eq(row.sentiment),
+                        comment_analyses::topic_id.eq(row.topic_id),
+                        comment_analyses::topic.eq(&row.topic),
+                        comment_analyses::model_version.eq(row.model_version),
+                    ))
+                    .execute(conn)?;
+                }
+                Ok(changed)
+            })
+        })
+    }
+
     /// Every comment customers wrote (feedback comments and interaction notes), for
     /// training the text model, oldest first. Erased comments are gone and not read.
     pub fn training_comments(&self) -> Result<Vec<TrainingComment>> {
@@ -348,6 +441,14 @@ impl Store {
 type AnswerRow = (String, String, String, Option<i32>, Option<String>);
 /// (customer, time, kind, score, comment) of a feedback row.
 type TrainingAnswerRow = (String, i64, String, Option<i32>, Option<String>);
+
+/// A comment whose analysis an older text model made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StaleComment {
+    pub customer_id: String,
+    pub event_key: String,
+    pub text: String,
+}
 
 /// What a comment's event says besides the analysis.
 struct Said {

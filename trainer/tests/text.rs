@@ -60,6 +60,44 @@ fn train_text_only_learns_both_languages_and_import_analyses_with_it() -> Result
         );
     }
 
+    // The generated comments were analysed on arrival by the lexicons (version 0); a
+    // refresh (`score --store`) re-analyses them with the model now in service.
+    let store = Store::open(
+        &DatabaseUrl::Sqlite(d.join("vitals.db")),
+        &PoolOptions::default(),
+    )?;
+    let versions = |store: &Store| -> Result<Vec<u64>> {
+        Ok(store
+            .list_comments(&CommentFilter::default(), 100_000, "")?
+            .items
+            .iter()
+            .map(|c| c.analysis.model_version)
+            .collect())
+    };
+    let before = versions(&store)?;
+    ensure!(
+        !before.is_empty() && before.iter().all(|&v| v == 0),
+        "{before:?}"
+    );
+    trainer(d, &["score", "--store"])?;
+    let after = versions(&store)?;
+    assert_eq!(after.len(), before.len());
+    assert!(
+        after.iter().all(|&v| v == 1),
+        "every comment re-analysed by v1"
+    );
+    let with_topic = store
+        .list_comments(&CommentFilter::default(), 100_000, "")?
+        .items
+        .iter()
+        .filter(|c| c.analysis.topic.is_some())
+        .count();
+    assert!(
+        with_topic * 2 > after.len(),
+        "{with_topic} of {} with a topic",
+        after.len()
+    );
+
     let customers = d.join("customers.csv");
     std::fs::write(
         &customers,
@@ -92,10 +130,6 @@ fn train_text_only_learns_both_languages_and_import_analyses_with_it() -> Result
     let imported: serde_json::Value = serde_json::from_str(&imported)?;
     assert_eq!(imported["accepted"], 2, "{imported}");
 
-    let store = Store::open(
-        &DatabaseUrl::Sqlite(d.join("vitals.db")),
-        &PoolOptions::default(),
-    )?;
     let page = store.list_comments(
         &CommentFilter {
             channel: None,

@@ -654,10 +654,10 @@ function eventItem(e: Event): HTMLElement {
       text = `${coded("event", p.case)}: ${money(Number(p.value.amountMinor) / 100, p.value.currency)}`;
       break;
     case "feedback":
-      text = `${coded("event", p.case)}: ${p.value.score}${p.value.comment ? ` “${p.value.comment}”` : ""}`;
+      text = `${coded("event", p.case)}: ${p.value.score ?? t("comment.noScore")}${p.value.comment ? ` “${p.value.comment}”` : ""}`;
       break;
     case "interaction":
-      text = `${coded("event", p.case)}: ${p.value.category} (${p.value.channel})`;
+      text = `${coded("event", p.case)}: ${p.value.category} (${p.value.channel})${p.value.note ? ` “${p.value.note}”` : ""}`;
       break;
     case "retentionAction":
       text = `${coded("event", p.case)}: ${p.value.kind} ${p.value.campaign}`;
@@ -665,7 +665,24 @@ function eventItem(e: Event): HTMLElement {
     default:
       text = "";
   }
-  return h("li", {}, h("time", {}, when(e.time)), " ", text);
+  const a = e.commentAnalysis;
+  if (!a) return h("li", {}, h("time", {}, when(e.time)), " ", text);
+  // What the words say, as the text model in service read them on arrival.
+  const topic = a.topics[0]?.name;
+  const reading = `${t("comment.sentiment")} ${a.sentiment >= 0 ? "+" : "−"}${Math.abs(a.sentiment).toFixed(2)}${topic ? ` · ${t("comment.topic")}: ${topic}` : ""}`;
+  return h(
+    "li",
+    {},
+    h("time", {}, when(e.time)),
+    " ",
+    text,
+    " ",
+    h(
+      "span",
+      { class: a.sentiment <= -0.3 ? "analysis negative" : "analysis", title: t("comment.scale"), lang: a.language },
+      reading,
+    ),
+  );
 }
 
 function taskItem(f: FollowUp): HTMLElement {

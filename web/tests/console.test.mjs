@@ -454,6 +454,38 @@ test("a retention action recorded on a customer's page reaches the timeline", as
   await page.close();
 });
 
+test("a scoreless review shows on the timeline with its sentiment and subject, as analysed on arrival", async () => {
+  const page = await signedIn();
+  const top = (await api.evaluations.listAtRisk({ pageSize: 1 })).evaluations[0];
+  const recorded = await api.events.recordEvents({
+    events: [
+      {
+        eventKey: "console-review",
+        customer: { case: "customerExternalId", value: top.externalId },
+        time: { seconds: BigInt(Math.floor(Date.now() / 1000) - 60), nanos: 0 },
+        payload: {
+          case: "feedback",
+          value: { kind: 4, comment: "The parcel arrived two weeks late and the courier was rude.", channel: "web" },
+        },
+      },
+    ],
+  });
+  assert.equal(recorded.accepted, 1);
+  await page.goto(`${base}/#/customer/${top.externalId}`);
+  const item = page.locator("#timeline li", { hasText: "The parcel arrived two weeks late" });
+  await item.waitFor();
+  const text = await item.textContent();
+  assert.match(text, /no score/);
+  const events = await api.events.listCustomerEvents({ customer: { case: "customerExternalId", value: top.externalId }, pageSize: 100 });
+  const analysis = events.events.find((e) => e.eventKey === "console-review")?.commentAnalysis;
+  assert.ok(analysis && analysis.sentiment < -0.3, `sentiment ${analysis?.sentiment}`);
+  assert.match(text, new RegExp(`sentiment −${Math.abs(analysis.sentiment).toFixed(2)}`));
+  if (analysis.topics.length > 0) assert.ok(text.includes(`about: ${analysis.topics[0].name}`), text);
+  assert.equal(await item.locator(".analysis.negative").count(), 1);
+  assert.deepEqual(await axe(page), []);
+  await page.close();
+});
+
 test("the scoring scheme editor shows each refused field's reason beside it, then saves", async () => {
   const page = await signedIn();
   await page.goto(`${base}/#/models`);
