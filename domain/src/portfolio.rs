@@ -63,6 +63,8 @@ pub struct TopicTrend {
     pub topic: String,
     pub comments: i64,
     pub previous: i64,
+    /// The mean sentiment of the bucket's comments about it (-1..1).
+    pub mean_sentiment: f64,
 }
 
 /// Rising topics reported per bucket and group.
@@ -343,8 +345,9 @@ impl Portfolio {
         // Every purchase's (customer, bucket), for the buyer counts.
         let mut purchases: Vec<(u32, u32)> = Vec::new();
         let mut tickets: Vec<(Vec<u32>, Tickets)> = Vec::new();
-        // (bucket, group, topic) to comments, bucket 0 included for the first rise.
-        let mut topic_counts: HashMap<(u32, u32, String), i64> = HashMap::default();
+        // (bucket, group, topic) to comments and their sentiment sum, bucket 0 included
+        // for the first rise.
+        let mut topic_counts: HashMap<(u32, u32, String), (i64, f64)> = HashMap::default();
         for t in tallies {
             let members = self.members_of(&t)?;
             let group = |local: u32| self.members[members[local as usize] as usize].group;
@@ -388,28 +391,30 @@ impl Portfolio {
                     m.sentiment_sum += f64::from(c.sentiment);
                 }
                 if let Some(topic) = t.topics.get(c.topic as usize) {
-                    *topic_counts
+                    let entry = topic_counts
                         .entry((c.bucket, g, topic.clone()))
-                        .or_default() += 1;
+                        .or_default();
+                    entry.0 += 1;
+                    entry.1 += f64::from(c.sentiment);
                 }
             }
             if !t.tickets.is_empty() {
                 tickets.push((members, t.tickets));
             }
         }
-        for ((k, g, topic), comments) in &topic_counts {
+        for ((k, g, topic), &(comments, sentiment_sum)) in &topic_counts {
             let previous = k
                 .checked_sub(1)
                 .and_then(|before| topic_counts.get(&(before, *g, topic.clone())))
-                .copied()
-                .unwrap_or(0);
-            if *comments > previous
+                .map_or(0, |(n, _)| *n);
+            if comments > previous
                 && let Some(m) = cells.at(*k as usize, *g)
             {
                 m.rising_topics.push(TopicTrend {
                     topic: topic.clone(),
-                    comments: *comments,
+                    comments,
                     previous,
+                    mean_sentiment: sentiment_sum / comments as f64,
                 });
             }
         }
@@ -839,7 +844,9 @@ mod tests {
             vec![TopicTrend {
                 topic: "delivery / late".into(),
                 comments: 3,
-                previous: 1
+                previous: 1,
+                mean_sentiment: (f64::from(-0.9_f32) + f64::from(-0.5_f32) + f64::from(0.6_f32))
+                    / 3.0
             }]
         );
         let second = row(&rows, 20 * DAY, "north");
@@ -850,7 +857,8 @@ mod tests {
             vec![TopicTrend {
                 topic: "billing / refund".into(),
                 comments: 2,
-                previous: 0
+                previous: 0,
+                mean_sentiment: (f64::from(-0.4_f32) + f64::from(-0.2_f32)) / 2.0
             }]
         );
     }

@@ -82,6 +82,7 @@ fn bucket_to_proto(m: BucketMetrics, group_name: String) -> pb::MetricsBucket {
                 topic: t.topic,
                 comments: t.comments,
                 previous_comments: t.previous,
+                mean_sentiment: t.mean_sentiment,
             })
             .collect(),
         group: m.group,
