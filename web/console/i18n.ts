@@ -181,6 +181,7 @@ export const catalogue = {
     "reason.COMPLAINT": "complaint",
     "reason.OVERDUE_PAYMENT": "overdue payment",
     "reason.CHURN_RISK": "churn risk",
+    "reason.NEGATIVE_COMMENT": "negative comment",
   },
   "zh-CN": {
     title: "Vitals 客户健康",
@@ -358,6 +359,7 @@ export const catalogue = {
     "reason.COMPLAINT": "投诉",
     "reason.OVERDUE_PAYMENT": "逾期付款",
     "reason.CHURN_RISK": "流失风险",
+    "reason.NEGATIVE_COMMENT": "负面评论",
   },
 } as const;
 

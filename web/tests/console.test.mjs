@@ -482,6 +482,11 @@ test("a scoreless review shows on the timeline with its sentiment and subject, a
   assert.match(text, new RegExp(`sentiment −${Math.abs(analysis.sentiment).toFixed(2)}`));
   if (analysis.topics.length > 0) assert.ok(text.includes(`about: ${analysis.topics[0].name}`), text);
   assert.equal(await item.locator(".analysis.negative").count(), 1);
+  // The task it opened is named in words, not by its code.
+  await page.locator(".tasks li, #follow-ups li", { hasText: "negative comment" }).first().waitFor();
+  assert.doesNotMatch(await page.textContent("main"), /NEGATIVE_COMMENT|NEGATIVE COMMENT/);
+  await item.scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(dir, "timeline-comment.png") });
   assert.deepEqual(await axe(page), []);
   await page.close();
 });
