@@ -93,7 +93,17 @@ pub fn with_opener<T>(
         Some(rules) => {
             let signal_of = |e: &StoredEvent, analysis: Option<&CommentAnalysis>| {
                 let mut signals: Vec<_> = rules.rules.signal_of_event(e, now).into_iter().collect();
-                if let (Some(a), Some((_, said, _))) = (analysis, comment_of(&e.payload)) {
+                let negative = |a: &&CommentAnalysis| {
+                    rules
+                        .rules
+                        .negative_comment
+                        .opens_on(f64::from(a.sentiment))
+                };
+                // Only a negative comment is matched against the routes: a comment's
+                // words are gathered (segmented again) for those alone.
+                if let (Some(a), Some((_, said, _))) =
+                    (analysis.filter(negative), comment_of(&e.payload))
+                {
                     let words = routing_words(text, said, a);
                     let words: Vec<&str> = words.iter().map(String::as_str).collect();
                     signals.extend(rules.rules.signal_of_comment(

@@ -73,7 +73,6 @@ pub struct CommentTopic {
 /// against 5-7. The middle of each scale says little either way and is left out, as is
 /// a comment without a score or without text.
 pub fn sentiment_label(feedback: &Feedback) -> Option<bool> {
-    let score = feedback.score?;
     if feedback
         .comment
         .as_deref()
@@ -81,7 +80,13 @@ pub fn sentiment_label(feedback: &Feedback) -> Option<bool> {
     {
         return None;
     }
-    match feedback.kind {
+    lean_of_score(feedback.kind, feedback.score?)
+}
+
+/// Which way a score on `kind`'s scale leans, by the cuts of [`sentiment_label`]; `None`
+/// in the middle of the scale.
+pub fn lean_of_score(kind: FeedbackKind, score: i32) -> Option<bool> {
+    match kind {
         FeedbackKind::Nps => match score {
             9..=10 => Some(true),
             0..=6 => Some(false),

@@ -303,6 +303,13 @@ impl Default for NegativeCommentRule {
 }
 
 impl NegativeCommentRule {
+    /// Whether a comment of this sentiment could open a task: the rule is on and the
+    /// comment negative enough (a NaN sentiment is not negative). Callers check this
+    /// before gathering the words a route is matched on.
+    pub fn opens_on(&self, sentiment: f64) -> bool {
+        self.enabled && sentiment <= self.sentiment_at_most
+    }
+
     /// The first route whose terms meet the comment: a term equal to one of `words` (the
     /// comment's normalised words and its topic's terms), or, for a term written in Han
     /// characters, found inside `text` (Chinese has no spaces, and a segmenter may keep
@@ -567,9 +574,7 @@ impl FollowUpRules {
         now: Micros,
     ) -> Option<Signal> {
         let rule = &self.negative_comment;
-        // A NaN sentiment is not negative.
-        let negative = sentiment <= rule.sentiment_at_most;
-        if !rule.enabled || !negative {
+        if !rule.opens_on(sentiment) {
             return None;
         }
         let route = rule.route_of(words, text)?;
@@ -1427,5 +1432,71 @@ mod tests {
             message,
             "start.assignee: starting needs an assignee: give one or assign first"
         );
+    }
+
+    #[test]
+    fn a_negative_comment_opens_a_task_for_its_subject_s_department_only() {
+        let rules = FollowUpRules::default();
+        let text = "The parcel arrived two weeks late";
+        let words = ["the", "parcel", "arrived", "two", "weeks", "late"];
+        let s = rules
+            .signal_of_comment(-0.8, &words, text, NOW)
+            .expect("negative, about delivery");
+        assert_eq!(
+            (s.reason, s.department.as_str()),
+            (Reason::NegativeComment, "logistics")
+        );
+        assert!(s.detail.contains("about delivery"), "{s:?}");
+        // Not negative enough, not negative at all, or NaN: nothing.
+        assert!(rules.signal_of_comment(-0.29, &words, text, NOW).is_none());
+        assert!(rules.signal_of_comment(0.9, &words, text, NOW).is_none());
+        assert!(
+            rules
+                .signal_of_comment(f64::NAN, &words, text, NOW)
+                .is_none()
+        );
+        // Negative about nothing routed: nothing.
+        assert!(
+            rules
+                .signal_of_comment(-0.9, &["rude", "staff"], "rude staff", NOW)
+                .is_none()
+        );
+        // A Chinese term is found inside the text even when segmented into a longer word.
+        let zh = rules
+            .signal_of_comment(-0.7, &["快递员", "态度", "差"], "快递员态度差", NOW)
+            .expect("快递 inside 快递员");
+        assert_eq!(zh.department, "logistics");
+        let billing = rules
+            .signal_of_comment(-0.7, &["charged", "twice"], "charged twice", NOW)
+            .expect("billing");
+        assert_eq!(billing.department, "finance");
+        let mut off = rules.clone();
+        off.negative_comment.enabled = false;
+        assert!(off.signal_of_comment(-0.9, &words, text, NOW).is_none());
+    }
+
+    #[test]
+    fn negative_comment_routes_are_validated_by_field() {
+        let mut rules = FollowUpRules::default();
+        rules.negative_comment.sentiment_at_most = 1.0;
+        rules.negative_comment.routes[1].terms = vec!["Refund".into()];
+        rules.negative_comment.routes[0].department = " logistics".into();
+        let v = rules.validate().expect_err("three mistakes");
+        let fields: Vec<&str> = v.0.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "negative_comment.sentiment_at_most",
+                "negative_comment.routes[0].department",
+                "negative_comment.routes[1].terms[0]",
+            ]
+        );
+        // Rules stored before the rule existed read with its default.
+        let mut old = serde_json::to_value(FollowUpRules::default()).expect("json");
+        if let Some(o) = old.as_object_mut() {
+            o.remove("negative_comment");
+        }
+        let read: FollowUpRules = serde_json::from_value(old).expect("old rules read");
+        assert_eq!(read.negative_comment, NegativeCommentRule::default());
     }
 }

@@ -33,35 +33,6 @@ struct Args {
     test: std::path::PathBuf,
 }
 
-/// ROC-AUC by ranks (ties share their mean rank): the probability that a positive
-/// comment scores above a negative one.
-fn roc_auc(scored: &[(f64, bool)]) -> Option<f64> {
-    let mut sorted: Vec<(f64, bool)> = scored.to_vec();
-    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let (mut rank_sum, mut positives) = (0.0, 0usize);
-    let mut i = 0;
-    while i < sorted.len() {
-        let mut j = i;
-        while j < sorted.len() && sorted[j].0 == sorted[i].0 {
-            j += 1;
-        }
-        let mean_rank = (i + j + 1) as f64 / 2.0;
-        for item in &sorted[i..j] {
-            if item.1 {
-                rank_sum += mean_rank;
-                positives += 1;
-            }
-        }
-        i = j;
-    }
-    let negatives = sorted.len() - positives;
-    if positives == 0 || negatives == 0 {
-        return None;
-    }
-    let p = positives as f64;
-    Some((rank_sum - p * (p + 1.0) / 2.0) / (p * negatives as f64))
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
@@ -146,13 +117,14 @@ async fn main() -> Result<()> {
             *languages.entry(language.clone()).or_default() += 1;
         }
     }
+    let (scores, labels): (Vec<f64>, Vec<bool>) = scored.into_iter().unzip();
     println!(
         "{}",
         serde_json::json!({
             "file": args.test.display().to_string(),
             "sent": rows.len(),
-            "answered": scored.len(),
-            "roc_auc": roc_auc(&scored),
+            "answered": scores.len(),
+            "roc_auc": vitals_engine::metrics::roc_auc(&labels, &scores).ok(),
             "model_versions": versions,
             "languages": languages,
         })

@@ -43,25 +43,18 @@ impl CommentAnalysisRow {
         channel: &str,
         a: &CommentAnalysis,
     ) -> Self {
+        let v = AnalysisColumns::of(a);
         Self {
             customer_id: customer_id.to_owned(),
             event_key: event_key.to_owned(),
             time,
             source: source.as_str().to_owned(),
             channel: channel.to_owned(),
-            language: a.language.clone(),
-            // The column's CHECK holds it to -1..1; a NaN would fail the whole batch.
-            sentiment: if a.sentiment.is_nan() {
-                0.0
-            } else {
-                a.sentiment.clamp(-1.0, 1.0)
-            },
-            topic_id: a
-                .topic
-                .as_ref()
-                .map(|t| i32::try_from(t.id).unwrap_or(i32::MAX)),
-            topic: a.topic.as_ref().map(|t| t.name.clone()),
-            model_version: i64::try_from(a.model_version).unwrap_or(i64::MAX),
+            language: v.language,
+            sentiment: v.sentiment,
+            topic_id: v.topic_id,
+            topic: v.topic,
+            model_version: v.model_version,
         }
     }
 
@@ -77,6 +70,38 @@ impl CommentAnalysisRow {
                 _ => None,
             },
             model_version: u64::try_from(self.model_version).unwrap_or_default(),
+        }
+    }
+}
+
+/// The columns an analysis fills, as stored: written with the event, or replaced by a
+/// re-analysis.
+#[derive(Debug, Clone, AsChangeset)]
+#[diesel(table_name = comment_analyses, treat_none_as_null = true)]
+struct AnalysisColumns {
+    language: String,
+    sentiment: f32,
+    topic_id: Option<i32>,
+    topic: Option<String>,
+    model_version: i64,
+}
+
+impl AnalysisColumns {
+    fn of(a: &CommentAnalysis) -> Self {
+        Self {
+            language: a.language.clone(),
+            // The column's CHECK holds it to -1..1; a NaN would fail the whole batch.
+            sentiment: if a.sentiment.is_nan() {
+                0.0
+            } else {
+                a.sentiment.clamp(-1.0, 1.0)
+            },
+            topic_id: a
+                .topic
+                .as_ref()
+                .map(|t| i32::try_from(t.id).unwrap_or(i32::MAX)),
+            topic: a.topic.as_ref().map(|t| t.name.clone()),
+            model_version: i64::try_from(a.model_version).unwrap_or(i64::MAX),
         }
     }
 }
@@ -113,11 +138,17 @@ pub struct CommentRecord {
     pub channel: String,
     /// The words; `None` once erased.
     pub text: Option<String>,
-    /// The survey or review it came with, and its score; `None` for an interaction.
-    pub feedback: Option<(FeedbackKind, Option<i32>)>,
-    /// The interaction it came with; `None` for feedback.
-    pub interaction: Option<InteractionKind>,
+    /// The event it came with; `None` only if the event's row was not found.
+    pub came_with: Option<CameWith>,
     pub analysis: CommentAnalysis,
+}
+
+/// The event a comment came with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CameWith {
+    /// A survey answer or review, with its score when it had one.
+    Feedback(FeedbackKind, Option<i32>),
+    Interaction(InteractionKind),
 }
 
 /// A comment for training a sentiment model: its words, its score's lean when it came
@@ -213,7 +244,7 @@ impl Store {
             }
             q.load(conn)?
         });
-        let words = self.words_of(&store, &rows)?;
+        let words = store.words_of(&rows)?;
         let mut records = Vec::with_capacity(rows.len());
         for r in rows {
             let source = CommentSource::parse(&r.source).ok_or_else(|| {
@@ -223,8 +254,7 @@ impl Store {
             let analysis = r.analysis();
             records.push(CommentRecord {
                 text: said.and_then(|w| w.text.clone()),
-                feedback: said.and_then(|w| w.feedback),
-                interaction: said.and_then(|w| w.interaction),
+                came_with: said.map(|w| w.came_with),
                 customer_id: r.customer_id,
                 event_key: r.event_key,
                 time: r.time,
@@ -239,11 +269,7 @@ impl Store {
     }
 
     /// The words and what they came with, for a page of analyses.
-    fn words_of(
-        &self,
-        store: &Store,
-        rows: &[CommentAnalysisRow],
-    ) -> Result<HashMap<(String, String), Said>> {
+    fn words_of(&self, rows: &[CommentAnalysisRow]) -> Result<HashMap<(String, String), Said>> {
         let mut out = HashMap::new();
         let (from_feedback, from_interactions): (Vec<_>, Vec<_>) = rows
             .iter()
@@ -257,7 +283,7 @@ impl Store {
         let keys = |rows: &[&CommentAnalysisRow]| -> Vec<String> {
             rows.iter().map(|r| r.event_key.clone()).collect()
         };
-        with_conn!(store, conn => {
+        with_conn!(self, conn => {
             if !from_feedback.is_empty() {
                 let found: Vec<AnswerRow> =
                     feedback::table
@@ -277,7 +303,7 @@ impl Store {
                     })?;
                     out.insert(
                         (customer, key),
-                        Said { text, feedback: Some((kind, score)), interaction: None },
+                        Said { text, came_with: CameWith::Feedback(kind, score) },
                     );
                 }
             }
@@ -298,7 +324,7 @@ impl Store {
                     })?;
                     out.insert(
                         (customer, key),
-                        Said { text, feedback: None, interaction: Some(kind) },
+                        Said { text, came_with: CameWith::Interaction(kind) },
                     );
                 }
             }
@@ -351,7 +377,7 @@ impl Store {
                     .map(|r| (r.customer_id.clone(), r.event_key.clone()))
             })
             .flatten();
-        let words = self.words_of(self, &rows)?;
+        let words = self.words_of(&rows)?;
         let stale = rows
             .into_iter()
             .filter_map(|r| {
@@ -379,19 +405,10 @@ impl Store {
             conn.write_transaction(|conn| {
                 let mut changed = 0;
                 for (customer, key, a) in updates {
-                    let row = CommentAnalysisRow::new(
-                        customer, key, 0, CommentSource::Feedback, "", a,
-                    );
                     changed += diesel::update(
                         comment_analyses::table.find((customer.as_str(), key.as_str())),
                     )
-                    .set((
-                        comment_analyses::language.eq(&row.language),
-                        comment_analyses::sentiment.eq(row.sentiment),
-                        comment_analyses::topic_id.eq(row.topic_id),
-                        comment_analyses::topic.eq(&row.topic),
-                        comment_analyses::model_version.eq(row.model_version),
-                    ))
+                    .set(AnalysisColumns::of(a))
                     .execute(conn)?;
                 }
                 Ok(changed)
@@ -453,6 +470,5 @@ pub struct StaleComment {
 /// What a comment's event says besides the analysis.
 struct Said {
     text: Option<String>,
-    feedback: Option<(FeedbackKind, Option<i32>)>,
-    interaction: Option<InteractionKind>,
+    came_with: CameWith,
 }

@@ -23,7 +23,7 @@ pub mod snapshots;
 
 pub use audit::{AuditEntry, AuditFilter};
 pub use campaigns::{CampaignMember, CampaignRecord, CampaignReview, NewCampaign};
-pub use comments::{CommentFilter, CommentRecord, StaleComment, TrainingComment};
+pub use comments::{CameWith, CommentFilter, CommentRecord, StaleComment, TrainingComment};
 pub use customers::{CustomerFilter, CustomerName, RejectedRow, UpsertOutcome};
 pub use db::{DatabaseUrl, PoolOptions, PoolStats, Store, redact_url};
 pub use error::{Result, StoreError};

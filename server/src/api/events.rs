@@ -11,7 +11,8 @@ use vitals_proto::v1 as pb;
 use vitals_proto::v1::event_service_server::EventService;
 use vitals_store::customers::CustomerName;
 use vitals_store::{
-    BatchOutcome, CommentFilter, CommentRecord, EventFilter, RecordMode, Store, StoreError, page,
+    BatchOutcome, CameWith, CommentFilter, CommentRecord, EventFilter, RecordMode, Store,
+    StoreError, page,
 };
 
 use super::customers::shown_name;
@@ -368,20 +369,20 @@ fn comment_to_proto(
         Some(t) => t,
         None => String::new(),
     };
-    let (source, score) = match (c.feedback, c.interaction) {
-        (Some((kind, score)), _) => (
+    let (source, score) = match c.came_with {
+        Some(CameWith::Feedback(kind, score)) => (
             Some(Source::FeedbackKind(
                 convert::feedback_kind_to_proto(kind) as i32
             )),
             score,
         ),
-        (None, Some(kind)) => (
+        Some(CameWith::Interaction(kind)) => (
             Some(Source::InteractionKind(
                 convert::interaction_kind_to_proto(kind) as i32,
             )),
             None,
         ),
-        (None, None) => (None, None),
+        None => (None, None),
     };
     pb::Comment {
         customer_id: c.customer_id,

@@ -63,19 +63,6 @@ fn call_note(note: &str) -> Payload {
     })
 }
 
-async fn record(server: &TestServer, events: Vec<pb::Event>) -> pb::RecordEventsResponse {
-    server
-        .events()
-        .await
-        .record_events(pb::RecordEventsRequest {
-            events,
-            backfill: false,
-        })
-        .await
-        .expect("recorded")
-        .into_inner()
-}
-
 async fn tasks_of(server: &TestServer, customer_id: &str) -> Vec<pb::FollowUp> {
     server
         .follow_ups()
@@ -121,11 +108,9 @@ async fn a_negative_delivery_review_without_a_score_opens_a_task_for_logistics(b
     let server = TestServer::start(backend).await;
     let ada = customer(&server, "c-ada", "Ada Lovelace").await;
     let late = "The parcel arrived two weeks late and the courier was rude. Terrible delivery.";
-    let outcome = record(
-        &server,
-        vec![event(&ada.id, "r-1", 60, review(None, late, "web"))],
-    )
-    .await;
+    let outcome = server
+        .record_events(vec![event(&ada.id, "r-1", 60, review(None, late, "web"))])
+        .await;
     assert_eq!(
         (outcome.accepted, outcome.follow_ups_opened),
         (1, 1),
@@ -159,9 +144,8 @@ async fn a_negative_delivery_review_without_a_score_opens_a_task_for_logistics(b
     // A happy delivery review opens nothing, and a second negative one does not open a
     // second task for the same reason.
     let happy = "Fast delivery, lovely packaging, thank you!";
-    let more = record(
-        &server,
-        vec![
+    let more = server
+        .record_events(vec![
             event(&ada.id, "r-2", 50, review(Some(5), happy, "web")),
             event(
                 &ada.id,
@@ -173,9 +157,8 @@ async fn a_negative_delivery_review_without_a_score_opens_a_task_for_logistics(b
                     "web",
                 ),
             ),
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert_eq!((more.accepted, more.follow_ups_opened), (2, 0), "{more:?}");
     let happy_analysis = timeline(&server, &ada.id)
         .await
@@ -215,15 +198,13 @@ async fn a_negative_delivery_review_without_a_score_opens_a_task_for_logistics(b
     let zh_hant = "這次購物很滿意，質量很好，客服也很耐心";
     let billing =
         "Customer was charged twice for the same invoice and is very angry about the refund delay.";
-    let written = record(
-        &server,
-        vec![
+    let written = server
+        .record_events(vec![
             event(&li.id, "zh-1", 30, review(None, zh, "app")),
             event(&li.id, "zh-2", 20, review(None, zh_hant, "app")),
             event(&li.id, "call-1", 10, call_note(billing)),
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert_eq!(written.accepted, 3);
     assert_eq!(
         written.follow_ups_opened, 1,
@@ -257,9 +238,8 @@ async fn comments_are_listed_by_sentiment_language_and_customer_and_leave_with_e
     let server = TestServer::start(backend).await;
     let ada = customer(&server, "c-ada", "Ada Lovelace").await;
     let li = customer(&server, "c-li", "李雷").await;
-    record(
-        &server,
-        vec![
+    server
+        .record_events(vec![
             event(
                 &ada.id,
                 "a-1",
@@ -278,9 +258,8 @@ async fn comments_are_listed_by_sentiment_language_and_customer_and_leave_with_e
                 100,
                 review(None, "质量很差，非常失望", "app"),
             ),
-        ],
-    )
-    .await;
+        ])
+        .await;
 
     let all = comments(&server, pb::ListCommentsRequest::default()).await;
     let keys: Vec<&str> = all.iter().map(|c| c.event_key.as_str()).collect();
@@ -487,9 +466,8 @@ async fn portfolio_metrics_count_comments_by_period_and_group(backend: Backend) 
     let li = customer(&server, "c-li", "李雷").await;
     let day = 86_400;
     // The period: the last 20 days, in one bucket; the ten before it are the bucket before.
-    record(
-        &server,
-        vec![
+    server
+        .record_events(vec![
             event(
                 &ada.id,
                 "old",
@@ -514,9 +492,8 @@ async fn portfolio_metrics_count_comments_by_period_and_group(backend: Backend) 
                 5 * day,
                 review(None, "质量很差，非常失望", "app"),
             ),
-        ],
-    )
-    .await;
+        ])
+        .await;
     let now = now_seconds();
     let buckets = server
         .portfolio()

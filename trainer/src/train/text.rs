@@ -5,8 +5,7 @@
 use std::hash::{Hash, Hasher};
 
 use serde::Serialize;
-use vitals_domain::Feedback;
-use vitals_domain::comments::sentiment_label;
+use vitals_domain::comments::lean_of_score;
 use vitals_engine::registry::ModelRegistry;
 use vitals_engine::text::{TEXT_KIND, TextModel, TextParams, TextReport, TrainingComment};
 use vitals_store::Store;
@@ -40,7 +39,19 @@ pub fn run(
     seed: u64,
 ) -> anyhow::Result<TextStep> {
     let stored = store.training_comments()?;
-    if stored.is_empty() {
+    // Scored comments are labelled by the score alone: no copy of their words is made.
+    let comments: Vec<TrainingComment<'_>> = stored
+        .iter()
+        .filter(|c| !c.text.trim().is_empty())
+        .map(|c| TrainingComment {
+            text: &c.text,
+            positive: c
+                .feedback
+                .and_then(|(kind, score)| lean_of_score(kind, score?)),
+            group: group_of(&c.customer_id),
+        })
+        .collect();
+    if comments.is_empty() {
         return Ok(TextStep {
             version: None,
             comments: 0,
@@ -49,21 +60,6 @@ pub fn run(
             report: None,
         });
     }
-    let comments: Vec<TrainingComment<'_>> = stored
-        .iter()
-        .map(|c| TrainingComment {
-            text: &c.text,
-            positive: c.feedback.and_then(|(kind, score)| {
-                sentiment_label(&Feedback {
-                    kind,
-                    score,
-                    comment: Some(c.text.clone()),
-                    channel: String::new(),
-                })
-            }),
-            group: group_of(&c.customer_id),
-        })
-        .collect();
     let labelled = comments.iter().filter(|c| c.positive.is_some()).count();
     let params = TextParams {
         seed,
