@@ -161,10 +161,6 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let hub = Arc::new(ModelHub::open(&config.registry, &config.model_cache)?);
-    // Comment analysis loads jieba's dictionary and the lexicons on first use: loaded in
-    // the background now, so the first comment recorded does not pay for all of it.
-    // Nothing waits for this thread.
-    std::thread::spawn(|| vitals_engine::text::TextModel::lexicon_only().warm_up());
     let schemes = {
         let (hub, store) = (hub.clone(), store.clone());
         tokio::task::spawn_blocking(move || {
