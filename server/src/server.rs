@@ -236,8 +236,12 @@ pub async fn serve(
         ModelServiceServer::new(ModelApi::new(hub.clone())).max_decoding_message_size(limit);
     let follow_ups = FollowUpServiceServer::new(FollowUpApi::new(store.clone(), writer, rules))
         .max_decoding_message_size(limit);
-    let portfolio = PortfolioServiceServer::new(PortfolioApi::new(store.clone(), hub.clone()))
-        .max_decoding_message_size(limit);
+    let portfolio = PortfolioServiceServer::new(PortfolioApi::new(
+        store.clone(),
+        hub.clone(),
+        histories.clone(),
+    ))
+    .max_decoding_message_size(limit);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     // Every service but ModelService needs the database; ModelService answers from the

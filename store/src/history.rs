@@ -221,6 +221,11 @@ impl Store {
         self.with_events(reader, customers)
     }
 
+    /// The events of the customers `ids` by customer, in no particular order.
+    pub(crate) fn events_of_ids(&self, ids: &[&str]) -> Result<HashMap<String, Vec<StoredEvent>>> {
+        self.events_by_customer(ids)
+    }
+
     /// One customer's whole history, oldest event first: what a single evaluation reads.
     pub fn customer_history(&self, customer: Customer) -> Result<History> {
         let mut events = self

@@ -14,7 +14,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text};
 pub use vitals_domain::portfolio::BucketMetrics;
-use vitals_domain::portfolio::{Portfolio, PortfolioError, customer_key};
+use vitals_domain::portfolio::{Portfolio, PortfolioError, PortfolioEvent, Tally, customer_key};
 use vitals_domain::time::{MICROS_PER_DAY, Micros};
 
 use crate::db::{DbPool, Store};
@@ -117,7 +117,7 @@ macro_rules! customers_sql {
             "SELECT {key(c.id)} AS id, ",
             $grp,
             " AS grp, c.contractual AS contractual, \
-             COALESCE(c.signup_time, c.create_time) AS since, c.churn_time AS churn_time \
+             COALESCE(c.signup_time, c.create_time) AS since, c.churn_time AS churn_time{id} \
              FROM customers c",
             $join
         )
@@ -142,6 +142,12 @@ fn customers_sql(group_by: GroupBy) -> &'static str {
         GroupBy::Region => CUSTOMERS_REGION,
         GroupBy::Tier => CUSTOMERS_TIER,
     }
+}
+
+/// The customers' SQL with `{id}` filled: the id itself as a last column when the events
+/// come from histories held in memory (looked up by id), nothing otherwise.
+fn with_ids(sql: &str, ids: bool) -> String {
+    sql.replace("{id}", if ids { ", c.id AS customer_id" } else { "" })
 }
 
 /// The event rows the metrics count, with their bounds as `{lo}`, `{first}` and `{hi}`:
@@ -170,6 +176,24 @@ fn fill(sql: &str, key: impl Fn(&str) -> String, [lo, first, hi]: [&str; 3]) -> 
         .replace("{hi}", hi)
 }
 
+/// Histories a caller holds in memory (the server's history cache): the portfolio counts
+/// their purchases, answers and contacts from there instead of streaming them from the
+/// database again. Comments' analyses and the customers' groups are always read.
+pub trait HeldHistories: Sync {
+    /// Counts customer `id`'s events into `tally` (a [`Portfolio::member_tally`]) as
+    /// the portfolio's customer number `member`, and says true; or says false and counts
+    /// nothing when the history is not held.
+    fn tally_held(&self, id: &str, member: u32, tally: &mut Tally) -> bool;
+}
+
+/// A customer whose events come from held histories: their id, to look the history up,
+/// and their number in the portfolio, to count under.
+type MemberId = (Box<str>, u32);
+
+/// What the database gave one attempt: the tallies of the streams read and, when the
+/// events come from held histories, every customer's id and key.
+type Read = std::result::Result<(Vec<Tally>, Vec<MemberId>), PortfolioError>;
+
 /// Seeds tried for the customer keys before giving up: with 64-bit keys, even ten
 /// million customers collide under one seed with a probability of about 3e-6.
 const KEY_SEEDS: u64 = 4;
@@ -184,16 +208,46 @@ impl Store {
         group_by: GroupBy,
         granularity: Granularity,
     ) -> Result<Vec<BucketMetrics>> {
+        self.portfolio_metrics_held(start, end, group_by, granularity, None)
+    }
+
+    /// [`Self::portfolio_metrics`], the events of the histories `held` holds counted from
+    /// memory (on every core) and only the others read. The customers and comments come
+    /// from the database either way.
+    pub fn portfolio_metrics_held(
+        &self,
+        start: Micros,
+        end: Micros,
+        group_by: GroupBy,
+        granularity: Granularity,
+        held: Option<&dyn HeldHistories>,
+    ) -> Result<Vec<BucketMetrics>> {
         let bounds = bucket_bounds(start, end, granularity)?;
         for seed in 0..KEY_SEEDS {
+            let started = std::time::Instant::now();
             let mut portfolio = Portfolio::new(bounds.clone());
-            let counted = match &self.pool {
-                DbPool::Postgres(pool) => pg::metrics(pool, &mut portfolio, group_by, seed)?,
+            let ids = held.is_some();
+            let read = match &self.pool {
+                DbPool::Postgres(pool) => pg::metrics(pool, &mut portfolio, group_by, seed, ids)?,
                 DbPool::Sqlite(pool) => {
                     let mut conn = self.checkout(pool)?;
-                    sqlite_metrics(&mut conn, &mut portfolio, group_by, seed)?
+                    sqlite_metrics(&mut conn, &mut portfolio, group_by, seed, ids)?
                 }
             };
+            let counted = match (read, held) {
+                (Ok((mut tallies, members)), Some(held)) => {
+                    if !members.is_empty() {
+                        tallies.extend(self.tally_members(&portfolio, &members, held)?);
+                    }
+                    portfolio.finish(tallies)
+                }
+                (Ok((tallies, _)), None) => portfolio.finish(tallies),
+                (Err(e), _) => Err(e),
+            };
+            tracing::debug!(
+                ms = started.elapsed().as_millis() as u64,
+                "portfolio: counted"
+            );
             match counted {
                 Ok(rows) => return Ok(rows),
                 Err(PortfolioError::KeyCollision(key)) => {
@@ -208,8 +262,68 @@ impl Store {
     }
 }
 
-/// What one attempt gives: the rows, or why counting stopped.
-type Counted = std::result::Result<Vec<BucketMetrics>, PortfolioError>;
+/// Customers whose histories are read from the database at once when not held.
+const MISSING_CHUNK: usize = 1000;
+
+impl Store {
+    /// The events of `members` into tallies: from `held` on every core, the histories it
+    /// does not hold read from the database in chunks.
+    fn tally_members(
+        &self,
+        portfolio: &Portfolio,
+        members: &[MemberId],
+        held: &dyn HeldHistories,
+    ) -> Result<Vec<Tally>> {
+        let started = std::time::Instant::now();
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let per_thread = members.len().div_ceil(threads).max(1);
+        let (mut tallies, missing): (Vec<Tally>, Vec<Vec<&MemberId>>) = std::thread::scope(|s| {
+            let workers: Vec<_> = members
+                .chunks(per_thread)
+                .map(|part| {
+                    s.spawn(move || {
+                        let mut tally = portfolio.member_tally();
+                        let missing: Vec<&MemberId> = part
+                            .iter()
+                            .filter(|(id, member)| !held.tally_held(id, *member, &mut tally))
+                            .collect();
+                        (tally, missing)
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join()
+                        .map_err(|_| StoreError::Internal("a portfolio counter panicked".into()))
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(|parts| parts.into_iter().unzip())
+        })?;
+        let missing: Vec<&MemberId> = missing.into_iter().flatten().collect();
+        if !missing.is_empty() {
+            let mut tally = portfolio.member_tally();
+            for chunk in missing.chunks(MISSING_CHUNK) {
+                let ids: Vec<&str> = chunk.iter().map(|(id, _)| &**id).collect();
+                let mut events = self.events_of_ids(&ids)?;
+                for (id, member) in chunk {
+                    let stored = events.remove(&**id).unwrap_or_default();
+                    let counted: Vec<PortfolioEvent<'_>> =
+                        stored.iter().filter_map(PortfolioEvent::of).collect();
+                    tally.member_events(*member, &counted);
+                }
+            }
+            tallies.push(tally);
+        }
+        tracing::debug!(
+            customers = members.len(),
+            read = missing.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "portfolio: held histories counted"
+        );
+        Ok(tallies)
+    }
+}
 
 #[derive(QueryableByName)]
 struct MemberRow {
@@ -277,64 +391,90 @@ struct ContactRow {
     complaint: bool,
 }
 
+/// A customer with their id, for the held-histories path.
+#[derive(QueryableByName)]
+struct MemberIdRow {
+    #[diesel(embed)]
+    member: MemberRow,
+    #[diesel(sql_type = Text)]
+    customer_id: String,
+}
+
 /// SQLite: every row through diesel, in one transaction (one snapshot). The embedded
-/// database holds sample-sized data; PostgreSQL is the path built for size.
+/// database holds sample-sized data; PostgreSQL is the path built for size. With `ids`,
+/// only the customers (with their ids) and the comments are read: the other events come
+/// from held histories.
 fn sqlite_metrics(
     conn: &mut diesel::sqlite::SqliteConnection,
     portfolio: &mut Portfolio,
     group_by: GroupBy,
     seed: u64,
-) -> Result<Counted> {
+    ids: bool,
+) -> Result<Read> {
     let (lo, hi) = portfolio.purchase_span();
     let (first, _) = portfolio.reported_span();
     let bounds = [lo, first, hi].map(|b| b.to_string());
     let sql = |sql: &str| {
         fill(
-            sql,
+            &with_ids(sql, ids),
             |id| id.to_owned(),
             [&bounds[0], &bounds[1], &bounds[2]],
         )
     };
     let key = |id: &str| customer_key(id.as_bytes(), seed);
-    let tally = conn.transaction::<_, StoreError, _>(|conn| {
-        for m in diesel::sql_query(sql(customers_sql(group_by))).load::<MemberRow>(conn)? {
+    conn.transaction::<_, StoreError, _>(|conn| {
+        let mut members = Vec::new();
+        let rows: Vec<(MemberRow, Option<String>)> = if ids {
+            diesel::sql_query(sql(customers_sql(group_by)))
+                .load::<MemberIdRow>(conn)?
+                .into_iter()
+                .map(|r| (r.member, Some(r.customer_id)))
+                .collect()
+        } else {
+            diesel::sql_query(sql(customers_sql(group_by)))
+                .load::<MemberRow>(conn)?
+                .into_iter()
+                .map(|m| (m, None))
+                .collect()
+        };
+        for (m, id) in rows {
+            let member = portfolio.customers() as u32;
             if let Err(e) =
                 portfolio.add_customer(key(&m.id), &m.grp, m.contractual, m.since, m.churn_time)
             {
                 return Ok(Err(e));
             }
+            members.extend(id.map(|id| (id.into_boxed_str(), member)));
         }
         let mut tally = portfolio.tally();
-        for r in diesel::sql_query(sql(PURCHASES_SQL)).load::<PurchaseRow>(conn)? {
-            tally.purchase(
-                key(&r.customer_id),
-                r.time,
-                r.currency.as_bytes(),
-                r.amount_minor,
-            );
-        }
-        for r in diesel::sql_query(sql(ANSWERS_SQL)).load::<AnswerRow>(conn)? {
-            tally.answer(key(&r.customer_id), r.time, r.nps, r.score);
+        if !ids {
+            for r in diesel::sql_query(sql(PURCHASES_SQL)).load::<PurchaseRow>(conn)? {
+                tally.purchase(
+                    key(&r.customer_id),
+                    r.time,
+                    r.currency.as_bytes(),
+                    r.amount_minor,
+                );
+            }
+            for r in diesel::sql_query(sql(ANSWERS_SQL)).load::<AnswerRow>(conn)? {
+                tally.answer(key(&r.customer_id), r.time, r.nps, r.score);
+            }
+            for r in diesel::sql_query(sql(CONTACTS_SQL)).load::<ContactRow>(conn)? {
+                tally.interaction(
+                    key(&r.customer_id),
+                    r.event_key.as_bytes(),
+                    r.ticket_id.as_bytes(),
+                    r.time,
+                    r.resolved_time,
+                    r.complaint,
+                );
+            }
         }
         for r in diesel::sql_query(sql(COMMENTS_SQL)).load::<CommentRow>(conn)? {
             tally.comment(key(&r.customer_id), r.time, r.sentiment, &r.topic);
         }
-        for r in diesel::sql_query(sql(CONTACTS_SQL)).load::<ContactRow>(conn)? {
-            tally.interaction(
-                key(&r.customer_id),
-                r.event_key.as_bytes(),
-                r.ticket_id.as_bytes(),
-                r.time,
-                r.resolved_time,
-                r.complaint,
-            );
-        }
-        Ok(Ok(tally))
-    })?;
-    // Counted after the read transaction ends, so the file is not held meanwhile.
-    Ok(match tally {
-        Ok(tally) => portfolio.finish(vec![tally]),
-        Err(collision) => Err(collision),
+        // Counted after the read transaction ends, so the file is not held meanwhile.
+        Ok(Ok((vec![tally], members)))
     })
 }
 

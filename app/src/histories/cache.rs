@@ -32,7 +32,9 @@ use std::time::Duration;
 
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
+use vitals_domain::portfolio::Tally;
 use vitals_domain::{AttributeValue, Customer};
+use vitals_store::portfolio::HeldHistories;
 use vitals_store::{CustomerLookup, History, Store, StoreError};
 
 use super::compact::PackedEvents;
@@ -338,6 +340,31 @@ impl HistoryCache {
             self.drop_all();
         } else {
             self.drop_customer(payload);
+        }
+    }
+}
+
+impl HeldHistories for HistoryCache {
+    /// Counts a held history's events into a portfolio tally: a bulk reader's lookup,
+    /// not counted in the hit rate. False (nothing counted) when the cache is not live,
+    /// does not hold the customer, or the packed buffer does not read.
+    fn tally_held(&self, id: &str, member: u32, tally: &mut Tally) -> bool {
+        if !self.is_live() {
+            return false;
+        }
+        let Some(held) = self.histories.get(id) else {
+            return false;
+        };
+        match held.events.portfolio_events() {
+            Ok(events) => {
+                tally.member_events(member, &events);
+                true
+            }
+            // A bug in the packing, never the data: the caller reads the database.
+            Err(e) => {
+                tracing::error!(customer_id = %id, error = %e, "history cache");
+                false
+            }
         }
     }
 }

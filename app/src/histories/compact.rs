@@ -17,6 +17,7 @@
 //! never sent), so it needs no versioning, and a serde format would write every string in
 //! full, which is most of what this saves.
 
+use vitals_domain::portfolio::PortfolioEvent;
 use vitals_domain::time::Micros;
 use vitals_domain::{
     EventPayload, Feedback, FeedbackKind, Interaction, InteractionKind, Payment, RetentionAction,
@@ -122,67 +123,119 @@ impl PackedEvents {
 
     /// The events as they were packed.
     pub fn unpack(&self) -> Result<Vec<StoredEvent>, Malformed> {
+        let mut events = Vec::with_capacity(self.len());
+        let mut failed = None;
+        self.walk(|e| match e.stored() {
+            Ok(e) => events.push(e),
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        })?;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(events),
+        }
+    }
+
+    /// What the portfolio metrics count of these events, borrowed from the buffer: no
+    /// string is copied, nor checked for UTF-8 (the metrics compare their bytes). Nothing
+    /// is returned unless the whole buffer reads.
+    pub fn portfolio_events(&self) -> Result<Vec<PortfolioEvent<'_>>, Malformed> {
+        let mut events = Vec::with_capacity(self.len());
+        self.walk(|e| {
+            let event = match e.payload {
+                Raw::Transaction {
+                    amount_minor,
+                    currency,
+                    ..
+                } => Some(PortfolioEvent::Purchase {
+                    time: e.time,
+                    currency,
+                    amount_minor,
+                }),
+                Raw::Feedback { kind, score, .. } => PortfolioEvent::answer(e.time, kind, score),
+                Raw::Interaction {
+                    kind,
+                    ticket_id,
+                    resolved_time,
+                    ..
+                } => Some(PortfolioEvent::Contact {
+                    event_key: e.event_key,
+                    ticket_id,
+                    time: e.time,
+                    resolved_time,
+                    complaint: kind == InteractionKind::Complaint,
+                }),
+                Raw::Payment { .. } | Raw::RetentionAction { .. } => None,
+            };
+            events.extend(event);
+        })?;
+        Ok(events)
+    }
+
+    /// Reads every event in order, its strings borrowed from the buffer: the one parser
+    /// behind [`Self::unpack`] and [`Self::portfolio_events`].
+    fn walk<'a>(&'a self, mut each: impl FnMut(RawEvent<'a>)) -> Result<(), Malformed> {
         let mut r = Reader {
             bytes: &self.bytes,
             at: 0,
             seen: Vec::with_capacity(16),
         };
-        let mut events = Vec::with_capacity(self.len());
         let mut previous_time: Micros = 0;
         for _ in 0..self.count {
             let kind = r.byte()?;
-            let customer_id = r.str()?.to_owned();
-            let event_key = r.str()?.to_owned();
+            let customer_id = r.str()?;
+            let event_key = r.str()?;
             let time = previous_time.wrapping_add(r.signed()?);
             let record_time = time.wrapping_add(r.signed()?);
             previous_time = time;
             let payload = match kind {
-                0 => EventPayload::Transaction(Transaction {
+                0 => Raw::Transaction {
                     amount_minor: r.signed()?,
-                    currency: r.str()?.to_owned(),
+                    currency: r.str()?,
                     quantity: r.int32()?,
-                    category: r.str()?.to_owned(),
-                    channel: r.str()?.to_owned(),
-                }),
-                1 => EventPayload::Payment(Payment {
-                    invoice_id: r.str()?.to_owned(),
+                    category: r.str()?,
+                    channel: r.str()?,
+                },
+                1 => Raw::Payment {
+                    invoice_id: r.str()?,
                     amount_minor: r.signed()?,
-                    currency: r.str()?.to_owned(),
+                    currency: r.str()?,
                     due_time: r.time(time)?,
                     paid_time: r.time(time)?,
-                    method: r.str()?.to_owned(),
-                }),
-                2 => EventPayload::Feedback(Feedback {
+                    method: r.str()?,
+                },
+                2 => Raw::Feedback {
                     kind: r.tagged(&FeedbackKind::ALL)?,
                     score: match r.byte()? {
                         0 => None,
                         1 => Some(r.int32()?),
                         _ => return Err(r.malformed("a score's presence byte is not 0 or 1")),
                     },
-                    comment: r.opt_str()?.map(str::to_owned),
-                    channel: r.str()?.to_owned(),
-                }),
-                3 => EventPayload::Interaction(Interaction {
+                    comment: r.opt_str()?,
+                    channel: r.str()?,
+                },
+                3 => Raw::Interaction {
                     kind: r.tagged(&InteractionKind::ALL)?,
                     severity: r.tagged(&Severity::ALL)?,
-                    category: r.str()?.to_owned(),
-                    channel: r.str()?.to_owned(),
-                    ticket_id: r.str()?.to_owned(),
+                    category: r.str()?,
+                    channel: r.str()?,
+                    ticket_id: r.str()?,
                     resolved_time: r.time(time)?,
-                    note: r.opt_str()?.map(str::to_owned),
-                }),
-                4 => EventPayload::RetentionAction(RetentionAction {
-                    kind: r.str()?.to_owned(),
+                    note: r.opt_str()?,
+                },
+                4 => Raw::RetentionAction {
+                    kind: r.str()?,
                     cost_minor: r.signed()?,
-                    currency: r.str()?.to_owned(),
-                    campaign: r.str()?.to_owned(),
-                    channel: r.str()?.to_owned(),
-                    actor: r.str()?.to_owned(),
-                    note: r.opt_str()?.map(str::to_owned),
-                }),
+                    currency: r.str()?,
+                    campaign: r.str()?,
+                    channel: r.str()?,
+                    actor: r.str()?,
+                    note: r.opt_str()?,
+                },
                 _ => return Err(r.malformed("an unknown event kind")),
             };
-            events.push(StoredEvent {
+            each(RawEvent {
                 customer_id,
                 event_key,
                 time,
@@ -193,7 +246,155 @@ impl PackedEvents {
         if r.at != r.bytes.len() {
             return Err(r.malformed("bytes left after the last event"));
         }
-        Ok(events)
+        Ok(())
+    }
+}
+
+/// An event as the buffer holds it, its strings borrowed.
+struct RawEvent<'a> {
+    customer_id: &'a [u8],
+    event_key: &'a [u8],
+    time: Micros,
+    record_time: Micros,
+    payload: Raw<'a>,
+}
+
+/// A payload as the buffer holds it: [`EventPayload`] with its strings borrowed as
+/// bytes, checked for UTF-8 only when an owned event is made of them.
+enum Raw<'a> {
+    Transaction {
+        amount_minor: i64,
+        currency: &'a [u8],
+        quantity: i32,
+        category: &'a [u8],
+        channel: &'a [u8],
+    },
+    Payment {
+        invoice_id: &'a [u8],
+        amount_minor: i64,
+        currency: &'a [u8],
+        due_time: Option<Micros>,
+        paid_time: Option<Micros>,
+        method: &'a [u8],
+    },
+    Feedback {
+        kind: FeedbackKind,
+        score: Option<i32>,
+        comment: Option<&'a [u8]>,
+        channel: &'a [u8],
+    },
+    Interaction {
+        kind: InteractionKind,
+        severity: Severity,
+        category: &'a [u8],
+        channel: &'a [u8],
+        ticket_id: &'a [u8],
+        resolved_time: Option<Micros>,
+        note: Option<&'a [u8]>,
+    },
+    RetentionAction {
+        kind: &'a [u8],
+        cost_minor: i64,
+        currency: &'a [u8],
+        campaign: &'a [u8],
+        channel: &'a [u8],
+        actor: &'a [u8],
+        note: Option<&'a [u8]>,
+    },
+}
+
+impl RawEvent<'_> {
+    fn stored(&self) -> Result<StoredEvent, Malformed> {
+        let text = |b: &[u8]| {
+            std::str::from_utf8(b)
+                .map(str::to_owned)
+                .map_err(|_| Malformed {
+                    at: 0,
+                    what: "a string that is not UTF-8",
+                })
+        };
+        let payload = match self.payload {
+            Raw::Transaction {
+                amount_minor,
+                currency,
+                quantity,
+                category,
+                channel,
+            } => EventPayload::Transaction(Transaction {
+                amount_minor,
+                currency: text(currency)?,
+                quantity,
+                category: text(category)?,
+                channel: text(channel)?,
+            }),
+            Raw::Payment {
+                invoice_id,
+                amount_minor,
+                currency,
+                due_time,
+                paid_time,
+                method,
+            } => EventPayload::Payment(Payment {
+                invoice_id: text(invoice_id)?,
+                amount_minor,
+                currency: text(currency)?,
+                due_time,
+                paid_time,
+                method: text(method)?,
+            }),
+            Raw::Feedback {
+                kind,
+                score,
+                comment,
+                channel,
+            } => EventPayload::Feedback(Feedback {
+                kind,
+                score,
+                comment: comment.map(text).transpose()?,
+                channel: text(channel)?,
+            }),
+            Raw::Interaction {
+                kind,
+                severity,
+                category,
+                channel,
+                ticket_id,
+                resolved_time,
+                note,
+            } => EventPayload::Interaction(Interaction {
+                kind,
+                severity,
+                category: text(category)?,
+                channel: text(channel)?,
+                ticket_id: text(ticket_id)?,
+                resolved_time,
+                note: note.map(text).transpose()?,
+            }),
+            Raw::RetentionAction {
+                kind,
+                cost_minor,
+                currency,
+                campaign,
+                channel,
+                actor,
+                note,
+            } => EventPayload::RetentionAction(RetentionAction {
+                kind: text(kind)?,
+                cost_minor,
+                currency: text(currency)?,
+                campaign: text(campaign)?,
+                channel: text(channel)?,
+                actor: text(actor)?,
+                note: note.map(text).transpose()?,
+            }),
+        };
+        Ok(StoredEvent {
+            customer_id: text(self.customer_id)?,
+            event_key: text(self.event_key)?,
+            time: self.time,
+            record_time: self.record_time,
+            payload,
+        })
     }
 }
 
@@ -300,7 +501,7 @@ impl<'a> Writer<'a> {
 struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
-    seen: Vec<&'a str>,
+    seen: Vec<&'a [u8]>,
 }
 
 impl<'a> Reader<'a> {
@@ -339,7 +540,8 @@ impl<'a> Reader<'a> {
         i32::try_from(v).map_err(|_| self.malformed("a 32-bit number out of range"))
     }
 
-    fn str(&mut self) -> Result<&'a str, Malformed> {
+    /// A string's bytes: checked for UTF-8 by whoever makes a `String` of them.
+    fn str(&mut self) -> Result<&'a [u8], Malformed> {
         let reference = self.unsigned()?;
         if reference > 0 {
             let i = usize::try_from(reference - 1).unwrap_or(usize::MAX);
@@ -355,8 +557,7 @@ impl<'a> Reader<'a> {
             .checked_add(len)
             .filter(|end| *end <= self.bytes.len())
             .ok_or_else(|| self.malformed("a string past the end"))?;
-        let s = std::str::from_utf8(&self.bytes[self.at..end])
-            .map_err(|_| self.malformed("a string that is not UTF-8"))?;
+        let s = &self.bytes[self.at..end];
         self.at = end;
         if s.len() <= REMEMBERED_LEN {
             self.seen.push(s);
@@ -364,7 +565,7 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
-    fn opt_str(&mut self) -> Result<Option<&'a str>, Malformed> {
+    fn opt_str(&mut self) -> Result<Option<&'a [u8]>, Malformed> {
         match self.byte()? {
             0 => Ok(None),
             1 => self.str().map(Some),

@@ -28,7 +28,7 @@ use vitals_domain::portfolio::{Portfolio, PortfolioError, Tally};
 
 use super::{
     ANSWERS_SQL, COMMENTS_SQL, CONTACTS_SQL, CUSTOMERS_ALL, CUSTOMERS_REGION, CUSTOMERS_SEGMENT,
-    CUSTOMERS_TIER, Counted, GroupBy, PURCHASES_SQL, fill,
+    CUSTOMERS_TIER, GroupBy, MemberId, PURCHASES_SQL, Read, fill, with_ids,
 };
 use crate::error::{Result, StoreError};
 use crate::pgcopy::{Fields, RowSink, copy_out, copy_source};
@@ -81,14 +81,26 @@ fn copy_sql(sql: &str) -> String {
 static ANSWERS: LazyLock<String> = LazyLock::new(|| copy_sql(ANSWERS_SQL));
 static CONTACTS: LazyLock<String> = LazyLock::new(|| copy_sql(CONTACTS_SQL));
 static COMMENTS: LazyLock<String> = LazyLock::new(|| copy_sql(COMMENTS_SQL));
-static CUSTOMERS: LazyLock<[String; 4]> = LazyLock::new(|| {
-    [
+/// The customers by grouping, then the same with their ids (for held histories).
+static CUSTOMERS: LazyLock<[String; 8]> = LazyLock::new(|| {
+    let sql = [
         CUSTOMERS_ALL,
         CUSTOMERS_SEGMENT,
         CUSTOMERS_REGION,
         CUSTOMERS_TIER,
+    ];
+    let plain = sql.map(|s| copy_sql(&with_ids(s, false)));
+    let ids = sql.map(|s| copy_sql(&with_ids(s, true)));
+    [
+        plain[0].clone(),
+        plain[1].clone(),
+        plain[2].clone(),
+        plain[3].clone(),
+        ids[0].clone(),
+        ids[1].clone(),
+        ids[2].clone(),
+        ids[3].clone(),
     ]
-    .map(copy_sql)
 });
 
 copy_source!(PurchasesSource, transactions, PURCHASES);
@@ -99,6 +111,10 @@ copy_source!(CustomersAll, customers, CUSTOMERS[0]);
 copy_source!(CustomersSegment, customers, CUSTOMERS[1]);
 copy_source!(CustomersRegion, customers, CUSTOMERS[2]);
 copy_source!(CustomersTier, customers, CUSTOMERS[3]);
+copy_source!(CustomerIdsAll, customers, CUSTOMERS[4]);
+copy_source!(CustomerIdsSegment, customers, CUSTOMERS[5]);
+copy_source!(CustomerIdsRegion, customers, CUSTOMERS[6]);
+copy_source!(CustomerIdsTier, customers, CUSTOMERS[7]);
 
 /// What one stream reads.
 #[derive(Debug, Clone, Copy)]
@@ -121,12 +137,15 @@ struct Snapshot {
     pages: i64,
 }
 
+/// Reads an attempt's rows. With `ids`, only the customers (with their ids) and the
+/// comments: the other events come from held histories.
 pub(super) fn metrics(
     pool: &PgPool,
     portfolio: &mut Portfolio,
     group_by: GroupBy,
     seed: u64,
-) -> Result<Counted> {
+    ids: bool,
+) -> Result<Read> {
     let started = std::time::Instant::now();
     let mut conn = pool.get()?;
     let read = conn
@@ -151,7 +170,8 @@ pub(super) fn metrics(
                 )));
             }
             let step = (snapshot.pages / PURCHASE_PARTS).max(1);
-            let mut sources: Vec<Source> = (0..PURCHASE_PARTS)
+            let streams = if ids { 0 } else { PURCHASE_PARTS };
+            let mut sources: Vec<Source> = (0..streams)
                 .map(|i| Source::Purchases {
                     first: i * step,
                     // The last range is open: a page the size estimate missed still counts.
@@ -162,7 +182,10 @@ pub(super) fn metrics(
                     },
                 })
                 .collect();
-            sources.extend([Source::Answers, Source::Contacts, Source::Comments]);
+            if !ids {
+                sources.extend([Source::Answers, Source::Contacts]);
+            }
+            sources.push(Source::Comments);
             let snapshot = snapshot.id.as_str();
             let tallies = std::thread::scope(|s| {
                 let mut here = Vec::new();
@@ -205,15 +228,21 @@ pub(super) fn metrics(
                 let mut members = Members {
                     portfolio: &mut *portfolio,
                     group: Vec::new(),
+                    ids: ids.then(Vec::new),
                     collision: None,
                 };
-                match group_by {
-                    GroupBy::All => copy_out(conn, CustomersAll, &mut members)?,
-                    GroupBy::Segment => copy_out(conn, CustomersSegment, &mut members)?,
-                    GroupBy::Region => copy_out(conn, CustomersRegion, &mut members)?,
-                    GroupBy::Tier => copy_out(conn, CustomersTier, &mut members)?,
+                match (group_by, ids) {
+                    (GroupBy::All, false) => copy_out(conn, CustomersAll, &mut members)?,
+                    (GroupBy::Segment, false) => copy_out(conn, CustomersSegment, &mut members)?,
+                    (GroupBy::Region, false) => copy_out(conn, CustomersRegion, &mut members)?,
+                    (GroupBy::Tier, false) => copy_out(conn, CustomersTier, &mut members)?,
+                    (GroupBy::All, true) => copy_out(conn, CustomerIdsAll, &mut members)?,
+                    (GroupBy::Segment, true) => copy_out(conn, CustomerIdsSegment, &mut members)?,
+                    (GroupBy::Region, true) => copy_out(conn, CustomerIdsRegion, &mut members)?,
+                    (GroupBy::Tier, true) => copy_out(conn, CustomerIdsTier, &mut members)?,
                 }
                 let collision = members.collision;
+                let member_ids = members.ids.unwrap_or_default();
                 tracing::debug!(
                     customers = portfolio.customers(),
                     ms = started.elapsed().as_millis() as u64,
@@ -228,31 +257,21 @@ pub(super) fn metrics(
                         Err(StoreError::Internal("a metrics reader panicked".into()))
                     })?);
                 }
-                Ok::<_, StoreError>((tallies, collision))
+                Ok::<_, StoreError>((tallies, member_ids, collision))
             })?;
-            let (tallies, collision) = tallies;
+            let (tallies, member_ids, collision) = tallies;
             Ok(match collision {
                 Some(collision) => Err(collision),
-                None => Ok(tallies),
+                None => Ok((tallies, member_ids)),
             })
         })?;
-    // Counted after the transaction: the snapshot and the connection are not held
-    // through the CPU work.
-    drop(conn);
-    let tallies = match read {
-        Ok(tallies) => tallies,
-        Err(collision) => return Ok(Err(collision)),
-    };
+    // Counted after the transaction (by the caller): the snapshot and the connection are
+    // not held through the CPU work.
     tracing::debug!(
         ms = started.elapsed().as_millis() as u64,
-        "portfolio: events read"
+        "portfolio: rows read"
     );
-    let rows = portfolio.finish(tallies);
-    tracing::debug!(
-        ms = started.elapsed().as_millis() as u64,
-        "portfolio: counted"
-    );
-    Ok(rows)
+    Ok(read)
 }
 
 /// Reads one source into its tally, in the connection's current transaction.
@@ -301,17 +320,19 @@ fn set_parameters(
     Ok(())
 }
 
-/// The customers' rows: key, group, contractual, since, churn time.
+/// The customers' rows: key, group, contractual, since, churn time, and the id when
+/// `ids` collects them.
 struct Members<'a> {
     portfolio: &'a mut Portfolio,
     group: Vec<u8>,
+    ids: Option<Vec<MemberId>>,
     /// Two customers with one key: the rest is read, and the attempt given up.
     collision: Option<PortfolioError>,
 }
 
 impl RowSink for Members<'_> {
     fn fields(&self) -> i16 {
-        5
+        if self.ids.is_some() { 6 } else { 5 }
     }
 
     fn row<R: BufRead>(&mut self, rows: &mut Fields<R>) -> Result<()> {
@@ -322,11 +343,16 @@ impl RowSink for Members<'_> {
         let contractual = rows.bool()?;
         let since = rows.i64()?;
         let churn_time = rows.opt_i64()?;
+        let member = self.portfolio.customers() as u32;
         if let Err(e) = self
             .portfolio
             .add_customer(key, &group, contractual, since, churn_time)
         {
             self.collision.get_or_insert(e);
+        }
+        if let Some(ids) = &mut self.ids {
+            let id = String::from_utf8_lossy(rows.bytes()?).into_owned();
+            ids.push((id.into_boxed_str(), member));
         }
         Ok(())
     }

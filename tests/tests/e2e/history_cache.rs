@@ -229,3 +229,191 @@ async fn a_refresh_from_memory_stores_what_one_from_the_database_stores() {
     assert_eq!(bodies(&store), remembered);
     listener.abort();
 }
+
+/// Portfolio metrics counted from the histories a server holds must be exactly those
+/// counted from the database's streams: every kind of event the metrics read, for every
+/// grouping and granularity, with one customer's history changed after the warm-up (so
+/// read from the database, not held).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portfolio_metrics_from_memory_equal_those_from_the_database() {
+    use vitals_domain::{Feedback, FeedbackKind, Interaction, InteractionKind, Payment, Severity};
+    use vitals_store::portfolio::{Granularity, GroupBy, HeldHistories};
+
+    let db = TestDb::new(Backend::Postgres);
+    let store = db.store();
+    let now = now_micros();
+    let day = MICROS_PER_DAY;
+    let customers = (0..24u64)
+        .map(|i| {
+            let mut c = CustomerData::new(format!("m{i}"));
+            c.region = ["EMEA", "APAC", ""][i as usize % 3].into();
+            c.contractual = i % 4 == 0;
+            (i, c)
+        })
+        .collect();
+    store.upsert_customers(customers, now).expect("customers");
+    let event = |i: usize, key: String, days_ago: i64, payload: EventPayload| {
+        (
+            i,
+            NewEvent {
+                event_key: key,
+                customer: CustomerRef::ExternalId(format!("m{i}")),
+                time: now - days_ago * day - i as i64,
+                payload,
+            },
+        )
+    };
+    let mut events = Vec::new();
+    for i in 0..24usize {
+        // Purchases every few weeks over two years, in two currencies, one refund.
+        for n in 0..(i % 7 + 1) {
+            let days_ago = 20 + (n as i64) * (31 + i as i64 * 5);
+            events.push(event(
+                i,
+                format!("t{n}"),
+                days_ago,
+                EventPayload::Transaction(Transaction {
+                    amount_minor: if n == 2 { -500 } else { 1_000 + i as i64 * 10 },
+                    currency: if i % 5 == 0 { "EUR" } else { "USD" }.into(),
+                    quantity: 1,
+                    category: "shoes".into(),
+                    channel: "web".into(),
+                }),
+            ));
+        }
+        // A payment (counted nowhere), answers of every kind, one review without a score.
+        events.push(event(
+            i,
+            "pay".into(),
+            40,
+            EventPayload::Payment(Payment {
+                invoice_id: format!("inv-{i}"),
+                amount_minor: 1_000,
+                currency: "USD".into(),
+                due_time: Some(now - 30 * day),
+                paid_time: None,
+                method: "card".into(),
+            }),
+        ));
+        for (n, kind) in FeedbackKind::ALL.into_iter().enumerate() {
+            let score = match kind {
+                FeedbackKind::Review if i % 2 == 0 => None,
+                FeedbackKind::Nps => Some((i % 11) as i32),
+                FeedbackKind::Ces => Some(3),
+                _ => Some((i % 5 + 1) as i32),
+            };
+            events.push(event(
+                i,
+                format!("f{n}"),
+                10 + n as i64 * 60,
+                EventPayload::Feedback(Feedback {
+                    kind,
+                    score,
+                    comment: score.is_none().then(|| "late again".into()),
+                    channel: "email".into(),
+                }),
+            ));
+        }
+        // A complaint ticket of two events, resolved later; a contact on its own.
+        for (n, days_ago) in [(0, 50), (1, 48)] {
+            events.push(event(
+                i,
+                format!("c{n}"),
+                days_ago,
+                EventPayload::Interaction(Interaction {
+                    kind: if n == 0 && i % 3 == 0 {
+                        InteractionKind::Complaint
+                    } else {
+                        InteractionKind::Support
+                    },
+                    severity: Severity::Medium,
+                    category: "delivery".into(),
+                    channel: "phone".into(),
+                    ticket_id: format!("tk-{i}"),
+                    resolved_time: (n == 1).then(|| now - 45 * day),
+                    note: None,
+                }),
+            ));
+        }
+        events.push(event(
+            i,
+            "alone".into(),
+            5 + i as i64,
+            EventPayload::Interaction(Interaction {
+                kind: InteractionKind::Inquiry,
+                severity: Severity::Low,
+                category: String::new(),
+                channel: "chat".into(),
+                ticket_id: String::new(),
+                resolved_time: Some(now - i as i64 * day / 2),
+                note: None,
+            }),
+        ));
+    }
+    store
+        .record_events(events, RecordMode::Backfill, None, None, now)
+        .expect("events");
+
+    let cache = Arc::new(HistoryCache::new(64 << 20));
+    let listener = tokio::spawn(listen(cache.clone(), store.clone()));
+    wait_for("warmed", 10, || cache.stats().entries == 24).await;
+    // m3 buys after the warm-up: forgotten, so counted from the database.
+    store
+        .record_events(
+            vec![event(
+                3,
+                "late".into(),
+                2,
+                EventPayload::Transaction(Transaction {
+                    amount_minor: 7_700,
+                    currency: "USD".into(),
+                    quantity: 1,
+                    category: String::new(),
+                    channel: String::new(),
+                }),
+            )],
+            RecordMode::Backfill,
+            None,
+            None,
+            now,
+        )
+        .expect("a later purchase");
+    wait_for("m3 forgotten", 5, || cache.stats().entries == 23).await;
+
+    let checking = store.clone();
+    let held_cache = cache.clone();
+    tokio::task::spawn_blocking(move || {
+        let held: &dyn HeldHistories = &*held_cache;
+        let (start, end) = (now - 400 * day, now);
+        let mut compared = 0;
+        for group_by in [
+            GroupBy::All,
+            GroupBy::Region,
+            GroupBy::Segment,
+            GroupBy::Tier,
+        ] {
+            for granularity in [Granularity::Period, Granularity::Week, Granularity::Month] {
+                let streamed = checking
+                    .portfolio_metrics(start, end, group_by, granularity)
+                    .expect("from the database");
+                let counted = checking
+                    .portfolio_metrics_held(start, end, group_by, granularity, Some(held))
+                    .expect("from memory");
+                assert_eq!(counted, streamed, "{group_by:?} by {granularity:?}");
+                compared += streamed.len();
+            }
+        }
+        // Something was counted: the comparison is not of two empty lists.
+        let whole = checking
+            .portfolio_metrics(start, end, GroupBy::All, Granularity::Period)
+            .expect("whole period");
+        let all = &whole[0];
+        assert!(all.buyers > 10 && all.nps_answers > 10 && all.csat_answers > 10);
+        assert!(all.complaints > 0 && all.resolved_interactions > 0);
+        assert!(all.revenue_minor.contains_key("EUR") && all.revenue_minor.contains_key("USD"));
+        assert!(compared > 30, "{compared} rows compared");
+    })
+    .await
+    .expect("compared");
+    listener.abort();
+}
