@@ -225,6 +225,7 @@ fn run(
             validation_share: 0.2,
             progress: false,
             actor: "vitals-demo".into(),
+            sample_customers: vitals_trainer::train::DEFAULT_SAMPLE_CUSTOMERS,
         },
     )?;
     println!(

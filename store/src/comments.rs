@@ -418,7 +418,10 @@ impl Store {
 
     /// Every comment customers wrote (feedback comments and interaction notes), for
     /// training the text model, oldest first. Erased comments are gone and not read.
-    pub fn training_comments(&self) -> Result<Vec<TrainingComment>> {
+    /// At most `newest` of each source (answers' comments, interactions' notes), the
+    /// newest, oldest first.
+    pub fn training_comments(&self, newest: usize) -> Result<Vec<TrainingComment>> {
+        let newest = i64::try_from(newest).unwrap_or(i64::MAX);
         let store = self.fresh_reader()?;
         let mut out = Vec::new();
         with_conn!(store, conn => {
@@ -431,9 +434,10 @@ impl Store {
                     feedback::score,
                     feedback::comment,
                 ))
-                .order(feedback::time.asc())
+                .order(feedback::time.desc())
+                .limit(newest)
                 .load(conn)?;
-            for (customer_id, time, kind, score, text) in answers {
+            for (customer_id, time, kind, score, text) in answers.into_iter().rev() {
                 let (Some(kind), Some(text)) = (FeedbackKind::parse(&kind), text) else {
                     continue;
                 };
@@ -442,9 +446,10 @@ impl Store {
             let notes: Vec<(String, i64, Option<String>)> = interactions::table
                 .filter(interactions::note.is_not_null())
                 .select((interactions::customer_id, interactions::time, interactions::note))
-                .order(interactions::time.asc())
+                .order(interactions::time.desc())
+                .limit(newest)
                 .load(conn)?;
-            for (customer_id, time, text) in notes {
+            for (customer_id, time, text) in notes.into_iter().rev() {
                 if let Some(text) = text {
                     out.push(TrainingComment { customer_id, text, feedback: None, time });
                 }

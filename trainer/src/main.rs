@@ -142,8 +142,13 @@ struct TrainArgs {
     /// Print the outcome as JSON.
     #[arg(long)]
     json: bool,
-    /// Fit and publish only the comment text model (sentiment and topics), from every
-    /// stored comment: no churn, segment or lifetime-value model, no cutoff needed.
+    /// Fit the churn, segment and lifetime-value models on about this many customers: with
+    /// more stored, every k-th chunk of 2,000 customers in id order (a systematic sample
+    /// across the order they came in) is read, the rest not. 0 reads everyone.
+    #[arg(long, default_value_t = vitals_trainer::train::DEFAULT_SAMPLE_CUSTOMERS)]
+    sample_customers: usize,
+    /// Fit and publish only the comment text model (sentiment and topics), from the newest
+    /// stored comments: no churn, segment or lifetime-value model, no cutoff needed.
     #[arg(long, conflicts_with = "activate_if_better")]
     text_only: bool,
 }
@@ -542,6 +547,7 @@ fn train_command(
         validation_share: args.validation_share,
         progress,
         actor: std::env::var("USER").unwrap_or_else(|_| "vitals-trainer".into()),
+        sample_customers: args.sample_customers,
     };
     let outcome = train(store, &config)?;
     if args.json {
@@ -551,7 +557,7 @@ fn train_command(
         "churn model v{} ({}), every validation row scored by its population's model (the populations' \
          different base rates flatter this; read each population's line below): ROC-AUC {:.4}, PR-AUC {:.4}, \
          log loss {:.4}, Brier {:.4}, base rate {:.3} \
-         ({} training / {} validation rows from {} customers, {} events, {:.1} s)",
+         ({} training / {} validation rows from {} customers{}, {} events, {:.1} s)",
         outcome.churn_version,
         outcome.churn_algorithm,
         outcome.roc_auc,
@@ -562,6 +568,14 @@ fn train_command(
         outcome.training_rows,
         outcome.validation_rows,
         outcome.customers_read,
+        if outcome.customers_total > outcome.customers_read as u64 {
+            format!(
+                " (a sample of the {} stored; --sample-customers 0 reads everyone)",
+                outcome.customers_total
+            )
+        } else {
+            String::new()
+        },
         outcome.events_read,
         outcome.seconds
     );

@@ -57,6 +57,7 @@ fn config(dir: &Path, as_of: &str) -> Result<TrainConfig> {
         validation_share: 0.2,
         progress: false,
         actor: "test".into(),
+        sample_customers: 0,
     })
 }
 

@@ -236,6 +236,7 @@ fn a_churn_model_learns_the_known_drivers() -> Result<()> {
         validation_share: 0.2,
         progress: false,
         actor: "test".into(),
+        sample_customers: 0,
     };
     let outcome = train(&store, &config)?;
     let manifest = Registry::open(dir.path().join("models"))?.manifest("churn", 1)?;

@@ -48,6 +48,7 @@ fn config(dir: &Path, activation: Activation) -> Result<TrainConfig> {
         validation_share: 0.2,
         progress: false,
         actor: "test".into(),
+        sample_customers: 0,
     })
 }
 

@@ -141,7 +141,7 @@ fn scan(
 ) -> Vec<Vec<(Customer, Vec<vitals_domain::StoredEvent>)>> {
     let mut chunks = Vec::new();
     store
-        .scan_with(reader, (None, None), chunk, |histories: Vec<History>| {
+        .scan_with(reader, (None, None), chunk, 1, |histories: Vec<History>| {
             chunks.push(
                 histories
                     .into_iter()
@@ -204,6 +204,33 @@ fn copy_reader_returns_what_diesel_returns() {
     }
 }
 
+/// A sampled scan reads the first chunk of every `every`, whole and in order: exactly the
+/// full scan's chunks 0, every, 2 × every, ...
+#[test]
+fn a_sampled_scan_reads_every_nth_chunk_and_no_other() {
+    let schema = Schema::create();
+    let store = store(&schema);
+    let customers = load(&store, 23);
+    let full = scan(&store, Reader::Copy, 2);
+    for every in [1, 3, 5, 40] {
+        let mut sampled = Vec::new();
+        store
+            .scan_histories_sampled(2, every, |histories| {
+                sampled.push(
+                    histories
+                        .into_iter()
+                        .map(|h| (h.customer, h.events))
+                        .collect::<Vec<_>>(),
+                );
+                Ok(ControlFlow::Continue(()))
+            })
+            .expect("sampled scan");
+        let expected: Vec<_> = full.iter().step_by(every).cloned().collect();
+        assert_eq!(sampled.len(), customers.len().div_ceil(2).div_ceil(every));
+        assert!(sampled == expected, "every {every}");
+    }
+}
+
 #[test]
 fn a_bad_stored_value_is_an_error_and_the_pool_stays_usable() {
     let schema = Schema::create();
@@ -220,7 +247,9 @@ fn a_bad_stored_value_is_an_error_and_the_pool_stays_usable() {
 
     for reader in [Reader::Diesel, Reader::Copy] {
         let err = store
-            .scan_with(reader, (None, None), 2, |_| Ok(ControlFlow::Continue(())))
+            .scan_with(reader, (None, None), 2, 1, |_| {
+                Ok(ControlFlow::Continue(()))
+            })
             .expect_err("unknown severity");
         assert!(
             matches!(&err, StoreError::Internal(m) if m.contains("catastrophic")),
@@ -243,14 +272,14 @@ fn the_consumer_stopping_early_stops_the_scan() {
     load(&store, 10);
     let mut calls = 0;
     store
-        .scan_with(Reader::Copy, (None, None), 2, |_| {
+        .scan_with(Reader::Copy, (None, None), 2, 1, |_| {
             calls += 1;
             Ok(ControlFlow::Break(()))
         })
         .expect("stopping early is not an error");
     assert_eq!(calls, 1);
     let err = store
-        .scan_with(Reader::Copy, (None, None), 2, |_| {
+        .scan_with(Reader::Copy, (None, None), 2, 1, |_| {
             Err(StoreError::Internal("the consumer failed".into()))
         })
         .expect_err("the consumer's error");

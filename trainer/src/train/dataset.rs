@@ -78,13 +78,15 @@ impl TrainingSet {
 /// Customers per read from the store: bounds memory to one chunk's events.
 const SCAN_CHUNK: usize = 2_000;
 
-/// Reads every customer's history once and keeps, for each cutoff at which the customer
-/// is eligible, their features and label. With `horizon` = 0 no labels are computed
-/// (scoring), and every label is `false`.
+/// Reads every customer's history once (or those of one chunk in `every`: a systematic
+/// sample) and keeps, for each cutoff at which the customer is eligible, their features
+/// and label. With `horizon` = 0 no labels are computed (scoring), and every label is
+/// `false`.
 pub fn build(
     store: &Store,
     cutoffs: &[Micros],
     horizon: Micros,
+    every: usize,
     progress: &ProgressBar,
 ) -> anyhow::Result<TrainingSet> {
     let mut set = TrainingSet {
@@ -102,7 +104,7 @@ pub fn build(
     // The read replica when there is one (`--read-database-url`), caught up as of now.
     store
         .fresh_reader()?
-        .scan_histories(SCAN_CHUNK, |histories| {
+        .scan_histories_sampled(SCAN_CHUNK, every, |histories| {
             for h in histories {
                 set.customers_read += 1;
                 set.events_read += h.events.len();
