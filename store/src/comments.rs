@@ -13,7 +13,9 @@ use vitals_domain::comments::{CommentAnalysis, CommentSource, CommentTopic};
 use vitals_domain::time::Micros;
 use vitals_domain::{FeedbackKind, InteractionKind};
 
-use crate::db::{Store, WriteTransaction, with_conn};
+use diesel::sql_types::{Array, BigInt, Float, Integer, Nullable, Text};
+
+use crate::db::{DbPool, Store, WriteTransaction, with_conn};
 use crate::error::{Result, StoreError};
 use crate::page::{self, Page};
 use crate::schema::{comment_analyses, feedback, interactions};
@@ -363,10 +365,15 @@ impl Store {
                 q = q.filter(c::customer_id.le(l.to_owned()));
             }
             if let Some((customer, key)) = from {
-                q = q.filter(
-                    c::customer_id.gt(customer.to_owned()).or(c::customer_id
-                        .eq(customer.to_owned())
-                        .and(c::event_key.gt(key.to_owned()))),
+                // A row comparison, so that the key's index starts the page where the last
+                // one ended: with `a > x OR (a = x AND b > y)` PostgreSQL walked the index
+                // from its start on every page, quadratic in the comments re-analysed.
+                q = q.filter(c::customer_id.ge(customer.to_owned())).filter(
+                    diesel::dsl::sql::<diesel::sql_types::Bool>("(customer_id, event_key) > (")
+                        .bind::<diesel::sql_types::Text, _>(customer.to_owned())
+                        .sql(", ")
+                        .bind::<diesel::sql_types::Text, _>(key.to_owned())
+                        .sql(")"),
                 );
             }
             q.load(conn)?
@@ -400,6 +407,37 @@ impl Store {
     ) -> Result<usize> {
         if updates.is_empty() {
             return Ok(0);
+        }
+        if let DbPool::Postgres(pool) = &self.pool {
+            // One statement for the page: a round trip per row made re-analysing a million
+            // comments take minutes.
+            let columns: Vec<AnalysisColumns> = updates
+                .iter()
+                .map(|(_, _, a)| AnalysisColumns::of(a))
+                .collect();
+            let mut conn = self.checkout(pool)?;
+            let changed = diesel::sql_query(
+                "UPDATE comment_analyses AS a SET language = v.language, \
+                 sentiment = v.sentiment, topic_id = v.topic_id, topic = v.topic, \
+                 model_version = v.model_version \
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::real[], $5::int4[], \
+                 $6::text[], $7::int8[]) \
+                 AS v(customer_id, event_key, language, sentiment, topic_id, topic, model_version) \
+                 WHERE a.customer_id = v.customer_id AND a.event_key = v.event_key",
+            )
+            .bind::<Array<Text>, _>(updates.iter().map(|u| &u.0).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(updates.iter().map(|u| &u.1).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(columns.iter().map(|c| &c.language).collect::<Vec<_>>())
+            .bind::<Array<Float>, _>(columns.iter().map(|c| c.sentiment).collect::<Vec<_>>())
+            .bind::<Array<Nullable<Integer>>, _>(
+                columns.iter().map(|c| c.topic_id).collect::<Vec<_>>(),
+            )
+            .bind::<Array<Nullable<Text>>, _>(
+                columns.iter().map(|c| c.topic.as_ref()).collect::<Vec<_>>(),
+            )
+            .bind::<Array<BigInt>, _>(columns.iter().map(|c| c.model_version).collect::<Vec<_>>())
+            .execute(&mut conn)?;
+            return Ok(changed);
         }
         with_conn!(self, conn => {
             conn.write_transaction(|conn| {

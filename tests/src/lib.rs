@@ -249,6 +249,7 @@ impl TestServer {
             validation_share: 0.2,
             progress: false,
             actor: "test".into(),
+            sample_customers: 0,
         };
         vitals_trainer::train::train(&self.store, &config)
             .expect("train")

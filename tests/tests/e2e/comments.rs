@@ -12,6 +12,7 @@ both_backends!(
     comments_are_listed_by_sentiment_language_and_customer_and_leave_with_erasure,
     bad_comments_and_comment_queries_are_refused_by_field,
     portfolio_metrics_count_comments_by_period_and_group,
+    a_re_analysis_pages_through_every_stale_comment_and_stores_what_it_found,
 );
 
 async fn customer(server: &TestServer, external_id: &str, name: &str) -> pb::Customer {
@@ -522,4 +523,129 @@ async fn portfolio_metrics_count_comments_by_period_and_group(backend: Backend) 
         b.rising_topics.is_empty(),
         "no text model, no topics: {b:?}"
     );
+}
+
+/// Re-analysis at the store: paging through the comments another text model version read
+/// (small pages, so that a page ends inside one customer's comments), and the new analyses
+/// stored in one statement a page: every comment once, each with its own values, and none
+/// left stale afterwards.
+async fn a_re_analysis_pages_through_every_stale_comment_and_stores_what_it_found(
+    backend: Backend,
+) {
+    use vitals_domain::comments::{CommentAnalysis, CommentTopic};
+    use vitals_domain::{
+        CustomerData, CustomerRef, EventPayload, Feedback, FeedbackKind, NewEvent,
+    };
+    use vitals_store::RecordMode;
+
+    let db = vitals_tests::TestDb::new(backend);
+    let store = db.store();
+    let now = vitals_domain::time::now_micros();
+    let customers = (0..7u64)
+        .map(|i| (i, CustomerData::new(format!("rc{i}"))))
+        .collect();
+    store.upsert_customers(customers, now).expect("customers");
+    // Three comments each for seven customers.
+    let events = (0..21usize)
+        .map(|n| {
+            (
+                n,
+                NewEvent {
+                    event_key: format!("c{n}"),
+                    customer: CustomerRef::ExternalId(format!("rc{}", n % 7)),
+                    time: now - n as i64 * 1_000_000,
+                    payload: EventPayload::Feedback(Feedback {
+                        kind: FeedbackKind::Review,
+                        score: None,
+                        comment: Some(format!("comment number {n}")),
+                        channel: "web".into(),
+                    }),
+                },
+            )
+        })
+        .collect();
+    let lexicon = |_: &str| CommentAnalysis {
+        language: "en".into(),
+        sentiment: 0.0,
+        topic: None,
+        model_version: 0,
+    };
+    store
+        .record_events(events, RecordMode::Backfill, None, Some(&lexicon), now)
+        .expect("comments");
+
+    // What "version 2" finds: a value of its own for each comment.
+    let analysis_of = |text: &str| {
+        let n: i32 = text
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(-1);
+        CommentAnalysis {
+            language: "en".into(),
+            sentiment: -1.0 + n as f32 / 10.0,
+            topic: Some(CommentTopic {
+                id: n as u32,
+                name: format!("topic {n}"),
+            }),
+            model_version: 2,
+        }
+    };
+    let mut from: Option<(String, String)> = None;
+    let (mut seen, mut changed) = (0, 0);
+    loop {
+        let (page, next) = store
+            .comments_analysed_by_another(
+                2,
+                (None, None),
+                from.as_ref().map(|(c, k)| (c.as_str(), k.as_str())),
+                4,
+            )
+            .expect("a page");
+        seen += page.len();
+        let updates: Vec<_> = page
+            .iter()
+            .map(|c| {
+                (
+                    c.customer_id.clone(),
+                    c.event_key.clone(),
+                    analysis_of(&c.text),
+                )
+            })
+            .collect();
+        changed += store.update_comment_analyses(&updates).expect("stored");
+        match next {
+            Some(next) => from = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!((seen, changed), (21, 21));
+    let (left, _) = store
+        .comments_analysed_by_another(2, (None, None), None, 100)
+        .expect("none left");
+    assert!(left.is_empty(), "{left:?}");
+    for i in 0..7 {
+        let c = store
+            .get_customer_by_external_id(&format!("rc{i}"))
+            .expect("customer");
+        let keys: Vec<String> = (0..21)
+            .filter(|n| n % 7 == i)
+            .map(|n| format!("c{n}"))
+            .collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let stored = store.comment_analyses_of(&c.id, &keys).expect("analyses");
+        assert_eq!(stored.len(), 3, "rc{i}");
+        for (key, a) in stored {
+            let n: i32 = key.trim_start_matches('c').parse().expect("a key c<n>");
+            assert_eq!(a.model_version, 2);
+            assert!(
+                (a.sentiment - (-1.0 + n as f32 / 10.0)).abs() < 1e-6,
+                "{key}: {a:?}"
+            );
+            assert_eq!(
+                a.topic.map(|t| (t.id, t.name)),
+                Some((n as u32, format!("topic {n}")))
+            );
+        }
+    }
 }
