@@ -17,7 +17,7 @@ source = sys.argv[1] if len(sys.argv) > 1 else "bench/results/scale.csv"
 target = sys.argv[2] if len(sys.argv) > 2 else "docs/scale.png"
 
 LABELS = {
-    "train": "train (trainer)",
+    "train": "train (trainer; above 300k customers fitted on a ~300k sample)",
     "score": "score to CSV (trainer)",
     "score_store": "score --store = refresh (trainer)",
     "refresh_server": "RefreshEvaluations (server)",
