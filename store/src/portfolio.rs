@@ -191,7 +191,7 @@ pub trait HeldHistories: Sync {
 type MemberId = (Box<str>, u32);
 
 /// What the database gave one attempt: the tallies of the streams read and, when the
-/// events come from held histories, every customer's id and key.
+/// events come from held histories, every customer's id and number.
 type Read = std::result::Result<(Vec<Tally>, Vec<MemberId>), PortfolioError>;
 
 /// Seeds tried for the customer keys before giving up: with 64-bit keys, even ten

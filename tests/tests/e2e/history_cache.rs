@@ -8,10 +8,14 @@ use std::time::{Duration, Instant};
 
 use diesel::{Connection, RunQueryDsl};
 use vitals_app::histories::{HistoryCache, listen};
+use vitals_domain::portfolio::{PortfolioEvent, Tally};
 use vitals_domain::time::{MICROS_PER_DAY, now_micros};
 use vitals_domain::{CustomerData, CustomerRef, EventPayload, NewEvent, Transaction};
+use vitals_store::portfolio::{Granularity, GroupBy, HeldHistories};
 use vitals_store::{CustomerLookup, DatabaseUrl, PoolOptions, RecordMode, Store};
-use vitals_tests::{Backend, TestDb};
+use vitals_tests::{Backend, TestDb, both_backends};
+
+both_backends!(the_portfolio_from_held_histories_equals_the_streamed_one);
 
 async fn wait_for(what: &str, seconds: u64, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -230,18 +234,32 @@ async fn a_refresh_from_memory_stores_what_one_from_the_database_stores() {
     listener.abort();
 }
 
-/// Portfolio metrics counted from the histories a server holds must be exactly those
-/// counted from the database's streams: every kind of event the metrics read, for every
-/// grouping and granularity, with one customer's history changed after the warm-up (so
-/// read from the database, not held).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn portfolio_metrics_from_memory_equal_those_from_the_database() {
-    use vitals_domain::{Feedback, FeedbackKind, Interaction, InteractionKind, Payment, Severity};
-    use vitals_store::portfolio::{Granularity, GroupBy, HeldHistories};
+/// Customer `m<i>`'s event `key`, `days_ago` days before `now`.
+fn portfolio_event(
+    now: i64,
+    i: usize,
+    key: String,
+    days_ago: i64,
+    payload: EventPayload,
+) -> (usize, NewEvent) {
+    (
+        i,
+        NewEvent {
+            event_key: key,
+            customer: CustomerRef::ExternalId(format!("m{i}")),
+            time: now - days_ago * MICROS_PER_DAY - i as i64,
+            payload,
+        },
+    )
+}
 
-    let db = TestDb::new(Backend::Postgres);
-    let store = db.store();
-    let now = now_micros();
+/// 24 customers in three regions, some on contract, with every kind of event the
+/// portfolio reads (purchases in two currencies with a refund, answers of every kind with
+/// a scoreless review, tickets over two events with a resolution, lone contacts) and one
+/// it does not (a payment).
+fn portfolio_fixture(store: &Store, now: i64) {
+    use vitals_domain::{Feedback, FeedbackKind, Interaction, InteractionKind, Payment, Severity};
+
     let day = MICROS_PER_DAY;
     let customers = (0..24u64)
         .map(|i| {
@@ -252,17 +270,7 @@ async fn portfolio_metrics_from_memory_equal_those_from_the_database() {
         })
         .collect();
     store.upsert_customers(customers, now).expect("customers");
-    let event = |i: usize, key: String, days_ago: i64, payload: EventPayload| {
-        (
-            i,
-            NewEvent {
-                event_key: key,
-                customer: CustomerRef::ExternalId(format!("m{i}")),
-                time: now - days_ago * day - i as i64,
-                payload,
-            },
-        )
-    };
+    let event = |i, key, days_ago, payload| portfolio_event(now, i, key, days_ago, payload);
     let mut events = Vec::new();
     for i in 0..24usize {
         // Purchases every few weeks over two years, in two currencies, one refund.
@@ -353,6 +361,53 @@ async fn portfolio_metrics_from_memory_equal_those_from_the_database() {
     store
         .record_events(events, RecordMode::Backfill, None, None, now)
         .expect("events");
+}
+
+/// Every grouping and granularity of the year before `now`, counted with `held` and
+/// streamed from the database, must be equal; and not empty.
+fn same_metrics_either_way(store: &Store, now: i64, held: &dyn HeldHistories) {
+    let day = MICROS_PER_DAY;
+    let (start, end) = (now - 400 * day, now);
+    let mut compared = 0;
+    for group_by in [
+        GroupBy::All,
+        GroupBy::Region,
+        GroupBy::Segment,
+        GroupBy::Tier,
+    ] {
+        for granularity in [Granularity::Period, Granularity::Week, Granularity::Month] {
+            let streamed = store
+                .portfolio_metrics(start, end, group_by, granularity)
+                .expect("from the database");
+            let counted = store
+                .portfolio_metrics_held(start, end, group_by, granularity, Some(held))
+                .expect("from memory");
+            assert_eq!(counted, streamed, "{group_by:?} by {granularity:?}");
+            compared += streamed.len();
+        }
+    }
+    // Something was counted: the comparison is not of two empty lists.
+    let whole = store
+        .portfolio_metrics(start, end, GroupBy::All, Granularity::Period)
+        .expect("whole period");
+    let all = &whole[0];
+    assert!(all.buyers > 10 && all.nps_answers > 10 && all.csat_answers > 10);
+    assert!(all.complaints > 0 && all.resolved_interactions > 0);
+    assert!(all.revenue_minor.contains_key("EUR") && all.revenue_minor.contains_key("USD"));
+    assert!(compared > 30, "{compared} rows compared");
+}
+
+/// Portfolio metrics counted from the histories a server holds must be exactly those
+/// counted from the database's streams: every kind of event the metrics read, for every
+/// grouping and granularity, with one customer's history changed after the warm-up (so
+/// read from the database, not held).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portfolio_metrics_from_memory_equal_those_from_the_database() {
+    let db = TestDb::new(Backend::Postgres);
+    let store = db.store();
+    let now = now_micros();
+    portfolio_fixture(&store, now);
+    let event = |i, key, days_ago, payload| portfolio_event(now, i, key, days_ago, payload);
 
     let cache = Arc::new(HistoryCache::new(64 << 20));
     let listener = tokio::spawn(listen(cache.clone(), store.clone()));
@@ -382,38 +437,41 @@ async fn portfolio_metrics_from_memory_equal_those_from_the_database() {
 
     let checking = store.clone();
     let held_cache = cache.clone();
-    tokio::task::spawn_blocking(move || {
-        let held: &dyn HeldHistories = &*held_cache;
-        let (start, end) = (now - 400 * day, now);
-        let mut compared = 0;
-        for group_by in [
-            GroupBy::All,
-            GroupBy::Region,
-            GroupBy::Segment,
-            GroupBy::Tier,
-        ] {
-            for granularity in [Granularity::Period, Granularity::Week, Granularity::Month] {
-                let streamed = checking
-                    .portfolio_metrics(start, end, group_by, granularity)
-                    .expect("from the database");
-                let counted = checking
-                    .portfolio_metrics_held(start, end, group_by, granularity, Some(held))
-                    .expect("from memory");
-                assert_eq!(counted, streamed, "{group_by:?} by {granularity:?}");
-                compared += streamed.len();
-            }
-        }
-        // Something was counted: the comparison is not of two empty lists.
-        let whole = checking
-            .portfolio_metrics(start, end, GroupBy::All, Granularity::Period)
-            .expect("whole period");
-        let all = &whole[0];
-        assert!(all.buyers > 10 && all.nps_answers > 10 && all.csat_answers > 10);
-        assert!(all.complaints > 0 && all.resolved_interactions > 0);
-        assert!(all.revenue_minor.contains_key("EUR") && all.revenue_minor.contains_key("USD"));
-        assert!(compared > 30, "{compared} rows compared");
-    })
-    .await
-    .expect("compared");
+    tokio::task::spawn_blocking(move || same_metrics_either_way(&checking, now, &*held_cache))
+        .await
+        .expect("compared");
     listener.abort();
+}
+
+/// The held path on both backends with another holder than the cache (SQLite's server
+/// never keeps one: it has no change channel): histories held for every other customer,
+/// the rest read.
+async fn the_portfolio_from_held_histories_equals_the_streamed_one(backend: Backend) {
+    struct Held(std::collections::HashMap<String, Vec<vitals_domain::StoredEvent>>);
+    impl HeldHistories for Held {
+        fn tally_held(&self, id: &str, member: u32, tally: &mut Tally) -> bool {
+            let Some(events) = self.0.get(id) else {
+                return false;
+            };
+            let events: Vec<_> = events.iter().filter_map(PortfolioEvent::of).collect();
+            tally.member_events(member, &events);
+            true
+        }
+    }
+    let db = TestDb::new(backend);
+    let store = db.store();
+    let now = now_micros();
+    portfolio_fixture(&store, now);
+    let mut held = std::collections::HashMap::new();
+    for i in (0..24).step_by(2) {
+        let customer = store
+            .get_customer_by_external_id(&format!("m{i}"))
+            .expect("customer");
+        let history = store.customer_history(customer).expect("history");
+        held.insert(history.customer.id.clone(), history.events);
+    }
+    let checking = store.clone();
+    tokio::task::spawn_blocking(move || same_metrics_either_way(&checking, now, &Held(held)))
+        .await
+        .expect("compared");
 }
