@@ -846,7 +846,8 @@ impl Tally {
         }
     }
 
-    /// Counts one event of `customer`, as the row streams would.
+    /// Counts one event of `customer`, as the row streams would (in a member tally,
+    /// `customer` is the member's number: see [`Self::member_events`]).
     pub fn event(&mut self, customer: CustomerKey, event: PortfolioEvent<'_>) {
         match event {
             PortfolioEvent::Purchase {
