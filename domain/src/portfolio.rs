@@ -125,6 +125,10 @@ pub fn customer_key(id: &[u8], seed: u64) -> CustomerKey {
     foldhash::quality::FixedState::with_seed(seed).hash_one(id)
 }
 
+/// The largest (bucket, group, currency) grid revenue is summed on per tally (16 MiB of
+/// cells); a larger one is summed in a map.
+const DENSE_REVENUE_CELLS: usize = 1 << 20;
+
 /// What stops the counting.
 #[derive(Debug, thiserror::Error)]
 pub enum PortfolioError {
@@ -311,7 +315,7 @@ impl Portfolio {
     }
 
     /// A tally that names customers by their number here (0 for the first added, and so
-    /// on) through [`Tally::member_event`]: no hashing of keys per event, for a reader that
+    /// on) through [`Tally::member_events`]: no hashing of keys per event, for a reader that
     /// goes through the customers themselves (histories held in memory).
     pub fn member_tally(&self) -> Tally {
         Tally {
@@ -405,19 +409,34 @@ impl Portfolio {
                 })
                 .collect();
             purchases.reserve(t.purchases.len());
-            // Summed into a dense (bucket, group, currency) grid first: a hash update per
-            // purchase was a fifth of the counting at a million customers.
+            // Summed into a dense (bucket, group, currency) grid first, when it is small
+            // enough: a hash update per purchase was a fifth of the counting at a
+            // million customers. Weeks over years, thousands of regions and dozens of
+            // currencies would make the grid larger than the rows; then the map serves.
             let width = t.currencies.len();
+            let grid = (buckets + 1).saturating_mul(groups).saturating_mul(width);
             // `None`: no purchase in the cell (a cell whose purchases sum to 0 still shows).
-            let mut sums: Vec<Option<i128>> = vec![None; (buckets + 1) * groups * width];
+            let mut sums: Vec<Option<i128>> = if grid <= DENSE_REVENUE_CELLS {
+                vec![None; grid]
+            } else {
+                Vec::new()
+            };
             for p in &t.purchases {
                 let member = members[p.customer as usize];
                 purchases.push((member, p.bucket, p.count));
                 if p.bucket >= 1 {
-                    let g = self.members[member as usize].group as usize;
-                    let cell = (p.bucket as usize * groups + g) * width + p.currency as usize;
+                    let g = self.members[member as usize].group;
+                    let amount = i128::from(p.amount_minor);
+                    if sums.is_empty() {
+                        *revenue
+                            .entry((p.bucket, g, currency[p.currency as usize]))
+                            .or_default() += amount;
+                        continue;
+                    }
+                    let cell =
+                        (p.bucket as usize * groups + g as usize) * width + p.currency as usize;
                     if let Some(sum) = sums.get_mut(cell) {
-                        *sum.get_or_insert(0) += i128::from(p.amount_minor);
+                        *sum.get_or_insert(0) += amount;
                     }
                 }
             }
@@ -1231,5 +1250,45 @@ mod tests {
         t.purchase(key("b"), 13 * DAY, b"USD", 1);
         let e = p.finish(vec![t]).expect_err("the sum overflows");
         assert!(matches!(e, PortfolioError::RevenueOverflow(c) if c == "USD"));
+    }
+
+    /// Revenue on the dense grid (few groups) and in the map (so many buckets, groups and
+    /// currencies that the grid would pass `DENSE_REVENUE_CELLS`) comes out the same: each
+    /// customer's purchases in their own group and bucket, a refund leaving a zero shown.
+    #[test]
+    fn revenue_is_summed_alike_on_the_grid_and_in_the_map() {
+        for customers in [10usize, 1_000] {
+            let buckets = 600;
+            let bounds: Vec<Micros> = (0..=buckets).map(|k| k as Micros * DAY).collect();
+            let mut p = Portfolio::new(bounds);
+            let id = |i: usize| format!("c{i}");
+            for i in 0..customers {
+                p.add_customer(key(&id(i)), &format!("g{i:04}"), false, 0, None)
+                    .expect("distinct keys");
+            }
+            let grid = (buckets + 1) * customers * 2;
+            assert_eq!(
+                grid > DENSE_REVENUE_CELLS,
+                customers == 1_000,
+                "{grid} cells"
+            );
+            let mut t = p.tally();
+            for i in 0..customers {
+                let time = ((i % (buckets - 2)) as Micros + 1) * DAY + 1;
+                t.purchase(key(&id(i)), time, b"USD", 100);
+                t.purchase(key(&id(i)), time, b"EUR", 50);
+                if i % 3 == 0 {
+                    t.purchase(key(&id(i)), time + 1, b"USD", -100);
+                }
+            }
+            let rows = p.finish(vec![t]).expect("counted");
+            for i in 0..customers {
+                let start = ((i % (buckets - 2)) as Micros + 1) * DAY;
+                let r = row(&rows, start, &format!("g{i:04}"));
+                let usd = if i % 3 == 0 { 0 } else { 100 };
+                assert_eq!(r.revenue_minor.get("USD"), Some(&usd), "{customers}: c{i}");
+                assert_eq!(r.revenue_minor.get("EUR"), Some(&50), "{customers}: c{i}");
+            }
+        }
     }
 }
