@@ -397,17 +397,7 @@ impl Portfolio {
                     }
                 }
             }
-            let currency: Vec<u32> = t
-                .currencies
-                .iter()
-                .map(|c| match currencies.iter().position(|known| known == c) {
-                    Some(i) => i as u32,
-                    None => {
-                        currencies.push(c.clone());
-                        (currencies.len() - 1) as u32
-                    }
-                })
-                .collect();
+            let currency = renumber(&t.currencies, &mut currencies);
             purchases.reserve(t.purchases.len());
             // Summed into a dense (bucket, group, currency) grid first, when it is small
             // enough: a hash update per purchase was a fifth of the counting at a
@@ -449,17 +439,7 @@ impl Portfolio {
                         .or_default() += amount;
                 }
             }
-            let topic_of: Vec<u32> = t
-                .topics
-                .iter()
-                .map(|name| match topics.iter().position(|known| known == name) {
-                    Some(i) => i as u32,
-                    None => {
-                        topics.push(name.clone());
-                        (topics.len() - 1) as u32
-                    }
-                })
-                .collect();
+            let topic_of = renumber(&t.topics, &mut topics);
             for c in &t.comments {
                 let g = group(c.customer);
                 if let Some(m) = cells.at(c.bucket as usize, g) {
@@ -708,6 +688,21 @@ impl Portfolio {
             }
         }
     }
+}
+
+/// A tally's names (by its own numbers) as numbers in `known`, which gains those it lacks.
+/// A linear search: currencies and topics are a few dozen at most.
+fn renumber(names: &[String], known: &mut Vec<String>) -> Vec<u32> {
+    names
+        .iter()
+        .map(|name| match known.iter().position(|k| k == name) {
+            Some(i) => i as u32,
+            None => {
+                known.push(name.clone());
+                (known.len() - 1) as u32
+            }
+        })
+        .collect()
 }
 
 /// The (bucket, group) grid, a row created on first use.

@@ -2,28 +2,11 @@
 //! fitted on a systematic sample of customers (every k-th chunk of 2,000 in id order), and
 //! the output says so in words.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
-use anyhow::{Result, ensure};
+use anyhow::Result;
 
-fn trainer(dir: &Path, args: &[&str]) -> Result<String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_vitals-trainer"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("VITALS_DATA_DIR")
-        .env_remove("VITALS_DATABASE_URL")
-        .env_remove("VITALS_REGISTRY")
-        .env("RUST_LOG", "warn")
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "vitals-trainer {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?)
-}
+use common::run_trainer as trainer;
 
 #[test]
 fn train_fits_on_a_sample_above_the_bound_and_says_so() -> Result<()> {

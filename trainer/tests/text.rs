@@ -3,29 +3,12 @@
 //! and names topics by their words; `import events` then analyses a scoreless review and
 //! a complaint's note with it.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
 use anyhow::{Result, ensure};
 use vitals_store::{CommentFilter, DatabaseUrl, PoolOptions, Store};
 
-fn trainer(dir: &Path, args: &[&str]) -> Result<String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_vitals-trainer"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("VITALS_DATA_DIR")
-        .env_remove("VITALS_DATABASE_URL")
-        .env_remove("VITALS_REGISTRY")
-        .env("RUST_LOG", "warn")
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "vitals-trainer {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?)
-}
+use common::run_trainer as trainer;
 
 #[test]
 fn train_text_only_learns_both_languages_and_import_analyses_with_it() -> Result<()> {

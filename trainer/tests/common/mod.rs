@@ -2,7 +2,10 @@
 //! uses some of them).
 #![allow(dead_code)]
 
-use anyhow::Result;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Result, ensure};
 use chrono::NaiveDate;
 use tempfile::TempDir;
 use vitals_store::{DatabaseUrl, PoolOptions, Store};
@@ -32,4 +35,25 @@ pub fn generate_options(customers: u64, seed: u64) -> Result<GenerateOptions> {
         end: date_micros(date("2025-06-01")?),
         progress: false,
     })
+}
+
+/// Runs the shipped `vitals-trainer` with its data directory in `dir` (the embedded
+/// database and registry there, whatever the environment says) and returns its output;
+/// an error with its stderr when it fails.
+pub fn run_trainer(dir: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_vitals-trainer"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("VITALS_DATA_DIR")
+        .env_remove("VITALS_DATABASE_URL")
+        .env_remove("VITALS_REGISTRY")
+        .env("RUST_LOG", "warn")
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "vitals-trainer {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?)
 }
