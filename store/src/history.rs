@@ -131,12 +131,7 @@ impl Store {
         every: usize,
         f: impl FnMut(Vec<History>) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
-        let reader = if self.is_postgres() {
-            Reader::Copy
-        } else {
-            Reader::Diesel
-        };
-        self.scan_with(reader, (None, None), chunk, every.max(1), f)
+        self.scan_with(self.bulk_reader(), (None, None), chunk, every.max(1), f)
     }
 
     /// [`Store::scan_histories`] over the customers with `after < id <= last` (None:
@@ -148,12 +143,16 @@ impl Store {
         chunk: usize,
         f: impl FnMut(Vec<History>) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
-        let reader = if self.is_postgres() {
+        self.scan_with(self.bulk_reader(), (after, last), chunk, 1, f)
+    }
+
+    /// How many histories at once are read: binary COPY on PostgreSQL, diesel on SQLite.
+    fn bulk_reader(&self) -> Reader {
+        if self.is_postgres() {
             Reader::Copy
         } else {
             Reader::Diesel
-        };
-        self.scan_with(reader, (after, last), chunk, 1, f)
+        }
     }
 
     /// One thread pages through the customers (cheap: one keyset query per chunk) and
@@ -238,17 +237,7 @@ impl Store {
     /// The histories of `customers` (sorted by id), read as the scan reads a chunk, in
     /// the same order.
     pub fn histories_of(&self, customers: Vec<Customer>) -> Result<Vec<History>> {
-        let reader = if self.is_postgres() {
-            Reader::Copy
-        } else {
-            Reader::Diesel
-        };
-        self.with_events(reader, customers)
-    }
-
-    /// The events of the customers `ids` by customer, in no particular order.
-    pub(crate) fn events_of_ids(&self, ids: &[&str]) -> Result<HashMap<String, Vec<StoredEvent>>> {
-        self.events_by_customer(ids)
+        self.with_events(self.bulk_reader(), customers)
     }
 
     /// One customer's whole history, oldest event first: what a single evaluation reads.

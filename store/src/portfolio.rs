@@ -305,7 +305,7 @@ impl Store {
             let mut tally = portfolio.member_tally();
             for chunk in missing.chunks(MISSING_CHUNK) {
                 let ids: Vec<&str> = chunk.iter().map(|(id, _)| &**id).collect();
-                let mut events = self.events_of_ids(&ids)?;
+                let mut events = self.events_by_customer(&ids)?;
                 for (id, member) in chunk {
                     let stored = events.remove(&**id).unwrap_or_default();
                     let counted: Vec<PortfolioEvent<'_>> =

@@ -384,20 +384,7 @@ fn the_binary_trains_and_scores_with_options_after_the_subcommand() -> Result<()
     let registry = dir.path().join("models");
     let registry = registry.to_string_lossy();
     let out_csv = dir.path().join("scores.csv");
-    let trainer = |args: &[&str]| -> Result<String> {
-        let out = Command::new(env!("CARGO_BIN_EXE_vitals-trainer"))
-            .args(args)
-            .env_remove("VITALS_DATA_DIR")
-            .env_remove("VITALS_REGISTRY")
-            .env("RUST_LOG", "warn")
-            .output()?;
-        ensure!(
-            out.status.success(),
-            "vitals-trainer {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    };
+    let trainer = |args: &[&str]| common::run_trainer(dir.path(), args);
     trainer(&["import", "cdnow", CDNOW, "--database-url", &url])?;
     trainer(&[
         "train",

@@ -163,7 +163,7 @@ impl Store {
     /// statement whatever the number of ids, prepared once per connection and cached; on
     /// SQLite diesel writes `IN (?, ...)` with one placeholder per id and prepares it each
     /// time (no round trip there, so it costs microseconds).
-    pub(super) fn events_by_customer(
+    pub(crate) fn events_by_customer(
         &self,
         ids: &[&str],
     ) -> Result<HashMap<String, Vec<StoredEvent>>> {
