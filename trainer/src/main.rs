@@ -142,9 +142,10 @@ struct TrainArgs {
     /// Print the outcome as JSON.
     #[arg(long)]
     json: bool,
-    /// Fit the churn, segment and lifetime-value models on about this many customers: with
-    /// more stored, every k-th chunk of 2,000 customers in id order (a systematic sample
-    /// across the order they came in) is read, the rest not. 0 reads everyone.
+    /// Fit the churn, segment and lifetime-value models on at most about this many
+    /// customers: with more stored, one chunk of 2,000 customers in every k, in id order (a
+    /// systematic sample across the order they came in), is read, the rest not. 0 reads
+    /// everyone.
     #[arg(long, default_value_t = vitals_trainer::train::DEFAULT_SAMPLE_CUSTOMERS)]
     sample_customers: usize,
     /// Fit and publish only the comment text model (sentiment and topics), from the newest

@@ -77,7 +77,7 @@ pub struct TrainConfig {
     pub progress: bool,
     /// Who activates, for the registry's history.
     pub actor: String,
-    /// Fit on about this many customers: with more, a systematic sample of them is read
+    /// Fit on at most about this many customers: with more, a systematic sample is read
     /// (`Store::scan_histories_sampled`); 0 reads everyone.
     pub sample_customers: usize,
 }
