@@ -305,9 +305,6 @@ fn evaluate_chunk(
     })
 }
 
-/// Leases chunks of the refresh runs in progress (any server may have started them, see
-/// `Store::start_refresh_run`) until none is left to lease; returns how many this worker
-/// did. See [`work_on_one_shared_chunk`].
 /// Comments read per page when re-analysing.
 const REANALYSE_PAGE: usize = 5_000;
 
@@ -356,6 +353,9 @@ pub fn reanalyse_comments(
     Ok(changed)
 }
 
+/// Leases chunks of the refresh runs in progress (any server may have started them, see
+/// `Store::start_refresh_run`) until none is left to lease; returns how many this worker
+/// did. See [`work_on_one_shared_chunk`].
 pub fn work_on_shared_refreshes(
     store: &Store,
     held: Option<&HistoryCache>,

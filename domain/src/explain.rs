@@ -286,13 +286,14 @@ fn attribute_value(
 }
 
 /// One factor per feature with a contribution: the columns of each feature summed, the
-/// customer's value in words (from `raw` when known: a bare model input row has no
-/// units), attributes the customer lacks left out. Unsorted.
-pub fn factors(
+/// customer's value (from `raw` when known: a bare model input row has none), attributes
+/// the customer lacks left out. Unsorted, and without words: a caller keeps the few it
+/// shows and writes only those ([`in_words`]); writing every feature's words was a fifth
+/// of a refresh's CPU at a million customers.
+pub fn factor_facts(
     schema: &FeatureSchema,
     contributions: &[f64],
     raw: Option<&RawFeatures>,
-    currency: Option<&str>,
 ) -> Vec<Factor> {
     let mut sums: BTreeMap<FeatureKey, f64> = BTreeMap::new();
     for (column, &c) in schema.columns.iter().zip(contributions) {
@@ -317,22 +318,44 @@ pub fn factors(
                 }
                 _ => (None, None),
             };
-            let factor = Factor {
+            Some(Factor {
                 feature: key.name(),
                 label: String::new(),
                 value,
                 display_value: String::new(),
                 attribute,
                 contribution,
-            };
-            Some(in_words(
-                &factor,
-                raw.is_some(),
-                currency,
-                Language::English,
-            ))
+            })
         })
         .collect()
+}
+
+/// The `top` factors raising the score and the `top` lowering it, strongest first, in
+/// English words (the facts of [`factor_facts`], only the kept ones written).
+pub fn strongest_factors(
+    schema: &FeatureSchema,
+    contributions: &[f64],
+    raw: Option<&RawFeatures>,
+    currency: Option<&str>,
+    top: usize,
+) -> (Vec<Factor>, Vec<Factor>) {
+    let mut facts = factor_facts(schema, contributions, raw);
+    facts.sort_by(|a, b| b.contribution.total_cmp(&a.contribution));
+    let words = |f: &Factor| in_words(f, raw.is_some(), currency, Language::English);
+    let raising = facts
+        .iter()
+        .take_while(|f| f.contribution > 0.0)
+        .take(top)
+        .map(words)
+        .collect();
+    let lowering = facts
+        .iter()
+        .rev()
+        .take_while(|f| f.contribution < 0.0)
+        .take(top)
+        .map(words)
+        .collect();
+    (raising, lowering)
 }
 
 /// A factor with its label and value written in `lang`, from the facts it keeps (its
@@ -616,6 +639,61 @@ mod tests {
     }
 
     #[test]
+    fn the_strongest_factors_each_way_are_kept_strongest_first_and_only_they_in_words() {
+        let behaviours = [
+            Behaviour::TenureDays,
+            Behaviour::RecencyDays,
+            Behaviour::Frequency90d,
+            Behaviour::MonetaryTotal,
+            Behaviour::Complaints365d,
+        ];
+        let schema = FeatureSchema {
+            columns: behaviours
+                .iter()
+                .map(|b| {
+                    column(ColumnSource::Behaviour {
+                        feature: b.name().into(),
+                        log: false,
+                    })
+                })
+                .collect(),
+        };
+        let mut raw = RawFeatures {
+            behaviour: [f64::NAN; 28],
+            attributes: Default::default(),
+        };
+        for (i, b) in behaviours.iter().enumerate() {
+            raw.behaviour[*b as usize] = 10.0 * (i as f64 + 1.0);
+        }
+        let (raising, lowering) = strongest_factors(
+            &schema,
+            &[0.2, 0.9, -0.4, 0.5, -0.05],
+            Some(&raw),
+            Some("EUR"),
+            2,
+        );
+        let names = |f: &[Factor]| f.iter().map(|f| f.feature.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&raising), ["recency_days", "monetary_total"]);
+        assert_eq!(names(&lowering), ["frequency_90d", "complaints_365d"]);
+        assert!(
+            raising
+                .iter()
+                .chain(&lowering)
+                .all(|f| !f.label.is_empty() && !f.display_value.is_empty()),
+            "{raising:?} {lowering:?}"
+        );
+        assert_eq!(raising[1].display_value, "40.00 EUR");
+        // The same facts as every factor written, cut to the kept ones.
+        let all: Vec<Factor> = factor_facts(&schema, &[0.2, 0.9, -0.4, 0.5, -0.05], Some(&raw))
+            .iter()
+            .map(|f| in_words(f, true, Some("EUR"), Language::English))
+            .collect();
+        for kept in raising.iter().chain(&lowering) {
+            assert!(all.contains(kept), "{kept:?}");
+        }
+    }
+
+    #[test]
     fn a_feature_s_columns_fold_into_one_factor_and_absent_attributes_are_no_reason() {
         let schema = FeatureSchema {
             columns: vec![
@@ -648,12 +726,10 @@ mod tests {
             "Contract".into(),
             AttributeValue::String("Month-to-month".into()),
         );
-        let f = factors(
-            &schema,
-            &[0.5, 0.25, 1.0, -0.1, 0.3],
-            Some(&raw),
-            Some("USD"),
-        );
+        let f: Vec<Factor> = factor_facts(&schema, &[0.5, 0.25, 1.0, -0.1, 0.3], Some(&raw))
+            .iter()
+            .map(|f| in_words(f, true, Some("USD"), Language::English))
+            .collect();
         assert_eq!(f.len(), 2, "{f:?}");
         let tenure = f
             .iter()

@@ -14,6 +14,7 @@ use vitals_domain::features::{RawFeatures, currency_of};
 use vitals_domain::labels::Population;
 use vitals_domain::labels::eligible;
 use vitals_domain::time::Micros;
+use vitals_domain::words::Language;
 use vitals_engine::evaluation::LoadedSegments;
 use vitals_engine::evaluation::{
     CHURN_KIND, CLV_KIND, Models, SEGMENTS_KIND, TEXT_KIND, load_segments, load_text, risk_band,
@@ -132,17 +133,15 @@ fn score_one(
     let row = model.schema.transform(&raw);
     let p = model.model.probability(&row);
     let currency = currency_of(&h.customer.data, &h.events, config.as_of);
-    let mut factors = explain::factors(
-        &model.schema,
-        &model.model.contributions(&row),
-        Some(&raw),
-        currency.as_deref(),
-    );
+    let mut factors =
+        explain::factor_facts(&model.schema, &model.model.contributions(&row), Some(&raw));
     factors.sort_by(|a, b| b.contribution.abs().total_cmp(&a.contribution.abs()));
-    // The same words as the API and the demo: "contract: Month-to-month (+0.84)".
+    // The same words as the API and the demo: "contract: Month-to-month (+0.84)", written
+    // for the kept factors only.
     let factors: Vec<String> = factors
         .iter()
         .take(config.top_factors)
+        .map(|f| explain::in_words(f, true, currency.as_deref(), Language::English))
         .map(|f| format!("{}: {} ({:+.2})", f.label, f.display_value, f.contribution))
         .collect();
     let (segment_id, segment_name) = match segments.and_then(|s| s.assign(&h.customer.data, &raw)) {

@@ -228,22 +228,13 @@ pub fn assess_churn_row(
 ) -> ChurnAssessment {
     let probability = model.model.probability(row);
     let contributions = model.model.contributions(row);
-    let mut factors: Vec<Factor> =
-        vitals_domain::explain::factors(&model.schema, &contributions, raw, currency);
-    factors.sort_by(|a, b| b.contribution.total_cmp(&a.contribution));
-    let raising = factors
-        .iter()
-        .take_while(|f| f.contribution > 0.0)
-        .take(TOP_FACTORS)
-        .cloned()
-        .collect();
-    let lowering = factors
-        .iter()
-        .rev()
-        .take_while(|f| f.contribution < 0.0)
-        .take(TOP_FACTORS)
-        .cloned()
-        .collect();
+    let (raising, lowering) = vitals_domain::explain::strongest_factors(
+        &model.schema,
+        &contributions,
+        raw,
+        currency,
+        TOP_FACTORS,
+    );
     ChurnAssessment {
         probability,
         band: risk_band(probability).to_owned(),

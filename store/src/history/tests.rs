@@ -370,3 +370,87 @@ fn several_histories_in_one_read_match_one_at_a_time() {
         }
     }
 }
+
+/// Ids and keys compare as bytes in PostgreSQL (migration `000010`, the "C" collation),
+/// whatever the database's locale: B-tree inserts into the events' keys compare with
+/// memcmp instead of strcoll, and `ORDER BY` on a key is the order Rust compares
+/// strings in.
+#[test]
+fn ids_and_keys_compare_as_bytes() {
+    use diesel::sql_types::{Nullable, Text};
+
+    #[derive(diesel::QueryableByName)]
+    struct Column {
+        #[diesel(sql_type = Text)]
+        table_name: String,
+        #[diesel(sql_type = Text)]
+        column_name: String,
+        #[diesel(sql_type = Nullable<Text>)]
+        collation_name: Option<String>,
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Key {
+        #[diesel(sql_type = Text)]
+        external_id: String,
+    }
+
+    let schema = Schema::create();
+    let store = store(&schema);
+    let mut conn = PgConnection::establish(&schema.url()).expect("connect");
+    let keys: Vec<Column> = diesel::sql_query(
+        "SELECT table_name::text, column_name::text, collation_name::text \
+         FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND data_type = 'text' \
+           AND column_name IN ('id', 'customer_id', 'event_key', 'external_id')",
+    )
+    .load(&mut conn)
+    .expect("the key columns");
+    for table in [
+        "customers",
+        "events",
+        "transactions",
+        "payments",
+        "feedback",
+        "interactions",
+        "evaluations",
+        "comment_analyses",
+        "follow_ups",
+    ] {
+        assert!(
+            keys.iter().any(|k| k.table_name == table),
+            "{table} has no key column"
+        );
+    }
+    let locale_ordered: Vec<String> = keys
+        .iter()
+        .filter(|k| k.collation_name.as_deref() != Some("C"))
+        .map(|k| {
+            format!(
+                "{}.{} ({:?})",
+                k.table_name, k.column_name, k.collation_name
+            )
+        })
+        .collect();
+    assert!(
+        locale_ordered.is_empty(),
+        "compared under a locale: {locale_ordered:?}"
+    );
+
+    // Upper case before lower, punctuation by its byte, accents after every ASCII letter:
+    // a locale such as en_US.UTF-8 orders these otherwise.
+    let mut external_ids = ["b", "B", "a", "_x", "-x", "é", "Z", "ab", "a-b", "aB"];
+    for id in external_ids {
+        store
+            .create_customer(CustomerData::new(id), 1_000)
+            .expect("create a customer");
+    }
+    let stored: Vec<String> =
+        diesel::sql_query("SELECT external_id FROM customers ORDER BY external_id")
+            .load::<Key>(&mut conn)
+            .expect("the customers in key order")
+            .into_iter()
+            .map(|k| k.external_id)
+            .collect();
+    external_ids.sort_unstable();
+    assert_eq!(stored, external_ids);
+}

@@ -1,0 +1,2 @@
+-- Nothing was changed in SQLite (see up.sql).
+SELECT 1;
