@@ -288,8 +288,8 @@ fn attribute_value(
 /// One factor per feature with a contribution: the columns of each feature summed, the
 /// customer's value (from `raw` when known: a bare model input row has none), attributes
 /// the customer lacks left out. Unsorted, and without words: a caller keeps the few it
-/// shows and writes only those ([`in_words`]); writing every feature's words was a fifth
-/// of a refresh's CPU at a million customers.
+/// shows and writes only those ([`in_words`]): writing every feature's words took 18% of
+/// the server's CPU in a refresh of a million customers (BENCHMARKS.md).
 pub fn factor_facts(
     schema: &FeatureSchema,
     contributions: &[f64],
@@ -639,7 +639,7 @@ mod tests {
     }
 
     #[test]
-    fn the_strongest_factors_each_way_are_kept_strongest_first_and_only_they_in_words() {
+    fn the_strongest_factors_each_way_are_kept_strongest_first_and_in_words() {
         let behaviours = [
             Behaviour::TenureDays,
             Behaviour::RecencyDays,

@@ -1,12 +1,14 @@
 -- Keys compared as bytes: every id and key column (customer and event ids, external ids,
--- campaign and run ids) takes the "C" collation, whatever the database's locale.
+-- campaign, run, invoice and ticket ids) takes the "C" collation, whatever the database's
+-- locale.
 --
 -- Why: PostgreSQL 15 compares text under any other collation through the C library's
--- strcoll, even under "C.UTF-8", whose order is the same as the bytes'. In a bulk import
--- that was the largest cost in the database (B-tree inserts into the events' keys:
--- `_bt_compare`, `strcoll`, `varstr_cmp`; BENCHMARKS.md, "A million customers"); "C"
--- compares with memcmp. It also makes PostgreSQL's key order the order in which Rust
--- compares strings under any locale (under en_US.UTF-8, say, the two differ).
+-- strcoll, even under "C.UTF-8", whose order is the same as the bytes'. In a bulk import,
+-- comparing keys led the database's profile (B-tree inserts into the events' keys:
+-- `_bt_compare`, then `varstr_cmp`, `strcoll` and the locale lookups); "C" compares with
+-- memcmp, and the import was about 10% faster (BENCHMARKS.md, "2026-12-08, second
+-- session"). It also makes PostgreSQL's key order the order in which Rust compares
+-- strings, under any locale (under en_US.UTF-8, say, the two differ).
 -- No table is rewritten (the type is the same); the indexes on these columns are rebuilt.
 DO $$
 DECLARE
