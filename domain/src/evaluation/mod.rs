@@ -90,7 +90,7 @@ impl<T> Part<T> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Factor {
     /// The feature (e.g. `recency_days`, `attr.Contract`): every model column made from it
-    /// folded into one (`explain::factors`).
+    /// folded into one (`explain::factor_facts`).
     pub feature: String,
     /// What a person calls it ("days since last purchase", "contract").
     #[serde(default)]
